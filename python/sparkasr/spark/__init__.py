@@ -1,0 +1,1 @@
+"""Spark ML stages: thin params/schema layers over the plain-Python engines."""

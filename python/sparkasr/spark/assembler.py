@@ -1,0 +1,136 @@
+"""``AudioAssembler``: Spark NLP's entry stage, plus decoding, resampling and down-mixing."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+from pyspark import keyword_only
+from pyspark.ml import Transformer
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+
+from .. import annotation as A
+from ..audio import SAMPLE_RATE, AudioError, decode_audio, to_mono_16k
+from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input
+from .params import HasInputCol, HasOutputCol
+
+
+class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
+    """Turn a column of audio into Spark NLP ``audio`` annotations (16 kHz mono float32).
+
+    Input column types:
+
+    * ``array<float>`` / ``array<double>`` samples, as in Spark NLP, at ``sampleRate`` (or the
+      per-row rate in ``sampleRateCol``), interleaved when ``channels`` > 1: down-mixed and
+      resampled with soxr when needed (pure Spark SQL when already 16 kHz mono);
+    * ``binary``: encoded file content (``spark.read.format("binaryFile")``): WAV/FLAC/OGG/MP3/...;
+    * ``string``: a file path readable by the Python workers.
+
+    A row that cannot be decoded gets one annotation with an empty ``result`` and an ``error`` in
+    its metadata (naming the file when ``pathCol``/``path`` is present): the row is never dropped.
+    """
+
+    sampleRate = Param(Params._dummy(), "sampleRate", "sample rate of array input (Hz)", typeConverter=TypeConverters.toInt)
+    sampleRateCol = Param(Params._dummy(), "sampleRateCol", "column with each row's sample rate ('' = use sampleRate)", typeConverter=TypeConverters.toString)
+    channels = Param(Params._dummy(), "channels", "interleaved channels in array input (down-mixed to mono)", typeConverter=TypeConverters.toInt)
+    pathCol = Param(Params._dummy(), "pathCol", "column naming the file, for metadata and errors ('' = 'path' when present)", typeConverter=TypeConverters.toString)
+
+    @keyword_only
+    def __init__(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None):
+        super().__init__()
+        self._setDefault(inputCol="audio_content", outputCol="audio_assembler", sampleRate=SAMPLE_RATE, sampleRateCol="", channels=1, pathCol="")
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None):
+        out = self._set(**self._input_kwargs)
+        if self.getOrDefault(self.sampleRate) <= 0:
+            raise ValueError("AudioAssembler: sampleRate must be > 0")
+        if self.getOrDefault(self.channels) < 1:
+            raise ValueError("AudioAssembler: channels must be >= 1")
+        return out
+
+    def setSampleRate(self, value: int):
+        return self.setParams(sampleRate=value)
+
+    def getSampleRate(self) -> int:
+        return self.getOrDefault(self.sampleRate)
+
+    def setSampleRateCol(self, value: str):
+        return self.setParams(sampleRateCol=value)
+
+    def setChannels(self, value: int):
+        return self.setParams(channels=value)
+
+    def setPathCol(self, value: str):
+        return self.setParams(pathCol=value)
+
+    def _transform(self, dataset):
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
+
+        in_col, out_col = self.getInputCol(), self.getOutputCol()
+        if in_col not in dataset.columns:
+            raise ValueError(f"AudioAssembler: input column '{in_col}' not found; columns are {dataset.columns}")
+        kind = classify_input(dataset.schema[in_col].dataType)
+        if kind not in (INPUT_FLOATS, INPUT_BINARY, INPUT_PATH):
+            raise TypeError(f"AudioAssembler: column '{in_col}' already holds audio annotations")
+        sr, sr_col, ch = self.getSampleRate(), self.getOrDefault(self.sampleRateCol), self.getOrDefault(self.channels)
+        path_col = self.getOrDefault(self.pathCol) or ("path" if "path" in dataset.columns else "")
+
+        if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
+            # Already 16 kHz mono: a pure SQL cast, no Python round trip.
+            samples = F.col(in_col).cast(ArrayType(FloatType(), False))
+            meta_items = [F.lit("sample_rate"), F.lit(str(SAMPLE_RATE)),
+                          F.lit("duration_s"), F.format_number(F.size(in_col) / F.lit(float(SAMPLE_RATE)), 3)]
+            if path_col:
+                meta_items += [F.lit("source"), F.col(path_col).cast("string")]
+            ann = F.struct(F.lit(A.AUDIO).alias("annotatorType"), samples.alias("result"), F.create_map(*meta_items).alias("metadata"))
+            out = dataset.withColumn(out_col, F.when(F.col(in_col).isNull(), F.array().cast(A.audio_annotation_array_type())).otherwise(F.array(ann)))
+            return A.with_annotator_type_metadata(out, out_col, A.AUDIO)
+
+        fields = [f for f in dataset.schema.fields if f.name != out_col]
+        fields.append(StructField(out_col, A.audio_annotation_array_type(), True, metadata={"annotatorType": A.AUDIO}))
+        schema = StructType(fields)
+
+        def run(batches: Iterator["pd.DataFrame"]):  # noqa: F821
+            for pdf in batches:
+                paths = pdf[path_col].tolist() if path_col else [None] * len(pdf)
+                rates = pdf[sr_col].tolist() if sr_col else [sr] * len(pdf)
+                out = []
+                for cell, p, rate in zip(pdf[in_col].tolist(), paths, rates):
+                    out.append([_assemble(cell, kind, p, rate, ch)])
+                pdf = pdf.copy()
+                pdf[out_col] = out
+                yield pdf
+
+        result = dataset.drop(out_col) if out_col in dataset.columns else dataset
+        result = result.mapInPandas(run, schema=schema)
+        return A.with_annotator_type_metadata(result, out_col, A.AUDIO)
+
+
+def _assemble(cell, kind, path, rate, channels):
+    source = str(path) if path is not None else (str(cell) if kind == INPUT_PATH and cell is not None else "")
+    meta = {"sample_rate": SAMPLE_RATE, "source": source or None}
+    try:
+        if cell is None:
+            raise AudioError("input is null")
+        if kind == INPUT_FLOATS:
+            if rate is None or int(rate) <= 0:
+                raise AudioError(f"invalid sample rate {rate}")
+            samples = to_mono_16k(np.asarray(cell, dtype=np.float32), int(rate), channels)
+            meta["original_sample_rate"] = int(rate)
+            meta["channels"] = channels
+        elif kind == INPUT_BINARY:
+            samples = decode_audio(bytes(cell), name=source or None, validate=False)
+        else:
+            p = _path_from_uri(str(cell))
+            samples = decode_audio(p, name=p, validate=False)
+        meta["duration_s"] = round(len(samples) / SAMPLE_RATE, 3)
+        return A.audio_annotation(samples, meta)
+    except AudioError as exc:
+        meta[A.ERROR_KEY] = f"{source}: {exc}" if source else str(exc)
+    except Exception as exc:  # never lose a row
+        meta[A.ERROR_KEY] = f"{source}: cannot read audio ({type(exc).__name__}: {exc})"
+    return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)

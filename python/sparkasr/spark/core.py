@@ -1,0 +1,545 @@
+"""The Spark glue shared by every speech annotator: one place, engine-agnostic.
+
+A subclass (``WhisperForCTC``, ``Wav2Vec2ForCTC``, ...) only declares its params and implements:
+
+* ``_resolve_model(self) -> ModelRef``: on the driver, where the weights are;
+* ``_engine_spec(self) -> dict``: a small picklable description of the engine to build;
+* ``_build_engine(spec, model_dir) -> Engine`` (staticmethod): on a worker, build the engine
+  (called once per Python worker per spec: the result is cached in this module).
+
+This base class does the rest: reading the input column (Spark NLP ``audio`` annotations, encoded
+file bytes, or file paths), turning each Arrow batch into :class:`~sparkasr.types.AudioItem` lists
+(decode + validate, errors kept per row), calling the engine once per ``batchSize`` items, writing
+Spark NLP ``document`` (and ``chunk``) annotations, shipping model files to executors
+(``SparkContext.addFile``) and saving them with the stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import annotation as A
+from ..audio import AudioError, decode_audio, validate_samples
+from ..types import AudioItem, Transcript, error_transcript
+from .params import HasBatchSize, HasInputCols, HasOutputCol
+
+log = logging.getLogger(__name__)
+
+from pyspark.ml import Model  # noqa: E402
+from pyspark.ml.param import Param, Params, TypeConverters  # noqa: E402
+from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------
+# Model location: resolved on the driver, re-resolved on each worker
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """How a worker finds the model directory.
+
+    kind: ``embedded`` (a package every node has; ``name`` is passed to ``resolver``),
+    ``sparkfiles`` (shipped with ``SparkContext.addFile``; ``name`` is the file name),
+    ``path`` (a directory every node sees, e.g. NFS or ``/dbfs/...``).
+    """
+
+    kind: str
+    name: str = ""
+    path: str = ""
+
+
+_SHIPPED: Dict[str, str] = {}  # addFile name -> source path, per driver process
+_SHIP_LOCK = threading.Lock()
+
+
+def _is_remote_uri(path: str) -> bool:
+    return "://" in path and not path.startswith("file:")
+
+
+def _fingerprint(path: str) -> str:
+    h = hashlib.sha256(os.path.abspath(path).encode())
+    if os.path.isdir(path):
+        for root, _, files in os.walk(path):
+            for f in sorted(files):
+                st = os.stat(os.path.join(root, f))
+                h.update(f"{f}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:12]
+
+
+def ship_model_dir(spark, path: str) -> ModelRef:
+    """Make a model directory available to every executor via ``SparkContext.addFile``."""
+    sc = spark.sparkContext
+    if _is_remote_uri(path):
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        src = path
+    else:
+        src = os.path.abspath(path[len("file:"):] if path.startswith("file:") else path)
+        name = f"sparkasr-{os.path.basename(src.rstrip('/'))}-{_fingerprint(src)}"
+    with _SHIP_LOCK:
+        if _SHIPPED.get(name) == src:
+            return ModelRef("sparkfiles", name=name, path=src)
+        if not _is_remote_uri(src) and os.path.basename(src) != name:
+            # addFile names the copy after the last path component: give it a unique one.
+            staged = os.path.join(_staging_dir(), name)
+            if not os.path.isdir(staged):
+                tmp = staged + f".tmp{os.getpid()}"
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(src, tmp)
+                os.replace(tmp, staged)
+            to_add = staged
+        else:
+            to_add = src
+        sc.addFile(to_add, recursive=True)
+        _SHIPPED[name] = src
+    return ModelRef("sparkfiles", name=name, path=src)
+
+
+def _staging_dir() -> str:
+    from ..models import cache_dir
+
+    d = cache_dir() / "ship"
+    d.mkdir(parents=True, exist_ok=True)
+    return str(d)
+
+
+def local_model_dir(ref: ModelRef, resolver: Optional[Callable[[str], str]] = None) -> str:
+    """On a worker (or the driver): the local directory for ``ref``."""
+    if ref.kind == "embedded":
+        assert resolver is not None
+        return resolver(ref.name)
+    if ref.kind == "sparkfiles":
+        try:
+            from pyspark import SparkFiles
+
+            p = SparkFiles.get(ref.name)
+            if os.path.isdir(p):
+                return p
+        except Exception:  # not inside Spark (LightPipeline) or file not shipped
+            pass
+        if ref.path and os.path.isdir(ref.path):
+            return ref.path
+        raise FileNotFoundError(f"model files '{ref.name}' were not shipped to this executor and {ref.path} is not visible here")
+    if ref.kind == "path":
+        if os.path.isdir(ref.path):
+            return ref.path
+        raise FileNotFoundError(f"model directory {ref.path} is not visible on this node")
+    raise ValueError(f"unknown model ref kind {ref.kind}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-worker engine cache
+# ---------------------------------------------------------------------------------------------
+
+_ENGINE_CACHE: Dict[str, Any] = {}
+_ENGINE_LOCK = threading.Lock()
+
+
+def cached_engine(spec: Dict[str, Any], builder: Callable[[Dict[str, Any]], Any]):
+    key = json.dumps(spec, sort_keys=True, default=str)
+    with _ENGINE_LOCK:
+        eng = _ENGINE_CACHE.get(key)
+        if eng is None:
+            eng = _ENGINE_CACHE[key] = builder(spec)
+    return eng
+
+
+def task_cpus() -> int:
+    """CPU cores Spark gave this task (spark.task.cpus); 0 outside Spark."""
+    try:
+        from pyspark import TaskContext
+
+        tc = TaskContext.get()
+        if tc is not None:
+            return int(tc.cpus())
+    except Exception:
+        pass
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Input cells -> AudioItems
+# ---------------------------------------------------------------------------------------------
+
+INPUT_AUDIO = "audio"  # array<struct<annotatorType, result: array<float>, metadata>> (Spark NLP AUDIO)
+INPUT_BINARY = "binary"  # encoded file bytes (binaryFile's content)
+INPUT_PATH = "path"  # a file path/URI readable from the Python worker
+INPUT_FLOATS = "floats"  # array<float|double> already at 16 kHz mono
+
+
+def classify_input(data_type) -> str:
+    from pyspark.sql.types import ArrayType, BinaryType, DoubleType, FloatType, StringType, StructType
+
+    if isinstance(data_type, BinaryType):
+        return INPUT_BINARY
+    if isinstance(data_type, StringType):
+        return INPUT_PATH
+    if isinstance(data_type, ArrayType):
+        el = data_type.elementType
+        if isinstance(el, StructType) and "result" in el.fieldNames():
+            return INPUT_AUDIO
+        if isinstance(el, (FloatType, DoubleType)):
+            return INPUT_FLOATS
+    raise TypeError(
+        f"unsupported input column type {data_type.simpleString()}: expected Spark NLP audio annotations "
+        "(AudioAssembler output), binary file content, a file path string, or array<float> at 16 kHz"
+    )
+
+
+def _path_from_uri(p: str) -> str:
+    if p.startswith("file://"):
+        p = p[len("file://"):]
+    elif p.startswith("file:"):
+        p = p[len("file:"):]
+    from urllib.parse import unquote
+
+    return unquote(p)
+
+
+def cell_to_items(cell, kind: str, source: str) -> List[AudioItem]:
+    """One input cell -> its audio items (one per audio annotation; errors kept)."""
+    if cell is None:
+        return [AudioItem(None, source=source, error="input is null")]
+    if kind == INPUT_AUDIO:
+        anns = list(cell)
+        if not anns:
+            return [AudioItem(None, source=source, error="no audio annotation in the input cell")]
+        items = []
+        for ann in anns:
+            meta = dict(ann.get("metadata") or {})
+            src = meta.get("source") or source
+            err = meta.get("error")
+            offset = float(meta.get("offset_s", 0.0) or 0.0)
+            if err:
+                items.append(AudioItem(None, source=src, offset_s=offset, error=err))
+                continue
+            items.append(_validated(ann.get("result"), src, offset))
+        return items
+    if kind == INPUT_FLOATS:
+        return [_validated(cell, source, 0.0)]
+    try:
+        if kind == INPUT_BINARY:
+            samples = decode_audio(bytes(cell), name=source)
+        else:
+            path = _path_from_uri(str(cell))
+            samples = decode_audio(path, name=path)
+        return [AudioItem(samples, source=source)]
+    except AudioError as exc:
+        return [AudioItem(None, source=source, error=f"{source}: {exc}")]
+    except Exception as exc:  # never lose a row
+        return [AudioItem(None, source=source, error=f"{source}: cannot read audio ({type(exc).__name__}: {exc})")]
+
+
+def _validated(samples, source: str, offset: float) -> AudioItem:
+    try:
+        arr = np.asarray(samples if samples is not None else [], dtype=np.float32)
+        return AudioItem(validate_samples(arr), source=source, offset_s=offset)
+    except AudioError as exc:
+        return AudioItem(None, source=source, offset_s=offset, error=f"{source or '<audio>'}: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Transcripts -> Spark NLP annotations
+# ---------------------------------------------------------------------------------------------
+
+
+def transcript_document(t: Transcript, index: int, model_name: str) -> Dict[str, Any]:
+    meta = {
+        "audio": index,
+        "sentence": 0,
+        "source": t.source or None,
+        "language": t.language,
+        "language_probability": t.language_probability,
+        "duration_s": round(t.duration_s, 3),
+        "offset_s": round(t.offset_s, 3) if t.offset_s else None,
+        "model": model_name,
+        A.ERROR_KEY: t.error,
+    }
+    text = t.text or ""
+    return A.annotation(A.DOCUMENT, 0, max(len(text) - 1, 0), text, meta)
+
+
+def transcript_chunks(t: Transcript, index: int) -> List[Dict[str, Any]]:
+    out = []
+    pos = 0
+    text = t.text or ""
+    for j, c in enumerate(t.chunks):
+        found = text.find(c.text, pos) if c.text else -1
+        begin = found if found >= 0 else pos
+        end = begin + max(len(c.text) - 1, 0)
+        if found >= 0:
+            pos = end + 1
+        out.append(
+            A.annotation(
+                A.CHUNK, begin, end, c.text,
+                {"audio": index, "sentence": 0, "chunk": j, "start": c.start, "end": c.end, "kind": c.kind, "probability": c.probability},
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The partition function
+# ---------------------------------------------------------------------------------------------
+
+
+def make_partition_fn(
+    spec: Dict[str, Any],
+    builder: Callable[[Dict[str, Any]], Any],
+    input_col: str,
+    input_kind: str,
+    output_col: str,
+    chunks_col: Optional[str],
+    path_col: Optional[str],
+    batch_size: int,
+    model_name: str,
+):
+    """Build the ``mapInPandas`` function (closure only over picklable values)."""
+
+    def run(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:  # noqa: F821
+        engine = None
+        pending: List[Any] = []
+        n_items = 0
+        for pdf in batches:
+            rows_items: List[List[AudioItem]] = []
+            paths = pdf[path_col].tolist() if path_col and path_col in pdf.columns else [None] * len(pdf)
+            for cell, p in zip(pdf[input_col].tolist(), paths):
+                source = str(p) if p is not None else (str(cell) if input_kind == INPUT_PATH and cell is not None else "")
+                rows_items.append(cell_to_items(cell, input_kind, source))
+            pending.append((pdf, rows_items))
+            n_items += sum(len(r) for r in rows_items)
+            if n_items >= batch_size:
+                if engine is None:
+                    engine = cached_engine(spec, builder)
+                yield from _flush(engine, pending)
+                pending, n_items = [], 0
+        if pending:
+            if engine is None and any(it.error is None for _, rows in pending for r in rows for it in r):
+                engine = cached_engine(spec, builder)
+            yield from _flush(engine, pending)
+
+    def _flush(engine, pending):
+        flat = [it for _, rows in pending for r in rows for it in r]
+        live = [it for it in flat if it.error is None]
+        results: List[Transcript] = []
+        if live:
+            try:
+                results = list(engine.transcribe_batch(live))
+            except Exception as exc:  # engine bug: keep every row, report the reason
+                results = [error_transcript(it, f"model failed: {type(exc).__name__}: {exc}") for it in live]
+        it_res = iter(results)
+        for pdf, rows in pending:
+            docs, chunks = [], []
+            for items in rows:
+                row_docs, row_chunks = [], []
+                for k, it in enumerate(items):
+                    t = next(it_res) if it.error is None else error_transcript(it, it.error)
+                    row_docs.append(transcript_document(t, k, model_name))
+                    row_chunks.extend(transcript_chunks(t, k))
+                docs.append(row_docs)
+                chunks.append(row_chunks)
+            pdf = pdf.copy()
+            pdf[output_col] = docs
+            if chunks_col:
+                pdf[chunks_col] = chunks
+            yield pdf
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# The base stage
+# ---------------------------------------------------------------------------------------------
+
+
+class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLReadable, MLWritable):
+    """Base for speech-to-text annotators (a fitted ``Model``, like Spark NLP's)."""
+
+    modelSource = Param(
+        Params._dummy(), "modelSource",
+        "model name, local directory or URI (see sparkasr.models); saved stages point at their own copy",
+        typeConverter=TypeConverters.toString,
+    )
+    shipModel = Param(
+        Params._dummy(), "shipModel",
+        "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)",
+        typeConverter=TypeConverters.toBoolean,
+    )
+    pathCol = Param(
+        Params._dummy(), "pathCol",
+        "column naming each row's file, used in error messages and metadata ('' = 'path' when present)",
+        typeConverter=TypeConverters.toString,
+    )
+    chunksCol = Param(
+        Params._dummy(), "chunksCol",
+        "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)",
+        typeConverter=TypeConverters.toString,
+    )
+
+    _embedded_resolver: Optional[Callable[[str], str]] = None
+
+    def __init__(self):
+        super().__init__()
+        self._setDefault(
+            inputCols=["audio_assembler"], outputCol="transcription", batchSize=8,
+            shipModel=True, pathCol="", chunksCol="",
+        )
+
+    # pyspark.ml's default copy() deep-copies params; keep that.
+
+    # -- to be provided by subclasses --------------------------------------------------------
+    def _resolve_model(self) -> Tuple[ModelRef, str]:
+        """(ModelRef for workers, a local dir on the driver or '' when remote)."""
+        raise NotImplementedError
+
+    def _engine_spec(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _build_engine(spec: Dict[str, Any]):
+        raise NotImplementedError
+
+    def _wants_chunks(self) -> bool:
+        return False
+
+    def _model_name(self) -> str:
+        return self.getOrDefault(self.modelSource)
+
+    # -- getters -----------------------------------------------------------------------------
+    def setModelSource(self, value: str):
+        return self._set(modelSource=value)
+
+    def getModelSource(self) -> str:
+        return self.getOrDefault(self.modelSource)
+
+    def setShipModel(self, value: bool):
+        return self._set(shipModel=value)
+
+    def getShipModel(self) -> bool:
+        return self.getOrDefault(self.shipModel)
+
+    def setPathCol(self, value: str):
+        return self._set(pathCol=value)
+
+    def setChunksCol(self, value: str):
+        return self._set(chunksCol=value)
+
+    def getChunksCol(self) -> str:
+        c = self.getOrDefault(self.chunksCol)
+        if c:
+            return c
+        return self.getOutputCol() + "_chunks" if self._wants_chunks() else ""
+
+    # -- Spark ------------------------------------------------------------------------------
+    def _model_ref_for(self, spark) -> ModelRef:
+        ref, local = self._resolve_model()
+        if ref.kind == "embedded":
+            return ref
+        if self.getShipModel():
+            return ship_model_dir(spark, local or ref.path)
+        return ModelRef("path", path=local or ref.path)
+
+    def _transform(self, dataset):
+        from pyspark.sql.types import StructField, StructType
+
+        cols = self.getInputCols()
+        if len(cols) != 1:
+            raise ValueError(f"{type(self).__name__} takes exactly one input column, got {cols}")
+        in_col = cols[0]
+        if in_col not in dataset.columns:
+            raise ValueError(f"input column '{in_col}' not found; columns are {dataset.columns}")
+        kind = classify_input(dataset.schema[in_col].dataType)
+        out_col = self.getOutputCol()
+        chunks_col = self.getChunksCol() or None
+        path_col = self.getOrDefault(self.pathCol) or ("path" if "path" in dataset.columns else None)
+        spark = dataset.sparkSession
+        ref = self._model_ref_for(spark)
+        spec = dict(self._engine_spec(), model_ref=ref.__dict__)
+        fields = [f for f in dataset.schema.fields if f.name not in (out_col, chunks_col)]
+        fields.append(StructField(out_col, A.annotation_array_type(), True, metadata={"annotatorType": A.DOCUMENT}))
+        if chunks_col:
+            fields.append(StructField(chunks_col, A.annotation_array_type(), True, metadata={"annotatorType": A.CHUNK}))
+        src = dataset.drop(*[c for c in (out_col, chunks_col) if c and c in dataset.columns])
+        fn = make_partition_fn(
+            spec, type(self)._build_engine, in_col, kind, out_col, chunks_col, path_col,
+            self.getBatchSize(), self._model_name(),
+        )
+        out = src.mapInPandas(fn, schema=StructType(fields))
+        out = A.with_annotator_type_metadata(out, out_col, A.DOCUMENT)
+        if chunks_col:
+            out = A.with_annotator_type_metadata(out, chunks_col, A.CHUNK)
+        return out
+
+    # -- local (no Spark) -----------------------------------------------------------------------
+    def _local_engine(self):
+        ref, local = self._resolve_model()
+        ref = ref if ref.kind == "embedded" else ModelRef("path", path=local or ref.path)
+        spec = dict(self._engine_spec(), model_ref=ref.__dict__)
+        return cached_engine(spec, type(self)._build_engine)
+
+    def transcribe_items(self, items: Sequence[AudioItem]) -> List[Transcript]:
+        """The stage's engine on in-memory items, without Spark (LightPipeline)."""
+        live = [it for it in items if it.error is None]
+        res = iter(self._local_engine().transcribe_batch(live) if live else [])
+        return [next(res) if it.error is None else error_transcript(it, it.error) for it in items]
+
+    # -- persistence --------------------------------------------------------------------------
+    def write(self) -> MLWriter:
+        return _SpeechModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _SpeechModelReader(cls)
+
+
+def _hadoop_copy_from_local(spark, local_dir: str, dest: str) -> None:
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    dpath = jvm.org.apache.hadoop.fs.Path(dest)
+    fs = dpath.getFileSystem(conf)
+    fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(os.path.abspath(local_dir)), dpath)
+
+
+class _SpeechModelWriter(DefaultParamsWriter):
+    """Params as JSON (pyspark.ml's format) + the model files under ``<path>/weights/<uid>``.
+
+    Embedded models (installed with sparkasr on every node) are recorded by name, not copied.
+    """
+
+    def saveImpl(self, path: str) -> None:
+        stage: SpeechAnnotatorModel = self.instance
+        ref, local = stage._resolve_model()
+        extra = {"modelKind": ref.kind}
+        if ref.kind != "embedded":
+            dest = path.rstrip("/") + "/weights/" + stage.uid
+            if local and os.path.isdir(local):
+                _hadoop_copy_from_local(self.sparkSession, local, dest)
+            else:
+                raise ValueError(f"cannot save {stage.uid}: model files at {ref.path} are not local to the driver")
+            extra["weights"] = "weights/" + stage.uid
+        DefaultParamsWriter.saveMetadata(stage, path, self.sparkSession, extraMetadata=extra)
+
+
+class _SpeechModelReader(MLReader):
+    def __init__(self, cls):
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str):
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        instance = self.cls()
+        instance._resetUid(metadata["uid"])
+        DefaultParamsReader.getAndSetParams(instance, metadata)
+        weights = metadata.get("weights")
+        if weights:
+            instance._set(modelSource=path.rstrip("/") + "/" + weights)
+        return instance

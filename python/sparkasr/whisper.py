@@ -1,0 +1,457 @@
+"""The Whisper engine: CTranslate2 through faster-whisper, batched across rows, no truncation.
+
+Two paths, chosen per item:
+
+* **short items** (at most one 30-s window): batched across items. Features of up to
+  ``batch_size`` items are stacked, encoded in one call, the language is detected per item when not
+  given, and one ``generate`` call decodes the whole batch (beam search, timestamps). Items whose
+  decode fails Whisper's quality checks (compression ratio, average log-probability) or that stop
+  early are decoded again on the sequential path, which applies the temperature fallback.
+* **long items**: faster-whisper's sequential long-form algorithm (30-s windows that seek on
+  predicted timestamps, conditioning on previous text, temperature fallback): the same result as
+  ``WhisperModel.transcribe`` on the same audio, never truncated.
+
+Options are validated up front: an option that CTranslate2 cannot honour is refused, never ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .types import SAMPLE_RATE, AudioItem, Chunk, Transcript, error_transcript
+
+log = logging.getLogger(__name__)
+
+WINDOW_S = 30.0
+TIMESTAMP_MODES = ("none", "segment", "word")
+COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
+DEVICES = ("cpu", "cuda", "auto")
+TASKS = ("transcribe", "translate")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How to load the model: one cached instance per distinct value per Python worker."""
+
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0 = CTranslate2's default (all cores); Spark stages set cores per task
+    device_index: int = 0
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"computeType must be one of {COMPUTE_TYPES}, got {self.compute_type!r}")
+        if self.cpu_threads < 0:
+            raise ValueError("cpuThreads must be >= 0")
+
+
+@dataclass(frozen=True)
+class WhisperOptions:
+    """Decoding options (each one honoured)."""
+
+    language: Optional[str] = None  # None: detect (English-only models: "en")
+    task: str = "transcribe"
+    beam_size: int = 5
+    best_of: int = 5
+    patience: float = 1.0
+    length_penalty: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    temperature: Tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    top_k: int = 0  # sampling: 0 = whole distribution
+    top_p: float = 1.0  # nucleus sampling: CTranslate2's Whisper has none, so only 1.0 is accepted
+    max_new_tokens: Optional[int] = None
+    initial_prompt: Optional[str] = None
+    timestamps: str = "segment"  # none | segment | word
+    condition_on_previous_text: bool = True
+    compression_ratio_threshold: Optional[float] = 2.4
+    log_prob_threshold: Optional[float] = -1.0
+    no_speech_threshold: Optional[float] = 0.6
+    batch_size: int = 8
+    vad_filter: bool = False
+    seed: Optional[int] = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.timestamps not in TIMESTAMP_MODES:
+            raise ValueError(f"timestamps must be one of {TIMESTAMP_MODES}, got {self.timestamps!r}")
+        if self.beam_size < 1 or self.best_of < 1 or self.batch_size < 1:
+            raise ValueError("beamSize, bestOf and batchSize must be >= 1")
+        if not self.temperature or any(t < 0 for t in self.temperature):
+            raise ValueError("temperature must be a non-empty list of values >= 0")
+        if self.top_k < 0:
+            raise ValueError("topK must be >= 0 (0 samples from the whole distribution)")
+        if not (0.0 < self.top_p <= 1.0):
+            raise ValueError("topP must be in (0, 1]")
+        if self.top_p < 1.0:
+            raise ValueError(
+                "topP < 1 (nucleus sampling) is not supported by CTranslate2's Whisper decoder; "
+                "use topK to restrict sampling"
+            )
+        if self.max_new_tokens is not None and not (0 < self.max_new_tokens <= 440):
+            raise ValueError("maxNewTokens must be in 1..440 (Whisper's decoder holds 448 tokens)")
+
+    @property
+    def sampling(self) -> bool:
+        return any(t > 0 for t in self.temperature)
+
+    def fw_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments for faster-whisper's ``WhisperModel.transcribe``."""
+        return dict(
+            language=self.language,
+            task=self.task,
+            beam_size=self.beam_size,
+            best_of=self.best_of,
+            patience=self.patience,
+            length_penalty=self.length_penalty,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            temperature=list(self.temperature),
+            compression_ratio_threshold=self.compression_ratio_threshold,
+            log_prob_threshold=self.log_prob_threshold,
+            no_speech_threshold=self.no_speech_threshold,
+            condition_on_previous_text=self.condition_on_previous_text,
+            initial_prompt=self.initial_prompt,
+            without_timestamps=self.timestamps == "none",
+            word_timestamps=self.timestamps == "word",
+            max_new_tokens=self.max_new_tokens,
+            vad_filter=self.vad_filter,
+        )
+
+    def as_metadata(self) -> Dict[str, str]:
+        d = asdict(self)
+        return {k: ("" if v is None else (",".join(map(str, v)) if isinstance(v, tuple) else str(v))) for k, v in d.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Model cache: one model per (path, runtime) per Python worker process
+# ---------------------------------------------------------------------------------------------
+
+_MODELS: Dict[Tuple[str, RuntimeOptions], Any] = {}
+_LOCK = threading.Lock()
+LOAD_COUNT = {"n": 0}  # observable by tests: how many times a model was actually loaded
+
+
+def load_model(path: str, runtime: RuntimeOptions = RuntimeOptions()):
+    """The cached ``faster_whisper.WhisperModel`` for ``path`` and ``runtime``."""
+    key = (path, runtime)
+    with _LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            from faster_whisper import WhisperModel
+
+            device = runtime.device
+            if device == "auto":
+                import ctranslate2
+
+                device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+            compute_type = runtime.compute_type
+            if device == "cpu" and compute_type in ("float16", "int8_float16", "bfloat16", "int8_bfloat16"):
+                import ctranslate2
+
+                if compute_type not in ctranslate2.get_supported_compute_types("cpu"):
+                    raise ValueError(f"computeType {compute_type} is not supported on this CPU")
+            model = WhisperModel(
+                path,
+                device=device,
+                device_index=runtime.device_index,
+                compute_type=compute_type,
+                cpu_threads=runtime.cpu_threads,
+                local_files_only=True,
+            )
+            _MODELS[key] = model
+            LOAD_COUNT["n"] += 1
+    return model
+
+
+class _TopKModel:
+    """Proxy around ``ctranslate2.models.Whisper`` that applies ``top_k`` to sampling calls.
+
+    faster-whisper always samples with ``sampling_topk=0`` (whole distribution); this forwards
+    everything else unchanged.
+    """
+
+    def __init__(self, inner, top_k: int):
+        self._inner = inner
+        self._top_k = top_k
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def generate(self, *args, **kwargs):
+        if kwargs.get("sampling_temperature", 0) > 0 and kwargs.get("sampling_topk", 1) == 0:
+            kwargs["sampling_topk"] = self._top_k
+        return self._inner.generate(*args, **kwargs)
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine
+# ---------------------------------------------------------------------------------------------
+
+
+class WhisperEngine:
+    """Transcribe batches of :class:`AudioItem` with one cached Whisper model."""
+
+    def __init__(self, model_path: str, options: WhisperOptions = WhisperOptions(), runtime: RuntimeOptions = RuntimeOptions()):
+        self.model_path = model_path
+        self.options = options
+        self.runtime = runtime
+        self.model = load_model(model_path, runtime)
+        self.multilingual = bool(self.model.model.is_multilingual)
+        if options.language and not self.multilingual and options.language != "en":
+            raise ValueError(f"{model_path} is an English-only model; language={options.language!r} is not possible")
+        if options.task == "translate" and not self.multilingual:
+            raise ValueError(f"{model_path} is an English-only model: task='translate' needs a multilingual model")
+        if options.language and self.multilingual and options.language not in self.model.supported_languages:
+            raise ValueError(f"unknown language {options.language!r} for this model")
+
+    # -- public ------------------------------------------------------------------------------
+
+    def transcribe_batch(self, items: Sequence[AudioItem]) -> List[Transcript]:
+        out: List[Optional[Transcript]] = [None] * len(items)
+        short, long_ = [], []
+        for i, item in enumerate(items):
+            if item.error is not None or item.samples is None:
+                out[i] = error_transcript(item, item.error or "no audio")
+            elif item.duration_s <= WINDOW_S and not self.options.vad_filter:
+                short.append(i)
+            else:
+                long_.append(i)
+        bs = self.options.batch_size
+        for start in range(0, len(short), bs):
+            idx = short[start : start + bs]
+            try:
+                results = self._transcribe_short([items[i] for i in idx])
+            except Exception as exc:  # a batch failure must not lose rows: retry one by one
+                log.warning("batched decode failed (%s); retrying items one at a time", exc)
+                results = [self._safe_sequential(items[i]) for i in idx]
+            for i, r in zip(idx, results):
+                out[i] = r
+        for i in long_:
+            out[i] = self._safe_sequential(items[i])
+        return [r for r in out]  # type: ignore[misc]
+
+    def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
+        return self.transcribe_batch([AudioItem(samples=samples, source=source)])[0]
+
+    # -- sequential (long-form) path -----------------------------------------------------------
+
+    def _safe_sequential(self, item: AudioItem) -> Transcript:
+        try:
+            return self._transcribe_sequential(item)
+        except Exception as exc:
+            return error_transcript(item, f"transcription failed: {type(exc).__name__}: {exc}")
+
+    def _with_topk(self):
+        model = self.model
+        if self.options.top_k > 0 and not isinstance(model.model, _TopKModel):
+            # Per-call proxy (the cached model is shared by engines with other options).
+            import copy
+
+            model = copy.copy(model)
+            model.model = _TopKModel(self.model.model, self.options.top_k)
+        return model
+
+    def _transcribe_sequential(self, item: AudioItem) -> Transcript:
+        opts = self.options
+        model = self._with_topk()
+        kwargs = opts.fw_kwargs()
+        if not self.multilingual:
+            kwargs["language"] = "en"
+        if opts.seed is not None:
+            import ctranslate2
+
+            ctranslate2.set_random_seed(opts.seed)
+        segments, info = model.transcribe(item.samples, **kwargs)
+        chunks: List[Chunk] = []
+        texts: List[str] = []
+        for seg in segments:  # generator: memory stays bounded by one window
+            texts.append(seg.text)
+            if opts.timestamps == "segment":
+                chunks.append(Chunk(seg.text.strip(), _r(seg.start + item.offset_s), _r(seg.end + item.offset_s), "segment"))
+            elif opts.timestamps == "word" and seg.words:
+                for w in seg.words:
+                    chunks.append(Chunk(w.word.strip(), _r(w.start + item.offset_s), _r(w.end + item.offset_s), "word", float(w.probability)))
+        return Transcript(
+            text="".join(texts).strip(),
+            chunks=chunks,
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration_s=item.duration_s,
+            source=item.source,
+            offset_s=item.offset_s,
+            extra={"path": "sequential"},
+        )
+
+    # -- batched (short items) path --------------------------------------------------------------
+
+    def _transcribe_short(self, items: List[AudioItem]) -> List[Transcript]:
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        fw = self.model
+        opts = self.options
+        n_frames = int(fw.feature_extractor.nb_max_frames)
+        feats = np.stack([pad_or_trim(fw.feature_extractor(it.samples)[..., :-1], n_frames) for it in items])
+        encoder_output = fw.encode(feats)
+
+        # Language per item.
+        if opts.language or not self.multilingual:
+            langs = [(opts.language or "en", 1.0)] * len(items)
+        else:
+            langs = []
+            for res in fw.model.detect_language(encoder_output):
+                tok, prob = res[0]
+                langs.append((tok[2:-2], float(prob)))
+
+        tokenizers: Dict[str, Any] = {}
+        prompts = []
+        for lang, _ in langs:
+            tk = tokenizers.get(lang)
+            if tk is None:
+                tk = tokenizers[lang] = Tokenizer(fw.hf_tokenizer, self.multilingual, task=opts.task, language=lang)
+            prev = tk.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
+            prompts.append(fw.get_prompt(tk, prev, without_timestamps=opts.timestamps == "none"))
+        any_tk = next(iter(tokenizers.values()))
+        suppress = get_suppressed_tokens(any_tk, [-1])
+        max_length = fw.max_length if opts.max_new_tokens is None else max(len(p) for p in prompts) + opts.max_new_tokens
+        t0 = opts.temperature[0]
+        if opts.seed is not None:
+            import ctranslate2
+
+            ctranslate2.set_random_seed(opts.seed)
+        gen_kwargs = (
+            dict(beam_size=1, num_hypotheses=opts.best_of, sampling_topk=opts.top_k, sampling_temperature=t0)
+            if t0 > 0
+            else dict(beam_size=opts.beam_size, patience=opts.patience)
+        )
+        results = fw.model.generate(
+            encoder_output,
+            prompts,
+            length_penalty=opts.length_penalty,
+            repetition_penalty=opts.repetition_penalty,
+            no_repeat_ngram_size=opts.no_repeat_ngram_size,
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=suppress,
+            max_initial_timestamp_index=int(round(1.0 / fw.time_precision)),
+            **gen_kwargs,
+        )
+
+        out: List[Optional[Transcript]] = [None] * len(items)
+        per_item_segments: List[List[dict]] = []
+        segment_sizes: List[int] = []
+        redo: List[int] = []
+        for i, (item, res, (lang, lang_p)) in enumerate(zip(items, results, langs)):
+            tk = tokenizers[lang]
+            tokens = res.sequences_ids[0]
+            seq_len = len(tokens)
+            avg_logprob = res.scores[0] * (seq_len ** opts.length_penalty) / (seq_len + 1)
+            text = tk.decode(tokens).strip()
+            no_speech = (
+                opts.no_speech_threshold is not None
+                and res.no_speech_prob > opts.no_speech_threshold
+                and opts.log_prob_threshold is not None
+                and avg_logprob < opts.log_prob_threshold
+            )
+            bad = (opts.compression_ratio_threshold is not None and _compression_ratio(text) > opts.compression_ratio_threshold) or (
+                opts.log_prob_threshold is not None and avg_logprob < opts.log_prob_threshold
+            )
+            segment_size = int(np.ceil(item.duration_s) * fw.frames_per_second)
+            subsegments, _, _ = fw._split_segments_by_timestamps(
+                tokenizer=tk, tokens=tokens, time_offset=0.0, segment_size=min(segment_size, n_frames),
+                segment_duration=item.duration_s, seek=0,
+            )
+            last_end = max((s["end"] for s in subsegments), default=0.0)
+            stopped_early = opts.timestamps != "none" and text and last_end < item.duration_s - 5.0 and not no_speech
+            if no_speech:
+                subsegments = []
+            elif (bad and len(opts.temperature) > 1) or stopped_early:
+                redo.append(i)
+            segs = [
+                dict(
+                    text=tk.decode(s["tokens"]), tokens=s["tokens"], start=s["start"], end=s["end"],
+                    seek=0, avg_logprob=avg_logprob, no_speech_prob=res.no_speech_prob,
+                    compression_ratio=_compression_ratio(tk.decode(s["tokens"])),
+                )
+                for s in subsegments
+            ]
+            per_item_segments.append(segs)
+            segment_sizes.append(min(segment_size, n_frames))
+            out[i] = Transcript(
+                language=lang, language_probability=lang_p, duration_s=item.duration_s,
+                source=item.source, offset_s=item.offset_s, extra={"path": "batched"},
+            )
+
+        if opts.timestamps == "word":
+            self._add_words(per_item_segments, langs, tokenizers, encoder_output, feats, segment_sizes)
+
+        for i, (item, segs) in enumerate(zip(items, per_item_segments)):
+            if i in redo:
+                continue
+            t = out[i]
+            assert t is not None
+            t.text = "".join(s["text"] for s in segs).strip()
+            if opts.timestamps == "segment":
+                t.chunks = [Chunk(s["text"].strip(), _r(s["start"] + item.offset_s), _r(s["end"] + item.offset_s), "segment") for s in segs]
+            elif opts.timestamps == "word":
+                t.chunks = [
+                    Chunk(w["word"].strip(), _r(w["start"] + item.offset_s), _r(w["end"] + item.offset_s), "word", float(w["probability"]))
+                    for s in segs for w in s.get("words", [])
+                ]
+        for i in redo:  # temperature fallback / early stop: the full sequential algorithm
+            out[i] = self._safe_sequential(items[i])
+        return [t for t in out]  # type: ignore[misc]
+
+    def _add_words(self, per_item_segments, langs, tokenizers, encoder_output, feats, segment_sizes):
+        fw = self.model
+        opts_p = dict(prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、")
+        groups: Dict[str, List[int]] = {}
+        for i, (lang, _) in enumerate(langs):
+            groups.setdefault(lang, []).append(i)
+        for lang, idx in groups.items():
+            if len(groups) == 1:
+                enc = encoder_output
+            else:
+                enc = fw.encode(feats[idx])
+            sub = [per_item_segments[i] for i in idx]
+            if not any(sub):
+                continue
+            # faster-whisper skips empty segment lists incorrectly; give each item at least a list.
+            fw.add_word_timestamps(sub, tokenizers[lang], enc, [segment_sizes[i] for i in idx], opts_p["prepend_punctuations"], opts_p["append_punctuations"], 0.0)
+
+
+def _r(x: float) -> float:
+    return round(float(x), 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Convenience: a process-wide engine cache keyed by (model, options, runtime)
+# ---------------------------------------------------------------------------------------------
+
+_ENGINES: Dict[Tuple[str, WhisperOptions, RuntimeOptions], WhisperEngine] = {}
+
+
+def get_engine(model_path: str, options: WhisperOptions, runtime: RuntimeOptions) -> WhisperEngine:
+    key = (model_path, options, runtime)
+    eng = _ENGINES.get(key)
+    if eng is None:
+        eng = _ENGINES[key] = WhisperEngine(model_path, options, runtime)
+    return eng

@@ -1,0 +1,76 @@
+"""Shared test fixtures: real speech clips with references, and ONE local[2] SparkSession per run."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _librivox():
+    out = []
+    for wav in sorted((DATA / "librivox").glob("*.wav")):
+        ref = wav.with_suffix(".txt").read_text().strip()
+        out.append((wav, ref))
+    return out
+
+
+def _cards():
+    refs = {}
+    for line in (DATA / "cards" / "cards.transcription").read_text().splitlines():
+        m = re.match(r"<s>\s*(.*?)\s*</s>\s*\((\w+)\)", line.strip())
+        if m:
+            refs[m.group(2)] = m.group(1)
+    return [(DATA / "cards" / f"{k}.wav", v) for k, v in sorted(refs.items())]
+
+
+LIBRIVOX = _librivox()
+CARDS = _cards()
+GOFORWARD = (DATA / "goforward.raw", "go forward ten meters")  # raw s16le, 16 kHz, mono
+ALL_CLIPS = LIBRIVOX + CARDS
+
+
+@pytest.fixture(scope="session")
+def clips():
+    """[(Path, reference_text)] for the vendored real WAV clips (LibriVox + cards)."""
+    return list(ALL_CLIPS)
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    return DATA
+
+
+def _spark_builder():
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .appName("sparkasr-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.python.worker.reuse", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "8")
+        .config("spark.driver.memory", "3g")
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    jars = os.environ.get("SPARKASR_TEST_JARS")  # e.g. the Spark NLP jar for interop tests
+    if jars:
+        builder = builder.config("spark.jars", jars)
+    return builder
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one shared local[2] SparkSession of the test run."""
+    session = _spark_builder().getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
