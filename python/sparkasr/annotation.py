@@ -120,7 +120,7 @@ def audio_annotation_struct_type():
     return StructType(
         [
             StructField("annotatorType", StringType(), True),
-            StructField("result", ArrayType(FloatType(), False), True),
+            StructField("result", ArrayType(FloatType(), True), True),
             StructField("metadata", MapType(StringType(), StringType(), True), True),
         ]
     )

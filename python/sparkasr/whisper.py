@@ -138,7 +138,7 @@ class WhisperOptions:
 
 _MODELS: Dict[Tuple[str, RuntimeOptions], Any] = {}
 _LOCK = threading.Lock()
-LOAD_COUNT = {"n": 0}  # observable by tests: how many times a model was actually loaded
+LOAD_COUNT: Dict[str, int] = {}  # model path -> times actually loaded in this process (observable by tests)
 
 
 def load_model(path: str, runtime: RuntimeOptions = RuntimeOptions()):
@@ -169,7 +169,7 @@ def load_model(path: str, runtime: RuntimeOptions = RuntimeOptions()):
                 local_files_only=True,
             )
             _MODELS[key] = model
-            LOAD_COUNT["n"] += 1
+            LOAD_COUNT[path] = LOAD_COUNT.get(path, 0) + 1
     return model
 
 
@@ -227,22 +227,28 @@ class WhisperEngine:
         for i, item in enumerate(items):
             if item.error is not None or item.samples is None:
                 out[i] = error_transcript(item, item.error or "no audio")
+            elif np.size(item.samples) == 0:
+                out[i] = error_transcript(item, "audio has zero length (no samples)")
+            elif not np.isfinite(item.samples).all():
+                # NaN/inf features make Whisper emit garbage text instead of failing
+                out[i] = error_transcript(item, "audio contains NaN or infinite samples")
             elif item.duration_s <= WINDOW_S and not self.options.vad_filter:
                 short.append(i)
             else:
                 long_.append(i)
+        fw = self._model_for_call()
         bs = self.options.batch_size
         for start in range(0, len(short), bs):
             idx = short[start : start + bs]
             try:
-                results = self._transcribe_short([items[i] for i in idx])
+                results = self._transcribe_short([items[i] for i in idx], fw)
             except Exception as exc:  # a batch failure must not lose rows: retry one by one
                 log.warning("batched decode failed (%s); retrying items one at a time", exc)
-                results = [self._safe_sequential(items[i]) for i in idx]
+                results = [self._safe_sequential(items[i], fw) for i in idx]
             for i, r in zip(idx, results):
                 out[i] = r
         for i in long_:
-            out[i] = self._safe_sequential(items[i])
+            out[i] = self._safe_sequential(items[i], fw)
         return [r for r in out]  # type: ignore[misc]
 
     def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
@@ -250,25 +256,55 @@ class WhisperEngine:
 
     # -- sequential (long-form) path -----------------------------------------------------------
 
-    def _safe_sequential(self, item: AudioItem) -> Transcript:
+    def _model_for_call(self):
+        """The faster-whisper model for one ``transcribe_batch`` call.
+
+        With a ``seed`` and sampling, CTranslate2's random generator is thread-local to the model's
+        worker threads and seeded only when a thread first samples, so ``set_random_seed`` before a
+        call has no effect on a model that has sampled before: repeated calls would differ. For a
+        seeded sampling engine each call therefore gets a fresh CTranslate2 replica (new worker
+        threads) of the cached model, created after setting the seed: the same input and seed give
+        the same output on every call. Costs one replica load per call, only for seeded sampling.
+        """
+        fw = self.model
+        if self.options.seed is None or not self.options.sampling:
+            return fw
+        import copy
+
+        import ctranslate2
+
+        ctranslate2.set_random_seed(self.options.seed)
+        inner = fw.model
+        fresh = copy.copy(fw)
+        fresh.model = ctranslate2.models.Whisper(
+            self.model_path,
+            device=inner.device,
+            device_index=self.runtime.device_index,
+            compute_type=inner.compute_type,
+            intra_threads=self.runtime.cpu_threads,
+        )
+        return fresh
+
+    def _safe_sequential(self, item: AudioItem, fw=None) -> Transcript:
         try:
-            return self._transcribe_sequential(item)
+            return self._transcribe_sequential(item, fw)
         except Exception as exc:
             return error_transcript(item, f"transcription failed: {type(exc).__name__}: {exc}")
 
-    def _with_topk(self):
-        model = self.model
+    def _with_topk(self, fw=None):
+        model = self.model if fw is None else fw
         if self.options.top_k > 0 and not isinstance(model.model, _TopKModel):
             # Per-call proxy (the cached model is shared by engines with other options).
             import copy
 
+            inner = model.model
             model = copy.copy(model)
-            model.model = _TopKModel(self.model.model, self.options.top_k)
+            model.model = _TopKModel(inner, self.options.top_k)
         return model
 
-    def _transcribe_sequential(self, item: AudioItem) -> Transcript:
+    def _transcribe_sequential(self, item: AudioItem, fw=None) -> Transcript:
         opts = self.options
-        model = self._with_topk()
+        model = self._with_topk(fw)
         kwargs = opts.fw_kwargs()
         if not self.multilingual:
             kwargs["language"] = "en"
@@ -279,13 +315,14 @@ class WhisperEngine:
         segments, info = model.transcribe(item.samples, **kwargs)
         chunks: List[Chunk] = []
         texts: List[str] = []
+        dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
         for seg in segments:  # generator: memory stays bounded by one window
             texts.append(seg.text)
             if opts.timestamps == "segment":
-                chunks.append(Chunk(seg.text.strip(), _r(seg.start + item.offset_s), _r(seg.end + item.offset_s), "segment"))
+                chunks.append(Chunk(seg.text.strip(), _r(min(seg.start, dur) + item.offset_s), _r(min(seg.end, dur) + item.offset_s), "segment"))
             elif opts.timestamps == "word" and seg.words:
                 for w in seg.words:
-                    chunks.append(Chunk(w.word.strip(), _r(w.start + item.offset_s), _r(w.end + item.offset_s), "word", float(w.probability)))
+                    chunks.append(Chunk(w.word.strip(), _r(min(w.start, dur) + item.offset_s), _r(min(w.end, dur) + item.offset_s), "word", float(w.probability)))
         return Transcript(
             text="".join(texts).strip(),
             chunks=chunks,
@@ -299,12 +336,12 @@ class WhisperEngine:
 
     # -- batched (short items) path --------------------------------------------------------------
 
-    def _transcribe_short(self, items: List[AudioItem]) -> List[Transcript]:
+    def _transcribe_short(self, items: List[AudioItem], fw=None) -> List[Transcript]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        fw = self.model
+        fw = self.model if fw is None else fw
         opts = self.options
         n_frames = int(fw.feature_extractor.nb_max_frames)
         feats = np.stack([pad_or_trim(fw.feature_extractor(it.samples)[..., :-1], n_frames) for it in items])
@@ -401,7 +438,7 @@ class WhisperEngine:
             )
 
         if opts.timestamps == "word":
-            self._add_words(per_item_segments, langs, tokenizers, encoder_output, feats, segment_sizes)
+            self._add_words(per_item_segments, langs, tokenizers, encoder_output, feats, segment_sizes, fw)
 
         for i, (item, segs) in enumerate(zip(items, per_item_segments)):
             if i in redo:
@@ -409,19 +446,20 @@ class WhisperEngine:
             t = out[i]
             assert t is not None
             t.text = "".join(s["text"] for s in segs).strip()
+            dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
             if opts.timestamps == "segment":
-                t.chunks = [Chunk(s["text"].strip(), _r(s["start"] + item.offset_s), _r(s["end"] + item.offset_s), "segment") for s in segs]
+                t.chunks = [Chunk(s["text"].strip(), _r(min(s["start"], dur) + item.offset_s), _r(min(s["end"], dur) + item.offset_s), "segment") for s in segs]
             elif opts.timestamps == "word":
                 t.chunks = [
-                    Chunk(w["word"].strip(), _r(w["start"] + item.offset_s), _r(w["end"] + item.offset_s), "word", float(w["probability"]))
+                    Chunk(w["word"].strip(), _r(min(w["start"], dur) + item.offset_s), _r(min(w["end"], dur) + item.offset_s), "word", float(w["probability"]))
                     for s in segs for w in s.get("words", [])
                 ]
         for i in redo:  # temperature fallback / early stop: the full sequential algorithm
-            out[i] = self._safe_sequential(items[i])
+            out[i] = self._safe_sequential(items[i], fw)
         return [t for t in out]  # type: ignore[misc]
 
-    def _add_words(self, per_item_segments, langs, tokenizers, encoder_output, feats, segment_sizes):
-        fw = self.model
+    def _add_words(self, per_item_segments, langs, tokenizers, encoder_output, feats, segment_sizes, fw=None):
+        fw = self.model if fw is None else fw
         opts_p = dict(prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、")
         groups: Dict[str, List[int]] = {}
         for i, (lang, _) in enumerate(langs):

@@ -81,7 +81,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
 
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
             # Already 16 kHz mono: a pure SQL cast, no Python round trip.
-            samples = F.col(in_col).cast(ArrayType(FloatType(), False))
+            samples = F.col(in_col).cast(ArrayType(FloatType(), True))
             meta_items = [F.lit("sample_rate"), F.lit(str(SAMPLE_RATE)),
                           F.lit("duration_s"), F.format_number(F.size(in_col) / F.lit(float(SAMPLE_RATE)), 3)]
             if path_col:

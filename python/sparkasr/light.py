@@ -1,0 +1,87 @@
+"""``LightPipeline``: run a fitted pipeline on a few clips locally, without a Spark job.
+
+Same engines, same options, same results as the Spark ``transform`` (Spark NLP's LightPipeline
+role)::
+
+    light = LightPipeline(pipeline_model)
+    light.annotate("clip.wav")            # {"transcription": ["..."]}
+    light.fullAnnotate(["a.wav", samples]) # [{"transcription": [annotation dicts], ...}, ...]
+    light.transcribe("clip.wav")          # Transcript(text, chunks, language, ...)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Sequence, Union
+
+import numpy as np
+
+from . import annotation as A
+from .audio import AudioError, decode_audio, to_mono_16k, validate_samples
+from .types import AudioItem, Transcript
+
+AudioInput = Union[str, os.PathLike, bytes, np.ndarray, Sequence[float]]
+
+
+class LightPipeline:
+    def __init__(self, pipeline_model, parse_embeddings: bool = False):
+        stages = getattr(pipeline_model, "stages", None) or [pipeline_model]
+        from .spark.assembler import AudioAssembler
+        from .spark.core import SpeechAnnotatorModel
+
+        self.assembler = None
+        self.annotators: List[SpeechAnnotatorModel] = []
+        for st in stages:
+            if isinstance(st, AudioAssembler):
+                self.assembler = st
+            elif isinstance(st, SpeechAnnotatorModel):
+                self.annotators.append(st)
+            else:
+                raise TypeError(
+                    f"LightPipeline runs sparkasr stages only; {type(st).__name__} needs a Spark job "
+                    "(run pipeline_model.transform on a DataFrame instead)"
+                )
+        if not self.annotators:
+            raise ValueError("the pipeline has no speech annotator")
+
+    def _item(self, audio: AudioInput) -> AudioItem:
+        source = ""
+        try:
+            if isinstance(audio, (str, os.PathLike)):
+                source = os.fspath(audio)
+                return AudioItem(decode_audio(source), source=source)
+            if isinstance(audio, (bytes, bytearray)):
+                return AudioItem(decode_audio(bytes(audio)), source="<bytes>")
+            arr = np.asarray(audio, dtype=np.float32)
+            if self.assembler is not None:
+                arr = to_mono_16k(arr, self.assembler.getSampleRate(), self.assembler.getOrDefault(self.assembler.channels))
+            return AudioItem(validate_samples(arr), source="<array>")
+        except AudioError as exc:
+            return AudioItem(None, source=source, error=f"{source or '<audio>'}: {exc}")
+
+    def transcribe(self, audio: Union[AudioInput, List[AudioInput]]):
+        """Transcript (or list of them) from the last speech annotator of the pipeline."""
+        single = not isinstance(audio, list)
+        items = [self._item(a) for a in ([audio] if single else audio)]
+        res = self.annotators[-1].transcribe_items(items)
+        return res[0] if single else res
+
+    def fullAnnotate(self, audio: Union[AudioInput, List[AudioInput]]) -> List[Dict[str, List[Dict[str, Any]]]]:
+        from .spark.core import transcript_chunks, transcript_document
+
+        inputs = audio if isinstance(audio, list) else [audio]
+        items = [self._item(a) for a in inputs]
+        out: List[Dict[str, List[Dict[str, Any]]]] = [{} for _ in items]
+        for ann in self.annotators:
+            results = ann.transcribe_items(items)
+            chunks_col = ann.getChunksCol()
+            for row, t in zip(out, results):
+                row[ann.getOutputCol()] = [transcript_document(t, 0, ann._model_name())]
+                if chunks_col:
+                    row[chunks_col] = transcript_chunks(t, 0)
+        return out
+
+    def annotate(self, audio: Union[AudioInput, List[AudioInput]]):
+        full = self.fullAnnotate(audio)
+        simple = [{k: [a["result"] for a in v] for k, v in row.items()} for row in full]
+        return simple if isinstance(audio, list) else simple[0]
