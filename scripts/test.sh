@@ -4,12 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --all
 export PYSPARK_PYTHON="$PWD/.venv/bin/python"
-# Spark NLP interop tests need its jar (Maven Central); they skip with the reason if it cannot be fetched.
-if [[ -x scripts/fetch_sparknlp_jar.sh ]]; then
-  if JAR=$(timeout 300 scripts/fetch_sparknlp_jar.sh 2>/dev/null | tail -1) && [[ -f "$JAR" ]]; then
-    export SPARKASR_TEST_JARS="$JAR"
-  else
-    echo "test: Spark NLP jar not available; interop tests will skip" >&2
-  fi
+# Spark NLP interop tests need its jar + dependencies from Maven Central; they skip, with the
+# reason, when it cannot be fetched (spark-nlp_2.13:7.0.0 is not on the Maven Central we reach).
+if jars="$(bash scripts/fetch_sparknlp_jar.sh 2>/tmp/sparknlp_fetch.err)"; then
+  export SPARKASR_TEST_JARS="$jars"
+else
+  export SPARKASR_SPARKNLP_FETCH_ERROR="$(tail -n 1 /tmp/sparknlp_fetch.err)"
+  echo "test: Spark NLP jar not fetched: $SPARKASR_SPARKNLP_FETCH_ERROR (interop tests will skip)"
 fi
 exec .venv/bin/python -m pytest -q -rs "$@"

@@ -87,6 +87,9 @@ def cmd_transcribe(args) -> int:
     except (SetupError, ModelNotFoundError, ValueError) as exc:
         print(f"sparkasr: error: {exc}", file=sys.stderr)
         return 2
+    from pyspark.sql import SparkSession
+
+    owned = SparkSession.getActiveSession() is None
     spark = _spark_session(args.master)
     try:
         res = run_transcription(
@@ -109,7 +112,8 @@ def cmd_transcribe(args) -> int:
     )
     if res.metrics:
         print(f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {args.output.rstrip('/')}/report")
-    spark.stop()
+    if owned:
+        spark.stop()
     return 0
 
 

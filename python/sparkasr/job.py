@@ -49,6 +49,30 @@ def _is_uri(p: str) -> bool:
     return "://" in p
 
 
+def check_manifest_columns(path: str) -> None:
+    """For a local manifest, check the ``path`` column before Spark starts."""
+    if _is_uri(path):
+        return
+    low = path.lower()
+    try:
+        if low.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            cols = pq.read_schema(path).names
+        elif low.endswith((".jsonl", ".json")):
+            with open(path, encoding="utf-8") as f:
+                first = next((line for line in f if line.strip()), "{}")
+            cols = list(json.loads(first).keys())
+        else:
+            with open(path, encoding="utf-8") as f:
+                header = f.readline().rstrip("\r\n")
+            cols = [c.strip().strip('"') for c in header.split("\t" if low.endswith(".tsv") else ",")]
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"manifest {path} cannot be read: {exc}") from None
+    if "path" not in cols:
+        raise SetupError(f"manifest {path} has no 'path' column (columns: {', '.join(cols) or 'none'})")
+
+
 def check_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
     """Split inputs into (audio paths/globs/dirs, manifests); fail early on missing local inputs."""
     if not inputs:
@@ -58,6 +82,7 @@ def check_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
         if is_manifest(p):
             if not _is_uri(p) and not os.path.isfile(p):
                 raise SetupError(f"manifest {p} does not exist")
+            check_manifest_columns(p)
             manifests.append(p)
             continue
         if not _is_uri(p):
@@ -72,16 +97,20 @@ def check_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
 
 
 def check_output(output: str, overwrite: bool = True) -> None:
+    """Create the output directory and prove it is writable, before Spark starts."""
     if _is_uri(output) and not output.startswith("file:"):
         return  # checked by Hadoop when writing
     local = output[5:] if output.startswith("file:") else output
-    parent = local if os.path.isdir(local) else (os.path.dirname(os.path.abspath(local)) or ".")
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.access(parent, os.W_OK):
-        raise SetupError(f"output directory {output} is not writable")
     if os.path.exists(local) and not os.path.isdir(local):
         raise SetupError(f"output {output} exists and is not a directory")
+    probe = os.path.join(local, ".sparkasr-write-test")
+    try:
+        os.makedirs(local, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        raise SetupError(f"output directory {output} is not writable ({exc.strerror or exc})") from None
 
 
 def _read_manifest(spark, path: str):
@@ -204,12 +233,16 @@ def run_transcription(
 
 
 def _write_eval_report(records, output: str, asr, carried: List[str]) -> Optional[Dict[str, Any]]:
-    try:
-        from .spark.evaluation import write_transcription_report  # provided by the evaluation module
-    except ImportError:
+    """WER/CER report (metrics.json, report.md, PNGs) when the inputs carry references."""
+    from .spark.evaluation import evaluate_and_report, has_references
+
+    if not has_references(records, "reference"):
         return None
-    group_cols = [c for c in carried if c in ("speaker", "dataset", "language_group")]
-    return write_transcription_report(
-        records, output.rstrip("/") + "/report", group_by=group_cols, model=asr._model_name(),
-        options={p.name: v for p, v in asr.extractParamMap().items() if p.name not in ("inputCols", "outputCol")},
+    group_cols = [c for c in carried if c in ("speaker", "dataset", "group", "split")]
+    options = {p.name: v for p, v in asr.extractParamMap().items() if p.name not in ("inputCols", "outputCol", "pathCol", "chunksCol")}
+    result = evaluate_and_report(
+        records.where("error IS NULL"), output.rstrip("/") + "/report", prediction_col="text", reference_col="reference",
+        group_by=group_cols or None, normalizer="whisper_en", model=asr._model_name(), options=options,
     )
+    d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    return {"wer": float(getattr(result, "wer", d.get("wer", float("nan")))), **{k: v for k, v in d.items() if k != "wer"}}

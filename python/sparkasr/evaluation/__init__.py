@@ -1,0 +1,43 @@
+"""WER/CER evaluation: normalisers, additive alignment counts, corpus metrics and reports.
+
+This package is plain Python (no Spark). The distributed layer lives in
+:mod:`sparkasr.spark.evaluation` (``WerEvaluator``, ``evaluate_wer``).
+"""
+
+from .counts import (
+    COUNT_FIELDS,
+    METRICS,
+    Accumulator,
+    ErrorCounts,
+    WerResult,
+    chars,
+    corpus_counts,
+    evaluate_pairs,
+    pair_counts,
+    top_k,
+    words,
+)
+from .normalizers import NORMALIZERS, Compose, Normalizer, get_normalizer, normalizer_name
+from .report import render_markdown, write_metrics_json, write_report
+
+__all__ = [
+    "COUNT_FIELDS",
+    "METRICS",
+    "NORMALIZERS",
+    "Accumulator",
+    "Compose",
+    "ErrorCounts",
+    "Normalizer",
+    "WerResult",
+    "chars",
+    "corpus_counts",
+    "evaluate_pairs",
+    "get_normalizer",
+    "normalizer_name",
+    "pair_counts",
+    "render_markdown",
+    "top_k",
+    "words",
+    "write_metrics_json",
+    "write_report",
+]
