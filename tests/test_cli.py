@@ -18,7 +18,7 @@ pytestmark = pytest.mark.spark
 
 def _records(out: Path):
     rows = []
-    for f in sorted((out / "transcripts").glob("part-*.json")):
+    for f in sorted((out / "transcripts").rglob("part-*.json")):
         rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
     return rows
 
@@ -69,7 +69,7 @@ def test_transcribe_dir_and_manifest(spark, tmp_path, clips, data_dir, capsys):
     "args, message",
     [
         (["/no/such/dir"], "does not exist"),
-        (["tests/data/cards", "--beam-size", "0"], "beamSize"),
+        (["tests/data/cards", "--beam-size", "0"], "beam_size"),
         (["tests/data/cards", "--model", "/no/such/model"], "does not exist"),
         (["tests/data/cards", "--output", "/proc/sparkasr-out"], "not writable"),
         (["tests/data/cards/*.flac"], "matches nothing"),
@@ -101,3 +101,73 @@ def test_hub_id_fails_fast_offline(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFoundError, match="cannot be reached"):
         WhisperForCTC.pretrained("openai/whisper-large-v3")
     assert time.time() - t0 < 10
+
+
+def test_resume_skips_done_inputs_and_never_duplicates(spark, tmp_path, clips):
+    src = tmp_path / "in"
+    src.mkdir()
+    for p, _ in clips[5:8]:
+        shutil.copy(p, src / p.name)
+    out = tmp_path / "out"
+    args = ["transcribe", str(src), "--output", str(out), "--timestamps", "segment", "--quiet"]
+    assert main(args) == 0
+    first = _records(out)
+    assert len(first) == 3
+    # A crashed earlier run: only uncommitted files, which must never be read as results.
+    crashed = out / "transcripts" / "run=crashed" / "_temporary" / "0"
+    crashed.mkdir(parents=True)
+    (crashed / "part-00000.json").write_text(json.dumps({"path": "bogus", "text": "x"}) + "\n")
+    # Re-run over the same inputs: nothing new is transcribed, nothing duplicated.
+    assert main(args) == 0
+    assert sorted(r["path"] for r in _records(out)) == sorted(r["path"] for r in first)
+    assert not (out / "transcripts" / "run=crashed").exists()
+    # One new file: only it is transcribed.
+    shutil.copy(clips[8][0], src / clips[8][0].name)
+    assert main(args) == 0
+    rows = _records(out)
+    assert len(rows) == 4 and len({r["path"] for r in rows}) == 4
+    # Other options = another configuration: transcribed again, kept apart by config_id.
+    assert main(args[:-3] + ["--timestamps", "none", "--quiet"]) == 0
+    rows = _records(out)
+    assert len(rows) == 8 and len({r["config_id"] for r in rows}) == 2
+
+
+def test_config_file_and_subtitles(spark, tmp_path, clips):
+    cfg = tmp_path / "job.yaml"
+    out = tmp_path / "out"
+    cfg.write_text(
+        f"inputs: [{clips[0][0]}]\noutput: {out}\ntimestamps: word\nbeam_size: 2\nsubtitles: [srt, vtt]\nquiet: true\n"
+    )
+    assert main(["transcribe", "--config", str(cfg), "--beam-size", "1"]) == 0
+    (row,) = _records(out)
+    assert not row["error"]
+    srt = list((out / "subtitles").glob("*.srt"))
+    vtt = list((out / "subtitles").glob("*.vtt"))
+    assert len(srt) == 1 and len(vtt) == 1
+    assert srt[0].name.startswith("sense_and_sensibility_01_austen_64kb-0870-")
+    body = srt[0].read_text()
+    assert body.startswith("1\n00:00:0") and "-->" in body
+    assert vtt[0].read_text().startswith("WEBVTT")
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [("beam_sise: 3\n", "unknown key 'beam_sise'"), ("beam_size: -1\n", "'beam_size'"), ("timestamps: sentence\n", "'timestamps'"),
+     ("spark_conf: {executor.memory: 2g}\n", "'spark_conf'")],
+)
+def test_config_errors_name_the_key_before_spark(tmp_path, yaml_text, message):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(f"inputs: [tests/data/cards]\noutput: {tmp_path / 'o'}\n" + yaml_text)
+    proc = subprocess.run([sys.executable, "-m", "sparkasr.cli", "transcribe", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "SparkContext" not in proc.stderr
+
+
+def test_safe_subtitle_names():
+    from sparkasr.subtitles import safe_name
+
+    a = safe_name("file:/data/../../etc/passwd")
+    b = safe_name("file:/x/a b?.wav")
+    c = safe_name("file:/y/a b?.wav")
+    assert "/" not in a and ".." not in a
+    assert b != c and b.startswith("a_b-")

@@ -13,7 +13,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 
-def _spark_session(master: Optional[str], app: str = "sparkasr-transcribe"):
+def _spark_session(master: Optional[str], app: str = "sparkasr-transcribe", extra_conf: Optional[Dict[str, str]] = None):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
@@ -21,7 +21,7 @@ def _spark_session(master: Optional[str], app: str = "sparkasr-transcribe"):
     builder = SparkSession.builder.appName(app)
     if master:
         builder = builder.master(master)
-    elif "SPARK_MASTER" not in os.environ and not os.environ.get("SPARK_SUBMIT"):
+    elif not os.environ.get("SPARK_SUBMIT"):
         builder = builder.master(os.environ.get("SPARKASR_MASTER", "local[*]"))
     # Audio-friendly defaults (a spark-defaults.conf or --conf given to spark-submit wins).
     for k, v in {
@@ -29,6 +29,9 @@ def _spark_session(master: Optional[str], app: str = "sparkasr-transcribe"):
         "spark.sql.execution.arrow.maxRecordsPerBatch": "8",
         "spark.sql.execution.arrow.maxBytesPerBatch": "64m",
         "spark.ui.showConsoleProgress": "false",
+        # v1 commit: a run's files appear only when the whole job commits (no partial results).
+        "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "1",
+        **(extra_conf or {}),
     }.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
@@ -38,10 +41,11 @@ def _spark_session(master: Optional[str], app: str = "sparkasr-transcribe"):
 
 def _add_transcribe(sub):
     p = sub.add_parser("transcribe", help="transcribe audio files/directories/globs/manifests with Whisper on Spark")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, directories, globs, URIs, or manifests (.csv/.tsv/.jsonl/.parquet with a path column)")
-    p.add_argument("--output", "-o", required=True, help="output directory (records under DIR/transcripts, report under DIR/report)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, directories, globs, URIs, or manifests (.csv/.tsv/.jsonl/.parquet with a path column)")
+    p.add_argument("--config", "-c", default=None, help="YAML job file (keys documented in conf/job.yaml); flags override it")
+    p.add_argument("--output", "-o", default=None, help="output directory (records under DIR/transcripts, report under DIR/report)")
     p.add_argument("--model", default=None, help="tiny.en (embedded default), base, a local CTranslate2/HF Whisper dir, or a hub id (online)")
-    p.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"])
+    p.add_argument("--format", default=None, choices=["jsonl", "parquet"])
     p.add_argument("--language", default=None, help="language code; default: detect (English-only models: en)")
     p.add_argument("--task", default=None, choices=["transcribe", "translate"])
     p.add_argument("--beam-size", type=int, default=None)
@@ -53,48 +57,77 @@ def _add_transcribe(sub):
     p.add_argument("--compute-type", default=None)
     p.add_argument("--device", default=None, choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=int, default=None, help="model threads per task (default: spark.task.cpus)")
-    p.add_argument("--partitions", type=int, default=0, help="partitions to spread files over (default: automatic)")
+    p.add_argument("--partitions", type=int, default=None, help="partitions to spread files over (default: automatic)")
     p.add_argument("--master", default=None, help="Spark master URL (default local[*]; ignored under spark-submit)")
+    p.add_argument("--subtitles", default=None, help="write per-file subtitles: srt, vtt or srt,vtt (under DIR/subtitles)")
+    p.add_argument("--no-resume", dest="resume", action="store_const", const=False, default=None, help="refuse to run over existing results instead of skipping done inputs")
+    p.add_argument("--quiet", "-q", action="store_const", const=True, default=None, help="no live progress (for schedulers)")
     p.add_argument("--print", dest="print_rows", type=int, nargs="?", const=50, default=0, metavar="N", help="print the first N transcripts")
-    p.add_argument("--no-report", action="store_true", help="do not write the WER report even if inputs have references")
+    p.add_argument("--no-report", dest="report", action="store_const", const=False, default=None, help="do not write the WER report even if inputs have references")
 
 
-def _whisper_params(args) -> Dict[str, Any]:
-    m = {
-        "language": args.language, "task": args.task, "beamSize": args.beam_size, "initialPrompt": args.initial_prompt,
-        "maxNewTokens": args.max_new_tokens, "timestamps": args.timestamps, "batchSize": args.batch_size,
-        "computeType": args.compute_type, "device": args.device, "cpuThreads": args.threads,
-    }
-    if args.temperature:
-        m["temperature"] = [float(t) for t in args.temperature.split(",") if t.strip()]
-    return {k: v for k, v in m.items() if v is not None}
+_FLAG_TO_KEY = {
+    "inputs": "inputs", "output": "output", "model": "model", "format": "format", "language": "language", "task": "task",
+    "beam_size": "beam_size", "temperature": "temperature", "initial_prompt": "initial_prompt",
+    "max_new_tokens": "max_new_tokens", "timestamps": "timestamps", "batch_size": "batch_size",
+    "compute_type": "compute_type", "device": "device", "threads": "threads", "partitions": "partitions",
+    "master": "master", "subtitles": "subtitles", "resume": "resume", "quiet": "quiet", "report": "report",
+}
+
+_KEY_TO_PARAM = {
+    "language": "language", "task": "task", "beam_size": "beamSize", "temperature": "temperature",
+    "initial_prompt": "initialPrompt", "max_new_tokens": "maxNewTokens", "timestamps": "timestamps",
+    "batch_size": "batchSize", "compute_type": "computeType", "device": "device", "threads": "cpuThreads",
+}
+
+
+def job_config(args) -> dict:
+    """Defaults < --config file < flags; validated, naming the key on error."""
+    from .config import load_config, merge
+
+    flags = {key: getattr(args, flag) for flag, key in _FLAG_TO_KEY.items()}
+    if not flags["inputs"]:
+        flags["inputs"] = None
+    file_values = load_config(args.config) if args.config else {}
+    cfg = merge(file_values, flags)
+    if not cfg.get("inputs"):
+        raise ValueError("no INPUT given (on the command line or as 'inputs' in the config file)")
+    if not cfg.get("output"):
+        raise ValueError("no output directory given (--output or 'output' in the config file)")
+    return cfg
+
+
+def whisper_params(cfg: dict) -> Dict[str, Any]:
+    return {param: cfg[key] for key, param in _KEY_TO_PARAM.items() if cfg.get(key) is not None}
 
 
 def cmd_transcribe(args) -> int:
+    from .config import ConfigError
     from .job import SetupError, check_inputs, check_output, run_transcription
     from .models import ModelNotFoundError, resolve_whisper_model
 
-    params = _whisper_params(args)
     # Everything that can be checked without Spark is checked before Spark starts.
     try:
-        check_inputs(args.inputs)
-        check_output(args.output)
-        resolve_whisper_model(args.model)
-        from .whisper import WhisperOptions  # noqa: F401  (param validation happens in setParams below)
+        cfg = job_config(args)
+        params = whisper_params(cfg)
+        check_inputs(cfg["inputs"])
+        check_output(cfg["output"])
+        resolve_whisper_model(cfg["model"])
         from .spark.whisper import WhisperForCTC
 
         WhisperForCTC(**params)
-    except (SetupError, ModelNotFoundError, ValueError) as exc:
+    except (SetupError, ModelNotFoundError, ConfigError, ValueError) as exc:
         print(f"sparkasr: error: {exc}", file=sys.stderr)
         return 2
     from pyspark.sql import SparkSession
 
     owned = SparkSession.getActiveSession() is None
-    spark = _spark_session(args.master)
+    spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"])
     try:
         res = run_transcription(
-            spark, args.inputs, args.output, model=args.model, fmt=args.format, whisper_params=params,
-            partitions=args.partitions, report=not args.no_report,
+            spark, cfg["inputs"], cfg["output"], model=cfg["model"], fmt=cfg["format"], whisper_params=params,
+            partitions=cfg["partitions"], report=cfg["report"], resume=cfg["resume"], subtitles=cfg["subtitles"],
+            quiet=cfg["quiet"],
         )
     except (SetupError, ModelNotFoundError) as exc:
         print(f"sparkasr: error: {exc}", file=sys.stderr)
@@ -107,11 +140,11 @@ def cmd_transcribe(args) -> int:
             else:
                 print(f"{name}\t{r['duration_s']:.1f}s\t{r['text']}")
     print(
-        f"sparkasr: {res.n_inputs} files, {res.audio_s / 3600:.3f} h of audio, {res.n_errors} errors, "
-        f"{res.wall_s:.1f} s wall ({res.audio_s / max(res.wall_s, 1e-9):.1f}x real time) -> {res.records_path}"
+        f"sparkasr: {res.n_inputs} files, {res.audio_s / 3600:.3f} h of audio, {res.n_errors} errors "
+        f"({res.processed} transcribed now, {res.skipped} already done), {res.wall_s:.1f} s wall -> {res.records_path}"
     )
     if res.metrics:
-        print(f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {args.output.rstrip('/')}/report")
+        print(f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {cfg['output'].rstrip('/')}/report")
     if owned:
         spark.stop()
     return 0

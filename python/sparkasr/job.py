@@ -38,7 +38,9 @@ class JobResult:
     wall_s: float
     records_path: str
     metrics: Optional[Dict[str, Any]] = None
-    records: Any = None  # the written records, read back (DataFrame)
+    records: Any = None  # all committed records for this model+options, read back (DataFrame)
+    processed: int = 0  # inputs transcribed by this run
+    skipped: int = 0  # inputs already done by earlier runs (resume)
 
 
 def is_manifest(p: str) -> bool:
@@ -161,6 +163,167 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str]):
     return df
 
 
+def _stat_inputs(df):
+    """Add ``input_id`` (sha1 of path + size + mtime; path alone when the file cannot be stat-ed)."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = StructType(df.schema.fields + [StructField("input_id", StringType(), False)])
+    has_meta = "length" in df.columns and "modificationTime" in df.columns
+
+    def run(batches):
+        import hashlib
+
+        for pdf in batches:
+            ids = []
+            for i, p in enumerate(pdf["path"].tolist()):
+                key = str(p)
+                if has_meta:
+                    key += f"|{pdf['length'].iloc[i]}|{pdf['modificationTime'].iloc[i]}"
+                elif p is not None:
+                    local = _local_path(str(p))
+                    try:
+                        st = os.stat(local)
+                        key += f"|{st.st_size}|{int(st.st_mtime)}"
+                    except OSError:
+                        key += "|missing"
+                ids.append(hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest())
+            pdf = pdf.copy()
+            pdf["input_id"] = ids
+            yield pdf
+
+    return df.mapInPandas(run, schema=schema)
+
+
+def _local_path(p: str) -> str:
+    from urllib.parse import unquote
+
+    if p.startswith("file://"):
+        p = p[7:]
+    elif p.startswith("file:"):
+        p = p[5:]
+    return unquote(p)
+
+
+def config_id(model_name: str, params: Dict[str, Any]) -> str:
+    """Stable id of what determines a transcript: model + decoding options (not runtime knobs)."""
+    import hashlib
+
+    ignore = {"inputCols", "outputCol", "pathCol", "chunksCol", "batchSize", "cpuThreads", "shipModel"}
+    blob = json.dumps({"model": model_name, **{k: v for k, v in sorted(params.items()) if k not in ignore}}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _fs(spark, path: str):
+    jvm = spark.sparkContext._jvm
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p, jvm
+
+
+def committed_runs(spark, records_root: str) -> Tuple[List[str], List[str]]:
+    """(committed run dirs, crashed run dirs) under ``records_root`` (``run=<id>`` with/without _SUCCESS)."""
+    fs, root, jvm = _fs(spark, records_root)
+    if not fs.exists(root):
+        return [], []
+    done, crashed = [], []
+    for st in fs.listStatus(root):
+        name = st.getPath().getName()
+        if not st.isDirectory() or not name.startswith("run="):
+            continue
+        target = done if fs.exists(jvm.org.apache.hadoop.fs.Path(st.getPath(), "_SUCCESS")) else crashed
+        target.append(st.getPath().toString())
+    return sorted(done), sorted(crashed)
+
+
+def _read_records(spark, paths: List[str], fmt: str, schema=None):
+    if not paths:
+        return None
+    reader = spark.read.option("basePath", paths[0].rsplit("/", 1)[0])
+    if fmt == "parquet":
+        return reader.parquet(*paths)
+    if schema is not None:
+        reader = reader.schema(schema)
+    return reader.json(list(paths))
+
+
+class _Progress:
+    """Live progress on the driver: files and audio hours done, throughput, ETA, errors so far."""
+
+    def __init__(self, spark, total: int, quiet: bool, interval: float = 10.0):
+        import threading
+
+        sc = spark.sparkContext
+        self.files = sc.accumulator(0)
+        self.audio = sc.accumulator(0.0)
+        self.errors = sc.accumulator(0)
+        self.total = total
+        self.quiet = quiet
+        self.interval = interval
+        self.t0 = time.time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def line(self) -> str:
+        done, audio, errs = self.files.value, self.audio.value, self.errors.value
+        el = time.time() - self.t0
+        rate = audio / el if el > 0 else 0.0
+        eta = (el / done * (self.total - done)) if done else float("nan")
+        eta_s = "?" if eta != eta else f"{eta / 60:.1f} min"
+        return (f"sparkasr: {done}/{self.total} files, {audio / 3600:.3f} h audio, {errs} errors, "
+                f"{rate:.1f}x real time, ETA {eta_s}")
+
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            print(self.line(), flush=True)
+
+    def __enter__(self):
+        if not self.quiet:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+
+    def counting(self, df):
+        """Pass records through unchanged while counting them into the accumulators."""
+        files, audio, errors = self.files, self.audio, self.errors
+
+        def run(batches):
+            for pdf in batches:
+                files.add(len(pdf))
+                audio.add(float(pdf["duration_s"].fillna(0).sum()))
+                errors.add(int(pdf["error"].notna().sum()))
+                yield pdf
+
+        return df.mapInPandas(run, schema=df.schema)
+
+
+def write_subtitles(records, out_dir: str, kinds: Sequence[str]) -> None:
+    """One ``<safe name>.srt`` / ``.vtt`` per transcribed file, written by the executors.
+
+    ``out_dir`` must be a filesystem path the executors see (local, NFS, ``/dbfs/...``).
+    """
+    local = _local_path(out_dir)
+    os.makedirs(local, exist_ok=True)
+    kinds = list(kinds)
+
+    def part(rows):
+        from .subtitles import cues_from_chunks, safe_name, to_srt, to_vtt
+
+        for r in rows:
+            if r["error"] or not r["chunks"]:
+                continue
+            cues = cues_from_chunks([{"text": c["text"], "timestamp": c["timestamp"]} for c in r["chunks"]])
+            name = safe_name(r["path"])
+            for k in kinds:
+                body = to_srt(cues) if k == "srt" else to_vtt(cues)
+                tmp = os.path.join(local, f".{name}.{k}.tmp")
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(body)
+                os.replace(tmp, os.path.join(local, f"{name}.{k}"))
+
+    records.select("path", "chunks", "error").foreachPartition(part)
+
+
 def run_transcription(
     spark,
     inputs: Sequence[str],
@@ -171,7 +334,18 @@ def run_transcription(
     whisper_params: Optional[Dict[str, Any]] = None,
     partitions: int = 0,
     report: bool = True,
+    resume: bool = True,
+    subtitles: Sequence[str] = (),
+    quiet: bool = True,
 ) -> JobResult:
+    """Transcribe ``inputs`` into ``output`` (see module docstring).
+
+    Records go to ``<output>/transcripts/run=<id>/``; a run becomes visible only when Spark commits
+    it (``_SUCCESS``), so a crash leaves nothing a reader would take for results, and crashed run
+    directories are removed by the next run. With ``resume`` (default) inputs whose stable id
+    (path + size + mtime) already has a record for the same model and options are skipped, so re-runs
+    never duplicate rows.
+    """
     from pyspark.sql import functions as F
 
     from .spark.whisper import WhisperForCTC
@@ -183,51 +357,92 @@ def run_transcription(
     check_output(output)
     asr = WhisperForCTC.pretrained(model) if model else WhisperForCTC.pretrained()
     asr.setParams(**(whisper_params or {}))
-    df = build_input_frame(spark, audio, manifests)
+    cfg_id = config_id(asr._model_name(), {p.name: v for p, v in asr.extractParamMap().items()})
+    records_root = output.rstrip("/") + "/transcripts"
+
+    df = _stat_inputs(build_input_frame(spark, audio, manifests))
+    done_runs, crashed = committed_runs(spark, records_root)
+    for c in crashed:  # never committed: nothing in them is a result
+        fs, p, _ = _fs(spark, c)
+        fs.delete(p, True)
+    previous = _read_records(spark, done_runs, fmt) if done_runs else None
+    if not resume and done_runs:
+        raise SetupError(f"{records_root} already holds results; use a new --output or keep resume on")
+    skipped = 0
+    if previous is not None and "input_id" in previous.columns:
+        seen = previous.where(F.col("config_id") == cfg_id).select("input_id").distinct()
+        df = df.join(F.broadcast(seen) if len(done_runs) < 2 else seen, "input_id", "left_anti")
+    n_all = None
     n = df.count()
-    if n == 0:
+    if previous is not None:
+        n_all = previous.where(F.col("config_id") == cfg_id).count() if "config_id" in previous.columns else 0
+        skipped = n_all
+    if n == 0 and not done_runs:
         raise SetupError(f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
-    if partitions <= 0:
-        partitions = max(1, min(n, spark.sparkContext.defaultParallelism * 4, max(n // 64, spark.sparkContext.defaultParallelism)))
-    df = df.repartition(partitions)
-    in_col = "content" if "content" in df.columns else "path"
-    asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
-    out = asr.transform(df)
-    doc = F.col("transcription")[0]
-    carried = [c for c in df.columns if c not in ("path", "content", "_audio_input")]
-    chunks_col = asr.getChunksCol()
-    chunk_expr = (
-        F.transform(
-            F.col(chunks_col),
-            lambda c: F.struct(
-                c["result"].alias("text"),
-                F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias("timestamp"),
-            ),
+
+    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    written = None
+    if n > 0:
+        if partitions <= 0:
+            dp = spark.sparkContext.defaultParallelism
+            partitions = max(1, min(n, max(dp * 4, n // 64)))
+        df = df.repartition(partitions)
+        in_col = "content" if "content" in df.columns else "path"
+        asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
+        out = asr.transform(df)
+        doc = F.col("transcription")[0]
+        carried = [c for c in df.columns if c not in ("path", "content", "input_id", "length", "modificationTime")]
+        chunks_col = asr.getChunksCol()
+        chunk_expr = (
+            F.transform(
+                F.col(chunks_col),
+                lambda c: F.struct(
+                    c["result"].alias("text"),
+                    F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias("timestamp"),
+                ),
+            )
+            if chunks_col
+            else F.array().cast("array<struct<text:string,timestamp:array<double>>>")
         )
-        if chunks_col
-        else F.array().cast("array<struct<text:string,timestamp:array<double>>>")
-    )
-    records = out.select(
-        F.col("path"),
-        F.coalesce(doc["result"], F.lit("")).alias("text"),
-        doc["metadata"]["language"].alias("language"),
-        doc["metadata"]["language_probability"].cast("double").alias("language_probability"),
-        doc["metadata"]["duration_s"].cast("double").alias("duration_s"),
-        chunk_expr.alias("chunks"),
-        doc["metadata"]["error"].alias("error"),
-        F.lit(asr._model_name()).alias("model"),
-        *[F.col(c) for c in carried],
-    )
-    records_path = output.rstrip("/") + "/transcripts"
-    writer = records.write.mode("overwrite")
-    if fmt == "parquet":
-        writer.parquet(records_path)
-    else:
-        writer.option("ignoreNullFields", "false").json(records_path)
-    back = spark.read.parquet(records_path) if fmt == "parquet" else spark.read.schema(records.schema).json(records_path)
+        records = out.select(
+            F.col("path"),
+            F.coalesce(doc["result"], F.lit("")).alias("text"),
+            doc["metadata"]["language"].alias("language"),
+            doc["metadata"]["language_probability"].cast("double").alias("language_probability"),
+            doc["metadata"]["duration_s"].cast("double").alias("duration_s"),
+            chunk_expr.alias("chunks"),
+            doc["metadata"]["error"].alias("error"),
+            F.lit(asr._model_name()).alias("model"),
+            *[F.col(c) for c in carried],
+            F.col("input_id"),
+            F.lit(cfg_id).alias("config_id"),
+        )
+        progress = _Progress(spark, n, quiet)
+        records = progress.counting(records)
+        target = f"{records_root}/run={run_id}"
+        with progress:
+            writer = records.write.mode("errorifexists")
+            if fmt == "parquet":
+                writer.parquet(target)
+            else:
+                writer.option("ignoreNullFields", "false").json(target)
+        if not quiet:
+            print(progress.line(), flush=True)
+        written = _read_records(spark, [target], fmt, records.schema)
+        if subtitles:
+            write_subtitles(written, output.rstrip("/") + "/subtitles", subtitles)
+
+    all_runs, _ = committed_runs(spark, records_root)
+    schema = written.schema if written is not None else None
+    back = _read_records(spark, all_runs, fmt, None if fmt == "parquet" else None)
+    if back is not None and "config_id" in back.columns:
+        back = back.where(F.col("config_id") == cfg_id)
     stats = back.agg(F.count("*").alias("n"), F.count("error").alias("errors"), F.sum("duration_s").alias("audio")).collect()[0]
-    result = JobResult(output, int(stats["n"]), int(stats["errors"]), float(stats["audio"] or 0.0), time.time() - t0, records_path, records=back)
-    if report and "reference" in carried:
+    result = JobResult(output, int(stats["n"]), int(stats["errors"]), float(stats["audio"] or 0.0), time.time() - t0, records_root, records=back)
+    result.processed = n
+    result.skipped = skipped
+    if report and "reference" in back.columns:
+        carried = [c for c in back.columns if c not in ("path", "text", "language", "language_probability", "duration_s", "chunks", "error", "model", "input_id", "config_id", "run")]
         result.metrics = _write_eval_report(back, output, asr, carried)
     return result
 

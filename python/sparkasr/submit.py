@@ -1,0 +1,18 @@
+"""spark-submit entry point for the transcription job.
+
+    spark-submit --master spark://host:7077 --properties-file conf/standalone.properties \\
+        --py-files dist/sparkasr.zip python/sparkasr/submit.py INPUT... --output DIR [options]
+
+Takes the same arguments as ``sparkasr transcribe`` (including ``--config job.yaml``); the master
+and Spark settings come from spark-submit. Executors need sparkasr's dependencies installed (or a
+packed environment via ``--archives``), and either sparkasr installed or shipped with ``--py-files``.
+"""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ["SPARK_SUBMIT"] = "1"  # do not force a master: spark-submit decides
+    from sparkasr.cli import main
+
+    sys.exit(main(["transcribe", *sys.argv[1:]]))
