@@ -173,19 +173,37 @@ def _iter_pyav(fh: BinaryIO, label: str):
         if not container.streams.audio:
             raise AudioError("file has no audio stream")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        # FFmpeg only converts the sample format here (planar float, native rate and layout): its
+        # own down-mix is not the channel mean (stereo -> (L+R)/sqrt(2), 5.1 -> a weighted sum that
+        # can exceed 1.0), so channels are averaged and resampled exactly as on the libsndfile path.
+        to_float = av.AudioResampler(format="fltp")
+        resampler: Optional[_Resampler] = None
         try:
             for frame in container.decode(stream):
                 frame.pts = None
-                for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-                    _check_finite(arr)
+                if resampler is not None and frame.sample_rate != resampler.in_rate:
+                    tail = resampler.push(np.zeros(0, np.float32), last=True)  # rate changed mid-stream
+                    if tail.size:
+                        yield tail
+                    resampler = None
+                if resampler is None:
+                    resampler = _Resampler(frame.sample_rate)
+                for out in to_float.resample(frame):
+                    planes = out.to_ndarray()  # (channels, samples) float32
+                    _check_finite(planes)
+                    arr = resampler.push(planes.T)  # (samples, channels): averaged by push
                     if arr.size:
                         yield arr
-            for out in resampler.resample(None):
-                arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-                if arr.size:
-                    yield arr
+            if resampler is not None:
+                for out in to_float.resample(None):
+                    planes = out.to_ndarray()
+                    _check_finite(planes)
+                    arr = resampler.push(planes.T)
+                    if arr.size:
+                        yield arr
+                tail = resampler.push(np.zeros(0, np.float32), last=True)
+                if tail.size:
+                    yield tail
         except AudioError:
             raise
         except Exception as exc:

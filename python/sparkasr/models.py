@@ -26,7 +26,7 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 EMBEDDED_DEFAULT = "tiny.en"
 _EMBEDDED_ALIASES = {None, "", "default", "tiny.en", "embedded", "whisper-tiny.en"}
@@ -169,8 +169,25 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
     )
     if not (tmp / "tokenizer.json").is_file():
         # faster-whisper needs tokenizer.json; HF dirs saved by WhisperProcessor have it.
+        shutil.rmtree(tmp, ignore_errors=True)
         raise ModelNotFoundError(f"{src} has no tokenizer.json; save the processor with the model")
-    os.replace(tmp, target)
+    if not (tmp / "preprocessor_config.json").is_file():
+        # transformers >= 5 saves the feature extractor inside processor_config.json; faster-whisper
+        # only reads preprocessor_config.json and otherwise assumes 80 mel bins (wrong for 128-mel
+        # models such as large-v3).
+        fe = None
+        try:
+            fe = json.loads((src / "processor_config.json").read_text()).get("feature_extractor")
+        except (OSError, ValueError, AttributeError):
+            pass
+        if isinstance(fe, dict):
+            (tmp / "preprocessor_config.json").write_text(json.dumps(fe, indent=2))
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process converted it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not is_ct2_dir(target):
+            raise
     return str(target)
 
 
@@ -184,8 +201,10 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
         return False
 
 
-def resolve_whisper_model(name: Optional[str] = None) -> ModelSource:
+def resolve_whisper_model(name: Optional[Union[str, os.PathLike]] = None) -> ModelSource:
     """Resolve a model name or path to a local CTranslate2 directory (see module docstring)."""
+    if isinstance(name, os.PathLike):  # a pathlib.Path: str methods below need a str
+        name = os.fspath(name)
     if name in _EMBEDDED_ALIASES:
         return ModelSource(embedded_model_path(), "embedded", EMBEDDED_DEFAULT)
     assert name is not None
