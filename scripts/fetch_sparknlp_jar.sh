@@ -19,7 +19,8 @@
 #   SPARKNLP_ARTIFACT       default spark-nlp_2.13 (Spark 4.0.1+, Scala 2.13; spark-nlp_2.12 for Spark 3.x)
 #   SPARKASR_JAR_CACHE      default ${XDG_CACHE_HOME:-$HOME/.cache}/sparkasr/jars
 #   SPARKNLP_FETCH_TIMEOUT  seconds for the whole Maven resolution, default 600
-#   MAVEN_REPO_URL          repository checked before resolving, default https://repo1.maven.org/maven2
+#   MAVEN_REPO_URL          optional: a repository whose POM is checked (HTTP HEAD) before resolving;
+#                           unset = Maven resolves from its configured repositories (Maven Central by default)
 #   SPARKNLP_FULL           1 = do not exclude the heavy optional dependencies
 #
 # Exit status: 0 printed the jar list; 2 the artifact is not published in the repository (404);
@@ -31,7 +32,7 @@ ARTIFACT="${SPARKNLP_ARTIFACT:-spark-nlp_2.13}"
 GROUP="com.johnsnowlabs.nlp"
 CACHE="${SPARKASR_JAR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sparkasr/jars}"
 TIMEOUT="${SPARKNLP_FETCH_TIMEOUT:-600}"
-REPO="${MAVEN_REPO_URL:-https://repo1.maven.org/maven2}"
+REPO="${MAVEN_REPO_URL:-}"
 SUFFIX=""
 [ "${SPARKNLP_FULL:-0}" = "1" ] && SUFFIX="-full"
 DEST="$CACHE/$ARTIFACT-$VERSION$SUFFIX"
@@ -50,21 +51,23 @@ if [ -f "$DEST/.complete" ] && [ -f "$DEST/$ARTIFACT-$VERSION.jar" ]; then
     exit 0
 fi
 
-command -v curl >/dev/null || { log "curl not found"; exit 3; }
 command -v mvn >/dev/null || { log "mvn (Apache Maven) not found: apt-get install maven"; exit 3; }
 
-# 1. Is it published at all? A cheap HEAD on the POM answers a missing artifact in about a second.
-POM_URL="$REPO/${GROUP//.//}/$ARTIFACT/$VERSION/$ARTIFACT-$VERSION.pom"
-code="$(curl -sS -o /dev/null -I -L --connect-timeout 20 --max-time 60 -w '%{http_code}' "$POM_URL" || true)"
-case "$code" in
-    200) ;;
-    404|410)
-        log "$GROUP:$ARTIFACT:$VERSION is not published in $REPO (HTTP $code for $POM_URL)"
-        exit 2 ;;
-    *)
-        log "cannot reach $REPO (HTTP status '${code:-none}' for $POM_URL)"
-        exit 3 ;;
-esac
+# 1. Is it published at all? With MAVEN_REPO_URL, a cheap HEAD on the POM answers in about a second.
+if [ -n "$REPO" ]; then
+    command -v curl >/dev/null || { log "curl not found"; exit 3; }
+    POM_URL="$REPO/${GROUP//.//}/$ARTIFACT/$VERSION/$ARTIFACT-$VERSION.pom"
+    code="$(curl -sS -o /dev/null -I -L --connect-timeout 20 --max-time 60 -w '%{http_code}' "$POM_URL" || true)"
+    case "$code" in
+        200) ;;
+        404|410)
+            log "$GROUP:$ARTIFACT:$VERSION is not published in $REPO (HTTP $code for $POM_URL)"
+            exit 2 ;;
+        *)
+            log "cannot reach $REPO (HTTP status '${code:-none}' for $POM_URL)"
+            exit 3 ;;
+    esac
+fi
 
 # 2. Resolve the jar and its runtime dependencies with Maven into a temp folder, then move it in place.
 EXCLUSIONS=""
@@ -113,6 +116,10 @@ if ! timeout "$TIMEOUT" mvn -B -q -f "$WORK/pom.xml" \
         org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$WORK/jars" >"$WORK/mvn.log" 2>&1; then
     tail -20 "$WORK/mvn.log" >&2
+    if grep -q -E "Could not find artifact|was not found in" "$WORK/mvn.log"; then
+        log "$GROUP:$ARTIFACT:$VERSION is not published in the Maven repositories this machine reaches"
+        exit 2
+    fi
     log "Maven resolution failed or timed out"
     exit 3
 fi

@@ -1,0 +1,157 @@
+"""Peak memory on a 1-hour file (target: Python worker peak RSS < 1.5 GB).
+
+    python bench/run_rss.py              # each path for up to --limit-s seconds (default 120)
+    python bench/run_rss.py --full       # transcribe the whole hour (slow: ~4+ min per path on 2 idle cores)
+
+Paths (each in a fresh process; RSS sampled every 0.1 s with psutil, children included):
+
+* ``engine_whole``    ``WhisperEngine.transcribe_batch([the whole hour])``: decode + default options
+                      (long item -> faster-whisper's sequential long-form path)
+* ``engine_packed``   ``sparkasr.packing.transcribe_packed`` on the same item (cut into <=29-s pieces)
+* ``spark_binary``    Spark local[2]: ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])``: one
+                      row holds the whole encoded file, decoded in the worker
+* ``spark_segments``  Spark local[2]: ``read_audio(segment_s=600)`` -> ``WhisperForCTC(inputCols=["audio"])``
+
+Memory peaks where whole-file arrays are built (decode, log-mel features), i.e. in the first
+seconds; with ``--limit-s`` a run is stopped after that long and reports the peak so far (the
+decode loop afterwards holds one window at a time). ``--full`` removes the limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import corpus  # noqa: E402
+
+PATHS = ["engine_whole", "engine_packed", "spark_binary", "spark_segments"]
+
+
+def child(path_name: str, wav: str) -> None:
+    """Runs in the measured process; prints progress markers with their own RSS."""
+    t0 = time.perf_counter()
+    mark = lambda what: print(f"MARK {time.perf_counter() - t0:.1f} {common.self_peak_rss_mb()} {what}", flush=True)  # noqa: E731
+    if path_name.startswith("engine"):
+        from sparkasr.audio import decode_audio
+        from sparkasr.models import resolve_whisper_model
+        from sparkasr.types import AudioItem
+        from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+
+        engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+        mark("model loaded")
+        item = AudioItem(decode_audio(wav), source=wav)
+        mark("audio decoded")
+        if path_name == "engine_packed":
+            from sparkasr.packing import transcribe_packed
+
+            t = transcribe_packed(engine, [item])[0]
+        else:
+            t = engine.transcribe_batch([item])[0]
+        mark(f"done words={len(t.text.split())}")
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run_spark import make_session
+
+    from sparkasr.spark.reader import read_audio, read_binary
+    from sparkasr.spark.whisper import WhisperForCTC
+
+    spark = make_session(2)
+    spark.sparkContext.setLogLevel("ERROR")
+    mark("session")
+    if path_name == "spark_binary":
+        df = read_binary(spark, wav)
+        col = "content"
+    else:
+        df = read_audio(spark, wav, segment_s=600.0).repartition(4)
+        col = "audio"
+    out = WhisperForCTC(inputCols=[col], outputCol="asr", pathCol="path").transform(df)
+    n = sum(len(r["asr"][0]["result"].split()) for r in out.select("asr").collect() if r["asr"])
+    mark(f"done words={n}")
+    spark.stop()
+
+
+def measure(path_name: str, wav: str, limit_s: float) -> dict:
+    import psutil
+
+    cmd = [sys.executable, __file__, "--child", path_name, wav]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = psutil.Process(p.pid)
+    peaks = {}
+    t0 = time.perf_counter()
+    timed_out = False
+    while p.poll() is None:
+        if limit_s and time.perf_counter() - t0 > limit_s:
+            timed_out = True
+            break
+        try:
+            procs = [proc] + proc.children(recursive=True)
+        except psutil.Error:
+            break
+        total = {}
+        for q in procs:
+            try:
+                name, cmdl, rss = q.name(), " ".join(q.cmdline()), q.memory_info().rss / 2**20
+            except psutil.Error:
+                continue
+            if q.pid == p.pid:
+                role = "engine_process" if path_name.startswith("engine") else "driver_python"
+            elif "java" in name:
+                role = "driver_jvm"
+            elif "pyspark" in cmdl or "python" in name:
+                role = "python_worker"
+            else:
+                continue
+            peaks[role] = max(peaks.get(role, 0.0), rss)
+            total[role] = total.get(role, 0.0) + rss
+        for role, v in total.items():
+            peaks[role + "_sum"] = max(peaks.get(role + "_sum", 0.0), v)
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    if timed_out:  # stop the measured process and everything it started
+        for q in proc.children(recursive=True):
+            try:
+                q.kill()
+            except psutil.Error:
+                pass
+        p.kill()
+    out, _ = p.communicate()
+    marks = [l[5:] for l in out.splitlines() if l.startswith("MARK ")]
+    worker_peak = peaks.get("engine_process") if path_name.startswith("engine") else peaks.get("python_worker")
+    return {"path": path_name, "wall_s": round(wall, 1), "stopped_at_limit": timed_out, "marks": marks,
+            "peak_rss_mb": {k: round(v, 1) for k, v in sorted(peaks.items())},
+            "python_worker_peak_mb": round(worker_peak or 0.0, 1),
+            "target_met": bool(worker_peak) and worker_peak < 1536}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit-s", type=float, default=120.0)
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--paths", default=",".join(PATHS))
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        child(*a.child)
+        return 0
+    man = corpus.load()
+    wav = man["hour"][0]["path"]
+    results = []
+    for name in [p for p in a.paths.split(",") if p]:
+        common.log(f"{name} ...")
+        r = measure(name, wav, 0 if a.full else a.limit_s)
+        common.log(f"  python-worker peak {r['python_worker_peak_mb']} MB {r['peak_rss_mb']} {r['marks']}")
+        results.append(r)
+    common.write_result("rss", {"file": wav, "audio_s": man["hour"][0]["duration_s"], "limit_s": 0 if a.full else a.limit_s,
+                                "target_mb": 1536, "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Spark benchmark (local[2]): our WhisperForCTC pipeline vs the naive per-row pandas UDF.
+
+    python bench/run_spark.py            # short corpus (50 clips) + 5- and 10-min files
+    python bench/run_spark.py --quick    # 20 clips + the 5-min file
+
+One SparkSession (``local[2]``, Python workers = this interpreter, worker reuse on). For each corpus
+every pipeline runs once cold (Python workers start, model loads: with the session start-up, the
+end-to-end time), then ``--rounds`` steady-state passes interleaved across pipelines (median
+reported). CPU seconds: this process and all live descendants (JVM, Python workers). A
+sampler records the peak RSS of the driver JVM, the driver Python process and the Python workers.
+
+Pipelines (Whisper tiny.en int8, beam 5, one CTranslate2 thread per task as Spark gives one core per task):
+
+* ``ours``        ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])`` (default options)
+* ``ours_packed`` the same stage with packing (``sparkasr.packing``): ``strategy="pack"`` once
+                  ``WhisperForCTC`` has that param, until then a bench-only subclass whose engine calls
+                  ``transcribe_packed`` (``batchSize=32`` items per engine call, so several windows fill)
+* ``engine_raw``  the anchor in the same run: ``WhisperEngine`` in the driver process, all cores, no Spark
+* ``naive_udf``   ``binaryFile`` -> ``pandas_udf`` that calls ``faster_whisper.WhisperModel.transcribe``
+                  once per row (model cached per worker), the recipe users write today
+
+Short clips are read with ``read_binary`` (one row per file); for long files our pipeline reads
+``read_audio(segment_s=--segment-s)`` (one row per <=120-s segment, cut at quiet points) while the
+naive UDF gets whole files. Rows are repartitioned to ``--partitions`` (default: 2 x cores).
+"""
+
+
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import pandas as pd  # module level: pandas_udf type hints are resolved against these globals
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import corpus  # noqa: E402
+
+
+def _classify(driver_pid):
+    def f(p):
+        name = p.name()
+        if p.pid == driver_pid:
+            return "driver_python"
+        if "java" in name:
+            return "driver_jvm"
+        cmd = " ".join(p.cmdline())
+        if "pyspark.daemon" in cmd or "pyspark.worker" in cmd or "python" in name:
+            return "python_worker"
+        return None
+
+    return f
+
+
+def make_session(cores: int):
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("sparkasr-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.python.worker.reuse", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "8")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.shuffle.partitions", str(2 * cores))
+        .getOrCreate()
+    )
+
+
+def naive_udf_transcribe(df, model_path: str):
+    """The recipe users write: a pandas UDF calling the model once per row."""
+    import pandas as pd
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("string")
+    def transcribe(content: pd.Series) -> pd.Series:
+        import io
+
+        global _NAIVE_MODEL
+        try:
+            model = _NAIVE_MODEL  # noqa: F821
+        except NameError:
+            from faster_whisper import WhisperModel
+
+            model = _NAIVE_MODEL = WhisperModel(model_path, device="cpu", compute_type="int8", cpu_threads=1)
+        out = []
+        for b in content:
+            segments, _ = model.transcribe(io.BytesIO(bytes(b)), beam_size=5, language="en")
+            out.append("".join(s.text for s in segments).strip())
+        return pd.Series(out)
+
+    return df.select("path", transcribe("content").alias("text"))
+
+
+class _PackedEngine:
+    """Stands in for ``WhisperEngine(strategy="pack")`` until the stage has that option."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def transcribe_batch(self, items):
+        from sparkasr.packing import transcribe_packed
+
+        return transcribe_packed(self.engine, items)
+
+
+def packed_stage_class():
+    from sparkasr.spark.whisper import WhisperForCTC
+
+    class PackedWhisperForCTC(WhisperForCTC):
+        def _engine_spec(self):
+            return dict(super()._engine_spec(), bench_strategy="pack")
+
+        @staticmethod
+        def _build_engine(spec):
+            return _PackedEngine(WhisperForCTC._build_engine(spec))
+
+    return PackedWhisperForCTC
+
+
+def ours_transcribe(df, strategy=None):
+    """``content`` (binary rows) or ``audio`` (read_audio segments) -> text per file."""
+    from pyspark.sql import functions as F
+
+    from sparkasr.spark.whisper import WhisperForCTC
+
+    col = "content" if "content" in df.columns else "audio"
+    if strategy == "bench_pack":  # packing through a bench-only subclass; more items per engine call
+        stage = packed_stage_class()(inputCols=[col], outputCol="asr", pathCol="path", batchSize=32)
+    else:
+        stage = WhisperForCTC(inputCols=[col], outputCol="asr", pathCol="path")
+        if strategy:
+            stage._set(strategy=strategy)
+    out = stage.transform(df).select("path", *(["segment"] if "segment" in df.columns else []),
+                                     F.expr("concat_ws(' ', transform(asr, a -> a.result))").alias("text"))
+    if "segment" in df.columns:  # long files read as segments: join them back in order
+        out = out.groupBy("path").agg(F.expr("concat_ws(' ', transform(array_sort(collect_list(struct(segment, text))), x -> x.text))").alias("text"))
+    return out
+
+
+def engine_raw(entries, threads: int):
+    """The anchor measured in the same run: WhisperEngine in this process, all cores, no Spark."""
+    from sparkasr.audio import decode_audio
+    from sparkasr.models import resolve_whisper_model
+    from sparkasr.types import AudioItem
+    from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+
+    engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=threads))
+    items = [AudioItem(decode_audio(e["path"]), source=e["path"]) for e in entries]
+    return {os.path.abspath(it.source): t.text for it, t in zip(items, engine.transcribe_batch(items))}
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds used so far by this process and every live descendant (JVM, Python workers)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me] + me.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def run(args) -> dict:
+    from sparkasr.models import resolve_whisper_model
+    from sparkasr.spark.reader import read_audio, read_binary
+    from sparkasr.spark.whisper import WhisperForCTC
+
+    man = corpus.load(quick=args.quick)
+    cores = args.cores
+    parts = args.partitions or 2 * cores
+    model_path = resolve_whisper_model(None).path
+    sampler = common.RssSampler([os.getpid()], _classify(os.getpid()))
+    sampler.__enter__()
+    t0 = time.perf_counter()
+    spark = make_session(cores)
+    spark.sparkContext.setLogLevel("ERROR")
+    session_s = time.perf_counter() - t0
+    common.log(f"session started in {session_s:.1f} s")
+    pipelines = {"ours": lambda df: ours_transcribe(df), "naive_udf": lambda df: naive_udf_transcribe(df, model_path)}
+    if "strategy" in {p.name for p in WhisperForCTC().params}:
+        pipelines["ours_packed"] = lambda df: ours_transcribe(df, "pack")
+    else:
+        pipelines["ours_packed"] = lambda df: ours_transcribe(df, "bench_pack")
+    wanted = [p for p in args.pipelines.split(",") if p] or ["engine_raw"] + list(pipelines)
+    runs = []
+    for corp in (["short", "long"] if args.corpus == "both" else [args.corpus]):
+        entries = man[corp]
+        refs = {os.path.abspath(e["path"]): e["reference"] for e in entries}
+        audio_s = sum(e["duration_s"] for e in entries)
+        schedule = [(n, "cold") for n in wanted] + [(n, "steady") for _ in range(args.rounds) for n in wanted]
+        for name, phase in schedule:
+                c0 = tree_cpu_s()
+                t = time.perf_counter()
+                if name == "engine_raw":
+                    hyp = engine_raw(entries, cores)
+                    rows = list(hyp)
+                else:
+                    if corp == "long" and name != "naive_udf":
+                        df = read_audio(spark, [e["path"] for e in entries], segment_s=args.segment_s).repartition(parts)
+                    else:
+                        df = read_binary(spark, [e["path"] for e in entries]).repartition(parts)
+                    rows = pipelines[name](df).collect()
+                    hyp = {r["path"].replace("file:", ""): r["text"] or "" for r in rows}
+                wall = time.perf_counter() - t
+                cpu = tree_cpu_s() - c0
+                keys = sorted(refs)
+                w = common.wer_counts([refs[k] for k in keys], [hyp.get(k, "") for k in keys])
+                res = {"corpus": corp, "pipeline": name, "phase": phase, "files": len(entries), "rows": len(rows),
+                       "audio_s": round(audio_s, 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rtfx": common.rtfx(audio_s, wall),
+                       "rtfx_per_core": round(audio_s / wall / cores, 2), "audio_per_cpu_s": round(audio_s / cpu, 2) if cpu > 0 else None,
+                       "load_avg_1m": round(os.getloadavg()[0], 2), **w}
+                runs.append(res)
+                common.log(f"{corp:5s} {name:11s} {phase:6s} wall {wall:6.1f}s RTFx {res['rtfx']:6.2f} audio/CPU-s {res['audio_per_cpu_s']} WER {w['wer']}")
+    spark.stop()
+    sampler.__exit__(None, None, None)
+    return {"session_start_s": round(session_s, 2), "cores": cores, "partitions": parts, "runs": runs,
+            "peak_rss_mb": sampler.result(), "summary": summarize(runs, session_s)}
+
+
+def summarize(runs, session_s):
+    import statistics
+
+    by = {}
+    for key in {(r["corpus"], r["pipeline"], r["phase"]) for r in runs}:
+        rs = [r for r in runs if (r["corpus"], r["pipeline"], r["phase"]) == key]
+        med = dict(rs[0])
+        for f in ("wall_s", "cpu_s", "rtfx", "rtfx_per_core", "audio_per_cpu_s"):
+            vals = [r[f] for r in rs if r.get(f) is not None]
+            med[f] = round(statistics.median(vals), 3) if vals else None
+        med["n"] = len(rs)
+        by[key] = med
+    rows = []
+    for (corp, pipe, phase), r in sorted(by.items()):
+        if phase != "steady":
+            continue
+        cold = by.get((corp, pipe, "cold"))
+        rows.append({"corpus": corp, "pipeline": pipe, "audio_s": r["audio_s"], "steady_wall_s": r["wall_s"], "steady_rtfx": r["rtfx"],
+                     "steady_rtfx_per_core": r["rtfx_per_core"], "steady_audio_per_cpu_s": r["audio_per_cpu_s"], "steady_runs": r["n"],
+                     "cold_wall_s": cold and cold["wall_s"],
+                     "end_to_end_wall_s": cold and round(cold["wall_s"] + session_s, 2),
+                     "end_to_end_rtfx": cold and common.rtfx(r["audio_s"], cold["wall_s"] + session_s), "wer": r["wer"]})
+    ratios = {}
+    for corp in ("short", "long"):
+        for a in ("ours", "ours_packed"):
+            for b in ("naive_udf", "engine_raw"):
+                x, y = by.get((corp, a, "steady")), by.get((corp, b, "steady"))
+                if x and y:
+                    ratios[f"{corp}: {a} / {b} (steady)"] = round(x["rtfx"] / y["rtfx"], 3)
+                    if x.get("audio_per_cpu_s") and y.get("audio_per_cpu_s"):
+                        ratios[f"{corp}: {a} / {b} (steady, per CPU-s)"] = round(x["audio_per_cpu_s"] / y["audio_per_cpu_s"], 3)
+    return {"rows": rows, "ratios": ratios}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--partitions", type=int, default=0)
+    ap.add_argument("--corpus", choices=["short", "long", "both"], default="both")
+    ap.add_argument("--pipelines", default="", help="comma-separated subset: ours,ours_packed,naive_udf")
+    ap.add_argument("--rounds", type=int, default=2, help="steady-state passes per pipeline (interleaved; median reported)")
+    ap.add_argument("--segment-s", type=float, default=120.0, help="long files: read_audio segment length (rows)")
+    ap.add_argument("--name", default="")
+    a = ap.parse_args(argv)
+    corpus.load(quick=a.quick)
+    res = run(a)
+    common.write_result(a.name or ("spark_quick" if a.quick else "spark"), {"quick": a.quick, **res})
+    print(json.dumps(res["summary"], indent=1))
+    print(json.dumps(res["peak_rss_mb"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,485 @@
+"""Packing short utterances into shared 30-s Whisper windows.
+
+Whisper's encoder always sees a 30-s window: a 2-s clip costs as much encoder time as 30 s of audio,
+and every call pays the decoder's fixed start-up. Packing several short utterances into one window
+(separated by silence gaps), decoding the windows, and splitting the result back by word timestamps
+makes short-clip corpora several times cheaper.
+
+    from sparkasr.packing import transcribe_packed
+    transcripts = transcribe_packed(engine, items)          # one Transcript per item, in order
+
+How it works:
+
+1. **plan**: items of at most ``window_s`` seconds are assigned to windows first-fit by decreasing
+   duration (deterministic), each window holding at most ``window_s`` seconds including a ``gap_s``
+   silence between utterances (and at most ``max_items`` utterances when set). Longer items, items
+   with errors, and every item of a multilingual model without a fixed language (the language is
+   detected per window, so utterances in different languages must not share one) go through the
+   engine's ordinary path instead.
+2. **decode**: the windows are decoded by the engine's own batched path (stacked features, one
+   ``generate`` per ``batch_size`` windows, quality checks and temperature fallback) with word
+   timestamps on, whatever the caller asked for.
+3. **split**: each word goes to the utterance whose span (widened by half a gap on each side)
+   holds the word's midpoint; its times are shifted back to the utterance (plus
+   ``AudioItem.offset_s``). An utterance that received no words is decoded again on its own, so a
+   skipped utterance costs time, never text.
+
+The decoder sees the earlier utterances of its window as context, so an occasional word can change
+("context bleed"); ``bench/run_engine.py`` measures WER against one-call-per-clip decoding.
+
+Timestamps in the result follow ``engine.options.timestamps``: ``word`` gives the words; ``segment``
+gives segments rebuilt from the words of each utterance, cut after sentence-final punctuation or a
+pause of at least ``segment_pause_s`` (Whisper's own segments may span two utterances, so they are
+not reused); ``none`` gives none.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields, replace
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .types import SAMPLE_RATE, AudioItem, Chunk, Transcript, error_transcript
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PackingOptions", "plan_windows", "build_window", "assign_words", "transcribe_packed"]
+
+_SENTENCE_END = (".", "?", "!", "。", "？", "！")
+
+
+@dataclass(frozen=True)
+class PackingOptions:
+    """How utterances are packed into windows."""
+
+    window_s: float = 30.0  # audio + gaps per window (Whisper's window is 30 s)
+    gap_s: float = 1.0  # silence between two utterances
+    max_items: int = 0  # utterances per window (0 = as many as fit)
+    segment_pause_s: float = 0.8  # timestamps="segment": a pause this long starts a new segment
+    redo_empty: bool = True  # retry an utterance that its window gave no words
+    rounds: int = 2  # packing rounds; utterances a round did not decode in full are re-packed
+    cut_long: bool = True  # cut items longer than window_s at quiet points into pieces (else: engine's long path)
+    cut_search_s: float = 5.0  # a cut moves back by up to this much to the quietest 100-ms frame
+
+    def __post_init__(self):
+        if not (1.0 <= self.window_s <= 30.0):
+            raise ValueError("window_s must be in [1, 30]")
+        if not (0.1 <= self.gap_s < self.window_s):
+            raise ValueError("gap_s must be in [0.1, window_s)")
+        if self.rounds < 1:
+            raise ValueError("rounds must be >= 1")
+        if self.max_items < 0:
+            raise ValueError("max_items must be >= 0 (0 = no limit)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan and build windows
+# ---------------------------------------------------------------------------------------------
+
+
+def plan_windows(durations: Sequence[float], options: PackingOptions = PackingOptions()) -> List[List[int]]:
+    """Indices of ``durations`` grouped into windows: first-fit decreasing, deterministic.
+
+    Every index with a duration of at most ``window_s`` appears in exactly one window; within a
+    window, utterances keep their input order. Longer ones are left out (the caller decodes them
+    on their own).
+    """
+    order = sorted((i for i, d in enumerate(durations) if d <= options.window_s), key=lambda i: (-durations[i], i))
+    windows: List[List[int]] = []
+    used: List[float] = []
+    for i in order:
+        d = float(durations[i])
+        for w, members in enumerate(windows):
+            if options.max_items and len(members) >= options.max_items:
+                continue
+            if used[w] + options.gap_s + d <= options.window_s + 1e-9:
+                members.append(i)
+                used[w] += options.gap_s + d
+                break
+        else:
+            windows.append([i])
+            used.append(d)
+    return [sorted(w) for w in windows]
+
+
+def build_window(parts: Sequence[np.ndarray], gap_s: float) -> Tuple[np.ndarray, List[Tuple[float, float]]]:
+    """Concatenate ``parts`` with ``gap_s`` of digital silence between them.
+
+    Returns the window's samples and each part's ``(start, end)`` in seconds within the window.
+    """
+    gap = np.zeros(int(round(gap_s * SAMPLE_RATE)), dtype=np.float32)
+    pieces: List[np.ndarray] = []
+    spans: List[Tuple[float, float]] = []
+    pos = 0
+    for k, x in enumerate(parts):
+        if k:
+            pieces.append(gap)
+            pos += len(gap)
+        x = np.asarray(x, dtype=np.float32)
+        spans.append((pos / SAMPLE_RATE, (pos + len(x)) / SAMPLE_RATE))
+        pieces.append(x)
+        pos += len(x)
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.float32), spans
+
+
+def assign_words(words: Sequence[Chunk], spans: Sequence[Tuple[float, float]], gap_s: float) -> List[List[Chunk]]:
+    """Split window-timed words to utterances: by each word's midpoint, widened spans, else nearest."""
+    out: List[List[Chunk]] = [[] for _ in spans]
+    half = gap_s / 2.0
+    for w in words:
+        mid = (w.start + w.end) / 2.0
+        best, best_dist = 0, float("inf")
+        for j, (s, e) in enumerate(spans):
+            if s - half <= mid <= e + half:
+                best, best_dist = j, 0.0
+                break
+            dist = s - mid if mid < s else mid - e
+            if dist < best_dist:
+                best, best_dist = j, dist
+        out[best].append(w)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Transcribe
+# ---------------------------------------------------------------------------------------------
+
+
+def _plain_options(options, timestamps: str):
+    """The engine's options with word timestamps and the non-packing strategy (no recursion)."""
+    changes = {"timestamps": timestamps}
+    for f in fields(options):
+        if f.name == "strategy":  # once WhisperEngine has a strategy option: decode windows plainly
+            changes["strategy"] = f.default
+    return replace(options, **changes)
+
+
+def _inner_engine(engine, timestamps: str):
+    """An engine on the same cached model with ``timestamps`` set (and packing off)."""
+    from .whisper import WhisperEngine
+
+    opts = _plain_options(engine.options, timestamps)
+    if opts == engine.options:
+        return engine
+    cache = engine.__dict__.setdefault("_packing_inner", {})
+    inner = cache.get(opts)
+    if inner is None:
+        inner = cache[opts] = WhisperEngine(engine.model_path, opts, engine.runtime)
+    return inner
+
+
+def _text(words: Sequence[Chunk]) -> str:
+    # Word chunks are stripped; Whisper words are space-separated except attached punctuation,
+    # which faster-whisper already merged into the neighbouring word.
+    return " ".join(w.text for w in words if w.text).strip()
+
+
+def _segments(words: Sequence[Chunk], pause_s: float) -> List[Chunk]:
+    segs: List[Chunk] = []
+    cur: List[Chunk] = []
+    for k, w in enumerate(words):
+        cur.append(w)
+        nxt = words[k + 1] if k + 1 < len(words) else None
+        if nxt is None or w.text.endswith(_SENTENCE_END) or nxt.start - w.end >= pause_s:
+            segs.append(Chunk(_text(cur), cur[0].start, cur[-1].end, "segment"))
+            cur = []
+    return segs
+
+
+@dataclass
+class _Word:
+    text: str  # with its leading space, as Whisper wrote it
+    start: float
+    end: float
+    probability: float
+
+
+def _compression_ratio(text: str) -> float:
+    import zlib
+
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _clean(segs: Sequence[dict], spans: Sequence[Tuple[float, float]], tolerance_s: float = 0.4) -> bool:
+    """Whether every decoded segment lies within one utterance (overlapping any other by less
+    than ``tolerance_s``): then segments can be split to utterances without word alignment."""
+    for seg in segs:
+        ov = sorted((max(0.0, min(seg["end"], e) - max(seg["start"], s)) for s, e in spans), reverse=True)
+        if not ov or ov[0] <= 0.0 or (len(ov) > 1 and ov[1] >= tolerance_s):
+            return False
+    return True
+
+
+def _segment_words(tk, segs: Sequence[dict], spans: Sequence[Tuple[float, float]]) -> List[_Word]:
+    """One pseudo-word per segment, its times clamped to the utterance it lies in."""
+    out = []
+    for seg in segs:
+        j = max(range(len(spans)), key=lambda k: min(seg["end"], spans[k][1]) - max(seg["start"], spans[k][0]))
+        s, e = spans[j]
+        start, end = min(max(seg["start"], s), e), max(min(seg["end"], e), s)
+        text = tk.decode([t for t in seg["tokens"] if t < tk.eot])
+        if text.strip():
+            out.append(_Word(text, start, max(end, start), float("nan")))
+    return out
+
+
+def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List[Tuple[float, float]]]] = None,
+                    need_words: bool = True) -> List[Optional[List[_Word]]]:
+    """Decode ≤30-s windows in one batch: stacked features, one ``generate`` (timestamps on), word
+    alignment where needed (``need_words``, or a segment that spans two utterances). ``None`` for a
+    window whose decode fails Whisper's checks (no speech, or average log-probability under the
+    threshold); its utterances are retried elsewhere."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    fw = engine.model
+    opts = engine.options
+    n_frames = int(fw.feature_extractor.nb_max_frames)
+    feats = np.stack([pad_or_trim(fw.feature_extractor(x)[..., :-1], n_frames) for x in windows])
+    encoder_output = fw.encode(feats)
+    tk = Tokenizer(fw.hf_tokenizer, bool(fw.model.is_multilingual), task=opts.task, language=opts.language or "en")
+    prev = tk.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
+    prompt = fw.get_prompt(tk, prev, without_timestamps=False)
+    t0 = opts.temperature[0]
+    if opts.seed is not None:
+        import ctranslate2
+
+        ctranslate2.set_random_seed(opts.seed)
+    gen_kwargs = (
+        dict(beam_size=1, num_hypotheses=opts.best_of, sampling_topk=opts.top_k, sampling_temperature=t0)
+        if t0 > 0 else dict(beam_size=opts.beam_size, patience=opts.patience)
+    )
+    max_length = fw.max_length if opts.max_new_tokens is None else len(prompt) + opts.max_new_tokens
+    results = fw.model.generate(
+        encoder_output, [prompt] * len(windows),
+        length_penalty=opts.length_penalty, repetition_penalty=opts.repetition_penalty,
+        no_repeat_ngram_size=opts.no_repeat_ngram_size, max_length=max_length,
+        return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tk, [-1]),
+        max_initial_timestamp_index=int(round(1.0 / fw.time_precision)), **gen_kwargs,
+    )
+    segments: List[List[dict]] = []
+    sizes: List[int] = []
+    ok: List[bool] = []
+    for x, res in zip(windows, results):
+        tokens = res.sequences_ids[0]
+        avg_logprob = res.scores[0] * (len(tokens) ** opts.length_penalty) / (len(tokens) + 1)
+        low = opts.log_prob_threshold is not None and avg_logprob < opts.log_prob_threshold
+        no_speech = opts.no_speech_threshold is not None and res.no_speech_prob > opts.no_speech_threshold and low
+        dur = len(x) / SAMPLE_RATE
+        size = min(int(np.ceil(dur) * fw.frames_per_second), n_frames)
+        subs, _, _ = fw._split_segments_by_timestamps(
+            tokenizer=tk, tokens=tokens, time_offset=0.0, segment_size=size, segment_duration=dur, seek=0,
+        )
+        good = not (low or no_speech) and bool(subs)
+        ok.append(good)
+        segments.append([dict(tokens=s["tokens"], start=s["start"], end=s["end"], seek=0) for s in subs] if good else [])
+        sizes.append(size)
+    on_cpu = getattr(fw.model, "device", "cpu") == "cpu"
+    align = [
+        k for k, (good, segs) in enumerate(zip(ok, segments))
+        if good and (need_words or spans is None or not on_cpu or not _clean(segs, spans[k]))
+    ]
+    if align:
+        enc = encoder_output
+        if len(align) < len(windows):  # align only the windows that need it (CPU: slice the encoder output)
+            import ctranslate2
+
+            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoder_output)[align]))
+        fw.add_word_timestamps([segments[k] for k in align], tk, enc, [sizes[k] for k in align],
+                               "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、", 0.0)
+    aligned = set(align)
+    out: List[Optional[List[_Word]]] = []
+    for k, (good, segs) in enumerate(zip(ok, segments)):
+        if not good:
+            out.append(None)
+        elif k in aligned:
+            out.append([_Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"])) for s in segs for w in s.get("words", [])])
+        else:
+            out.append(_segment_words(tk, segs, spans[k]))
+    return out
+
+
+def _suspicious(words: Sequence[_Word], duration_s: float, opts) -> bool:
+    """An utterance's words that look like a decoding loop: too repetitive or too many per second."""
+    text = "".join(w.text for w in words)
+    if opts.compression_ratio_threshold is not None and _compression_ratio(text) > opts.compression_ratio_threshold:
+        return True
+    return len(words) >= 8 and len(words) > 6.0 * max(duration_s, 0.5)
+
+
+def _uncovered_speech(samples: np.ndarray, words: Sequence[_Word], offset: float, min_gap_s: float = 1.0) -> bool:
+    """True when a stretch of at least ``min_gap_s`` before the first word or after the last word
+    holds sound as loud as the utterance's speech: the decoder probably skipped words there."""
+    if not words or len(samples) < SAMPLE_RATE // 2:
+        return False
+    frame = SAMPLE_RATE // 20  # 50 ms
+    n = len(samples) // frame
+    if n < 4:
+        return False
+    rms = np.sqrt((samples[: n * frame].reshape(n, frame).astype(np.float32) ** 2).mean(axis=1))
+    loud = float(np.percentile(rms, 90))
+    if loud <= 0:
+        return False
+    first = max(0.0, words[0].start - offset)
+    last = max(0.0, words[-1].end - offset)
+    dur = len(samples) / SAMPLE_RATE
+    for a, b in ((0.0, first - 0.2), (last + 0.2, dur)):
+        if b - a >= min_gap_s:
+            seg = rms[int(a * 20) : int(b * 20)]
+            if seg.size and float((seg > 0.3 * loud).mean()) > 0.25:
+                return True
+    return False
+
+
+def _decode_round(engine, items, windows, options, want, out, round_no):
+    """Decode packed windows once; fill ``out`` for utterances that were decoded in full and
+    return the ones to try again: utterances of windows that failed Whisper's checks, utterances
+    the decoder never reached (it stopped early) and the one where it stopped (possibly cut),
+    utterances with no words or with words that look like a loop."""
+    retry: List[int] = []
+    bs = max(1, engine.options.batch_size)
+    for b0 in range(0, len(windows), bs):
+        batch = windows[b0 : b0 + bs]
+        built = [build_window([items[i].samples for i in w], options.gap_s) for w in batch]
+        try:
+            decoded = _decode_windows(engine, [x for x, _ in built], [sp for _, sp in built], need_words=want == "word")
+        except Exception as exc:  # never lose rows: the utterances are decoded alone
+            log.warning("packed decode failed (%s); decoding its utterances alone", exc)
+            decoded = [None] * len(batch)
+        for k, (w, (_, spans), words) in enumerate(zip(batch, built, decoded)):
+            if not words:
+                retry.extend(w)
+                continue
+            chunks_w = [Chunk(x.text.strip(), x.start, x.end, "word", None if x.probability != x.probability else x.probability) for x in words]
+            by_id = {id(c): x for c, x in zip(chunks_w, words)}
+            per_item = assign_words(chunks_w, spans, options.gap_s)
+            last = max(j for j, ws in enumerate(per_item) if ws)  # the utterance where decoding stopped
+            for j, (i, (s, e), ws) in enumerate(zip(w, spans, per_item)):
+                it = items[i]
+                raw = [by_id[id(c)] for c in ws]
+                if (
+                    j > last or (j == last and j < len(w) - 1) or (not ws and options.redo_empty)
+                    or _suspicious(raw, e - s, engine.options) or _uncovered_speech(it.samples, raw, s)
+                ):
+                    retry.append(i)
+                    continue
+                local = [
+                    Chunk(c.text, round(min(max(c.start - s, 0.0), e - s) + it.offset_s, 3),
+                          round(min(max(c.end - s, 0.0), e - s) + it.offset_s, 3), "word", c.probability)
+                    for c in ws
+                ]
+                if want == "word":
+                    chunks = local
+                elif want == "segment":
+                    chunks = _segments(local, options.segment_pause_s)
+                else:
+                    chunks = []
+                lang = engine.options.language or "en"
+                out[i] = Transcript(
+                    text="".join(x.text for x in raw).strip(), chunks=chunks, language=lang, language_probability=1.0,
+                    duration_s=it.duration_s, source=it.source, offset_s=it.offset_s,
+                    extra={"path": "packed", "round": round_no, "window_utterances": len(w)},
+                )
+    return retry
+
+
+def cut_pieces(samples: np.ndarray, window_s: float, search_s: float) -> List[Tuple[int, int]]:
+    """``(start, end)`` sample ranges of at most ``window_s`` seconds covering ``samples``, each cut
+    moved back (by up to ``search_s``) to the quietest 100-ms frame."""
+    from .audio import quiet_cut
+
+    n = len(samples)
+    size = int(window_s * SAMPLE_RATE)
+    search = int(search_s * SAMPLE_RATE)
+    out: List[Tuple[int, int]] = []
+    start = 0
+    while n - start > size:
+        cut = start + quiet_cut(samples[start : start + size], size, min(search, size // 2))
+        out.append((start, cut))
+        start = cut
+    out.append((start, n))
+    return out
+
+
+def transcribe_packed(engine, items: Sequence[AudioItem], options: PackingOptions = PackingOptions()) -> List[Transcript]:
+    """Transcribe ``items`` with ``engine`` (a :class:`~sparkasr.whisper.WhisperEngine`), packing
+    short ones several to a window; with ``options.cut_long``, longer items are first cut at quiet
+    points into pieces of at most ``window_s`` that are decoded (batched) like short items and
+    joined again. One :class:`Transcript` per item, in order; never raises for a bad item (its
+    transcript carries the error)."""
+    if not options.cut_long or not any(it.error is None and it.samples is not None and it.duration_s > options.window_s for it in items):
+        return _transcribe_short_items(engine, items, options)
+    flat: List[AudioItem] = []
+    owner: List[Tuple[int, int]] = []  # item index -> (first piece, piece count)
+    for it in items:
+        if it.error is not None or it.samples is None or it.duration_s <= options.window_s:
+            owner.append((len(flat), 1))
+            flat.append(it)
+            continue
+        ranges = cut_pieces(it.samples, options.window_s, options.cut_search_s)
+        owner.append((len(flat), len(ranges)))
+        for a, b in ranges:
+            flat.append(AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE))
+    res = _transcribe_short_items(engine, flat, options)
+    out: List[Transcript] = []
+    for it, (first, count) in zip(items, owner):
+        if count == 1 and flat[first] is it:
+            out.append(res[first])
+            continue
+        parts = res[first : first + count]
+        errors = [p.error for p in parts if p.error]
+        out.append(Transcript(
+            text=" ".join(p.text.strip() for p in parts if p.text.strip()),
+            chunks=[c for p in parts for c in p.chunks],
+            language=parts[0].language, language_probability=parts[0].language_probability,
+            duration_s=it.duration_s, source=it.source, offset_s=it.offset_s,
+            error="; ".join(errors) if errors else None,
+            extra={"path": "cut", "pieces": count, "piece_paths": sorted({str(p.extra.get("path")) for p in parts})},
+        ))
+    return out
+
+
+def _transcribe_short_items(engine, items: Sequence[AudioItem], options: PackingOptions) -> List[Transcript]:
+    out: List[Optional[Transcript]] = [None] * len(items)
+    want = engine.options.timestamps
+    plain = _inner_engine(engine, want)
+
+    pending: List[int] = []
+    alone: List[int] = []
+    fixed_language = engine.options.language or not getattr(engine, "multilingual", False)
+    for i, it in enumerate(items):
+        if it.error is not None or it.samples is None:
+            out[i] = error_transcript(it, it.error or "no audio")
+        elif fixed_language and it.duration_s <= options.window_s and not engine.options.vad_filter:
+            pending.append(i)
+        else:
+            alone.append(i)
+
+    retried: set = set()
+    for round_no in range(options.rounds):
+        plan = plan_windows([items[i].duration_s for i in pending], options)
+        windows = [[pending[k] for k in w] for w in plan]
+        # A window holding a single utterance is just that utterance: decode it the ordinary way.
+        alone.extend(w[0] for w in windows if len(w) == 1)
+        windows = [w for w in windows if len(w) > 1]
+        if not windows:
+            pending = []
+            break
+        pending = _decode_round(engine, items, windows, options, want, out, round_no)
+        retried.update(pending)
+        if not pending:
+            break
+    alone.extend(pending)
+
+    rest = sorted(set(alone))
+    if rest:
+        for i, t in zip(rest, plain.transcribe_batch([items[i] for i in rest])):
+            if i in retried:
+                t.extra = {**t.extra, "packing": "decoded alone after packed windows did not reach it in full"}
+            out[i] = t
+    return [t for t in out]  # type: ignore[misc]

@@ -1,0 +1,152 @@
+"""Packing short utterances into shared Whisper windows (sparkasr.packing), on the real clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparkasr.packing import PackingOptions, assign_words, build_window, cut_pieces, plan_windows, transcribe_packed
+from sparkasr.types import SAMPLE_RATE, AudioItem, Chunk
+
+from conftest import ALL_CLIPS
+
+
+def _norm(text: str) -> str:
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return " ".join(EnglishTextNormalizer()(text).split())
+
+
+def _wer(ref: str, hyp: str) -> float:
+    import jiwer
+
+    r, h = _norm(ref), _norm(hyp)
+    if not h:
+        return 1.0
+    return jiwer.wer(r, h)
+
+
+def _corpus_wer(refs, hyps) -> float:
+    import jiwer
+
+    pairs = [(_norm(r), _norm(h) or "<empty>") for r, h in zip(refs, hyps)]
+    return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+
+
+@pytest.fixture(scope="module")
+def items():
+    import soundfile as sf
+
+    return [AudioItem(sf.read(str(p), dtype="float32")[0], source=str(p)) for p, _ in ALL_CLIPS]
+
+
+@pytest.fixture(scope="module")
+def refs():
+    return [r for _, r in ALL_CLIPS]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+
+    return WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(timestamps="word"), RuntimeOptions(cpu_threads=2))
+
+
+# -- planning, pure functions -------------------------------------------------------------------
+
+
+def test_plan_windows_covers_each_short_item_once_within_the_window():
+    durs = [7.1, 3.0, 5.3, 6.05, 3.29, 1.1, 1.96, 1.54, 1.55, 3.5, 31.0, 29.0]
+    opts = PackingOptions(window_s=29.0, gap_s=1.0)
+    plan = plan_windows(durs, opts)
+    flat = sorted(i for w in plan for i in w)
+    assert flat == [i for i, d in enumerate(durs) if d <= 29.0]  # the 31-s item is left out
+    for w in plan:
+        assert sum(durs[i] for i in w) + opts.gap_s * (len(w) - 1) <= 29.0 + 1e-9
+        assert w == sorted(w)
+    assert plan == plan_windows(durs, opts)  # deterministic
+    assert len(plan) < len(durs) / 2  # it actually packs
+    assert all(len(w) <= 2 for w in plan_windows(durs, PackingOptions(max_items=2)))
+
+
+def test_build_window_spans_and_gaps():
+    a, b = np.ones(16000, np.float32), np.full(8000, 0.5, np.float32)
+    x, spans = build_window([a, b], gap_s=1.0)
+    assert len(x) == 16000 + 16000 + 8000
+    assert spans == [(0.0, 1.0), (2.0, 2.5)]
+    assert not x[16000:32000].any() and (x[32000:] == 0.5).all()
+
+
+def test_assign_words_by_midpoint_and_nearest():
+    spans = [(0.0, 2.0), (3.0, 4.0)]
+    words = [Chunk("a", 0.1, 0.5, "word"), Chunk("b", 1.9, 2.4, "word"), Chunk("c", 2.6, 3.2, "word"), Chunk("d", 5.0, 5.5, "word")]
+    out = assign_words(words, spans, gap_s=1.0)
+    assert [w.text for w in out[0]] == ["a", "b"]
+    assert [w.text for w in out[1]] == ["c", "d"]  # d lies past every span: nearest
+
+
+def test_cut_pieces_cover_the_signal_in_order():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(SAMPLE_RATE * 70).astype(np.float32) * 0.1
+    x[SAMPLE_RATE * 27 : SAMPLE_RATE * 27 + 1600] = 0.0  # a pause where the first cut should land
+    pieces = cut_pieces(x, 29.0, 5.0)
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(x)
+    assert all(b == c for (_, b), (c, _) in zip(pieces, pieces[1:]))
+    assert all(b - a <= 29 * SAMPLE_RATE for a, b in pieces)
+    assert abs(pieces[0][1] - (27 * SAMPLE_RATE + 800)) <= 1600
+
+
+# -- real clips ----------------------------------------------------------------------------------
+
+
+def test_one_transcript_per_item_with_its_own_text(engine, items, refs):
+    bad = AudioItem(None, source="broken.wav", error="broken.wav: cannot read audio")
+    batch = items[:5] + [bad] + items[5:]
+    out = transcribe_packed(engine, batch)
+    assert len(out) == len(batch)
+    assert out[5].error and "broken.wav" in out[5].error and out[5].text == ""
+    res = out[:5] + out[6:]
+    assert any(t.extra.get("path") == "packed" for t in res)  # several clips shared a window
+    for k, (t, it) in enumerate(zip(res, items)):
+        assert t.error is None and t.source == it.source and t.duration_s == pytest.approx(it.duration_s)
+        # Each text belongs to its own clip: closer to its reference than to any other clip's.
+        own = _wer(refs[k], t.text)
+        others = min(_wer(r, t.text) for j, r in enumerate(refs) if j != k)
+        assert own < others, (k, t.text, refs[k])
+        for c in t.chunks:  # word times lie inside the clip
+            assert c.kind == "word" and -1e-6 <= c.start <= c.end <= it.duration_s + 1e-3
+    wer = _corpus_wer(refs, [t.text for t in res])
+    assert wer <= 0.12, wer  # one-call-per-clip decoding scores 0.099 on these clips
+
+
+def test_packed_wer_close_to_one_call_per_clip(engine, items, refs):
+    seq = [engine.transcribe_batch([it])[0].text for it in items]
+    packed = [t.text for t in transcribe_packed(engine, items)]
+    assert _corpus_wer(refs, packed) <= _corpus_wer(refs, seq) + 0.03
+
+
+def test_segment_timestamps_and_offsets(items):
+    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+
+    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(timestamps="segment"), RuntimeOptions(cpu_threads=2))
+    shifted = [AudioItem(it.samples, source=it.source, offset_s=100.0) for it in items[:6]]
+    for t, it in zip(transcribe_packed(eng, shifted), shifted):
+        assert t.text and t.chunks and all(c.kind == "segment" for c in t.chunks)
+        assert all(100.0 - 1e-6 <= c.start <= c.end <= 100.0 + it.duration_s + 1e-3 for c in t.chunks)
+
+
+def test_long_item_is_cut_and_joined(engine, items, refs):
+    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
+    order = list(range(len(items))) * 2
+    x = np.concatenate([p for i in order for p in (items[i].samples, gap)])
+    ref = " ".join(refs[i] for i in order)
+    long_item = AudioItem(x, source="long.wav")
+    assert long_item.duration_s > 60
+    t = transcribe_packed(engine, [long_item, items[0]])
+    assert t[0].extra["path"] == "cut" and t[0].extra["pieces"] >= 3
+    assert _wer(ref, t[0].text) <= 0.15
+    assert t[1].text and t[1].source == items[0].source
+    starts = [c.start for c in t[0].chunks]
+    assert starts == sorted(starts) and starts[-1] > 50.0  # absolute times across pieces
