@@ -57,6 +57,7 @@ def _add_transcribe(sub):
     p.add_argument("--compute-type", default=None)
     p.add_argument("--device", default=None, choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=int, default=None, help="model threads per task (default: spark.task.cpus)")
+    p.add_argument("--strategy", default=None, choices=["batch", "pack"], help="pack: pack short utterances into shared 30-s windows")
     p.add_argument("--partitions", type=int, default=None, help="partitions to spread files over (default: automatic)")
     p.add_argument("--master", default=None, help="Spark master URL (default local[*]; ignored under spark-submit)")
     p.add_argument("--subtitles", default=None, help="write per-file subtitles: srt, vtt or srt,vtt (under DIR/subtitles)")
@@ -71,13 +72,13 @@ _FLAG_TO_KEY = {
     "beam_size": "beam_size", "temperature": "temperature", "initial_prompt": "initial_prompt",
     "max_new_tokens": "max_new_tokens", "timestamps": "timestamps", "batch_size": "batch_size",
     "compute_type": "compute_type", "device": "device", "threads": "threads", "partitions": "partitions",
-    "master": "master", "subtitles": "subtitles", "resume": "resume", "quiet": "quiet", "report": "report",
+    "master": "master", "strategy": "strategy", "subtitles": "subtitles", "resume": "resume", "quiet": "quiet", "report": "report",
 }
 
 _KEY_TO_PARAM = {
     "language": "language", "task": "task", "beam_size": "beamSize", "temperature": "temperature",
     "initial_prompt": "initialPrompt", "max_new_tokens": "maxNewTokens", "timestamps": "timestamps",
-    "batch_size": "batchSize", "compute_type": "computeType", "device": "device", "threads": "cpuThreads",
+    "batch_size": "batchSize", "compute_type": "computeType", "device": "device", "threads": "cpuThreads", "strategy": "strategy",
 }
 
 

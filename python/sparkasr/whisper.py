@@ -78,6 +78,8 @@ class WhisperOptions:
     batch_size: int = 8
     vad_filter: bool = False
     seed: Optional[int] = None
+    strategy: str = "batch"  # batch: short rows batched, long rows sequential | pack: short utterances packed into shared windows
+    long_piece_s: float = 600.0  # rows longer than 1.5x this are decoded in pieces of this length (bounded memory)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -97,6 +99,10 @@ class WhisperOptions:
                 "topP < 1 (nucleus sampling) is not supported by CTranslate2's Whisper decoder; "
                 "use topK to restrict sampling"
             )
+        if self.strategy not in ("batch", "pack"):
+            raise ValueError(f"strategy must be batch or pack, got {self.strategy!r}")
+        if self.long_piece_s < 60:
+            raise ValueError("longPieceS must be >= 60 seconds")
         if self.max_new_tokens is not None and not (0 < self.max_new_tokens <= 440):
             raise ValueError("maxNewTokens must be in 1..440 (Whisper's decoder holds 448 tokens)")
 
@@ -222,6 +228,10 @@ class WhisperEngine:
     # -- public ------------------------------------------------------------------------------
 
     def transcribe_batch(self, items: Sequence[AudioItem]) -> List[Transcript]:
+        if self.options.strategy == "pack":
+            from .packing import transcribe_packed
+
+            return transcribe_packed(self, list(items))
         out: List[Optional[Transcript]] = [None] * len(items)
         short, long_ = [], []
         for i, item in enumerate(items):
@@ -312,6 +322,43 @@ class WhisperEngine:
             import ctranslate2
 
             ctranslate2.set_random_seed(opts.seed)
+        if item.duration_s > 1.5 * opts.long_piece_s:
+            return self._transcribe_in_pieces(item, model, kwargs)
+        return self._run_sequential(item, model, kwargs)
+
+    def _transcribe_in_pieces(self, item: AudioItem, model, kwargs) -> Transcript:
+        """Very long rows: faster-whisper's long-form algorithm on pieces of ``long_piece_s`` cut at
+        quiet points, the language fixed by the first piece and the previous piece's last words as
+        the prompt, so a worker's memory no longer grows with the file (faster-whisper computes the
+        log-mel features of its whole input at once)."""
+        from .audio import iter_segments
+
+        parts: List[Transcript] = []
+        kw = dict(kwargs)
+        for off, samples in iter_segments(iter([item.samples]), self.options.long_piece_s, search_s=10.0):
+            if samples.size == 0:
+                continue
+            sub = AudioItem(samples, source=item.source, offset_s=item.offset_s + off)
+            t = self._run_sequential(sub, model, kw)
+            parts.append(t)
+            kw["language"] = kw.get("language") or t.language
+            if self.options.condition_on_previous_text and t.text:
+                tail = " ".join(t.text.split()[-40:])
+                kw["initial_prompt"] = tail if not self.options.initial_prompt else f"{self.options.initial_prompt} {tail}"
+        first = parts[0] if parts else Transcript()
+        return Transcript(
+            text=" ".join(p.text for p in parts if p.text).strip(),
+            chunks=[c for p in parts for c in p.chunks],
+            language=first.language,
+            language_probability=first.language_probability,
+            duration_s=item.duration_s,
+            source=item.source,
+            offset_s=item.offset_s,
+            extra={"path": "sequential-pieces", "pieces": len(parts)},
+        )
+
+    def _run_sequential(self, item: AudioItem, model, kwargs) -> Transcript:
+        opts = self.options
         segments, info = model.transcribe(item.samples, **kwargs)
         chunks: List[Chunk] = []
         texts: List[str] = []

@@ -47,13 +47,15 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
     noRepeatNgramSize = Param(Params._dummy(), "noRepeatNgramSize", "forbid repeating n-grams of this size (0 = off)", typeConverter=TypeConverters.toInt)
     vadFilter = Param(Params._dummy(), "vadFilter", "skip non-speech with Silero VAD (sequential path)", typeConverter=TypeConverters.toBoolean)
     seed = Param(Params._dummy(), "seed", "random seed for sampling (-1 = unset)", typeConverter=TypeConverters.toInt)
+    strategy = Param(Params._dummy(), "strategy", "batch (default) or pack: pack short utterances into shared 30-s windows (faster on short clips)", typeConverter=TypeConverters.toString)
+    longPieceS = Param(Params._dummy(), "longPieceS", "rows longer than 1.5x this many seconds are decoded in pieces of this length (bounded memory)", typeConverter=TypeConverters.toFloat)
 
     @keyword_only
     def __init__(
         self, *, inputCols=None, outputCol=None, modelSource=None, batchSize=None, language=None, task=None,
         beamSize=None, bestOf=None, temperature=None, topK=None, topP=None, maxNewTokens=None, initialPrompt=None,
         timestamps=None, conditionOnPreviousText=None, lengthPenalty=None, repetitionPenalty=None,
-        noRepeatNgramSize=None, vadFilter=None, seed=None, device=None, computeType=None, cpuThreads=None,
+        noRepeatNgramSize=None, vadFilter=None, seed=None, strategy=None, longPieceS=None, device=None, computeType=None, cpuThreads=None,
         shipModel=None, pathCol=None, chunksCol=None,
     ):
         super().__init__()
@@ -61,7 +63,7 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
             modelSource="tiny.en", language="", task="transcribe", beamSize=5, bestOf=5,
             temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0], topK=0, topP=1.0, maxNewTokens=0, initialPrompt="",
             timestamps="segment", conditionOnPreviousText=True, lengthPenalty=1.0, repetitionPenalty=1.0,
-            noRepeatNgramSize=0, vadFilter=False, seed=-1, device="cpu", computeType="int8", cpuThreads=0,
+            noRepeatNgramSize=0, vadFilter=False, seed=-1, strategy="batch", longPieceS=600.0, device="cpu", computeType="int8", cpuThreads=0,
         )
         self.setParams(**self._input_kwargs)
 
@@ -70,7 +72,7 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
         self, *, inputCols=None, outputCol=None, modelSource=None, batchSize=None, language=None, task=None,
         beamSize=None, bestOf=None, temperature=None, topK=None, topP=None, maxNewTokens=None, initialPrompt=None,
         timestamps=None, conditionOnPreviousText=None, lengthPenalty=None, repetitionPenalty=None,
-        noRepeatNgramSize=None, vadFilter=None, seed=None, device=None, computeType=None, cpuThreads=None,
+        noRepeatNgramSize=None, vadFilter=None, seed=None, strategy=None, longPieceS=None, device=None, computeType=None, cpuThreads=None,
         shipModel=None, pathCol=None, chunksCol=None,
     ):
         kwargs = self._input_kwargs
@@ -154,6 +156,15 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
     def setSeed(self, value: int):
         return self.setParams(seed=value)
 
+    def setStrategy(self, value: str):
+        return self.setParams(strategy=value)
+
+    def getStrategy(self) -> str:
+        return self.getOrDefault(self.strategy)
+
+    def setLongPieceS(self, value: float):
+        return self.setParams(longPieceS=value)
+
     # -- engine wiring ------------------------------------------------------------------------
     def _options(self) -> WhisperOptions:
         g = self.getOrDefault
@@ -176,6 +187,8 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
                 batch_size=g(self.batchSize),
                 vad_filter=g(self.vadFilter),
                 seed=None if g(self.seed) < 0 else g(self.seed),
+                strategy=g(self.strategy),
+                long_piece_s=g(self.longPieceS),
             )
         except ValueError as exc:
             raise ValueError(f"WhisperForCTC: {exc}") from None
