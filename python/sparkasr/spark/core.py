@@ -99,9 +99,30 @@ def ship_model_dir(spark, path: str) -> ModelRef:
             to_add = staged
         else:
             to_add = src
-        sc.addFile(to_add, recursive=True)
+        if _is_remote_uri(to_add) or sc.master.startswith("local"):
+            sc.addFile(to_add, recursive=True)
+        else:
+            # Spark refuses addFile of a local directory on a cluster master: ship it as an archive,
+            # which executors unpack under SparkFiles.get(name).
+            sc.addArchive(_zip_dir(to_add, name) + "#" + name)
         _SHIPPED[name] = src
     return ModelRef("sparkfiles", name=name, path=src)
+
+
+def _zip_dir(path: str, name: str) -> str:
+    """A stored (uncompressed) zip of ``path``'s contents next to the staging copies; reused."""
+    import zipfile
+
+    target = os.path.join(_staging_dir(), name + ".zip")
+    if not os.path.isfile(target):
+        tmp = target + f".tmp{os.getpid()}"
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for root, _, files in os.walk(path):
+                for f in sorted(files):
+                    full = os.path.join(root, f)
+                    zf.write(full, os.path.relpath(full, path))
+        os.replace(tmp, target)
+    return target
 
 
 def _staging_dir() -> str:
