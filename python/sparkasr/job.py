@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .audio import AUDIO_EXTENSIONS
+from .spark.core import _path_from_uri
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
@@ -180,7 +181,7 @@ def _stat_inputs(df):
                 if has_meta:
                     key += f"|{pdf['length'].iloc[i]}|{pdf['modificationTime'].iloc[i]}"
                 elif p is not None:
-                    local = _local_path(str(p))
+                    local = _path_from_uri(str(p))
                     try:
                         st = os.stat(local)
                         key += f"|{st.st_size}|{int(st.st_mtime)}"
@@ -192,16 +193,6 @@ def _stat_inputs(df):
             yield pdf
 
     return df.mapInPandas(run, schema=schema)
-
-
-def _local_path(p: str) -> str:
-    from urllib.parse import unquote
-
-    if p.startswith("file://"):
-        p = p[7:]
-    elif p.startswith("file:"):
-        p = p[5:]
-    return unquote(p)
 
 
 def config_id(model_name: str, params: Dict[str, Any]) -> str:
@@ -302,7 +293,7 @@ def write_subtitles(records, out_dir: str, kinds: Sequence[str]) -> None:
 
     ``out_dir`` must be a filesystem path the executors see (local, NFS, ``/dbfs/...``).
     """
-    local = _local_path(out_dir)
+    local = _path_from_uri(out_dir)
     os.makedirs(local, exist_ok=True)
     kinds = list(kinds)
 
@@ -372,11 +363,9 @@ def run_transcription(
     if previous is not None and "input_id" in previous.columns:
         seen = previous.where(F.col("config_id") == cfg_id).select("input_id").distinct()
         df = df.join(F.broadcast(seen) if len(done_runs) < 2 else seen, "input_id", "left_anti")
-    n_all = None
     n = df.count()
-    if previous is not None:
-        n_all = previous.where(F.col("config_id") == cfg_id).count() if "config_id" in previous.columns else 0
-        skipped = n_all
+    if previous is not None and "config_id" in previous.columns:
+        skipped = previous.where(F.col("config_id") == cfg_id).count()
     if n == 0 and not done_runs:
         raise SetupError(f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
 
@@ -433,8 +422,7 @@ def run_transcription(
             write_subtitles(written, output.rstrip("/") + "/subtitles", subtitles)
 
     all_runs, _ = committed_runs(spark, records_root)
-    schema = written.schema if written is not None else None
-    back = _read_records(spark, all_runs, fmt, None if fmt == "parquet" else None)
+    back = _read_records(spark, all_runs, fmt)
     if back is not None and "config_id" in back.columns:
         back = back.where(F.col("config_id") == cfg_id)
     stats = back.agg(F.count("*").alias("n"), F.count("error").alias("errors"), F.sum("duration_s").alias("audio")).collect()[0]
