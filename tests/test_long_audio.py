@@ -1,4 +1,6 @@
-"""A 10-minute file through the engine's long-form path, against faster-whisper's own sequential run.
+"""A 10-minute file through the engine's long-form paths, against faster-whisper's own sequential run:
+``strategy="sequential"`` (faster-whisper's algorithm: the same text) and the default
+``strategy="batch"`` (<=30-s pieces cut at quiet points, decoded batched: at least the same quality).
 
 The file is the 10 vendored real clips joined with 0.5 s pauses, repeated to pass 600 s; the reference
 is their references joined the same way. Run with ``pytest -m slow tests/test_long_audio.py -s`` to
@@ -54,8 +56,8 @@ def test_long_file_matches_faster_whisper_sequential(long_audio):
     assert duration >= TARGET_S
     path = resolve_whisper_model(None).path
 
-    # the engine (beam_size=5, segment timestamps: the defaults)
-    engine = WhisperEngine(path, WhisperOptions(beam_size=5), RuntimeOptions(cpu_threads=CPU_THREADS))
+    # the engine's sequential strategy (beam_size=5, segment timestamps: the defaults)
+    engine = WhisperEngine(path, WhisperOptions(beam_size=5, strategy="sequential"), RuntimeOptions(cpu_threads=CPU_THREADS))
     t0 = time.perf_counter()
     (result,) = engine.transcribe_batch([AudioItem(samples=samples, source="long.wav")])
     engine_s = time.perf_counter() - t0
@@ -90,3 +92,29 @@ def test_long_file_matches_faster_whisper_sequential(long_audio):
     assert result.duration_s == pytest.approx(duration)
     # same algorithm as faster-whisper's sequential transcribe: same quality (within 0.5 WER points)
     assert abs(engine_wer - fw_wer) <= 0.005
+
+
+def test_long_file_default_pieces_at_least_as_accurate_as_sequential(long_audio):
+    from faster_whisper import WhisperModel
+
+    samples, reference = long_audio
+    duration = len(samples) / SAMPLE_RATE
+    path = resolve_whisper_model(None).path
+    engine = WhisperEngine(path, WhisperOptions(), RuntimeOptions(cpu_threads=CPU_THREADS))
+    t0 = time.perf_counter()
+    (result,) = engine.transcribe_batch([AudioItem(samples=samples, source="long.wav", offset_s=5.0)])
+    engine_s = time.perf_counter() - t0
+    fw = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=CPU_THREADS)
+    fw_text = "".join(s.text for s in fw.transcribe(samples, language="en", beam_size=5)[0]).strip()
+    engine_wer, fw_wer = _wer(reference, result.text), _wer(reference, fw_text)
+    print(f"\n[long audio {duration:.1f} s] default pieces: WER {engine_wer:.4f} in {engine_s:.1f} s "
+          f"({result.extra['pieces']} pieces, {result.extra['fallbacks']} fallbacks); faster-whisper sequential WER {fw_wer:.4f}")
+    assert result.error is None and result.extra["path"] == "pieces"
+    # at least the sequential algorithm's quality (0.5 points of slack)
+    assert engine_wer <= fw_wer + 0.005
+    # one segment per piece: none over 30 s, in order, covering the file (times include offset_s)
+    assert result.extra["pieces"] == len(result.chunks) >= duration / 30.0
+    assert all(0 < c.end - c.start <= 30.0 for c in result.chunks)
+    assert all(a.end <= b.start for a, b in zip(result.chunks, result.chunks[1:]))
+    assert result.chunks[0].start < 5.0 + 1.0 and result.chunks[-1].end > 5.0 + duration - 2.0
+    assert result.chunks[-1].end <= 5.0 + duration + 1e-6

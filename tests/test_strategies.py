@@ -1,4 +1,5 @@
-"""Engine strategies: long rows in bounded pieces, and packing of short utterances (opt-in)."""
+"""Engine strategies: long rows in <=30-s pieces (default) or bounded sequential pieces, and packing
+of short utterances (opt-in)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_very_long_rows_are_decoded_in_pieces(clips):
             refs.append(ref)
     audio = np.concatenate(parts)
     assert len(audio) / 16000 > 90
-    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(long_piece_s=60.0, beam_size=2), RuntimeOptions(cpu_threads=2))
+    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(long_piece_s=60.0, beam_size=2, strategy="sequential"), RuntimeOptions(cpu_threads=2))
     (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
     assert t.extra["path"] == "sequential-pieces" and t.extra["pieces"] >= 2
     wer = jiwer.wer(NORM(" ".join(refs)), NORM(t.text))
@@ -46,3 +47,102 @@ def test_pack_strategy_option_through_the_stage(spark, clips):
     wer = jiwer.wer([NORM(r["reference"]) for r in rows], [NORM(r["t"][0]["result"]) for r in rows])
     print(f"\nWER with strategy=pack on {len(rows)} clips: {wer:.4f}")
     assert wer <= 0.15
+
+
+def _joined(clips, repeats=2, gap_s=0.6):
+    gap = np.zeros(int(gap_s * 16000), dtype=np.float32)
+    parts, refs = [], []
+    for _ in range(repeats):
+        for p, ref in clips:
+            parts += [sf.read(str(p), dtype="float32")[0], gap]
+            refs.append(ref)
+    return np.concatenate(parts), " ".join(refs)
+
+
+@pytest.fixture(scope="module")
+def joined(clips):
+    return _joined(clips)
+
+
+def test_default_long_rows_are_batched_pieces_with_word_timestamps(joined):
+    audio, ref = joined
+    dur = len(audio) / 16000
+    assert dur > 60
+    path = resolve_whisper_model(None).path
+    seg = WhisperEngine(path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+    words = WhisperEngine(path, WhisperOptions(timestamps="word"), RuntimeOptions(cpu_threads=2))
+    short = AudioItem(audio[:16000 * 5], source="short.wav")
+    a, s1 = seg.transcribe_batch([AudioItem(audio, source="long.wav"), short])
+    b, s2 = words.transcribe_batch([AudioItem(audio, source="long.wav", offset_s=100.0), short])
+    assert a.extra["path"] == b.extra["path"] == "pieces" and s1.extra["path"] == "batched"
+    assert a.text == b.text  # the same decode; only the timestamps differ
+    assert jiwer.wer(NORM(ref), NORM(a.text)) <= 0.15
+    # segments: one per piece, each at most 30 s, in order, trimmed to sound inside the file
+    assert len(a.chunks) == a.extra["pieces"] >= 3
+    assert all(c.kind == "segment" and 0 < c.end - c.start <= 30.0 for c in a.chunks)
+    assert all(x.end <= y.start for x, y in zip(a.chunks, a.chunks[1:])) and a.chunks[-1].end <= dur
+    assert " ".join(c.text for c in a.chunks) == a.text
+    # words: aligned, shifted by the row's offset, monotone, spread over the whole file
+    assert all(c.kind == "word" for c in b.chunks) and len(b.chunks) >= 0.9 * len(b.text.split())
+    starts = [c.start for c in b.chunks]
+    assert starts == sorted(starts) and 100.0 <= starts[0] < 102.0 and starts[-1] > 100.0 + dur - 5
+    # the same speech as a short row gives the same words wherever it sits
+    assert s1.text == s2.text
+
+
+def test_long_row_piece_that_fails_checks_falls_back(joined, monkeypatch):
+    from sparkasr import whisper as W
+
+    audio, _ = joined
+    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+    real = W._compression_ratio
+    calls = {"n": 0}
+
+    def flaky(text):  # the first checked piece looks like a decoding loop
+        calls["n"] += 1
+        return 9.9 if calls["n"] == 1 else real(text)
+
+    monkeypatch.setattr(W, "_compression_ratio", flaky)
+    (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
+    assert t.extra["fallbacks"] == 1 and t.error is None
+    assert t.chunks[0].kind == "segment" and t.chunks[0].text and t.chunks[0].start < 2.0
+
+
+def test_sequential_strategy_keeps_whisper_segments(joined):
+    audio, _ = joined
+    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(strategy="sequential", beam_size=2), RuntimeOptions(cpu_threads=2))
+    (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
+    assert t.extra["path"] == "sequential"
+    assert len(t.chunks) > len(audio) / 16000 / 30.0 * 2  # sentence-level segments, not pieces
+
+
+def test_speech_bounds_and_latest_quiet_cut():
+    from sparkasr.audio import quiet_cut
+    from sparkasr.packing import cut_pieces
+    from sparkasr.whisper import speech_bounds
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    tone = (0.3 * np.sin(np.arange(2 * sr) * 2 * np.pi * 220 / sr)).astype(np.float32)
+    x = np.concatenate([np.zeros(sr, np.float32), tone, np.zeros(sr // 2, np.float32)])
+    s, e = speech_bounds(x)
+    assert s == pytest.approx(0.9, abs=0.05) and e == pytest.approx(3.1, abs=0.05)
+    assert speech_bounds(np.zeros(sr, np.float32)) == (0.0, 1.0)
+    # two nearly equally quiet pauses: argmin takes the quieter first one, latest_within the later one
+    noise = lambda n, a: (a * rng.standard_normal(n)).astype(np.float32)  # noqa: E731
+    y = np.concatenate([tone, noise(sr // 2, 1e-4), tone, noise(sr // 2, 1.3e-4), tone])  # the later pause 1.7x the energy
+    early = quiet_cut(y, len(y), len(y))
+    late = quiet_cut(y, len(y), len(y), latest_within=4.0)
+    assert 2 * sr <= early < 2.5 * sr and 4.5 * sr <= late < 5 * sr
+    # pieces cover everything, none longer than the window
+    z = np.concatenate([y] * 10)
+    ranges = cut_pieces(z, 10.0, 3.0)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(z)
+    assert all(b - a <= 10 * sr for a, b in ranges) and all(r1[1] == r2[0] for r1, r2 in zip(ranges, ranges[1:]))
+
+
+def test_packed_window_token_budget():
+    from sparkasr.packing import token_budget
+
+    # 20 s of speech in 4 utterances: room for fast speech (~4.5 tokens/s), far below a loop to 224
+    assert 4.5 * 20 + 8 < token_budget([(0, 5), (6, 11), (12, 17), (18, 23)]) < 150

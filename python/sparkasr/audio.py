@@ -253,8 +253,13 @@ def to_mono_16k(samples, sample_rate: int, channels: int = 1) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def quiet_cut(samples: np.ndarray, target: int, search: int, frame: int = 1600) -> int:
-    """Index near ``target`` (within ``search`` samples before it) at the quietest 100-ms frame."""
+def quiet_cut(samples: np.ndarray, target: int, search: int, frame: int = 1600, latest_within: float = 1.0) -> int:
+    """Index near ``target`` (within ``search`` samples before it) at the quietest 100-ms frame.
+
+    ``latest_within > 1``: the latest frame whose energy is at most ``latest_within`` times the
+    quietest frame's (the same pause or a later, equally quiet one), so that pieces stay as long as
+    the quiet points allow.
+    """
     lo = max(frame, target - search)
     if target - lo < frame:
         return target
@@ -262,8 +267,10 @@ def quiet_cut(samples: np.ndarray, target: int, search: int, frame: int = 1600) 
     n = len(window) // frame
     if n == 0:
         return target
-    energy = (window[: n * frame].reshape(n, frame) ** 2).mean(axis=1)
+    energy = (np.asarray(window[: n * frame], dtype=np.float32).reshape(n, frame) ** 2).mean(axis=1)
     best = int(np.argmin(energy))
+    if latest_within > 1.0:
+        best = int(np.flatnonzero(energy <= energy[best] * latest_within + 1e-12)[-1])
     return lo + best * frame + frame // 2
 
 

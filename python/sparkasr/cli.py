@@ -57,7 +57,7 @@ def _add_transcribe(sub):
     p.add_argument("--compute-type", default=None)
     p.add_argument("--device", default=None, choices=["cpu", "cuda", "auto"])
     p.add_argument("--threads", type=int, default=None, help="model threads per task (default: spark.task.cpus)")
-    p.add_argument("--strategy", default=None, choices=["batch", "pack"], help="pack: pack short utterances into shared 30-s windows")
+    p.add_argument("--strategy", default=None, choices=["batch", "sequential", "pack"], help="batch (default): long files cut into <=30-s pieces decoded batched; sequential: faster-whisper's long-form algorithm for long files; pack: short utterances packed into shared 30-s windows")
     p.add_argument("--partitions", type=int, default=None, help="partitions to spread files over (default: automatic)")
     p.add_argument("--master", default=None, help="Spark master URL (default local[*]; ignored under spark-submit)")
     p.add_argument("--subtitles", default=None, help="write per-file subtitles: srt, vtt or srt,vtt (under DIR/subtitles)")

@@ -102,7 +102,7 @@ KEYS: Dict[str, Key] = {
     "compute_type": Key(_str, "CTranslate2 compute type (int8, float16, float32, ...)", None),
     "device": Key(_choice("cpu", "cuda", "auto"), "inference device", None),
     "threads": Key(_nonneg_int, "model threads per task (0 = spark.task.cpus)", None),
-    "strategy": Key(_choice("batch", "pack"), "batch (default) or pack short utterances into shared windows", None),
+    "strategy": Key(_choice("batch", "sequential", "pack"), "batch (default; long files in <=30-s pieces decoded batched), sequential (faster-whisper's long-form algorithm) or pack (short utterances packed into shared windows)", None),
     "partitions": Key(_nonneg_int, "partitions to spread inputs over (0 = automatic)", 0),
     "master": Key(_str, "Spark master URL (ignored under spark-submit)", None),
     "subtitles": Key(_subs, "per-file subtitles to write: srt, vtt", []),

@@ -226,6 +226,14 @@ def _segment_words(tk, segs: Sequence[dict], spans: Sequence[Tuple[float, float]
     return out
 
 
+def token_budget(spans: Sequence[Tuple[float, float]], tokens_per_s: float = 6.0, per_utterance: int = 3) -> int:
+    """Tokens a packed window may need: ``tokens_per_s`` of utterance audio (fast English speech
+    with timestamp tokens is about 4.5 per second) plus ``per_utterance`` for each utterance's
+    timestamps, plus a margin."""
+    speech = sum(e - s for s, e in spans)
+    return int(np.ceil(tokens_per_s * speech)) + per_utterance * len(spans) + 6
+
+
 def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List[Tuple[float, float]]]] = None,
                     need_words: bool = True) -> List[Optional[List[_Word]]]:
     """Decode ≤30-s windows in one batch: stacked features, one ``generate`` (timestamps on), word
@@ -240,7 +248,9 @@ def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List
     opts = engine.options
     n_frames = int(fw.feature_extractor.nb_max_frames)
     feats = np.stack([pad_or_trim(fw.feature_extractor(x)[..., :-1], n_frames) for x in windows])
-    encoder_output = fw.encode(feats)
+    from .whisper import encode
+
+    encoder_output = encode(fw, feats)
     tk = Tokenizer(fw.hf_tokenizer, bool(fw.model.is_multilingual), task=opts.task, language=opts.language or "en")
     prev = tk.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
     prompt = fw.get_prompt(tk, prev, without_timestamps=False)
@@ -253,7 +263,15 @@ def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List
         dict(beam_size=1, num_hypotheses=opts.best_of, sampling_topk=opts.top_k, sampling_temperature=t0)
         if t0 > 0 else dict(beam_size=opts.beam_size, patience=opts.patience)
     )
+    budgets = [token_budget(sp) for sp in spans] if spans is not None else []
     max_length = fw.max_length if opts.max_new_tokens is None else len(prompt) + opts.max_new_tokens
+    if budgets:
+        # A window's decode is capped near what its speech can hold, so a decoding loop (beam
+        # search repeating a phrase to the end of the decoder's context) stops early; its
+        # utterances are then caught by the checks and decoded again. CTranslate2 4.x's Whisper
+        # ``generate`` returns at most ``max_length / 2`` tokens (measured: 60 -> 30, 448 -> 224),
+        # hence the factor 2; were it to return ``max_length``, the cap would only be looser.
+        max_length = min(max_length, 2 * (len(prompt) + max(budgets)))
     results = fw.model.generate(
         encoder_output, [prompt] * len(windows),
         length_penalty=opts.length_penalty, repetition_penalty=opts.repetition_penalty,
@@ -388,9 +406,10 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
     return retry
 
 
-def cut_pieces(samples: np.ndarray, window_s: float, search_s: float) -> List[Tuple[int, int]]:
+def cut_pieces(samples: np.ndarray, window_s: float, search_s: float, latest_within: float = 4.0) -> List[Tuple[int, int]]:
     """``(start, end)`` sample ranges of at most ``window_s`` seconds covering ``samples``, each cut
-    moved back (by up to ``search_s``) to the quietest 100-ms frame."""
+    moved back (by up to ``search_s``) to a quiet 100-ms frame: the latest one with at most
+    ``latest_within`` times the quietest frame's energy (twice its RMS), so pieces stay long."""
     from .audio import quiet_cut
 
     n = len(samples)
@@ -399,7 +418,7 @@ def cut_pieces(samples: np.ndarray, window_s: float, search_s: float) -> List[Tu
     out: List[Tuple[int, int]] = []
     start = 0
     while n - start > size:
-        cut = start + quiet_cut(samples[start : start + size], size, min(search, size // 2))
+        cut = start + quiet_cut(samples[start : start + size], size, min(search, size // 2), latest_within=latest_within)
         out.append((start, cut))
         start = cut
     out.append((start, n))

@@ -7,9 +7,20 @@ Two paths, chosen per item:
   given, and one ``generate`` call decodes the whole batch (beam search, timestamps). Items whose
   decode fails Whisper's quality checks (compression ratio, average log-probability) or that stop
   early are decoded again on the sequential path, which applies the temperature fallback.
-* **long items**: faster-whisper's sequential long-form algorithm (30-s windows that seek on
-  predicted timestamps, conditioning on previous text, temperature fallback): the same result as
-  ``WhisperModel.transcribe`` on the same audio, never truncated.
+* **long items**, ``strategy="batch"`` (the default): cut at quiet points into pieces of at most
+  30 s (a cut moves back by up to 5 s to the quietest 100-ms frame, so words are not split and no
+  window ever runs past Whisper's 30 s), and the pieces of all rows are decoded like short items,
+  batched, as text (no timestamp tokens: a timestamped decode leaves a window's last sentence open
+  for a next window to seek to). A piece that fails the quality checks is decoded again with the
+  temperature fallback. Each piece is one segment, its times trimmed to the piece's speech; word
+  timestamps come from cross-attention alignment. This is faster-whisper's batched mode made safe:
+  no VAD (no speech dropped), no window over 30 s (faster-whisper's merged VAD windows can exceed
+  30 s and lose their last words), and the fallback that its batched mode lacks.
+* **long items**, ``strategy="sequential"``: faster-whisper's sequential long-form algorithm (30-s
+  windows that seek on predicted timestamps, conditioning on previous text, temperature fallback):
+  the same result as ``WhisperModel.transcribe`` on the same audio, never truncated; Whisper's own
+  sentence-level segments. Rows longer than ``1.5 * long_piece_s`` are decoded in pieces of
+  ``long_piece_s`` (bounded memory).
 
 Options are validated up front: an option that CTranslate2 cannot honour is refused, never ignored.
 """
@@ -33,6 +44,8 @@ TIMESTAMP_MODES = ("none", "segment", "word")
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 DEVICES = ("cpu", "cuda", "auto")
 TASKS = ("transcribe", "translate")
+STRATEGIES = ("batch", "sequential", "pack")
+PIECE_SEARCH_S = 5.0  # a long row's piece boundary moves back by up to this much to a quiet point
 
 
 @dataclass(frozen=True)
@@ -78,8 +91,8 @@ class WhisperOptions:
     batch_size: int = 8
     vad_filter: bool = False
     seed: Optional[int] = None
-    strategy: str = "batch"  # batch: short rows batched, long rows sequential | pack: short utterances packed into shared windows
-    long_piece_s: float = 600.0  # rows longer than 1.5x this are decoded in pieces of this length (bounded memory)
+    strategy: str = "batch"  # batch: rows batched, long rows cut into <=30-s pieces | sequential: long rows by faster-whisper's long-form algorithm | pack: short utterances packed into shared windows
+    long_piece_s: float = 600.0  # strategy=sequential: rows longer than 1.5x this are decoded in pieces of this length (bounded memory)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -99,8 +112,8 @@ class WhisperOptions:
                 "topP < 1 (nucleus sampling) is not supported by CTranslate2's Whisper decoder; "
                 "use topK to restrict sampling"
             )
-        if self.strategy not in ("batch", "pack"):
-            raise ValueError(f"strategy must be batch or pack, got {self.strategy!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.long_piece_s < 60:
             raise ValueError("longPieceS must be >= 60 seconds")
         if self.max_new_tokens is not None and not (0 < self.max_new_tokens <= 440):
@@ -199,6 +212,19 @@ class _TopKModel:
         return self._inner.generate(*args, **kwargs)
 
 
+def encode(fw, feats: np.ndarray):
+    """Whisper's encoder on stacked ``feats``. On CPU one window per call, the outputs stacked:
+    batching the encoder on CPU is slower (measured 15-20% on 2 cores: the activations of several
+    30-s windows fall out of cache), while the decoder still gets the whole batch at once. Other
+    devices encode the batch in one call."""
+    if len(feats) == 1 or getattr(fw.model, "device", "cpu") != "cpu":
+        return fw.encode(feats)
+    import ctranslate2
+
+    outs = [np.asarray(fw.encode(feats[k : k + 1])) for k in range(len(feats))]
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(outs)))
+
+
 def _compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
@@ -247,19 +273,60 @@ class WhisperEngine:
             else:
                 long_.append(i)
         fw = self._model_for_call()
+        for i, r in zip(short, self._decode_in_batches([items[i] for i in short], fw, text_only=False)):
+            out[i] = r
+        if self.options.strategy == "batch" and not self.options.vad_filter:
+            for i, r in zip(long_, self._transcribe_long_batched([items[i] for i in long_], fw)):
+                out[i] = r
+        else:
+            for i in long_:
+                out[i] = self._safe_sequential(items[i], fw)
+        return [r for r in out]  # type: ignore[misc]
+
+    def _decode_in_batches(self, items: List[AudioItem], fw, text_only: bool) -> List[Transcript]:
+        """Items of at most 30 s, ``batch_size`` at a time; a failed batch is retried item by item."""
+        out: List[Transcript] = []
         bs = self.options.batch_size
-        for start in range(0, len(short), bs):
-            idx = short[start : start + bs]
+        for start in range(0, len(items), bs):
+            batch = items[start : start + bs]
             try:
-                results = self._transcribe_short([items[i] for i in idx], fw)
+                out.extend(self._transcribe_short(batch, fw, text_only=text_only))
             except Exception as exc:  # a batch failure must not lose rows: retry one by one
                 log.warning("batched decode failed (%s); retrying items one at a time", exc)
-                results = [self._safe_sequential(items[i], fw) for i in idx]
-            for i, r in zip(idx, results):
-                out[i] = r
-        for i in long_:
-            out[i] = self._safe_sequential(items[i], fw)
-        return [r for r in out]  # type: ignore[misc]
+                out.extend(self._safe_sequential(it, fw, text_only=text_only) for it in batch)
+        return out
+
+    def _transcribe_long_batched(self, items: List[AudioItem], fw) -> List[Transcript]:
+        """Long rows: cut into <=30-s pieces at quiet points, all pieces decoded batched as text,
+        joined per row (see the module docstring)."""
+        from .packing import cut_pieces
+
+        pieces: List[AudioItem] = []
+        owner: List[Tuple[int, int]] = []
+        for it in items:
+            ranges = cut_pieces(it.samples, WINDOW_S, PIECE_SEARCH_S)
+            owner.append((len(pieces), len(ranges)))
+            pieces.extend(AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE) for a, b in ranges)
+        done = self._decode_in_batches(pieces, fw, text_only=True)
+        out: List[Transcript] = []
+        for it, (first, count) in zip(items, owner):
+            parts = done[first : first + count]
+            errors = [f"piece at {p.offset_s:.1f} s: {p.error}" for p in parts if p.error]
+            weight: Dict[str, float] = {}
+            for p in parts:
+                if p.language and p.text:
+                    weight[p.language] = weight.get(p.language, 0.0) + p.language_probability * p.duration_s
+            lang = max(weight, key=weight.get) if weight else parts[0].language
+            out.append(Transcript(
+                text=" ".join(p.text.strip() for p in parts if p.text.strip()),
+                chunks=[c for p in parts for c in p.chunks],
+                language=lang,
+                language_probability=max((p.language_probability for p in parts if p.language == lang), default=0.0),
+                duration_s=it.duration_s, source=it.source, offset_s=it.offset_s,
+                error=("; ".join(errors) if errors else None),
+                extra={"path": "pieces", "pieces": count, "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts)},
+            ))
+        return out
 
     def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
         return self.transcribe_batch([AudioItem(samples=samples, source=source)])[0]
@@ -295,9 +362,9 @@ class WhisperEngine:
         )
         return fresh
 
-    def _safe_sequential(self, item: AudioItem, fw=None) -> Transcript:
+    def _safe_sequential(self, item: AudioItem, fw=None, text_only: bool = False) -> Transcript:
         try:
-            return self._transcribe_sequential(item, fw)
+            return self._transcribe_sequential(item, fw, text_only=text_only)
         except Exception as exc:
             return error_transcript(item, f"transcription failed: {type(exc).__name__}: {exc}")
 
@@ -312,12 +379,20 @@ class WhisperEngine:
             model.model = _TopKModel(inner, self.options.top_k)
         return model
 
-    def _transcribe_sequential(self, item: AudioItem, fw=None) -> Transcript:
+    def _transcribe_sequential(self, item: AudioItem, fw=None, text_only: bool = False) -> Transcript:
+        """faster-whisper's ``transcribe`` on one item. ``text_only``: a piece of a long row (at most
+        30 s), decoded without timestamp tokens as one segment, with the temperature fallback."""
         opts = self.options
         model = self._with_topk(fw)
         kwargs = opts.fw_kwargs()
         if not self.multilingual:
             kwargs["language"] = "en"
+        if text_only:
+            kwargs.update(without_timestamps=True, condition_on_previous_text=False)
+            t = self._run_sequential(item, model, kwargs)
+            if opts.timestamps == "segment" and t.text:
+                t.chunks = [_piece_segment(item, t.text)]
+            return t
         if opts.seed is not None:
             import ctranslate2
 
@@ -383,7 +458,9 @@ class WhisperEngine:
 
     # -- batched (short items) path --------------------------------------------------------------
 
-    def _transcribe_short(self, items: List[AudioItem], fw=None) -> List[Transcript]:
+    def _transcribe_short(self, items: List[AudioItem], fw=None, text_only: bool = False) -> List[Transcript]:
+        """One batch of items of at most 30 s: one encode, one ``generate``. ``text_only``: pieces
+        of long rows, decoded without timestamp tokens, one segment each (see the module docstring)."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -392,7 +469,7 @@ class WhisperEngine:
         opts = self.options
         n_frames = int(fw.feature_extractor.nb_max_frames)
         feats = np.stack([pad_or_trim(fw.feature_extractor(it.samples)[..., :-1], n_frames) for it in items])
-        encoder_output = fw.encode(feats)
+        encoder_output = encode(fw, feats)
 
         # Language per item.
         if opts.language or not self.multilingual:
@@ -410,7 +487,7 @@ class WhisperEngine:
             if tk is None:
                 tk = tokenizers[lang] = Tokenizer(fw.hf_tokenizer, self.multilingual, task=opts.task, language=lang)
             prev = tk.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
-            prompts.append(fw.get_prompt(tk, prev, without_timestamps=opts.timestamps == "none"))
+            prompts.append(fw.get_prompt(tk, prev, without_timestamps=text_only or opts.timestamps == "none"))
         any_tk = next(iter(tokenizers.values()))
         suppress = get_suppressed_tokens(any_tk, [-1])
         max_length = fw.max_length if opts.max_new_tokens is None else max(len(p) for p in prompts) + opts.max_new_tokens
@@ -464,7 +541,7 @@ class WhisperEngine:
                 segment_duration=item.duration_s, seek=0,
             )
             last_end = max((s["end"] for s in subsegments), default=0.0)
-            stopped_early = opts.timestamps != "none" and text and last_end < item.duration_s - 5.0 and not no_speech
+            stopped_early = not text_only and opts.timestamps != "none" and text and last_end < item.duration_s - 5.0 and not no_speech
             if no_speech:
                 subsegments = []
             elif (bad and len(opts.temperature) > 1) or stopped_early:
@@ -481,7 +558,7 @@ class WhisperEngine:
             segment_sizes.append(min(segment_size, n_frames))
             out[i] = Transcript(
                 language=lang, language_probability=lang_p, duration_s=item.duration_s,
-                source=item.source, offset_s=item.offset_s, extra={"path": "batched"},
+                source=item.source, offset_s=item.offset_s, extra={"path": "batched-piece" if text_only else "batched"},
             )
 
         if opts.timestamps == "word":
@@ -494,7 +571,9 @@ class WhisperEngine:
             assert t is not None
             t.text = "".join(s["text"] for s in segs).strip()
             dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
-            if opts.timestamps == "segment":
+            if opts.timestamps == "segment" and text_only:
+                t.chunks = [_piece_segment(item, t.text)] if t.text else []
+            elif opts.timestamps == "segment":
                 t.chunks = [Chunk(s["text"].strip(), _r(min(s["start"], dur) + item.offset_s), _r(min(s["end"], dur) + item.offset_s), "segment") for s in segs]
             elif opts.timestamps == "word":
                 t.chunks = [
@@ -502,7 +581,7 @@ class WhisperEngine:
                     for s in segs for w in s.get("words", [])
                 ]
         for i in redo:  # temperature fallback / early stop: the full sequential algorithm
-            out[i] = self._safe_sequential(items[i], fw)
+            out[i] = self._safe_sequential(items[i], fw, text_only=text_only)
         return [t for t in out]  # type: ignore[misc]
 
     def _add_words(self, per_item_segments, langs, tokenizers, encoder_output, feats, segment_sizes, fw=None):
@@ -515,7 +594,7 @@ class WhisperEngine:
             if len(groups) == 1:
                 enc = encoder_output
             else:
-                enc = fw.encode(feats[idx])
+                enc = encode(fw, feats[idx])
             sub = [per_item_segments[i] for i in idx]
             if not any(sub):
                 continue
@@ -525,6 +604,32 @@ class WhisperEngine:
 
 def _r(x: float) -> float:
     return round(float(x), 3)
+
+
+def speech_bounds(samples: np.ndarray, frame_s: float = 0.02, pad_s: float = 0.1) -> Tuple[float, float]:
+    """``(start_s, end_s)`` of the sound in ``samples``: the first and last 20-ms frames louder than a
+    tenth of the loud frames' level (95th percentile RMS), padded by ``pad_s``; the whole span when
+    nothing stands out."""
+    n = len(samples)
+    dur = n / SAMPLE_RATE
+    frame = max(1, int(frame_s * SAMPLE_RATE))
+    k = n // frame
+    if k < 3:
+        return 0.0, dur
+    rms = np.sqrt((np.asarray(samples[: k * frame], dtype=np.float32).reshape(k, frame) ** 2).mean(axis=1))
+    level = float(np.percentile(rms, 95))
+    if level <= 1e-5:
+        return 0.0, dur
+    loud = np.flatnonzero(rms > 0.1 * level)
+    if loud.size == 0:
+        return 0.0, dur
+    return max(0.0, loud[0] * frame_s - pad_s), min(dur, (loud[-1] + 1) * frame_s + pad_s)
+
+
+def _piece_segment(item: AudioItem, text: str) -> Chunk:
+    """A long row's piece as one segment, its times trimmed to the piece's sound."""
+    start, end = speech_bounds(item.samples)
+    return Chunk(text.strip(), _r(start + item.offset_s), _r(end + item.offset_s), "segment")
 
 
 # ---------------------------------------------------------------------------------------------

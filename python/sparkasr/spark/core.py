@@ -461,6 +461,10 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         return self.getOutputCol() + "_chunks" if self._wants_chunks() else ""
 
     # -- Spark ------------------------------------------------------------------------------
+    def _items_per_call(self) -> int:
+        """How many items the partition function hands the engine per call."""
+        return self.getBatchSize()
+
     def _model_ref_for(self, spark) -> ModelRef:
         ref, local = self._resolve_model()
         if ref.kind == "embedded":
@@ -492,7 +496,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         src = dataset.drop(*[c for c in (out_col, chunks_col) if c and c in dataset.columns])
         fn = make_partition_fn(
             spec, type(self)._build_engine, in_col, kind, out_col, chunks_col, path_col,
-            self.getBatchSize(), self._model_name(),
+            self._items_per_call(), self._model_name(),
         )
         out = src.mapInPandas(fn, schema=StructType(fields))
         out = A.with_annotator_type_metadata(out, out_col, A.DOCUMENT)

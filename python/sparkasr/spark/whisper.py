@@ -47,8 +47,8 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
     noRepeatNgramSize = Param(Params._dummy(), "noRepeatNgramSize", "forbid repeating n-grams of this size (0 = off)", typeConverter=TypeConverters.toInt)
     vadFilter = Param(Params._dummy(), "vadFilter", "skip non-speech with Silero VAD (sequential path)", typeConverter=TypeConverters.toBoolean)
     seed = Param(Params._dummy(), "seed", "random seed for sampling (-1 = unset)", typeConverter=TypeConverters.toInt)
-    strategy = Param(Params._dummy(), "strategy", "batch (default) or pack: pack short utterances into shared 30-s windows (faster on short clips)", typeConverter=TypeConverters.toString)
-    longPieceS = Param(Params._dummy(), "longPieceS", "rows longer than 1.5x this many seconds are decoded in pieces of this length (bounded memory)", typeConverter=TypeConverters.toFloat)
+    strategy = Param(Params._dummy(), "strategy", "batch (default): rows batched, long rows cut at quiet points into <=30-s pieces decoded batched; sequential: long rows by faster-whisper's long-form algorithm (Whisper's sentence segments); pack: short utterances packed into shared 30-s windows (fastest on short clips)", typeConverter=TypeConverters.toString)
+    longPieceS = Param(Params._dummy(), "longPieceS", "strategy=sequential: rows longer than 1.5x this many seconds are decoded in pieces of this length (bounded memory)", typeConverter=TypeConverters.toFloat)
 
     @keyword_only
     def __init__(
@@ -192,6 +192,14 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
             )
         except ValueError as exc:
             raise ValueError(f"WhisperForCTC: {exc}") from None
+
+    #: strategy=pack: rows handed to the engine per call, per unit of batchSize (packing needs many
+    #: utterances per call to fill its windows: 8 windows of several utterances each)
+    PACK_ROWS_PER_BATCH = 8
+
+    def _items_per_call(self) -> int:
+        n = self.getBatchSize()
+        return n * self.PACK_ROWS_PER_BATCH if self.getOrDefault(self.strategy) == "pack" else n
 
     def _runtime(self, threads: int) -> RuntimeOptions:
         try:
