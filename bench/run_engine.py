@@ -12,7 +12,8 @@ Configs (all Whisper tiny.en int8, beam 5, ``cpu_threads`` = all cores):
 
 * ``fw_sequential``  faster-whisper ``WhisperModel.transcribe``, library defaults, one call per file/clip
 * ``fw_batched``     faster-whisper ``BatchedInferencePipeline.transcribe`` (batch 8, library defaults); long files
-* ``ours_default``   ``WhisperEngine.transcribe_batch`` with default options (short: batched; long: sequential)
+* ``ours_default``   ``WhisperEngine.transcribe_batch`` with default options (short: batched; long: <=30-s pieces
+  cut at quiet points, decoded batched as text)
 * ``ours_packed``    ``sparkasr.packing.transcribe_packed``; short clips
 * ``ours_packed_long``  ``transcribe_packed`` on long files: cut at quiet points into <=30-s pieces, batched
 * ``ours_packed_long_text``  the same with ``timestamps="none"`` (text only, as the batched anchor's default)

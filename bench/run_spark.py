@@ -12,9 +12,8 @@ sampler records the peak RSS of the driver JVM, the driver Python process and th
 Pipelines (Whisper tiny.en int8, beam 5, one CTranslate2 thread per task as Spark gives one core per task):
 
 * ``ours``        ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])`` (default options)
-* ``ours_packed`` the same stage with packing (``sparkasr.packing``): ``strategy="pack"`` once
-                  ``WhisperForCTC`` has that param, until then a bench-only subclass whose engine calls
-                  ``transcribe_packed`` (``batchSize=32`` items per engine call, so several windows fill)
+* ``ours_packed`` the same stage with ``strategy="pack"`` (``sparkasr.packing``: short rows packed
+                  into shared 30-s windows; the stage hands the engine 8 x ``batchSize`` rows per call)
 * ``engine_raw``  the anchor in the same run: ``WhisperEngine`` in the driver process, all cores, no Spark
 * ``naive_udf``   ``binaryFile`` -> ``pandas_udf`` that calls ``faster_whisper.WhisperModel.transcribe``
                   once per row (model cached per worker), the recipe users write today
@@ -98,32 +97,6 @@ def naive_udf_transcribe(df, model_path: str):
     return df.select("path", transcribe("content").alias("text"))
 
 
-class _PackedEngine:
-    """Stands in for ``WhisperEngine(strategy="pack")`` until the stage has that option."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def transcribe_batch(self, items):
-        from sparkasr.packing import transcribe_packed
-
-        return transcribe_packed(self.engine, items)
-
-
-def packed_stage_class():
-    from sparkasr.spark.whisper import WhisperForCTC
-
-    class PackedWhisperForCTC(WhisperForCTC):
-        def _engine_spec(self):
-            return dict(super()._engine_spec(), bench_strategy="pack")
-
-        @staticmethod
-        def _build_engine(spec):
-            return _PackedEngine(WhisperForCTC._build_engine(spec))
-
-    return PackedWhisperForCTC
-
-
 def ours_transcribe(df, strategy=None):
     """``content`` (binary rows) or ``audio`` (read_audio segments) -> text per file."""
     from pyspark.sql import functions as F
@@ -131,12 +104,9 @@ def ours_transcribe(df, strategy=None):
     from sparkasr.spark.whisper import WhisperForCTC
 
     col = "content" if "content" in df.columns else "audio"
-    if strategy == "bench_pack":  # packing through a bench-only subclass; more items per engine call
-        stage = packed_stage_class()(inputCols=[col], outputCol="asr", pathCol="path", batchSize=32)
-    else:
-        stage = WhisperForCTC(inputCols=[col], outputCol="asr", pathCol="path")
-        if strategy:
-            stage._set(strategy=strategy)
+    stage = WhisperForCTC(inputCols=[col], outputCol="asr", pathCol="path")
+    if strategy:
+        stage.setStrategy(strategy)
     out = stage.transform(df).select("path", *(["segment"] if "segment" in df.columns else []),
                                      F.expr("concat_ws(' ', transform(asr, a -> a.result))").alias("text"))
     if "segment" in df.columns:  # long files read as segments: join them back in order
@@ -174,7 +144,6 @@ def tree_cpu_s() -> float:
 def run(args) -> dict:
     from sparkasr.models import resolve_whisper_model
     from sparkasr.spark.reader import read_audio, read_binary
-    from sparkasr.spark.whisper import WhisperForCTC
 
     man = corpus.load(quick=args.quick)
     cores = args.cores
@@ -188,10 +157,7 @@ def run(args) -> dict:
     session_s = time.perf_counter() - t0
     common.log(f"session started in {session_s:.1f} s")
     pipelines = {"ours": lambda df: ours_transcribe(df), "naive_udf": lambda df: naive_udf_transcribe(df, model_path)}
-    if "strategy" in {p.name for p in WhisperForCTC().params}:
-        pipelines["ours_packed"] = lambda df: ours_transcribe(df, "pack")
-    else:
-        pipelines["ours_packed"] = lambda df: ours_transcribe(df, "bench_pack")
+    pipelines["ours_packed"] = lambda df: ours_transcribe(df, "pack")
     wanted = [p for p in args.pipelines.split(",") if p] or ["engine_raw"] + list(pipelines)
     runs = []
     for corp in (["short", "long"] if args.corpus == "both" else [args.corpus]):

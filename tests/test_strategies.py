@@ -146,3 +146,42 @@ def test_packed_window_token_budget():
 
     # 20 s of speech in 4 utterances: room for fast speech (~4.5 tokens/s), far below a loop to 224
     assert 4.5 * 20 + 8 < token_budget([(0, 5), (6, 11), (12, 17), (18, 23)]) < 150
+
+
+def test_dense_30s_rows_that_stop_early_continue_batched(clips):
+    """Rows of nearly 30 s of dense speech: Whisper sometimes ends a window at a timestamp, leaving
+    the last sentence for a next window. The engine decodes that rest in a further batched round
+    (extra "continued"), not by redoing the whole row sequentially, and loses no words."""
+    from faster_whisper import WhisperModel
+
+    one = [(sf.read(str(p), dtype="float32")[0], ref) for p, ref in clips]
+    pause = np.zeros(int(0.3 * 16000), np.float32)
+    items, refs = [], []
+    for seed in range(8):  # seeded orders of the clips, each filled to at most 29.5 s
+        rng = np.random.default_rng(seed)
+        parts, words, total = [], [], 0
+        for j in rng.permutation(len(one)):
+            samples, ref = one[j]
+            if total + len(samples) > 29.5 * 16000:
+                break
+            parts += [samples, pause]
+            words.append(ref)
+            total += len(samples) + len(pause)
+        items.append(AudioItem(np.concatenate(parts), source=f"dense{seed}.wav", offset_s=10.0))
+        refs.append(" ".join(words))
+    path = resolve_whisper_model(None).path
+    eng = WhisperEngine(path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+    out = eng.transcribe_batch(items)
+    continued = [t for t in out if t.extra.get("continued")]
+    assert continued, "no row stopped early: the test no longer exercises the continuation"
+    assert all(t.extra["path"] == "batched" for t in out)
+    for it, t in zip(items, out):
+        starts = [c.start for c in t.chunks]
+        assert starts == sorted(starts) and all(a.end <= b.start + 1e-6 for a, b in zip(t.chunks, t.chunks[1:]))
+        assert 10.0 <= t.chunks[0].start and t.chunks[-1].end <= 10.0 + it.duration_s + 1e-3  # times: 3 decimals
+    fw = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=2)
+    fw_texts = ["".join(s.text for s in fw.transcribe(it.samples, language="en", beam_size=5)[0]) for it in items]
+    ref, ours, seq = " ".join(refs), " ".join(t.text for t in out), " ".join(fw_texts)
+    ours_wer, seq_wer = jiwer.wer(NORM(ref), NORM(ours)), jiwer.wer(NORM(ref), NORM(seq))
+    print(f"\n{len(continued)} of {len(items)} dense rows continued; WER {ours_wer:.4f}, faster-whisper sequential {seq_wer:.4f}")
+    assert ours_wer <= seq_wer + 0.005

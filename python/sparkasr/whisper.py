@@ -5,8 +5,10 @@ Two paths, chosen per item:
 * **short items** (at most one 30-s window): batched across items. Features of up to
   ``batch_size`` items are stacked, encoded in one call, the language is detected per item when not
   given, and one ``generate`` call decodes the whole batch (beam search, timestamps). Items whose
-  decode fails Whisper's quality checks (compression ratio, average log-probability) or that stop
-  early are decoded again on the sequential path, which applies the temperature fallback.
+  decode fails Whisper's quality checks (compression ratio, average log-probability) are decoded
+  again on the sequential path, which applies the temperature fallback. An item that stops early
+  (a dense window whose last sentence Whisper leaves open for a next window) has the rest, from its
+  last predicted timestamp, decoded in a further batched round, as faster-whisper's seek would.
 * **long items**, ``strategy="batch"`` (the default): cut at quiet points into pieces of at most
   30 s (a cut moves back by up to 5 s to the quietest 100-ms frame, so words are not split and no
   window ever runs past Whisper's 30 s), and the pieces of all rows are decoded like short items,
@@ -458,7 +460,8 @@ class WhisperEngine:
 
     # -- batched (short items) path --------------------------------------------------------------
 
-    def _transcribe_short(self, items: List[AudioItem], fw=None, text_only: bool = False) -> List[Transcript]:
+    def _transcribe_short(self, items: List[AudioItem], fw=None, text_only: bool = False,
+                          languages: Optional[List[Tuple[str, float]]] = None, contexts: Optional[List[str]] = None) -> List[Transcript]:
         """One batch of items of at most 30 s: one encode, one ``generate``. ``text_only``: pieces
         of long rows, decoded without timestamp tokens, one segment each (see the module docstring)."""
         from faster_whisper.audio import pad_or_trim
@@ -472,7 +475,9 @@ class WhisperEngine:
         encoder_output = encode(fw, feats)
 
         # Language per item.
-        if opts.language or not self.multilingual:
+        if languages is not None:
+            langs = list(languages)
+        elif opts.language or not self.multilingual:
             langs = [(opts.language or "en", 1.0)] * len(items)
         else:
             langs = []
@@ -482,12 +487,20 @@ class WhisperEngine:
 
         tokenizers: Dict[str, Any] = {}
         prompts = []
-        for lang, _ in langs:
+        previous: List[List[int]] = []
+        for j, (lang, _) in enumerate(langs):
             tk = tokenizers.get(lang)
             if tk is None:
                 tk = tokenizers[lang] = Tokenizer(fw.hf_tokenizer, self.multilingual, task=opts.task, language=lang)
             prev = tk.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
-            prompts.append(fw.get_prompt(tk, prev, without_timestamps=text_only or opts.timestamps == "none"))
+            if contexts is not None and contexts[j].strip():
+                prev = prev + tk.encode(" " + contexts[j].strip())
+            previous.append(prev)
+        if contexts is not None:  # CTranslate2 needs <|startoftranscript|> at one position: keep the last n of each
+            keep = min(min(len(p) for p in previous), fw.max_length // 2 - 1)
+            previous = [p[len(p) - keep:] if keep else [] for p in previous]
+        for (lang, _), prev in zip(langs, previous):
+            prompts.append(fw.get_prompt(tokenizers[lang], prev, without_timestamps=text_only or opts.timestamps == "none"))
         any_tk = next(iter(tokenizers.values()))
         suppress = get_suppressed_tokens(any_tk, [-1])
         max_length = fw.max_length if opts.max_new_tokens is None else max(len(p) for p in prompts) + opts.max_new_tokens
@@ -520,6 +533,7 @@ class WhisperEngine:
         per_item_segments: List[List[dict]] = []
         segment_sizes: List[int] = []
         redo: List[int] = []
+        rest_from: Dict[int, float] = {}  # stopped early: decode the rest from this time (s)
         for i, (item, res, (lang, lang_p)) in enumerate(zip(items, results, langs)):
             tk = tokenizers[lang]
             tokens = res.sequences_ids[0]
@@ -536,16 +550,20 @@ class WhisperEngine:
                 opts.log_prob_threshold is not None and avg_logprob < opts.log_prob_threshold
             )
             segment_size = int(np.ceil(item.duration_s) * fw.frames_per_second)
-            subsegments, _, _ = fw._split_segments_by_timestamps(
+            subsegments, seek, _ = fw._split_segments_by_timestamps(
                 tokenizer=tk, tokens=tokens, time_offset=0.0, segment_size=min(segment_size, n_frames),
                 segment_duration=item.duration_s, seek=0,
             )
-            last_end = max((s["end"] for s in subsegments), default=0.0)
-            stopped_early = not text_only and opts.timestamps != "none" and text and last_end < item.duration_s - 5.0 and not no_speech
+            # faster-whisper's rule: unless the output ends on a single timestamp (nothing after it),
+            # the last, unfinished segment is dropped and decoding resumes at the last timestamp
+            rest_s = seek / fw.frames_per_second
+            stopped_early = not text_only and opts.timestamps != "none" and not no_speech and rest_s < min(segment_size, n_frames) / fw.frames_per_second
             if no_speech:
                 subsegments = []
-            elif (bad and len(opts.temperature) > 1) or stopped_early:
+            elif (bad and len(opts.temperature) > 1) or (stopped_early and rest_s < 0.1):
                 redo.append(i)
+            elif stopped_early:
+                rest_from[i] = rest_s
             segs = [
                 dict(
                     text=tk.decode(s["tokens"]), tokens=s["tokens"], start=s["start"], end=s["end"],
@@ -580,7 +598,26 @@ class WhisperEngine:
                     Chunk(w["word"].strip(), _r(min(w["start"], dur) + item.offset_s), _r(min(w["end"], dur) + item.offset_s), "word", float(w["probability"]))
                     for s in segs for w in s.get("words", [])
                 ]
-        for i in redo:  # temperature fallback / early stop: the full sequential algorithm
+        if rest_from:  # the rest of each early-stopped item, batched (recursion ends: each rest is shorter)
+            idx = list(rest_from)
+            rests = [
+                AudioItem(items[i].samples[int(round(rest_from[i] * SAMPLE_RATE)):], source=items[i].source, offset_s=items[i].offset_s + rest_from[i])
+                for i in idx
+            ]
+            # conditioned on the text so far, as faster-whisper's next window would be
+            contexts = [out[i].text if opts.condition_on_previous_text else "" for i in idx]  # type: ignore[union-attr]
+            for i, r in zip(idx, self._transcribe_short(rests, fw, text_only=text_only, languages=[langs[i] for i in idx], contexts=contexts)):
+                t = out[i]
+                assert t is not None
+                if r.error:
+                    redo.append(i)
+                    continue
+                t.text = f"{t.text} {r.text}".strip()
+                t.chunks = t.chunks + r.chunks
+                t.extra["continued"] = 1 + r.extra.get("continued", 0)
+                if r.extra.get("path") == "sequential":  # the rest needed the temperature fallback
+                    t.extra["rest_path"] = "sequential"
+        for i in redo:  # temperature fallback: the full sequential algorithm
             out[i] = self._safe_sequential(items[i], fw, text_only=text_only)
         return [t for t in out]  # type: ignore[misc]
 
