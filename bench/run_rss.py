@@ -6,7 +6,7 @@
 Paths (each in a fresh process; RSS sampled every 0.1 s with psutil, children included):
 
 * ``engine_whole``    ``WhisperEngine.transcribe_batch([the whole hour])``: decode + default options
-                      (long item -> faster-whisper's sequential long-form path)
+                      (long item -> cut at quiet points into <=30-s pieces, decoded batched, 8 at a time)
 * ``engine_packed``   ``sparkasr.packing.transcribe_packed`` on the same item (cut into <=29-s pieces)
 * ``spark_binary``    Spark local[2]: ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])``: one
                       row holds the whole encoded file, decoded in the worker

@@ -62,8 +62,9 @@ def main() -> int:
         for cfg in ("ours_default", "ours_packed_long", "ours_packed_long_text"):
             o = by.get(("long", cfg))
             if o and seq and bat:
-                ok = o["rtfx"] >= bat["rtfx"] and abs(o["wer"] - seq["wer"]) <= 0.005
-                targets.append((f"long files: `{cfg}` >= batched throughput with sequential WER +-0.5 pt",
+                # "the sequential mode's WER (+-0.5 pt)": no accuracy lost; a lower WER is no miss
+                ok = o["rtfx"] >= bat["rtfx"] and o["wer"] <= seq["wer"] + 0.005
+                targets.append((f"long files: `{cfg}` >= batched throughput at sequential WER or better (+0.5 pt slack)",
                                 f"RTFx {o['rtfx']} vs batched {bat['rtfx']} (sequential {seq['rtfx']}); WER {o['wer']} vs sequential {seq['wer']} (batched {bat['wer']})", ok))
         s_seq, s_pack = by.get(("short", "fw_sequential")), by.get(("short", "ours_packed"))
         if s_seq and s_pack:
