@@ -11,6 +11,8 @@ Paths (each in a fresh process; RSS sampled every 0.1 s with psutil, children in
 * ``spark_binary``    Spark local[2]: ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])``: one
                       row holds the whole encoded file, decoded in the worker
 * ``spark_segments``  Spark local[2]: ``read_audio(segment_s=600)`` -> ``WhisperForCTC(inputCols=["audio"])``
+* ``spark_pipeline``  Spark local[2]: the README's pipeline, ``read_audio(segment_s=600)`` ->
+                      ``AudioAssembler`` -> ``WhisperForCTC`` (two float columns pass through the stage)
 
 Memory peaks where whole-file arrays are built (decode, log-mel features), i.e. in the first
 seconds; with ``--limit-s`` a run is stopped after that long and reports the peak so far (the
@@ -20,8 +22,6 @@ decode loop afterwards holds one window at a time). ``--full`` removes the limit
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import time
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import corpus  # noqa: E402
 
-PATHS = ["engine_whole", "engine_packed", "spark_binary", "spark_segments"]
+PATHS = ["engine_whole", "engine_packed", "spark_binary", "spark_segments", "spark_pipeline"]
 
 
 def child(path_name: str, wav: str) -> None:
@@ -59,6 +59,7 @@ def child(path_name: str, wav: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from run_spark import make_session
 
+    from sparkasr.spark.assembler import AudioAssembler
     from sparkasr.spark.reader import read_audio, read_binary
     from sparkasr.spark.whisper import WhisperForCTC
 
@@ -71,6 +72,9 @@ def child(path_name: str, wav: str) -> None:
     else:
         df = read_audio(spark, wav, segment_s=600.0).repartition(4)
         col = "audio"
+        if path_name == "spark_pipeline":
+            df = AudioAssembler(inputCol="audio", outputCol="audio_assembler").transform(df)
+            col = "audio_assembler"
     out = WhisperForCTC(inputCols=[col], outputCol="asr", pathCol="path").transform(df)
     n = sum(len(r["asr"][0]["result"].split()) for r in out.select("asr").collect() if r["asr"])
     mark(f"done words={n}")

@@ -12,7 +12,7 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from .. import annotation as A
 from ..audio import SAMPLE_RATE, AudioError, decode_audio, to_mono_16k
-from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input
+from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input, input_cells
 from .params import HasInputCol, HasOutputCol
 
 
@@ -94,19 +94,24 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
         fields.append(StructField(out_col, A.audio_annotation_array_type(), True, metadata={"annotatorType": A.AUDIO}))
         schema = StructType(fields)
 
-        def run(batches: Iterator["pd.DataFrame"]):  # noqa: F821
-            for pdf in batches:
-                paths = pdf[path_col].tolist() if path_col else [None] * len(pdf)
-                rates = pdf[sr_col].tolist() if sr_col else [sr] * len(pdf)
-                out = []
-                for cell, p, rate in zip(pdf[in_col].tolist(), paths, rates):
-                    out.append([_assemble(cell, kind, p, rate, ch)])
-                pdf = pdf.copy()
-                pdf[out_col] = out
-                yield pdf
+        def run(batches: Iterator):
+            from .arrow import arrow_type, audio_annotation_array, replace_columns
 
+            names = schema.names
+            out_type = arrow_type(schema[out_col].dataType)
+            for batch in batches:
+                cells = input_cells(batch.column(in_col), kind)
+                paths = batch.column(path_col).to_pylist() if path_col else [None] * len(cells)
+                rates = batch.column(sr_col).to_pylist() if sr_col else [sr] * len(cells)
+                out = [[_assemble(cell, kind, p, rate, ch)] for cell, p, rate in zip(cells, paths, rates)]
+                del cells
+                col = audio_annotation_array(out, out_type)
+                yield replace_columns(batch, {out_col: col}, names)
+
+        # mapInArrow: samples go into the Arrow buffer once (mapInPandas would make a Python float
+        # of each one) and the other columns pass through untouched.
         result = dataset.drop(out_col) if out_col in dataset.columns else dataset
-        result = result.mapInPandas(run, schema=schema)
+        result = result.mapInArrow(run, schema=schema)
         return A.with_annotator_type_metadata(result, out_col, A.AUDIO)
 
 

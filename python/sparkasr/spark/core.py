@@ -7,9 +7,10 @@ A subclass (``WhisperForCTC``, ``Wav2Vec2ForCTC``, ...) only declares its params
 * ``_build_engine(spec, model_dir) -> Engine`` (staticmethod): on a worker, build the engine
   (called once per Python worker per spec: the result is cached in this module).
 
-This base class does the rest: reading the input column (Spark NLP ``audio`` annotations, encoded
-file bytes, or file paths), turning each Arrow batch into :class:`~sparkasr.types.AudioItem` lists
-(decode + validate, errors kept per row), calling the engine once per ``batchSize`` items, writing
+This base class does the rest: reading the input column (Spark NLP ``audio`` annotations, float
+samples, encoded file bytes, or file paths), turning each Arrow batch (``mapInArrow``: samples are
+read as zero-copy numpy views, other columns pass through untouched) into
+:class:`~sparkasr.types.AudioItem` lists (decode + validate, errors kept per row), calling the engine once per ``batchSize`` items, writing
 Spark NLP ``document`` (and ``chunk``) annotations, shipping model files to executors
 (``SparkContext.addFile``) and saving them with the stage.
 """
@@ -313,6 +314,20 @@ def transcript_chunks(t: Transcript, index: int) -> List[Dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 
 
+def input_cells(column, kind: str) -> List[Any]:
+    """An Arrow input column -> per-row cells for :func:`cell_to_items` (float samples as
+    zero-copy numpy views; encoded files as bytes)."""
+    from .arrow import audio_annotations, float_lists
+
+    if kind == INPUT_AUDIO:
+        return audio_annotations(column)
+    if kind == INPUT_FLOATS:
+        return float_lists(column)
+    if kind == INPUT_BINARY:
+        return [column[i].as_py() for i in range(len(column))]  # one file's bytes at a time
+    return column.to_pylist()
+
+
 def make_partition_fn(
     spec: Dict[str, Any],
     builder: Callable[[Dict[str, Any]], Any],
@@ -323,32 +338,48 @@ def make_partition_fn(
     path_col: Optional[str],
     batch_size: int,
     model_name: str,
+    out_schema,
 ):
-    """Build the ``mapInPandas`` function (closure only over picklable values)."""
+    """Build the ``mapInArrow`` function (closure only over picklable values).
 
-    def run(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:  # noqa: F821
+    Input columns go back to Spark as the Arrow arrays that came in (an audio column is never
+    converted to Python objects); only the annotation columns are built here. ``out_schema`` is
+    the output's Spark schema.
+    """
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        from .arrow import arrow_type
+
+        names = [f.name for f in out_schema.fields]
+        types = {f.name: arrow_type(f.dataType) for f in out_schema.fields if f.name in (output_col, chunks_col)}
         engine = None
         pending: List[Any] = []
         n_items = 0
-        for pdf in batches:
+        for batch in batches:
             rows_items: List[List[AudioItem]] = []
-            paths = pdf[path_col].tolist() if path_col and path_col in pdf.columns else [None] * len(pdf)
-            for cell, p in zip(pdf[input_col].tolist(), paths):
+            cells = input_cells(batch.column(input_col), input_kind)
+            paths = batch.column(path_col).to_pylist() if path_col and path_col in batch.schema.names else [None] * len(cells)
+            for cell, p in zip(cells, paths):
                 source = str(p) if p is not None else (str(cell) if input_kind == INPUT_PATH and cell is not None else "")
                 rows_items.append(cell_to_items(cell, input_kind, source))
-            pending.append((pdf, rows_items))
+            del cells
+            pending.append((batch, rows_items))
             n_items += sum(len(r) for r in rows_items)
             if n_items >= batch_size:
                 if engine is None:
                     engine = cached_engine(spec, builder)
-                yield from _flush(engine, pending)
+                yield from _flush(engine, pending, names, types)
                 pending, n_items = [], 0
         if pending:
             if engine is None and any(it.error is None for _, rows in pending for r in rows for it in r):
                 engine = cached_engine(spec, builder)
-            yield from _flush(engine, pending)
+            yield from _flush(engine, pending, names, types)
 
-    def _flush(engine, pending):
+    def _flush(engine, pending, names, types):
+        import pyarrow as pa
+
+        from .arrow import replace_columns
+
         flat = [it for _, rows in pending for r in rows for it in r]
         live = [it for it in flat if it.error is None]
         results: List[Transcript] = []
@@ -358,7 +389,7 @@ def make_partition_fn(
             except Exception as exc:  # engine bug: keep every row, report the reason
                 results = [error_transcript(it, f"model failed: {type(exc).__name__}: {exc}") for it in live]
         it_res = iter(results)
-        for pdf, rows in pending:
+        for batch, rows in pending:
             docs, chunks = [], []
             for items in rows:
                 row_docs, row_chunks = [], []
@@ -368,11 +399,10 @@ def make_partition_fn(
                     row_chunks.extend(transcript_chunks(t, k))
                 docs.append(row_docs)
                 chunks.append(row_chunks)
-            pdf = pdf.copy()
-            pdf[output_col] = docs
+            new = {output_col: pa.array(docs, type=types[output_col])}
             if chunks_col:
-                pdf[chunks_col] = chunks
-            yield pdf
+                new[chunks_col] = pa.array(chunks, type=types[chunks_col])
+            yield replace_columns(batch, new, names)
 
     return run
 
@@ -494,11 +524,12 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         if chunks_col:
             fields.append(StructField(chunks_col, A.annotation_array_type(), True, metadata={"annotatorType": A.CHUNK}))
         src = dataset.drop(*[c for c in (out_col, chunks_col) if c and c in dataset.columns])
+        out_schema = StructType(fields)
         fn = make_partition_fn(
             spec, type(self)._build_engine, in_col, kind, out_col, chunks_col, path_col,
-            self._items_per_call(), self._model_name(),
+            self._items_per_call(), self._model_name(), out_schema,
         )
-        out = src.mapInPandas(fn, schema=StructType(fields))
+        out = src.mapInArrow(fn, schema=out_schema)
         out = A.with_annotator_type_metadata(out, out_col, A.DOCUMENT)
         if chunks_col:
             out = A.with_annotator_type_metadata(out, chunks_col, A.CHUNK)

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
 
-from ..ctc.checkpoint import CheckpointError, load_checkpoint
+from ..ctc.checkpoint import load_checkpoint
 from ..ctc.engine import BACKENDS, TIMESTAMP_MODES, CTCOptions
 from ..ctc.lm import BeamOptions
 from ..ctc.models import lm_in_dir, resolve_ctc_model, with_lm

@@ -238,7 +238,6 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
 
     @staticmethod
     def _build_engine(spec: Dict[str, Any]):
-        from ..models import embedded_model_path
         from ..whisper import WhisperEngine
         from .core import local_model_dir
 
