@@ -166,7 +166,7 @@ class Cluster:
                 last = self.json()
                 if pred(last):
                     return last
-            except OSError:
+            except (OSError, ValueError):  # not listening yet, or the UI is up before its /json/ handler (HTML)
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"cluster {what} not ready after {timeout}s: {last} {self.logs()}")
