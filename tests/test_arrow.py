@@ -25,10 +25,12 @@ def test_float_lists_are_views_of_the_arrow_buffer_and_respect_slices_and_nulls(
     np.testing.assert_array_equal(sliced[1], rows[3])
 
 
-def test_double_lists_become_float32_and_null_samples_silence():
+def test_double_lists_become_float32_and_null_samples_nan_then_an_error_row():
     arr = pa.array([[0.25, None, 1.0], [2.0]], type=arrow_type(ArrayType(DoubleType(), True)))
     a, b = float_lists(arr)
-    assert a.dtype == np.float32 and a.tolist() == [0.25, 0.0, 1.0] and b.tolist() == [2.0]
+    assert a.dtype == np.float32 and a[0] == 0.25 and np.isnan(a[1]) and a[2] == 1.0 and b.tolist() == [2.0]
+    (bad,) = cell_to_items(a, INPUT_FLOATS, "r0")
+    assert bad.error == "r0: audio contains NaN or infinite samples"
 
 
 def test_audio_annotations_round_trip_and_feed_cell_to_items():

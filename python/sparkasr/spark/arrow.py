@@ -38,9 +38,7 @@ def float_lists(arr) -> List[Optional[np.ndarray]]:
 
 
 def _float_values(values) -> np.ndarray:
-    if values.null_count:
-        # A null sample has no meaning in audio: read it as silence rather than failing the batch.
-        values = values.fill_null(0.0)
+    # A null sample reads as NaN (as pandas gave it), so validation reports the row, naming it.
     out = values.to_numpy(zero_copy_only=False)
     return out if out.dtype == np.float32 else out.astype(np.float32)
 
@@ -57,9 +55,7 @@ def float_list_array(rows: Sequence[Optional[np.ndarray]], list_type=None):
 
     list_type = list_type or pa.list_(pa.float32())
     parts = [np.asarray(r, dtype=np.float32).ravel() if r is not None else np.zeros(0, np.float32) for r in rows]
-    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+    offsets = _offsets([len(p) for p in parts])
     big = pa.types.is_large_list(list_type)
     if not big and offsets[-1] > np.iinfo(np.int32).max:
         raise ValueError(f"{offsets[-1]} samples in one Arrow batch exceed a list array's 2^31 limit; lower "
@@ -68,8 +64,14 @@ def float_list_array(rows: Sequence[Optional[np.ndarray]], list_type=None):
     mask = pa.array([r is None for r in rows], type=pa.bool_()) if any(r is None for r in rows) else None
     offs = pa.array(offsets, type=pa.int64() if big else pa.int32())
     cls = pa.LargeListArray if big else pa.ListArray
-    out = cls.from_arrays(offs, values, type=list_type, mask=mask)
-    return out
+    return cls.from_arrays(offs, values, type=list_type, mask=mask)
+
+
+def _offsets(lengths: Sequence[int]) -> np.ndarray:
+    """List offsets (int64) from row lengths: ``[0, l0, l0 + l1, ...]``."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
 
 
 def audio_annotations(arr) -> List[Optional[List[Dict[str, Any]]]]:
@@ -83,6 +85,7 @@ def audio_annotations(arr) -> List[Optional[List[Dict[str, Any]]]]:
     structs = arr.values
     names = [structs.type.field(i).name for i in range(structs.type.num_fields)]
     results = float_lists(structs.field(names.index("result"))) if "result" in names else [None] * len(structs)
+    # a map cell comes as a list of (key, value) pairs
     metas = structs.field(names.index("metadata")).to_pylist() if "metadata" in names else [None] * len(structs)
     types = structs.field(names.index("annotatorType")).to_pylist() if "annotatorType" in names else [None] * len(structs)
     struct_valid = _validity(structs)
@@ -95,17 +98,9 @@ def audio_annotations(arr) -> List[Optional[List[Dict[str, Any]]]]:
         for j in range(outer[i], outer[i + 1]):
             if not struct_valid[j]:
                 continue
-            anns.append({"annotatorType": types[j], "result": results[j], "metadata": _map_to_dict(metas[j])})
+            anns.append({"annotatorType": types[j], "result": results[j], "metadata": dict(metas[j] or ())})
         rows.append(anns)
     return rows
-
-
-def _map_to_dict(m) -> Dict[str, Any]:
-    if m is None:
-        return {}
-    if isinstance(m, dict):
-        return m
-    return {k: v for k, v in m}  # pyarrow gives a map cell as a list of (key, value) pairs
 
 
 def audio_annotation_array(rows: Sequence[Sequence[Dict[str, Any]]], list_type):
@@ -126,9 +121,8 @@ def audio_annotation_array(rows: Sequence[Sequence[Dict[str, Any]]], list_type):
             fields[f.name] = pa.array([a.get(f.name) for a in flat], type=f.type)
     structs = pa.StructArray.from_arrays([fields[struct_type.field(i).name] for i in range(struct_type.num_fields)],
                                          fields=[struct_type.field(i) for i in range(struct_type.num_fields)])
-    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
-    np.cumsum([len(r) for r in rows], out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), structs, type=list_type)
+    offsets = pa.array(_offsets([len(r) for r in rows]), type=pa.int32())
+    return pa.ListArray.from_arrays(offsets, structs, type=list_type)
 
 
 def replace_columns(batch, columns: Dict[str, Any], names: Sequence[str]):
