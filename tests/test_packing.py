@@ -150,3 +150,21 @@ def test_long_item_is_cut_and_joined(engine, items, refs):
     assert t[1].text and t[1].source == items[0].source
     starts = [c.start for c in t[0].chunks]
     assert starts == sorted(starts) and starts[-1] > 50.0  # absolute times across pieces
+
+
+def test_reaches_speech_end_tells_a_finished_utterance_from_a_cut_one():
+    """The utterance where the decoder stopped early is kept only when its words reach the end of
+    its sound; a decode that stopped inside it (words end well before the sound) is redone."""
+    from sparkasr.packing import _reaches_speech_end, _Word
+
+    rng = np.random.default_rng(0)
+    x = np.zeros(3 * SAMPLE_RATE, np.float32)  # sound from 0.5 s to 2.2 s, silence after
+    x[SAMPLE_RATE // 2 : int(2.2 * SAMPLE_RATE)] = 0.3 * rng.standard_normal(int(1.7 * SAMPLE_RATE)).astype(np.float32)
+    offset = 10.0  # the utterance starts 10 s into its window
+    done = [_Word(" seven", 10.5, 11.2, 0.9), _Word(" of clubs.", 11.3, 12.2, 0.9)]
+    cut = done[:1]
+    assert _reaches_speech_end(x, done, offset)
+    assert not _reaches_speech_end(x, cut, offset)
+    assert not _reaches_speech_end(x, [], offset)
+    # within the slack: a last word that ends a little early still counts as finished
+    assert _reaches_speech_end(x, [_Word(" clubs", 11.0, 12.05, 0.9)], offset)

@@ -23,6 +23,11 @@ How it works:
    holds the word's midpoint; its times are shifted back to the utterance (plus
    ``AudioItem.offset_s``). An utterance that received no words is decoded again on its own, so a
    skipped utterance costs time, never text.
+4. **retry**: Whisper sometimes ends a window early, leaving what looks like an unfinished
+   sentence to a next window that packing does not have. The utterances it did not reach are
+   packed again in a next round (``rounds``); the one it stopped in is kept when its words reach
+   the end of its sound, and packed again otherwise. Utterances still not decoded in full after
+   the last round are decoded alone.
 
 The decoder sees the earlier utterances of its window as context, so an occasional word can change
 ("context bleed"); ``bench/run_engine.py`` measures WER against one-call-per-clip decoding.
@@ -354,11 +359,20 @@ def _uncovered_speech(samples: np.ndarray, words: Sequence[_Word], offset: float
     return False
 
 
+def _reaches_speech_end(samples: np.ndarray, words: Sequence[_Word], offset: float, slack_s: float = 0.3) -> bool:
+    """True when the last word ends no earlier than ``slack_s`` before the end of the sound in
+    ``samples`` (:func:`~sparkasr.whisper.speech_bounds`); ``offset`` is where ``samples`` start
+    on the words' clock."""
+    from .whisper import speech_bounds
+
+    return bool(words) and words[-1].end >= offset + speech_bounds(samples)[1] - slack_s
+
+
 def _decode_round(engine, items, windows, options, want, out, round_no):
     """Decode packed windows once; fill ``out`` for utterances that were decoded in full and
     return the ones to try again: utterances of windows that failed Whisper's checks, utterances
-    the decoder never reached (it stopped early) and the one where it stopped (possibly cut),
-    utterances with no words or with words that look like a loop."""
+    the decoder never reached (it stopped early), the one where it stopped when its words end
+    before its sound does (cut), utterances with no words or with words that look like a loop."""
     retry: List[int] = []
     bs = max(1, engine.options.batch_size)
     for b0 in range(0, len(windows), bs):
@@ -380,8 +394,12 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
             for j, (i, (s, e), ws) in enumerate(zip(w, spans, per_item)):
                 it = items[i]
                 raw = [by_id[id(c)] for c in ws]
+                # Where the decoder stopped early (Whisper leaves what it takes for an unfinished
+                # sentence to the next window), the utterance it stopped in is kept only when its
+                # words reach the end of its sound: a stop between two utterances loses nothing.
+                cut = j == last and j < len(w) - 1 and not _reaches_speech_end(it.samples, raw, s)
                 if (
-                    j > last or (j == last and j < len(w) - 1) or (not ws and options.redo_empty)
+                    j > last or cut or (not ws and options.redo_empty)
                     or _suspicious(raw, e - s, engine.options) or _uncovered_speech(it.samples, raw, s)
                 ):
                     retry.append(i)
