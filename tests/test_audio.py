@@ -333,7 +333,8 @@ def _bad_inputs(tmp_path):
         "NaN at 44.1k": (_float_wav(nan, 44100), "NaN or infinite"),
         "zero-length WAV": (_write(np.zeros(0, np.float32), SAMPLE_RATE, "WAV", "PCM_16"), "zero length"),
         "zero-length 44.1k WAV": (_write(np.zeros((0, 2), np.float32), 44100, "WAV", "PCM_16"), "zero length"),
-        "header only (44 bytes)": (wav[:44], "zero length"),
+        "header only (44 bytes)": (wav[:44], "truncated"),
+        "WAV cut mid-data": (wav[: len(wav) // 2], "file is truncated"),
         "all-silent WAV": (_write(np.zeros(16000, np.float32), SAMPLE_RATE, "WAV", "PCM_16"), "silent"),
         "all-silent 48k FLAC": (_write(np.zeros(48000, np.float32), 48000, "FLAC", "PCM_16"), "silent"),
         "directory": (tmp_path / "adir.wav", "directory"),
@@ -345,6 +346,7 @@ def _bad_inputs(tmp_path):
 BAD = [
     "empty bytes", "empty file", "truncated header", "random bytes", "text", "NaN samples", "inf samples",
     "NaN after first block", "NaN at 44.1k", "zero-length WAV", "zero-length 44.1k WAV", "header only (44 bytes)",
+    "WAV cut mid-data",
     "all-silent WAV", "all-silent 48k FLAC", "directory", "missing path", "missing path (str)",
 ]
 
@@ -503,3 +505,29 @@ def test_long_file_is_decoded_in_bounded_blocks_and_segments(long_flac):
     # few blocks, never the file
     assert peak < 64 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"
     assert peak < native_bytes / 7
+
+
+@pytest.mark.parametrize("fmt,subtype,sr,channels", [
+    ("WAV", "PCM_16", 16000, 1), ("WAV", "PCM_24", 44100, 2), ("AIFF", "PCM_16", 22050, 1), ("AU", "PCM_16", 8000, 2),
+])
+def test_truncated_file_is_an_error_not_a_shorter_transcript(speech, fmt, subtype, sr, channels):
+    """A file cut off mid-data (an interrupted copy or download) is reported, with what its header
+    declared and what is there: libsndfile alone would read the part that exists and say nothing."""
+    native = soxr.resample(speech, SAMPLE_RATE, sr)
+    data = _write(np.stack([native] * channels, axis=1) if channels > 1 else native, sr, fmt, subtype)
+    assert len(decode_audio(data)) == pytest.approx(len(speech), abs=2)  # whole file: fine
+    with pytest.raises(AudioError, match="file is truncated: its header declares"):
+        decode_audio(data[: len(data) * 2 // 3 + 1])  # cut mid-frame as well
+
+
+def test_wav_of_unknown_length_or_with_trailing_chunks_is_not_truncated(speech):
+    """A WAV written to a pipe declares its data chunk as 0xFFFFFFFF bytes (length unknown), and
+    metadata chunks may follow the audio: neither is a truncated file."""
+    import struct
+
+    wav = bytearray(_write(speech, SAMPLE_RATE, "WAV", "PCM_16"))
+    assert wav[36:40] == b"data"
+    piped = bytes(wav[:4]) + struct.pack("<I", 0xFFFFFFFF) + bytes(wav[8:40]) + struct.pack("<I", 0xFFFFFFFF) + bytes(wav[44:])
+    assert len(decode_audio(piped)) == len(speech)
+    trailing = bytes(wav) + b"LIST" + struct.pack("<I", 4) + b"INFO"
+    assert len(decode_audio(trailing)) == len(speech)

@@ -6,14 +6,16 @@
 * Any sample rate, any channel count, 8/16/24/32-bit integer and float: down-mixed by averaging
   channels and resampled with soxr (HQ), streaming, so an hour-long file never sits in memory at its
   native rate.
-* Validation: empty input, undecodable bytes, NaN/inf samples, zero-length and all-silent audio
-  raise :class:`AudioError` with a reason; callers turn it into an error row.
+* Validation: empty input, undecodable bytes, a truncated file (the header declares more audio
+  than the file holds), NaN/inf samples, zero-length and all-silent audio raise
+  :class:`AudioError` with a reason; callers turn it into an error row.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, Optional, Tuple, Union
 
@@ -104,8 +106,8 @@ def iter_audio_blocks(
 ) -> Iterator[np.ndarray]:
     """Yield 16 kHz mono float32 blocks of ``source`` (path, bytes or binary file object).
 
-    Raises :class:`AudioError` (possibly after some blocks were yielded, e.g. a truncated file or
-    NaN samples found mid-way).
+    Raises :class:`AudioError` (a truncated file before any block; possibly after some blocks were
+    yielded for a decode error or NaN samples found mid-way).
     """
     fh, label = _as_file(source, name)
     close = isinstance(source, (str, os.PathLike))
@@ -143,6 +145,14 @@ def _iter_soundfile(fh: BinaryIO, raw_format: Optional[RawFormat], block_frames:
     with f:
         if f.channels < 1:
             raise AudioError("audio has no channels")
+        truncated = _truncation(f.extra_info)
+        if truncated:
+            # libsndfile would read what is there and say nothing: a cut-off download or copy
+            # would give a transcript of part of the file, passed off as the whole.
+            raise AudioError(
+                f"file is truncated: its header declares {truncated[0]} bytes of audio data, the file "
+                f"holds {truncated[1]} ({f.frames / max(f.samplerate, 1):.2f} s of {f.format} audio)"
+            )
         resampler = _Resampler(f.samplerate)
         total = 0
         while True:
@@ -158,6 +168,23 @@ def _iter_soundfile(fh: BinaryIO, raw_format: Optional[RawFormat], block_frames:
                 yield out
             if last:
                 break
+
+
+# libsndfile's header log: ``data : 96000 (should be 47978)`` (WAV), ``SSND : ...`` (AIFF),
+# ``Data Size   : ...`` (AU): the audio chunk claims more bytes than the file holds.
+_SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+# Chunk sizes that mean "length unknown" (WAV written to a pipe), not a promise of that much data.
+_UNKNOWN_SIZE = 0xFFFF0000
+
+
+def _truncation(log: str) -> Optional[Tuple[int, int]]:
+    """``(declared, present)`` bytes of audio data when the header promises more than the file
+    holds, else ``None``. A byte or two short is a missing pad byte, not lost audio."""
+    for a, b in _SHORT_CHUNK.findall(log or ""):
+        declared, present = int(a), int(b)
+        if present + 2 < declared < _UNKNOWN_SIZE:
+            return declared, present
+    return None
 
 
 def _iter_pyav(fh: BinaryIO, label: str):
