@@ -6,7 +6,8 @@
 One SparkSession (``local[2]``, Python workers = this interpreter, worker reuse on). For each corpus
 every pipeline runs once cold (Python workers start, model loads: with the session start-up, the
 end-to-end time), then ``--rounds`` steady-state passes interleaved across pipelines (median
-reported). CPU seconds: this process and all live descendants (JVM, Python workers). A
+reported). CPU seconds: this process and all its descendants (JVM, Python workers, the anchor's
+pool), polled per process every 0.25 s so that workers which exit still count (``TreeCpu``). A
 sampler records the peak RSS of the driver JVM, the driver Python process and the Python workers.
 
 Pipelines (Whisper tiny.en int8, beam 5, one CTranslate2 thread per task as Spark gives one core per task):
@@ -14,7 +15,11 @@ Pipelines (Whisper tiny.en int8, beam 5, one CTranslate2 thread per task as Spar
 * ``ours``        ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])`` (default options)
 * ``ours_packed`` the same stage with ``strategy="pack"`` (``sparkasr.packing``: short rows packed
                   into shared 30-s windows; the stage hands the engine 8 x ``batchSize`` rows per call)
-* ``engine_raw``  the anchor in the same run: ``WhisperEngine`` in the driver process, all cores, no Spark
+* ``engine_raw``  an anchor in the same run: ``WhisperEngine`` in the driver process, all cores, no Spark
+* ``engine_procs`` the anchor for Spark's overhead: ``WhisperEngine`` in ``--cores`` processes x 1 thread
+                  (a process pool started once), the same partitions and engine calls per 8 rows as the
+                  stage, ``OMP_NUM_THREADS=1`` as PySpark sets for its workers: the same int8
+                  numerics as Spark's tasks, so the same text
 * ``naive_udf``   ``binaryFile`` -> ``pandas_udf`` that calls ``faster_whisper.WhisperModel.transcribe``
                   once per row (model cached per worker), the recipe users write today
 
@@ -48,6 +53,8 @@ def _classify(driver_pid):
         if "java" in name:
             return "driver_jvm"
         cmd = " ".join(p.cmdline())
+        if "multiprocessing" in cmd:
+            return "engine_procs"
         if "pyspark.daemon" in cmd or "pyspark.worker" in cmd or "python" in name:
             return "python_worker"
         return None
@@ -118,7 +125,7 @@ def ours_transcribe(df, strategy=None):
 def engine_raw(entries, threads: int, segment_s=None):
     """The anchor measured in the same run: WhisperEngine in this process, all cores, no Spark, on
     the same rows as the Spark pipeline (long files: cut like ``read_audio(segment_s=...)``)."""
-    from sparkasr.audio import decode_audio, iter_segments
+    from sparkasr.audio import decode_audio, iter_audio_blocks, iter_segments
     from sparkasr.models import resolve_whisper_model
     from sparkasr.types import AudioItem
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
@@ -126,8 +133,10 @@ def engine_raw(entries, threads: int, segment_s=None):
     engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=threads))
     items = []
     for e in entries:
-        x = decode_audio(e["path"])
-        rows = iter_segments(iter([x]), segment_s) if segment_s else [(0.0, x)]
+        if segment_s:  # the rows read_audio makes: the same cut of the same block stream
+            rows = iter_segments(iter_audio_blocks(e["path"]), segment_s)
+        else:
+            rows = [(0.0, decode_audio(e["path"]))]
         items += [AudioItem(samples, source=e["path"], offset_s=off) for off, samples in rows]
     texts = {}
     for it, t in zip(items, engine.transcribe_batch(items)):  # rows in order: join per file
@@ -136,19 +145,142 @@ def engine_raw(entries, threads: int, segment_s=None):
     return texts
 
 
-def tree_cpu_s() -> float:
-    """CPU seconds used so far by this process and every live descendant (JVM, Python workers)."""
-    import psutil
+# The second anchor: one engine per process, 1 thread each, as many processes as cores (Spark's
+# layout, without Spark). Started once (the cold run pays the start-up), reused after.
+_POOL = None
+_POOL_ENGINE = None
 
-    me = psutil.Process()
-    total = 0.0
-    for p in [me] + me.children(recursive=True):
+
+def _pool_engine_init():
+    global _POOL_ENGINE
+    sys.path.insert(0, str(common.ROOT / "python"))
+    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+
+    _POOL_ENGINE = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=1))
+
+
+def _pool_task(rows, segment_s, per_call):
+    """One partition: its rows (``(path, segment)``, in Spark's order) decoded as the stage gets
+    them (whole files, or the file's ``segment``-th <=``segment_s`` row as read_audio cuts it), and
+    the engine called once per ``per_call`` rows, as the Spark stage does."""
+    from sparkasr.audio import decode_audio, iter_audio_blocks, iter_segments
+    from sparkasr.types import AudioItem
+
+    cut = {}
+    items = []
+    for path, seg in rows:
+        if seg is None:
+            items.append(AudioItem(decode_audio(path), source=path))
+            continue
+        if path not in cut:
+            cut[path] = list(iter_segments(iter_audio_blocks(path), segment_s))  # as read_audio cuts
+        off, samples = cut[path][seg]
+        items.append(AudioItem(samples, source=path, offset_s=off))
+    out = []
+    for k in range(0, len(items), per_call):
+        batch = items[k : k + per_call]
+        out += [(it.source, it.offset_s, t.text) for it, t in zip(batch, _POOL_ENGINE.transcribe_batch(batch))]
+    return out
+
+
+def spark_partitions(df):
+    """The rows of ``df`` per Spark partition, in order: ``[[(path, segment or None), ...], ...]``."""
+    from pyspark.sql import functions as F
+
+    seg = F.col("segment") if "segment" in df.columns else F.lit(None).cast("int")
+    # Every column stays referenced: Spark sorts rows before a round-robin repartition
+    # (spark.sql.execution.sortBeforeRepartition), so pruning the audio column away would change
+    # which partition each row lands in.
+    keep = F.xxhash64(*[F.col(c) for c in df.columns]).alias("_all")
+    parts = {}
+    for r in df.select("path", seg.alias("segment"), F.spark_partition_id().alias("pid"), keep).collect():
+        parts.setdefault(r["pid"], []).append((r["path"].replace("file:", ""), r["segment"]))
+    return [parts[k] for k in sorted(parts)]
+
+
+def engine_procs(partitions, cores: int, segment_s=None):
+    """The anchor with Spark's layout: ``cores`` processes x 1 thread, the rows in Spark's own
+    partitions (``spark_partitions``), the engine called per ``batchSize`` (8) rows, and
+    ``OMP_NUM_THREADS=1`` as in Spark's workers: the same work and the same int8 numerics as the
+    stage, so the same text. Spark's overhead is ``ours`` against this."""
+    global _POOL
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    if _POOL is None:
+        # PySpark starts its Python workers with OMP_NUM_THREADS=<task cpus>, and CTranslate2's
+        # int8 kernels give other text under it than without it (short corpus: WER 0.066 vs
+        # 0.099, both cpu_threads=1). It must be in the environment before the OpenMP runtime
+        # loads (set in the pool's initializer, after this module's imports, it changed nothing):
+        # set it while the pool starts all its processes, then restore the driver's environment.
+        old = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"
         try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
+            _POOL = cf.ProcessPoolExecutor(cores, mp_context=mp.get_context("spawn"), initializer=_pool_engine_init)
+            list(_POOL.map(time.sleep, [1.0] * cores))  # every worker process started now
+        finally:
+            if old is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = old
+    n = len(partitions)
+    rows = [r for res in _POOL.map(_pool_task, partitions, [segment_s] * n, [8] * n) for r in res]
+    texts = {}
+    for source, _, text in sorted(rows, key=lambda r: (os.path.abspath(r[0]), r[1])):
+        key = os.path.abspath(source)
+        texts[key] = f"{texts.get(key, '')} {text}".strip()
+    return texts
+
+
+class TreeCpu:
+    """CPU seconds of this process and all its descendants (JVM, Python workers, the anchor's
+    pool), polled every ``interval_s`` per process: a process that exits keeps the CPU time last
+    seen for it. Summing only the live processes at two instants (what this bench did before) lets
+    a Spark Python worker that exits in between take its whole lifetime's CPU with it, and the
+    naive UDF's or the pool's long-file CPU seconds came out negative."""
+
+    def __init__(self, interval_s: float = 0.25):
+        import threading
+
+        self.interval_s = interval_s
+        self.latest = {}  # (pid, create_time) -> user + system seconds, last seen
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.poll()
+        self._thread.start()
+
+    def poll(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        for p in [me] + me.children(recursive=True):
+            try:
+                with p.oneshot():
+                    key, t = (p.pid, p.create_time()), p.cpu_times()
+            except psutil.Error:
+                continue
+            with self._lock:
+                self.latest[key] = t.user + t.system
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()
+
+    def mark(self) -> dict:
+        self.poll()
+        with self._lock:
+            return dict(self.latest)
+
+    def since(self, mark: dict) -> float:
+        self.poll()
+        with self._lock:
+            return sum(v - mark.get(k, 0.0) for k, v in self.latest.items())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def run(args) -> dict:
@@ -161,6 +293,7 @@ def run(args) -> dict:
     model_path = resolve_whisper_model(None).path
     sampler = common.RssSampler([os.getpid()], _classify(os.getpid()))
     sampler.__enter__()
+    cpu_meter = TreeCpu()
     t0 = time.perf_counter()
     spark = make_session(cores)
     spark.sparkContext.setLogLevel("ERROR")
@@ -168,28 +301,39 @@ def run(args) -> dict:
     common.log(f"session started in {session_s:.1f} s")
     pipelines = {"ours": lambda df: ours_transcribe(df), "naive_udf": lambda df: naive_udf_transcribe(df, model_path)}
     pipelines["ours_packed"] = lambda df: ours_transcribe(df, "pack")
-    wanted = [p for p in args.pipelines.split(",") if p] or ["engine_raw"] + list(pipelines)
+    wanted = [p for p in args.pipelines.split(",") if p] or ["engine_raw", "engine_procs"] + list(pipelines)
     runs = []
     for corp in (["short", "long"] if args.corpus == "both" else [args.corpus]):
         entries = man[corp]
         refs = {os.path.abspath(e["path"]): e["reference"] for e in entries}
         audio_s = sum(e["duration_s"] for e in entries)
         schedule = [(n, "cold") for n in wanted] + [(n, "steady") for _ in range(args.rounds) for n in wanted]
+        seg_s = args.segment_s if corp == "long" else None
+
+        def ours_input():
+            if corp == "long":
+                return read_audio(spark, [e["path"] for e in entries], segment_s=args.segment_s).repartition(parts)
+            return read_binary(spark, [e["path"] for e in entries]).repartition(parts)
+
+        partitions = spark_partitions(ours_input()) if "engine_procs" in wanted else None
         for name, phase in schedule:
-                c0 = tree_cpu_s()
+                c0 = cpu_meter.mark()
                 t = time.perf_counter()
                 if name == "engine_raw":
                     hyp = engine_raw(entries, cores, args.segment_s if corp == "long" else None)
                     rows = list(hyp)
+                elif name == "engine_procs":
+                    hyp = engine_procs(partitions, cores, seg_s)
+                    rows = list(hyp)
                 else:
-                    if corp == "long" and name != "naive_udf":
-                        df = read_audio(spark, [e["path"] for e in entries], segment_s=args.segment_s).repartition(parts)
-                    else:
+                    if name == "naive_udf":
                         df = read_binary(spark, [e["path"] for e in entries]).repartition(parts)
+                    else:
+                        df = ours_input()
                     rows = pipelines[name](df).collect()
                     hyp = {r["path"].replace("file:", ""): r["text"] or "" for r in rows}
                 wall = time.perf_counter() - t
-                cpu = tree_cpu_s() - c0
+                cpu = cpu_meter.since(c0)
                 keys = sorted(refs)
                 w = common.wer_counts([refs[k] for k in keys], [hyp.get(k, "") for k in keys])
                 res = {"corpus": corp, "pipeline": name, "phase": phase, "files": len(entries), "rows": len(rows),
@@ -199,6 +343,9 @@ def run(args) -> dict:
                 runs.append(res)
                 common.log(f"{corp:5s} {name:11s} {phase:6s} wall {wall:6.1f}s RTFx {res['rtfx']:6.2f} audio/CPU-s {res['audio_per_cpu_s']} WER {w['wer']}")
     spark.stop()
+    cpu_meter.stop()
+    if _POOL is not None:
+        _POOL.shutdown()
     sampler.__exit__(None, None, None)
     return {"session_start_s": round(session_s, 2), "cores": cores, "partitions": parts, "runs": runs,
             "peak_rss_mb": sampler.result(), "summary": summarize(runs, session_s)}
@@ -229,7 +376,7 @@ def summarize(runs, session_s):
     ratios = {}
     for corp in ("short", "long"):
         for a in ("ours", "ours_packed"):
-            for b in ("naive_udf", "engine_raw"):
+            for b in ("naive_udf", "engine_raw", "engine_procs"):
                 x, y = by.get((corp, a, "steady")), by.get((corp, b, "steady"))
                 if x and y:
                     ratios[f"{corp}: {a} / {b} (steady)"] = round(x["rtfx"] / y["rtfx"], 3)
@@ -244,7 +391,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=0)
     ap.add_argument("--corpus", choices=["short", "long", "both"], default="both")
-    ap.add_argument("--pipelines", default="", help="comma-separated subset: ours,ours_packed,naive_udf")
+    ap.add_argument("--pipelines", default="", help="comma-separated subset: engine_raw,engine_procs,ours,ours_packed,naive_udf")
     ap.add_argument("--rounds", type=int, default=2, help="steady-state passes per pipeline (interleaved; median reported)")
     ap.add_argument("--segment-s", type=float, default=30.0,
                     help="long files: read_audio segment length (rows; the raw engine anchor gets the same rows)")

@@ -83,9 +83,15 @@ def main() -> int:
         md.append("")
         r = spk["summary"]["ratios"]
         for corp in ("short", "long"):
-            v = r.get(f"{corp}: ours / engine_raw (steady)")
+            # engine_procs has Spark's layout (processes x 1 thread, same partitions, same text):
+            # it isolates Spark's overhead. engine_raw (one process, all threads) is shown beside it.
+            v = r.get(f"{corp}: ours / engine_procs (steady)")
+            raw = r.get(f"{corp}: ours / engine_raw (steady)")
             if v is not None:
-                targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine", f"x{v}", v >= 0.95))
+                other = f"; vs one process x {spk['cores']} threads (`engine_raw`, other numerics): x{raw}" if raw is not None else ""
+                targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine (same layout: `engine_procs`)", f"x{v}{other}", v >= 0.95))
+            elif raw is not None:
+                targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine", f"x{raw}", raw >= 0.95))
         best = max([r[k] for k in r if k.startswith("short: ours") and k.endswith("naive_udf (steady)")], default=None)
         if best is not None:
             targets.append(("short clips: >= 3x the naive per-row UDF", f"best x{best} ({', '.join(f'{k}: x{v}' for k, v in r.items() if 'naive' in k and k.startswith('short'))})", best >= 3))
