@@ -134,6 +134,11 @@ class RssSampler:
 
     ``classify(proc) -> role`` names each process (e.g. ``jvm``, ``python_worker``); the peak per
     role is the largest single-process RSS seen, ``<role>_sum`` the largest sum over that role.
+
+    The same walk keeps each process's CPU time as last seen (``cpu_mark`` / ``cpu_since``): a
+    process that exits keeps what it had used. Summing only the live processes at two instants
+    lets a Spark Python worker that exits in between take its whole lifetime's CPU with it (the
+    naive UDF's long-file CPU seconds came out negative that way).
     """
 
     def __init__(self, roots: Iterable[int], classify, period: float = 0.2):
@@ -141,6 +146,8 @@ class RssSampler:
         self.classify = classify
         self.period = period
         self.peaks: Dict[str, float] = {}
+        self.cpu: Dict[tuple, float] = {}  # (pid, create_time) -> user + system seconds, last seen
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, daemon=True)
 
@@ -152,31 +159,53 @@ class RssSampler:
         self._stop.set()
         self._t.join()
 
-    def _loop(self):
+    def _sample(self) -> Dict[str, float]:
+        """One walk of the process trees: record CPU times and RSS peaks; RSS summed per role."""
         import psutil
 
-        while not self._stop.is_set():
-            sums: Dict[str, float] = {}
-            for root in self.roots:
+        sums: Dict[str, float] = {}
+        for root in self.roots:
+            try:
+                p = psutil.Process(root)
+                procs = [p] + p.children(recursive=True)
+            except psutil.Error:
+                continue
+            for q in procs:
                 try:
-                    p = psutil.Process(root)
-                    procs = [p] + p.children(recursive=True)
-                except psutil.Error:
-                    continue
-                for q in procs:
-                    try:
+                    with q.oneshot():
                         role = self.classify(q)
                         rss = q.memory_info().rss / 2**20
-                    except psutil.Error:
-                        continue
-                    if role is None:
-                        continue
-                    self.peaks[role] = max(self.peaks.get(role, 0.0), rss)
+                        key, t = (q.pid, q.create_time()), q.cpu_times()
+                except psutil.Error:
+                    continue
+                with self._lock:  # the loop and cpu_mark/cpu_since both sample
+                    self.cpu[key] = t.user + t.system
+                    if role is not None:
+                        self.peaks[role] = max(self.peaks.get(role, 0.0), rss)
+                if role is not None:
                     sums[role] = sums.get(role, 0.0) + rss
-            for role, v in sums.items():
+        return sums
+
+    def _loop(self):
+        while not self._stop.is_set():
+            for role, v in self._sample().items():
                 key = role + "_sum"
-                self.peaks[key] = max(self.peaks.get(key, 0.0), v)
+                with self._lock:
+                    self.peaks[key] = max(self.peaks.get(key, 0.0), v)
             self._stop.wait(self.period)
+
+    def cpu_mark(self) -> Dict[tuple, float]:
+        """CPU seconds per process now (for :meth:`cpu_since`)."""
+        self._sample()
+        with self._lock:
+            return dict(self.cpu)
+
+    def cpu_since(self, mark: Dict[tuple, float]) -> float:
+        """CPU seconds all processes under the roots used since ``mark`` (exited ones included,
+        up to their last sample)."""
+        self._sample()
+        with self._lock:
+            return sum(v - mark.get(k, 0.0) for k, v in self.cpu.items())
 
     def result(self) -> Dict[str, float]:
         return {k: round(v, 1) for k, v in sorted(self.peaks.items())}

@@ -7,8 +7,9 @@ One SparkSession (``local[2]``, Python workers = this interpreter, worker reuse 
 every pipeline runs once cold (Python workers start, model loads: with the session start-up, the
 end-to-end time), then ``--rounds`` steady-state passes interleaved across pipelines (median
 reported). CPU seconds: this process and all its descendants (JVM, Python workers, the anchor's
-pool), polled per process every 0.25 s so that workers which exit still count (``TreeCpu``). A
-sampler records the peak RSS of the driver JVM, the driver Python process and the Python workers.
+pool), taken per process by the RSS sampler's walk every 0.2 s so that workers which exit still
+count (``common.RssSampler.cpu_since``); the sampler records the peak RSS of the driver JVM, the
+driver Python process, the Python workers and the anchor's pool.
 
 Pipelines (Whisper tiny.en int8, beam 5, one CTranslate2 thread per task as Spark gives one core per task):
 
@@ -233,56 +234,6 @@ def engine_procs(partitions, cores: int, segment_s=None):
     return texts
 
 
-class TreeCpu:
-    """CPU seconds of this process and all its descendants (JVM, Python workers, the anchor's
-    pool), polled every ``interval_s`` per process: a process that exits keeps the CPU time last
-    seen for it. Summing only the live processes at two instants (what this bench did before) lets
-    a Spark Python worker that exits in between take its whole lifetime's CPU with it, and the
-    naive UDF's or the pool's long-file CPU seconds came out negative."""
-
-    def __init__(self, interval_s: float = 0.25):
-        import threading
-
-        self.interval_s = interval_s
-        self.latest = {}  # (pid, create_time) -> user + system seconds, last seen
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.poll()
-        self._thread.start()
-
-    def poll(self) -> None:
-        import psutil
-
-        me = psutil.Process()
-        for p in [me] + me.children(recursive=True):
-            try:
-                with p.oneshot():
-                    key, t = (p.pid, p.create_time()), p.cpu_times()
-            except psutil.Error:
-                continue
-            with self._lock:
-                self.latest[key] = t.user + t.system
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.poll()
-
-    def mark(self) -> dict:
-        self.poll()
-        with self._lock:
-            return dict(self.latest)
-
-    def since(self, mark: dict) -> float:
-        self.poll()
-        with self._lock:
-            return sum(v - mark.get(k, 0.0) for k, v in self.latest.items())
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run(args) -> dict:
     from sparkasr.models import resolve_whisper_model
     from sparkasr.spark.reader import read_audio, read_binary
@@ -293,7 +244,6 @@ def run(args) -> dict:
     model_path = resolve_whisper_model(None).path
     sampler = common.RssSampler([os.getpid()], _classify(os.getpid()))
     sampler.__enter__()
-    cpu_meter = TreeCpu()
     t0 = time.perf_counter()
     spark = make_session(cores)
     spark.sparkContext.setLogLevel("ERROR")
@@ -317,7 +267,7 @@ def run(args) -> dict:
 
         partitions = spark_partitions(ours_input()) if "engine_procs" in wanted else None
         for name, phase in schedule:
-                c0 = cpu_meter.mark()
+                c0 = sampler.cpu_mark()
                 t = time.perf_counter()
                 if name == "engine_raw":
                     hyp = engine_raw(entries, cores, args.segment_s if corp == "long" else None)
@@ -333,7 +283,7 @@ def run(args) -> dict:
                     rows = pipelines[name](df).collect()
                     hyp = {r["path"].replace("file:", ""): r["text"] or "" for r in rows}
                 wall = time.perf_counter() - t
-                cpu = cpu_meter.since(c0)
+                cpu = sampler.cpu_since(c0)
                 keys = sorted(refs)
                 w = common.wer_counts([refs[k] for k in keys], [hyp.get(k, "") for k in keys])
                 res = {"corpus": corp, "pipeline": name, "phase": phase, "files": len(entries), "rows": len(rows),
@@ -343,7 +293,6 @@ def run(args) -> dict:
                 runs.append(res)
                 common.log(f"{corp:5s} {name:11s} {phase:6s} wall {wall:6.1f}s RTFx {res['rtfx']:6.2f} audio/CPU-s {res['audio_per_cpu_s']} WER {w['wer']}")
     spark.stop()
-    cpu_meter.stop()
     if _POOL is not None:
         _POOL.shutdown()
     sampler.__exit__(None, None, None)
