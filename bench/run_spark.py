@@ -123,27 +123,45 @@ def ours_transcribe(df, strategy=None):
     return out
 
 
+def ours_input(spark, entries, segment_s, parts: int):
+    """What our stage reads: long files as read_audio rows of <=``segment_s``, short ones as file
+    bytes; repartitioned to ``parts``."""
+    from sparkasr.spark.reader import read_audio, read_binary
+
+    paths = [e["path"] for e in entries]
+    df = read_audio(spark, paths, segment_s=segment_s) if segment_s else read_binary(spark, paths)
+    return df.repartition(parts)
+
+
+def file_rows(path: str, segment_s=None):
+    """``[(offset_s, samples), ...]``: the rows the stage gets for ``path``: the whole file, or the
+    <=``segment_s`` rows read_audio makes (the same cut of the same block stream)."""
+    from sparkasr.audio import decode_audio, iter_audio_blocks, iter_segments
+
+    if segment_s:
+        return list(iter_segments(iter_audio_blocks(path), segment_s))
+    return [(0.0, decode_audio(path))]
+
+
+def join_per_file(rows):
+    """``{abspath: text}`` from ``(source, offset_s, text)`` rows, each file's rows in time order."""
+    texts = {}
+    for source, _, text in sorted(rows, key=lambda r: (os.path.abspath(r[0]), r[1])):
+        key = os.path.abspath(source)
+        texts[key] = f"{texts.get(key, '')} {text}".strip()
+    return texts
+
+
 def engine_raw(entries, threads: int, segment_s=None):
     """The anchor measured in the same run: WhisperEngine in this process, all cores, no Spark, on
     the same rows as the Spark pipeline (long files: cut like ``read_audio(segment_s=...)``)."""
-    from sparkasr.audio import decode_audio, iter_audio_blocks, iter_segments
     from sparkasr.models import resolve_whisper_model
     from sparkasr.types import AudioItem
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
     engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=threads))
-    items = []
-    for e in entries:
-        if segment_s:  # the rows read_audio makes: the same cut of the same block stream
-            rows = iter_segments(iter_audio_blocks(e["path"]), segment_s)
-        else:
-            rows = [(0.0, decode_audio(e["path"]))]
-        items += [AudioItem(samples, source=e["path"], offset_s=off) for off, samples in rows]
-    texts = {}
-    for it, t in zip(items, engine.transcribe_batch(items)):  # rows in order: join per file
-        key = os.path.abspath(it.source)
-        texts[key] = f"{texts.get(key, '')} {t.text}".strip()
-    return texts
+    items = [AudioItem(samples, source=e["path"], offset_s=off) for e in entries for off, samples in file_rows(e["path"], segment_s)]
+    return join_per_file([(it.source, it.offset_s, t.text) for it, t in zip(items, engine.transcribe_batch(items))])
 
 
 # The second anchor: one engine per process, 1 thread each, as many processes as cores (Spark's
@@ -165,18 +183,14 @@ def _pool_task(rows, segment_s, per_call):
     """One partition: its rows (``(path, segment)``, in Spark's order) decoded as the stage gets
     them (whole files, or the file's ``segment``-th <=``segment_s`` row as read_audio cuts it), and
     the engine called once per ``per_call`` rows, as the Spark stage does."""
-    from sparkasr.audio import decode_audio, iter_audio_blocks, iter_segments
     from sparkasr.types import AudioItem
 
     cut = {}
     items = []
     for path, seg in rows:
-        if seg is None:
-            items.append(AudioItem(decode_audio(path), source=path))
-            continue
         if path not in cut:
-            cut[path] = list(iter_segments(iter_audio_blocks(path), segment_s))  # as read_audio cuts
-        off, samples = cut[path][seg]
+            cut[path] = file_rows(path, segment_s if seg is not None else None)
+        off, samples = cut[path][seg or 0]
         items.append(AudioItem(samples, source=path, offset_s=off))
     out = []
     for k in range(0, len(items), per_call):
@@ -226,17 +240,12 @@ def engine_procs(partitions, cores: int, segment_s=None):
             else:
                 os.environ["OMP_NUM_THREADS"] = old
     n = len(partitions)
-    rows = [r for res in _POOL.map(_pool_task, partitions, [segment_s] * n, [8] * n) for r in res]
-    texts = {}
-    for source, _, text in sorted(rows, key=lambda r: (os.path.abspath(r[0]), r[1])):
-        key = os.path.abspath(source)
-        texts[key] = f"{texts.get(key, '')} {text}".strip()
-    return texts
+    return join_per_file([r for res in _POOL.map(_pool_task, partitions, [segment_s] * n, [8] * n) for r in res])
 
 
 def run(args) -> dict:
     from sparkasr.models import resolve_whisper_model
-    from sparkasr.spark.reader import read_audio, read_binary
+    from sparkasr.spark.reader import read_binary
 
     man = corpus.load(quick=args.quick)
     cores = args.cores
@@ -259,18 +268,12 @@ def run(args) -> dict:
         audio_s = sum(e["duration_s"] for e in entries)
         schedule = [(n, "cold") for n in wanted] + [(n, "steady") for _ in range(args.rounds) for n in wanted]
         seg_s = args.segment_s if corp == "long" else None
-
-        def ours_input():
-            if corp == "long":
-                return read_audio(spark, [e["path"] for e in entries], segment_s=args.segment_s).repartition(parts)
-            return read_binary(spark, [e["path"] for e in entries]).repartition(parts)
-
-        partitions = spark_partitions(ours_input()) if "engine_procs" in wanted else None
+        partitions = spark_partitions(ours_input(spark, entries, seg_s, parts)) if "engine_procs" in wanted else None
         for name, phase in schedule:
                 c0 = sampler.cpu_mark()
                 t = time.perf_counter()
                 if name == "engine_raw":
-                    hyp = engine_raw(entries, cores, args.segment_s if corp == "long" else None)
+                    hyp = engine_raw(entries, cores, seg_s)
                     rows = list(hyp)
                 elif name == "engine_procs":
                     hyp = engine_procs(partitions, cores, seg_s)
@@ -279,7 +282,7 @@ def run(args) -> dict:
                     if name == "naive_udf":
                         df = read_binary(spark, [e["path"] for e in entries]).repartition(parts)
                     else:
-                        df = ours_input()
+                        df = ours_input(spark, entries, seg_s, parts)
                     rows = pipelines[name](df).collect()
                     hyp = {r["path"].replace("file:", ""): r["text"] or "" for r in rows}
                 wall = time.perf_counter() - t
