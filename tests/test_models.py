@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +82,29 @@ def test_hub_id_fails_fast_offline(monkeypatch, tmp_path, name):
     msg = str(exc.value)
     assert elapsed < 5.0, f"took {elapsed:.1f} s"
     assert name in msg and "offline" in msg and "HF_HUB_OFFLINE" in msg
+
+
+def test_hub_probe_is_bounded_when_name_lookup_hangs(monkeypatch):
+    """A resolver that stalls (create_connection's timeout does not cover DNS) still gives an
+    answer at the probe's deadline: unreachable."""
+    import socket
+
+    from sparkasr import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    release = threading.Event()
+
+    def stalled(*args, **kwargs):
+        release.wait(30)
+        raise socket.gaierror("resolver gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", stalled)
+    t0 = time.perf_counter()
+    try:
+        assert models.hub_reachable("huggingface.co", timeout=0.5) is False
+        assert time.perf_counter() - t0 < 3.0
+    finally:
+        release.set()
 
 
 def test_hub_id_offline_in_a_fresh_process(tmp_path):

@@ -192,13 +192,27 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host``:443 opens within ``timeout`` seconds, name lookup
+    included: ``create_connection``'s timeout does not cover DNS, which a broken resolver can
+    stall for tens of seconds, so the probe runs in a daemon thread that is abandoned at the
+    deadline."""
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    import threading
+
+    result: list = []
+
+    def probe():
+        try:
+            with socket.create_connection((host, 443), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    t = threading.Thread(target=probe, name="sparkasr-hub-probe", daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(result and result[0])
 
 
 def resolve_whisper_model(name: Optional[Union[str, os.PathLike]] = None) -> ModelSource:
