@@ -3,7 +3,8 @@
     python bench/run_rss.py              # each path for up to --limit-s seconds (default 120)
     python bench/run_rss.py --full       # transcribe the whole hour (slow: ~4+ min per path on 2 idle cores)
 
-Paths (each in a fresh process; RSS sampled every 0.1 s with psutil, children included):
+Paths (each in a fresh process; RSS sampled every 0.1 s with psutil, children included, by
+``common.RssSampler``):
 
 * ``engine_whole``    ``WhisperEngine.transcribe_batch([the whole hour])``: decode + default options
                       (long item -> cut at quiet points into <=30-s pieces, decoded batched, 8 at a time)
@@ -81,42 +82,35 @@ def child(path_name: str, wav: str) -> None:
     spark.stop()
 
 
+def _classify(path_name: str, child_pid: int):
+    def role(q):
+        if q.pid == child_pid:
+            return "engine_process" if path_name.startswith("engine") else "driver_python"
+        if "java" in q.name():
+            return "driver_jvm"
+        if "pyspark" in " ".join(q.cmdline()) or "python" in q.name():
+            return "python_worker"
+        return None
+
+    return role
+
+
 def measure(path_name: str, wav: str, limit_s: float) -> dict:
     import psutil
 
     cmd = [sys.executable, __file__, "--child", path_name, wav]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     proc = psutil.Process(p.pid)
-    peaks = {}
     t0 = time.perf_counter()
     timed_out = False
-    while p.poll() is None:
-        if limit_s and time.perf_counter() - t0 > limit_s:
-            timed_out = True
-            break
-        try:
-            procs = [proc] + proc.children(recursive=True)
-        except psutil.Error:
-            break
-        total = {}
-        for q in procs:
-            try:
-                name, cmdl, rss = q.name(), " ".join(q.cmdline()), q.memory_info().rss / 2**20
-            except psutil.Error:
-                continue
-            if q.pid == p.pid:
-                role = "engine_process" if path_name.startswith("engine") else "driver_python"
-            elif "java" in name:
-                role = "driver_jvm"
-            elif "pyspark" in cmdl or "python" in name:
-                role = "python_worker"
-            else:
-                continue
-            peaks[role] = max(peaks.get(role, 0.0), rss)
-            total[role] = total.get(role, 0.0) + rss
-        for role, v in total.items():
-            peaks[role + "_sum"] = max(peaks.get(role + "_sum", 0.0), v)
-        time.sleep(0.1)
+    # the same process-tree walk as run_spark's (peak RSS per role and per role summed), every 0.1 s
+    with common.RssSampler([p.pid], _classify(path_name, p.pid), period=0.1) as sampler:
+        while p.poll() is None:
+            if limit_s and time.perf_counter() - t0 > limit_s:
+                timed_out = True
+                break
+            time.sleep(0.1)
+    peaks = sampler.peaks
     wall = time.perf_counter() - t0
     if timed_out:  # stop the measured process and everything it started
         for q in proc.children(recursive=True):
@@ -127,6 +121,11 @@ def measure(path_name: str, wav: str, limit_s: float) -> dict:
         p.kill()
     out, _ = p.communicate()
     marks = [l[5:] for l in out.splitlines() if l.startswith("MARK ")]
+    if path_name.startswith("engine") and marks:
+        # the measured process reports its own high-water mark (ru_maxrss) with each mark: exact,
+        # where sampling every 0.1 s can miss a peak that lasts less (the whole-file decode)
+        own = max(float(m.split()[1]) for m in marks)
+        peaks["engine_process"] = max(peaks.get("engine_process", 0.0), own)
     worker_peak = peaks.get("engine_process") if path_name.startswith("engine") else peaks.get("python_worker")
     return {"path": path_name, "wall_s": round(wall, 1), "stopped_at_limit": timed_out, "marks": marks,
             "peak_rss_mb": {k: round(v, 1) for k, v in sorted(peaks.items())},
