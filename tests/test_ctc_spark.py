@@ -78,6 +78,21 @@ def test_pipeline_on_real_audio(spark, models, clips, expected, tmp_path, monkey
     assert loaded.stages[1].getModelSource().startswith(path)
     out.unpersist()
 
+    # read_audio segments fed directly: each segment's chunks are the engine's on that segment,
+    # shifted to the file's clock by the row's offset_s
+    from sparkasr.spark.reader import read_audio
+
+    segs = read_audio(spark, str(clips[0][0]), segment_s=2.5)
+    rows = w2v.setInputCols(["audio"]).transform(segs).select("segment", "offset_s", "audio", "w2v", "w2v_chunks").collect()
+    assert len(rows) >= 2 and max(r["offset_s"] for r in rows) > 2.0
+    eng = CTCEngine(models["wav2vec2"]["onnx"], CTCOptions(num_threads=1, timestamps="word"))
+    for r in rows:
+        ref = eng.transcribe(np.asarray(r["audio"], dtype=np.float32))
+        assert r["w2v"][0]["result"] == ref.text
+        got = [float(c["metadata"]["start"]) for c in r["w2v_chunks"]]
+        assert got == pytest.approx([c.start + r["offset_s"] for c in ref.chunks], abs=1e-3)
+    assert any(r["w2v_chunks"] and r["offset_s"] > 0 for r in rows)
+
 
 @pytest.mark.spark
 def test_lm_beam_search_in_spark(spark, models, clips, tmp_path, monkeypatch):

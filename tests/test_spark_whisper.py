@@ -183,6 +183,42 @@ def test_read_audio_segments_long_files_and_reports_errors(spark, tmp_path, clip
     assert bad["error"] and "broken.mp3" in bad["error"] and len(bad["audio"]) == 0
 
 
+def test_read_audio_segments_keep_file_times_and_reader_errors(spark, tmp_path, clips):
+    """Long files read as segments: every segment's chunks are timed from the start of its file
+    (read_audio's offset_s), through AudioAssembler and fed directly alike; a file the reader could
+    not read reports the reader's own error, not a "zero length" found later."""
+    parts = [sf.read(str(p), dtype="float32")[0] for p, _ in clips[:3]]
+    sf.write(str(tmp_path / "long.flac"), np.concatenate(parts), 16000)
+    (tmp_path / "broken.mp3").write_bytes(b"ID3" + os.urandom(100))
+    df = read_audio(spark, str(tmp_path), segment_s=6.0)
+    read_error = df.where("error IS NOT NULL").first()["error"]
+    assert "broken.mp3" in read_error
+    asm = AudioAssembler(inputCol="audio", outputCol="a")
+    asr = WhisperForCTC.pretrained().setOutputCol("t").setTimestamps("segment").setBeamSize(1)
+    via_assembler = asr.setInputCols(["a"]).transform(asm.transform(df)).select("path", "segment", "offset_s", "duration_s", "a", "t", "t_chunks").collect()
+    direct = asr.setInputCols(["audio"]).transform(df).select("path", "segment", "offset_s", "duration_s", "t", "t_chunks").collect()
+    for rows in (via_assembler, direct):
+        segs = sorted((r for r in rows if r["path"].endswith("long.flac")), key=lambda r: r["segment"])
+        assert len(segs) >= 3 and segs[-1]["offset_s"] > 10.0
+        for r in segs:
+            doc = r["t"][0]
+            assert "error" not in doc["metadata"] and doc["result"], r["segment"]
+            if r["offset_s"] > 0:
+                assert float(doc["metadata"]["offset_s"]) == pytest.approx(r["offset_s"], abs=1e-3)
+            chunks = r["t_chunks"]
+            assert chunks
+            for c in chunks:  # within this segment, on the file's clock
+                start, end = float(c["metadata"]["start"]), float(c["metadata"]["end"])
+                assert r["offset_s"] - 0.01 <= start <= end <= r["offset_s"] + r["duration_s"] + 0.01, (r["segment"], c)
+        (bad,) = [r for r in rows if r["path"].endswith("broken.mp3")]
+        assert bad["t"][0]["metadata"]["error"] == read_error and bad["t"][0]["result"] == ""
+    (bad_ann,) = [r["a"][0] for r in via_assembler if r["path"].endswith("broken.mp3")]
+    assert bad_ann["metadata"]["error"] == read_error
+    # An explicit column overrides the default, and is checked.
+    with pytest.raises(ValueError, match="offsetCol"):
+        asr.setOffsetCol("nope").transform(df)
+
+
 def test_assembler_resamples_and_downmixes(spark, clips):
     samples, sr = sf.read(str(clips[0][0]), dtype="float32")
     import soxr

@@ -12,7 +12,8 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from .. import annotation as A
 from ..audio import SAMPLE_RATE, AudioError, decode_audio, to_mono_16k
-from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input, input_cells
+from .core import (INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input, column_values, input_cells,
+                   offset_and_error_cols)
 from .params import HasInputCol, HasOutputCol
 
 
@@ -29,21 +30,31 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
 
     A row that cannot be decoded gets one annotation with an empty ``result`` and an ``error`` in
     its metadata (naming the file when ``pathCol``/``path`` is present): the row is never dropped.
+
+    Rows from :func:`~sparkasr.spark.reader.read_audio` carry ``offset_s`` (where a segment starts
+    in its file) and ``error`` (why a file could not be read): ``offsetCol`` and ``errorCol`` (by
+    default those columns when present) put them in the annotation's metadata, so the speech
+    annotators time chunks from the start of the file and report the reader's error.
     """
 
     sampleRate = Param(Params._dummy(), "sampleRate", "sample rate of array input (Hz)", typeConverter=TypeConverters.toInt)
     sampleRateCol = Param(Params._dummy(), "sampleRateCol", "column with each row's sample rate ('' = use sampleRate)", typeConverter=TypeConverters.toString)
     channels = Param(Params._dummy(), "channels", "interleaved channels in array input (down-mixed to mono)", typeConverter=TypeConverters.toInt)
     pathCol = Param(Params._dummy(), "pathCol", "column naming the file, for metadata and errors ('' = 'path' when present)", typeConverter=TypeConverters.toString)
+    offsetCol = Param(Params._dummy(), "offsetCol", "column with where the row starts in its file, in seconds: metadata offset_s ('' = 'offset_s' when present, as read_audio writes it)", typeConverter=TypeConverters.toString)
+    errorCol = Param(Params._dummy(), "errorCol", "column with an upstream read error: metadata error, nothing decoded ('' = 'error' when present, as read_audio writes it)", typeConverter=TypeConverters.toString)
 
     @keyword_only
-    def __init__(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None):
+    def __init__(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
+                 offsetCol=None, errorCol=None):
         super().__init__()
-        self._setDefault(inputCol="audio_content", outputCol="audio_assembler", sampleRate=SAMPLE_RATE, sampleRateCol="", channels=1, pathCol="")
+        self._setDefault(inputCol="audio_content", outputCol="audio_assembler", sampleRate=SAMPLE_RATE, sampleRateCol="", channels=1, pathCol="",
+                         offsetCol="", errorCol="")
         self.setParams(**self._input_kwargs)
 
     @keyword_only
-    def setParams(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None):
+    def setParams(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
+                  offsetCol=None, errorCol=None):
         out = self._set(**self._input_kwargs)
         if self.getOrDefault(self.sampleRate) <= 0:
             raise ValueError("AudioAssembler: sampleRate must be > 0")
@@ -66,6 +77,18 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
     def setPathCol(self, value: str):
         return self.setParams(pathCol=value)
 
+    def setOffsetCol(self, value: str):
+        return self.setParams(offsetCol=value)
+
+    def getOffsetCol(self) -> str:
+        return self.getOrDefault(self.offsetCol)
+
+    def setErrorCol(self, value: str):
+        return self.setParams(errorCol=value)
+
+    def getErrorCol(self) -> str:
+        return self.getOrDefault(self.errorCol)
+
     def _transform(self, dataset):
         from pyspark.sql import functions as F
         from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
@@ -78,6 +101,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
             raise TypeError(f"AudioAssembler: column '{in_col}' already holds audio annotations")
         sr, sr_col, ch = self.getSampleRate(), self.getOrDefault(self.sampleRateCol), self.getOrDefault(self.channels)
         path_col = self.getOrDefault(self.pathCol) or ("path" if "path" in dataset.columns else "")
+        offset_col, error_col = offset_and_error_cols(dataset, self.getOffsetCol(), self.getErrorCol())
 
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
             # Already 16 kHz mono: a pure SQL cast, no Python round trip.
@@ -86,7 +110,12 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
                           F.lit("duration_s"), F.format_number(F.size(in_col) / F.lit(float(SAMPLE_RATE)), 3)]
             if path_col:
                 meta_items += [F.lit("source"), F.col(path_col).cast("string")]
-            ann = F.struct(F.lit(A.AUDIO).alias("annotatorType"), samples.alias("result"), F.create_map(*meta_items).alias("metadata"))
+            if offset_col:
+                meta_items += [F.lit("offset_s"), F.round(F.col(offset_col).cast("double"), 4).cast("string")]
+            if error_col:
+                meta_items += [F.lit(A.ERROR_KEY), F.col(error_col)]
+            meta = F.map_filter(F.create_map(*meta_items), lambda k, v: v.isNotNull())  # no null values in the metadata
+            ann = F.struct(F.lit(A.AUDIO).alias("annotatorType"), samples.alias("result"), meta.alias("metadata"))
             out = dataset.withColumn(out_col, F.when(F.col(in_col).isNull(), F.array().cast(A.audio_annotation_array_type())).otherwise(F.array(ann)))
             return A.with_annotator_type_metadata(out, out_col, A.AUDIO)
 
@@ -103,7 +132,9 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
                 cells = input_cells(batch.column(in_col), kind)
                 paths = batch.column(path_col).to_pylist() if path_col else [None] * len(cells)
                 rates = batch.column(sr_col).to_pylist() if sr_col else [sr] * len(cells)
-                out = [[_assemble(cell, kind, p, rate, ch)] for cell, p, rate in zip(cells, paths, rates)]
+                offsets = column_values(batch, offset_col, len(cells))
+                errors = column_values(batch, error_col, len(cells))
+                out = [[_assemble(cell, kind, p, rate, ch, off, err)] for cell, p, rate, off, err in zip(cells, paths, rates, offsets, errors)]
                 del cells
                 col = audio_annotation_array(out, out_type)
                 yield replace_columns(batch, {out_col: col}, names)
@@ -115,10 +146,15 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
         return A.with_annotator_type_metadata(result, out_col, A.AUDIO)
 
 
-def _assemble(cell, kind, path, rate, channels):
+def _assemble(cell, kind, path, rate, channels, offset=None, error=None):
     source = str(path) if path is not None else (str(cell) if kind == INPUT_PATH and cell is not None else "")
     meta = {"sample_rate": SAMPLE_RATE, "source": source or None}
+    if offset is not None:
+        meta["offset_s"] = round(float(offset), 4)
     try:
+        if error:  # the reader already failed on this row and said why (naming the file)
+            meta[A.ERROR_KEY] = str(error)
+            return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
         if cell is None:
             raise AudioError("input is null")
         if kind == INPUT_FLOATS:

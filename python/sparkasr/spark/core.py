@@ -227,10 +227,45 @@ def _path_from_uri(p: str) -> str:
     return unquote(p)
 
 
-def cell_to_items(cell, kind: str, source: str) -> List[AudioItem]:
-    """One input cell -> its audio items (one per audio annotation; errors kept)."""
+def optional_col(dataset, value: str, default: str, accepted: tuple, what: str) -> Optional[str]:
+    """The column a ``...Col`` param names, checked; when unset, ``default`` if ``dataset`` has it
+    with an ``accepted`` type (``read_audio`` writes ``path``, ``offset_s`` and ``error``), else None."""
+    if value:
+        if value not in dataset.columns:
+            raise ValueError(f"{what} column '{value}' not found; columns are {dataset.columns}")
+        if not isinstance(dataset.schema[value].dataType, accepted):
+            raise TypeError(f"{what} column '{value}' has type {dataset.schema[value].dataType.simpleString()}")
+        return value
+    if default in dataset.columns and isinstance(dataset.schema[default].dataType, accepted):
+        return default
+    return None
+
+
+def offset_and_error_cols(dataset, offset_value: str, error_value: str) -> Tuple[Optional[str], Optional[str]]:
+    """``(offsetCol, errorCol)`` resolved against ``dataset`` (defaults: read_audio's ``offset_s``
+    and ``error`` when present)."""
+    from pyspark.sql.types import NumericType, StringType
+
+    return (optional_col(dataset, offset_value, "offset_s", (NumericType,), "offsetCol"),
+            optional_col(dataset, error_value, "error", (StringType,), "errorCol"))
+
+
+def column_values(batch, col: Optional[str], n: int) -> List[Any]:
+    """A column of an Arrow batch as Python values, or ``n`` Nones when ``col`` is None."""
+    return batch.column(col).to_pylist() if col else [None] * n
+
+
+def cell_to_items(cell, kind: str, source: str, offset: Optional[float] = None, error: Optional[str] = None) -> List[AudioItem]:
+    """One input cell -> its audio items (one per audio annotation; errors kept).
+
+    ``offset``: where the row starts in its file (seconds; read_audio's ``offset_s``), added to the
+    timestamps; an annotation's own ``offset_s`` metadata takes precedence. ``error``: the row could
+    not be read upstream (read_audio's ``error``); it is reported as is and nothing is decoded."""
+    off = float(offset or 0.0)
+    if error:
+        return [AudioItem(None, source=source, offset_s=off, error=str(error))]
     if cell is None:
-        return [AudioItem(None, source=source, error="input is null")]
+        return [AudioItem(None, source=source, offset_s=off, error="input is null")]
     if kind == INPUT_AUDIO:
         anns = list(cell)
         if not anns:
@@ -240,25 +275,25 @@ def cell_to_items(cell, kind: str, source: str) -> List[AudioItem]:
             meta = dict(ann.get("metadata") or {})
             src = meta.get("source") or source
             err = meta.get("error")
-            offset = float(meta.get("offset_s", 0.0) or 0.0)
+            offset = float(meta["offset_s"]) if meta.get("offset_s") not in (None, "") else off
             if err:
                 items.append(AudioItem(None, source=src, offset_s=offset, error=err))
                 continue
             items.append(_validated(ann.get("result"), src, offset))
         return items
     if kind == INPUT_FLOATS:
-        return [_validated(cell, source, 0.0)]
+        return [_validated(cell, source, off)]
     try:
         if kind == INPUT_BINARY:
             samples = decode_audio(bytes(cell), name=source)
         else:
             path = _path_from_uri(str(cell))
             samples = decode_audio(path, name=path)
-        return [AudioItem(samples, source=source)]
+        return [AudioItem(samples, source=source, offset_s=off)]
     except AudioError as exc:
-        return [AudioItem(None, source=source, error=f"{source}: {exc}")]
+        return [AudioItem(None, source=source, offset_s=off, error=f"{source}: {exc}")]
     except Exception as exc:  # never lose a row
-        return [AudioItem(None, source=source, error=f"{source}: cannot read audio ({type(exc).__name__}: {exc})")]
+        return [AudioItem(None, source=source, offset_s=off, error=f"{source}: cannot read audio ({type(exc).__name__}: {exc})")]
 
 
 def _validated(samples, source: str, offset: float) -> AudioItem:
@@ -339,6 +374,8 @@ def make_partition_fn(
     batch_size: int,
     model_name: str,
     out_schema,
+    offset_col: Optional[str] = None,
+    error_col: Optional[str] = None,
 ):
     """Build the ``mapInArrow`` function (closure only over picklable values).
 
@@ -359,9 +396,11 @@ def make_partition_fn(
             rows_items: List[List[AudioItem]] = []
             cells = input_cells(batch.column(input_col), input_kind)
             paths = batch.column(path_col).to_pylist() if path_col and path_col in batch.schema.names else [None] * len(cells)
-            for cell, p in zip(cells, paths):
+            offsets = column_values(batch, offset_col, len(cells))
+            errors = column_values(batch, error_col, len(cells))
+            for cell, p, off, err in zip(cells, paths, offsets, errors):
                 source = str(p) if p is not None else (str(cell) if input_kind == INPUT_PATH and cell is not None else "")
-                rows_items.append(cell_to_items(cell, input_kind, source))
+                rows_items.append(cell_to_items(cell, input_kind, source, off, err))
             del cells
             pending.append((batch, rows_items))
             n_items += sum(len(r) for r in rows_items)
@@ -435,6 +474,18 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)",
         typeConverter=TypeConverters.toString,
     )
+    offsetCol = Param(
+        Params._dummy(), "offsetCol",
+        "column with where each row starts in its file, in seconds, added to its timestamps "
+        "('' = 'offset_s' when present, as read_audio writes it; audio annotations' own offset_s metadata comes first)",
+        typeConverter=TypeConverters.toString,
+    )
+    errorCol = Param(
+        Params._dummy(), "errorCol",
+        "column with an upstream read error: a non-null value is reported in the row's annotation and the row is not "
+        "decoded ('' = 'error' when present, as read_audio writes it)",
+        typeConverter=TypeConverters.toString,
+    )
 
     _embedded_resolver: Optional[Callable[[str], str]] = None
 
@@ -442,7 +493,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         super().__init__()
         self._setDefault(
             inputCols=["audio_assembler"], outputCol="transcription", batchSize=8,
-            shipModel=True, pathCol="", chunksCol="",
+            shipModel=True, pathCol="", chunksCol="", offsetCol="", errorCol="",
         )
 
     # pyspark.ml's default copy() deep-copies params; keep that.
@@ -484,6 +535,18 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
     def setChunksCol(self, value: str):
         return self._set(chunksCol=value)
 
+    def setOffsetCol(self, value: str):
+        return self._set(offsetCol=value)
+
+    def getOffsetCol(self) -> str:
+        return self.getOrDefault(self.offsetCol)
+
+    def setErrorCol(self, value: str):
+        return self._set(errorCol=value)
+
+    def getErrorCol(self) -> str:
+        return self.getOrDefault(self.errorCol)
+
     def getChunksCol(self) -> str:
         c = self.getOrDefault(self.chunksCol)
         if c:
@@ -516,6 +579,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         out_col = self.getOutputCol()
         chunks_col = self.getChunksCol() or None
         path_col = self.getOrDefault(self.pathCol) or ("path" if "path" in dataset.columns else None)
+        offset_col, error_col = offset_and_error_cols(dataset, self.getOffsetCol(), self.getErrorCol())
         spark = dataset.sparkSession
         ref = self._model_ref_for(spark)
         spec = dict(self._engine_spec(), model_ref=ref.__dict__)
@@ -527,7 +591,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         out_schema = StructType(fields)
         fn = make_partition_fn(
             spec, type(self)._build_engine, in_col, kind, out_col, chunks_col, path_col,
-            self._items_per_call(), self._model_name(), out_schema,
+            self._items_per_call(), self._model_name(), out_schema, offset_col, error_col,
         )
         out = src.mapInArrow(fn, schema=out_schema)
         out = A.with_annotator_type_metadata(out, out_col, A.DOCUMENT)

@@ -36,7 +36,7 @@ def _to_float_list(value) -> List[float]:
 _PARAM_NAMES = (
     "inputCols", "outputCol", "modelSource", "batchSize", "timestamps", "chunkLengthS", "strideLengthS",
     "maxUnchunkedS", "lmPath", "beamWidth", "lmAlpha", "lmBeta", "hotwords", "hotwordWeight", "cpuThreads",
-    "backend", "quantize", "allowPickle", "shipModel", "pathCol", "chunksCol",
+    "backend", "quantize", "allowPickle", "shipModel", "pathCol", "chunksCol", "offsetCol", "errorCol",
 )
 
 
@@ -66,7 +66,7 @@ class _CTCAnnotator(SpeechAnnotatorModel):
         self, *, inputCols=None, outputCol=None, modelSource=None, batchSize=None, timestamps=None, chunkLengthS=None,
         strideLengthS=None, maxUnchunkedS=None, lmPath=None, beamWidth=None, lmAlpha=None, lmBeta=None, hotwords=None,
         hotwordWeight=None, cpuThreads=None, backend=None, quantize=None, allowPickle=None, shipModel=None,
-        pathCol=None, chunksCol=None,
+        pathCol=None, chunksCol=None, offsetCol=None, errorCol=None,
     ):
         super().__init__()
         self._setDefault(
@@ -81,7 +81,7 @@ class _CTCAnnotator(SpeechAnnotatorModel):
         self, *, inputCols=None, outputCol=None, modelSource=None, batchSize=None, timestamps=None, chunkLengthS=None,
         strideLengthS=None, maxUnchunkedS=None, lmPath=None, beamWidth=None, lmAlpha=None, lmBeta=None, hotwords=None,
         hotwordWeight=None, cpuThreads=None, backend=None, quantize=None, allowPickle=None, shipModel=None,
-        pathCol=None, chunksCol=None,
+        pathCol=None, chunksCol=None, offsetCol=None, errorCol=None,
     ):
         out = self._set(**self._input_kwargs)
         self._options()  # validate now, on the driver, naming the class
