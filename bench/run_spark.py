@@ -354,6 +354,12 @@ def summarize(runs, session_s):
                     ratios[f"{corp}: {a} / {b} (steady)"] = round(x["rtfx"] / y["rtfx"], 3)
                     if x.get("audio_per_cpu_s") and y.get("audio_per_cpu_s"):
                         ratios[f"{corp}: {a} / {b} (steady, per CPU-s)"] = round(x["audio_per_cpu_s"] / y["audio_per_cpu_s"], 3)
+                    # The k-th steady passes of a and b ran next to each other (interleaved rounds):
+                    # the median of their ratios is less sensitive to the machine drifting during the run.
+                    pa_ = [r["rtfx"] for r in runs if (r["corpus"], r["pipeline"], r["phase"]) == (corp, a, "steady")]
+                    pb_ = [r["rtfx"] for r in runs if (r["corpus"], r["pipeline"], r["phase"]) == (corp, b, "steady")]
+                    if pa_ and len(pa_) == len(pb_):
+                        ratios[f"{corp}: {a} / {b} (steady, median of paired passes)"] = round(statistics.median(u / v for u, v in zip(pa_, pb_)), 3)
     return {"rows": rows, "ratios": ratios}
 
 

@@ -88,7 +88,9 @@ def main() -> int:
             v = r.get(f"{corp}: ours / engine_procs (steady)")
             raw = r.get(f"{corp}: ours / engine_raw (steady)")
             if v is not None:
-                other = f"; vs one process x {spk['cores']} threads (`engine_raw`, other numerics): x{raw}" if raw is not None else ""
+                paired, per_cpu = r.get(f"{corp}: ours / engine_procs (steady, median of paired passes)"), r.get(f"{corp}: ours / engine_procs (steady, per CPU-s)")
+                other = (f" (median of paired passes x{paired}, per CPU-s x{per_cpu})" if paired is not None else "")
+                other += f"; vs one process x {spk['cores']} threads (`engine_raw`, other numerics): x{raw}" if raw is not None else ""
                 targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine (same layout: `engine_procs`)", f"x{v}{other}", v >= 0.95))
             elif raw is not None:
                 targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine", f"x{raw}", raw >= 0.95))
