@@ -12,12 +12,11 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from .. import annotation as A
 from ..audio import SAMPLE_RATE, AudioError, decode_audio, to_mono_16k
-from .core import (INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input, column_values, input_cells,
-                   offset_and_error_cols)
-from .params import HasInputCol, HasOutputCol
+from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input, column_values, input_cells
+from .params import HasInputCol, HasOutputCol, HasReaderCols
 
 
-class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
+class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, DefaultParamsReadable, DefaultParamsWritable):
     """Turn a column of audio into Spark NLP ``audio`` annotations (16 kHz mono float32).
 
     Input column types:
@@ -41,8 +40,6 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
     sampleRateCol = Param(Params._dummy(), "sampleRateCol", "column with each row's sample rate ('' = use sampleRate)", typeConverter=TypeConverters.toString)
     channels = Param(Params._dummy(), "channels", "interleaved channels in array input (down-mixed to mono)", typeConverter=TypeConverters.toInt)
     pathCol = Param(Params._dummy(), "pathCol", "column naming the file, for metadata and errors ('' = 'path' when present)", typeConverter=TypeConverters.toString)
-    offsetCol = Param(Params._dummy(), "offsetCol", "column with where the row starts in its file, in seconds: metadata offset_s ('' = 'offset_s' when present, as read_audio writes it)", typeConverter=TypeConverters.toString)
-    errorCol = Param(Params._dummy(), "errorCol", "column with an upstream read error: metadata error, nothing decoded ('' = 'error' when present, as read_audio writes it)", typeConverter=TypeConverters.toString)
 
     @keyword_only
     def __init__(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
@@ -77,18 +74,6 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
     def setPathCol(self, value: str):
         return self.setParams(pathCol=value)
 
-    def setOffsetCol(self, value: str):
-        return self.setParams(offsetCol=value)
-
-    def getOffsetCol(self) -> str:
-        return self.getOrDefault(self.offsetCol)
-
-    def setErrorCol(self, value: str):
-        return self.setParams(errorCol=value)
-
-    def getErrorCol(self) -> str:
-        return self.getOrDefault(self.errorCol)
-
     def _transform(self, dataset):
         from pyspark.sql import functions as F
         from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
@@ -101,7 +86,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
             raise TypeError(f"AudioAssembler: column '{in_col}' already holds audio annotations")
         sr, sr_col, ch = self.getSampleRate(), self.getOrDefault(self.sampleRateCol), self.getOrDefault(self.channels)
         path_col = self.getOrDefault(self.pathCol) or ("path" if "path" in dataset.columns else "")
-        offset_col, error_col = offset_and_error_cols(dataset, self.getOffsetCol(), self.getErrorCol())
+        offset_col, error_col = self._reader_cols(dataset)
 
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
             # Already 16 kHz mono: a pure SQL cast, no Python round trip.
@@ -130,7 +115,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
             out_type = arrow_type(schema[out_col].dataType)
             for batch in batches:
                 cells = input_cells(batch.column(in_col), kind)
-                paths = batch.column(path_col).to_pylist() if path_col else [None] * len(cells)
+                paths = column_values(batch, path_col or None, len(cells))
                 rates = batch.column(sr_col).to_pylist() if sr_col else [sr] * len(cells)
                 offsets = column_values(batch, offset_col, len(cells))
                 errors = column_values(batch, error_col, len(cells))

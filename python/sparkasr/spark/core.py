@@ -31,7 +31,7 @@ import numpy as np
 from .. import annotation as A
 from ..audio import AudioError, decode_audio, validate_samples
 from ..types import AudioItem, Transcript, error_transcript
-from .params import HasBatchSize, HasInputCols, HasOutputCol
+from .params import HasBatchSize, HasInputCols, HasOutputCol, HasReaderCols
 
 log = logging.getLogger(__name__)
 
@@ -227,29 +227,6 @@ def _path_from_uri(p: str) -> str:
     return unquote(p)
 
 
-def optional_col(dataset, value: str, default: str, accepted: tuple, what: str) -> Optional[str]:
-    """The column a ``...Col`` param names, checked; when unset, ``default`` if ``dataset`` has it
-    with an ``accepted`` type (``read_audio`` writes ``path``, ``offset_s`` and ``error``), else None."""
-    if value:
-        if value not in dataset.columns:
-            raise ValueError(f"{what} column '{value}' not found; columns are {dataset.columns}")
-        if not isinstance(dataset.schema[value].dataType, accepted):
-            raise TypeError(f"{what} column '{value}' has type {dataset.schema[value].dataType.simpleString()}")
-        return value
-    if default in dataset.columns and isinstance(dataset.schema[default].dataType, accepted):
-        return default
-    return None
-
-
-def offset_and_error_cols(dataset, offset_value: str, error_value: str) -> Tuple[Optional[str], Optional[str]]:
-    """``(offsetCol, errorCol)`` resolved against ``dataset`` (defaults: read_audio's ``offset_s``
-    and ``error`` when present)."""
-    from pyspark.sql.types import NumericType, StringType
-
-    return (optional_col(dataset, offset_value, "offset_s", (NumericType,), "offsetCol"),
-            optional_col(dataset, error_value, "error", (StringType,), "errorCol"))
-
-
 def column_values(batch, col: Optional[str], n: int) -> List[Any]:
     """A column of an Arrow batch as Python values, or ``n`` Nones when ``col`` is None."""
     return batch.column(col).to_pylist() if col else [None] * n
@@ -395,7 +372,7 @@ def make_partition_fn(
         for batch in batches:
             rows_items: List[List[AudioItem]] = []
             cells = input_cells(batch.column(input_col), input_kind)
-            paths = batch.column(path_col).to_pylist() if path_col and path_col in batch.schema.names else [None] * len(cells)
+            paths = column_values(batch, path_col if path_col in batch.schema.names else None, len(cells))
             offsets = column_values(batch, offset_col, len(cells))
             errors = column_values(batch, error_col, len(cells))
             for cell, p, off, err in zip(cells, paths, offsets, errors):
@@ -451,7 +428,7 @@ def make_partition_fn(
 # ---------------------------------------------------------------------------------------------
 
 
-class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLReadable, MLWritable):
+class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasReaderCols, MLReadable, MLWritable):
     """Base for speech-to-text annotators (a fitted ``Model``, like Spark NLP's)."""
 
     modelSource = Param(
@@ -474,19 +451,6 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)",
         typeConverter=TypeConverters.toString,
     )
-    offsetCol = Param(
-        Params._dummy(), "offsetCol",
-        "column with where each row starts in its file, in seconds, added to its timestamps "
-        "('' = 'offset_s' when present, as read_audio writes it; audio annotations' own offset_s metadata comes first)",
-        typeConverter=TypeConverters.toString,
-    )
-    errorCol = Param(
-        Params._dummy(), "errorCol",
-        "column with an upstream read error: a non-null value is reported in the row's annotation and the row is not "
-        "decoded ('' = 'error' when present, as read_audio writes it)",
-        typeConverter=TypeConverters.toString,
-    )
-
     _embedded_resolver: Optional[Callable[[str], str]] = None
 
     def __init__(self):
@@ -535,18 +499,6 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
     def setChunksCol(self, value: str):
         return self._set(chunksCol=value)
 
-    def setOffsetCol(self, value: str):
-        return self._set(offsetCol=value)
-
-    def getOffsetCol(self) -> str:
-        return self.getOrDefault(self.offsetCol)
-
-    def setErrorCol(self, value: str):
-        return self._set(errorCol=value)
-
-    def getErrorCol(self) -> str:
-        return self.getOrDefault(self.errorCol)
-
     def getChunksCol(self) -> str:
         c = self.getOrDefault(self.chunksCol)
         if c:
@@ -579,7 +531,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, MLRe
         out_col = self.getOutputCol()
         chunks_col = self.getChunksCol() or None
         path_col = self.getOrDefault(self.pathCol) or ("path" if "path" in dataset.columns else None)
-        offset_col, error_col = offset_and_error_cols(dataset, self.getOffsetCol(), self.getErrorCol())
+        offset_col, error_col = self._reader_cols(dataset)
         spark = dataset.sparkSession
         ref = self._model_ref_for(spark)
         spec = dict(self._engine_spec(), model_ref=ref.__dict__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Union
+from typing import List, Optional, Tuple, Union
 
 from pyspark.ml.param import Param, Params, TypeConverters
 
@@ -79,3 +79,56 @@ class HasRuntimeParams(Params):
 
     def getCpuThreads(self) -> int:
         return self.getOrDefault(self.cpuThreads)
+
+
+class HasReaderCols(Params):
+    """``offsetCol`` and ``errorCol``: what :func:`~sparkasr.spark.reader.read_audio` says about
+    each row besides its samples (where a segment starts in its file, why a file could not be
+    read), for ``AudioAssembler`` and the speech annotators alike."""
+
+    offsetCol = Param(
+        Params._dummy(), "offsetCol",
+        "column with where each row starts in its file, in seconds: chunk times and the offset_s metadata count from the "
+        "start of the file ('' = 'offset_s' when present, as read_audio writes it; audio annotations' own offset_s "
+        "metadata comes first)",
+        typeConverter=TypeConverters.toString,
+    )
+    errorCol = Param(
+        Params._dummy(), "errorCol",
+        "column with an upstream read error: a non-null value is reported in the row's annotation and the row is not "
+        "decoded ('' = 'error' when present, as read_audio writes it)",
+        typeConverter=TypeConverters.toString,
+    )
+
+    def setOffsetCol(self, value: str):
+        return self._set(offsetCol=value)
+
+    def getOffsetCol(self) -> str:
+        return self.getOrDefault(self.offsetCol)
+
+    def setErrorCol(self, value: str):
+        return self._set(errorCol=value)
+
+    def getErrorCol(self) -> str:
+        return self.getOrDefault(self.errorCol)
+
+    def _reader_cols(self, dataset) -> Tuple[Optional[str], Optional[str]]:
+        """``(offset column, error column)`` of ``dataset``, each None when unset and absent."""
+        from pyspark.sql.types import NumericType, StringType
+
+        return (_optional_col(dataset, self.getOffsetCol(), "offset_s", (NumericType,), "offsetCol"),
+                _optional_col(dataset, self.getErrorCol(), "error", (StringType,), "errorCol"))
+
+
+def _optional_col(dataset, value: str, default: str, accepted: tuple, what: str) -> Optional[str]:
+    """The column a ``...Col`` param names, checked; when unset, ``default`` if ``dataset`` has it
+    with an ``accepted`` type, else None."""
+    if value:
+        if value not in dataset.columns:
+            raise ValueError(f"{what} column '{value}' not found; columns are {dataset.columns}")
+        if not isinstance(dataset.schema[value].dataType, accepted):
+            raise TypeError(f"{what} column '{value}' has type {dataset.schema[value].dataType.simpleString()}")
+        return value
+    if default in dataset.columns and isinstance(dataset.schema[default].dataType, accepted):
+        return default
+    return None
