@@ -327,8 +327,10 @@ def summarize(runs, session_s):
     import statistics
 
     by = {}
+    passes = {}  # (corpus, pipeline, phase) -> RTFx of each pass, in run order
     for key in {(r["corpus"], r["pipeline"], r["phase"]) for r in runs}:
         rs = [r for r in runs if (r["corpus"], r["pipeline"], r["phase"]) == key]
+        passes[key] = [r["rtfx"] for r in rs]
         med = dict(rs[0])
         for f in ("wall_s", "cpu_s", "rtfx", "rtfx_per_core", "audio_per_cpu_s"):
             vals = [r[f] for r in rs if r.get(f) is not None]
@@ -356,10 +358,9 @@ def summarize(runs, session_s):
                         ratios[f"{corp}: {a} / {b} (steady, per CPU-s)"] = round(x["audio_per_cpu_s"] / y["audio_per_cpu_s"], 3)
                     # The k-th steady passes of a and b ran next to each other (interleaved rounds):
                     # the median of their ratios is less sensitive to the machine drifting during the run.
-                    pa_ = [r["rtfx"] for r in runs if (r["corpus"], r["pipeline"], r["phase"]) == (corp, a, "steady")]
-                    pb_ = [r["rtfx"] for r in runs if (r["corpus"], r["pipeline"], r["phase"]) == (corp, b, "steady")]
-                    if pa_ and len(pa_) == len(pb_):
-                        ratios[f"{corp}: {a} / {b} (steady, median of paired passes)"] = round(statistics.median(u / v for u, v in zip(pa_, pb_)), 3)
+                    xs, ys = passes[(corp, a, "steady")], passes[(corp, b, "steady")]
+                    if len(xs) == len(ys):
+                        ratios[f"{corp}: {a} / {b} (steady, median of paired passes)"] = round(statistics.median(u / v for u, v in zip(xs, ys)), 3)
     return {"rows": rows, "ratios": ratios}
 
 
