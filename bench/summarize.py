@@ -104,7 +104,23 @@ def main() -> int:
         md.append("")
         for r in rss["results"]:
             targets.append((f"1-hour file, `{r['path']}`: Python worker peak RSS < 1.5 GB", f"{r['python_worker_peak_mb']} MB", r["target_met"]))
-    targets.append(("GPU", "no GPU in this environment: not measured", None))
+    gpu, _ = _load("gpu")
+    if gpu and gpu["machine"].get("gpu"):
+        md += [f"## GPU (`gpu.json`: {gpu['machine']['gpu']}, torch {gpu['machine']['torch']}, {gpu['dtype']}, "
+               f"{gpu['windows']} windows, {gpu['audio_s']:.0f} s of audio)", ""]
+        rows = [{"pipeline": r["pipeline"], "batch": r["batch"], "ts": r["timestamps"], "wall": r["wall_s"], "rtfx": r["rtfx"],
+                 "mem": r["peak_gpu_gb"], "wer": (r["wer"] or {}).get("wer")} for r in gpu["runs"]]
+        md.append(_table(rows, [("pipeline", "pipeline"), ("batch", "batch"), ("timestamps", "ts"), ("wall (s, median)", "wall"),
+                                ("RTFx", "rtfx"), ("peak GPU GB", "mem"), ("WER", "wer")]))
+        md.append("")
+        ratio = gpu["summary"].get("ours_over_transformers_best")
+        best = gpu["summary"]["best"]
+        targets.append(("GPU: >= 2x transformers fp16 `generate` at its best batch", f"x{ratio} (ours RTFx {best['sparkasr_torch']['rtfx']} "
+                        f"at batch {best['sparkasr_torch']['batch']}, transformers {best['transformers_generate']['rtfx']} at batch "
+                        f"{best['transformers_generate']['batch']}; with timestamps x{gpu['summary'].get('ours_timestamps_over_transformers_best')})",
+                        ratio is not None and ratio >= 2))
+    else:
+        targets.append(("GPU", "no GPU lent to a session since `bench/run_gpu.py` was written: not measured", None))
     md += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     md += [f"| {t} | {m_} | {_verdict(ok)} |" for t, m_, ok in targets]
     md.append("")

@@ -174,3 +174,24 @@ def test_refusals(model, tmp_path):
     bad.write_bytes(struct.pack("I", 6) + struct.pack("H", len(name) + 1) + name + b"\0")
     with pytest.raises(ValueError, match="not a Whisper model"):
         tw.read_ct2_model(tmp_path)
+
+
+def test_gpu_benchmark_runs_here_and_its_transformers_baseline_decodes_the_same(model_path, tmp_path):
+    """bench/run_gpu.py end to end on the CPU (2 windows): both pipelines run on the same weights and,
+    both greedy without timestamps, write the same text, so the GPU comparison is like for like."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("transformers")
+    out = tmp_path / "gpu.json"
+    script = Path(__file__).resolve().parents[1] / "bench" / "run_gpu.py"
+    subprocess.run([sys.executable, str(script), "--device", "cpu", "--model", model_path, "--windows", "2", "--hf-windows", "2",
+                    "--batches", "2", "--hf-batches", "2", "--repeats", "1", "--out", str(out)], check=True, timeout=600)
+    result = json.loads(out.read_text())
+    runs = {(r["pipeline"], r["timestamps"]): r for r in result["runs"]}
+    ours, hf = runs[("sparkasr_torch", False)], runs[("transformers_generate", False)]
+    assert ours["hyps"] == hf["hyps"] and all(len(h.split()) > 30 for h in ours["hyps"])
+    assert ours["wer"]["wer"] < 0.2 and runs[("sparkasr_torch", True)]["tokens"] > ours["tokens"]
+    assert result["audio_s"] > 50 and set(result["summary"]["best"]) == {"sparkasr_torch", "sparkasr_torch_timestamps", "transformers_generate"}
