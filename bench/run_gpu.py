@@ -42,6 +42,7 @@ ROOT = BENCH.parent
 DATA = ROOT / "tests" / "data"
 GPU_DIR = BENCH / ".gpu"
 sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(BENCH))  # common.py (its WER needs jiwer, imported only when scoring)
 
 from sparkasr import torch_whisper as tw  # noqa: E402  (numpy + torch + tokenizers only)
 
@@ -89,7 +90,6 @@ def windows(n: int, seed: int = 0, max_s: float = 29.5) -> Tuple[List[np.ndarray
 
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> Optional[Dict[str, float]]:
     try:
-        sys.path.insert(0, str(BENCH))
         from common import wer_counts
         return wer_counts(refs, hyps)
     except ImportError:  # no jiwer / whisper_normalizer on the GPU machine: --score adds it later
@@ -143,31 +143,17 @@ def run_ours(model, wins, refs, batches, repeats, timestamps, device) -> List[di
 
 def hf_model(model: "tw.TorchWhisper"):
     """transformers' WhisperForConditionalGeneration holding the same weights, fp16 on the device."""
-    import torch
     import transformers
 
-    w, _ = tw.load_weights(model.path)
-    d = model.dims
-    cfg = transformers.WhisperConfig(
-        vocab_size=d.n_vocab, num_mel_bins=d.n_mels, d_model=d.d_model,
-        encoder_layers=d.encoder_layers, decoder_layers=d.decoder_layers,
-        encoder_attention_heads=d.n_heads, decoder_attention_heads=d.n_heads,
-        encoder_ffn_dim=4 * d.d_model, decoder_ffn_dim=4 * d.d_model,
-        max_source_positions=d.n_audio_ctx, max_target_positions=d.n_text_ctx,
-        decoder_start_token_id=model.sot, eos_token_id=model.eot, pad_token_id=model.eot, bos_token_id=model.eot,
-    )
-    hf = transformers.WhisperForConditionalGeneration(cfg)
-    missing, unexpected = hf.load_state_dict(
-        {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in tw.to_hf_state_dict(w).items()}, strict=False)
-    assert not missing and not unexpected, (missing, unexpected)
-    gc = transformers.GenerationConfig(
+    hf = tw.hf_whisper(tw.load_weights(model.path)[0], decoder_start_token_id=model.sot, eos_token_id=model.eot,
+                       pad_token_id=model.eot, bos_token_id=model.eot)
+    hf.generation_config = transformers.GenerationConfig(
         decoder_start_token_id=model.sot, eos_token_id=model.eot, pad_token_id=model.eot,
         no_timestamps_token_id=model.no_timestamps,
         suppress_tokens=list(model.suppress), begin_suppress_tokens=list(model.blank),
         is_multilingual=model.multilingual,
     )
-    hf.generation_config = gc
-    return hf.to(model.device, model.dtype).eval()
+    return hf.to(model.device, model.dtype)
 
 
 def run_hf(model, hf, wins, refs, batches, repeats, device) -> List[dict]:
@@ -176,6 +162,7 @@ def run_hf(model, hf, wins, refs, batches, repeats, device) -> List[dict]:
     audio_s = sum(len(x) for x in wins) / 16000
     feats = [tw.log_mel(wins[i:i + 64], device).to(model.dtype) for i in range(0, len(wins), 64)]
     feats = torch.cat(feats)
+    d_new = model.dims.n_text_ctx // 2
     rows = []
     for bs in batches:
         def one_pass():
@@ -189,7 +176,6 @@ def run_hf(model, hf, wins, refs, batches, repeats, device) -> List[dict]:
                     texts.append(model.tokenizer.decode(body).strip())
             return texts, n_tok
 
-        d_new = model.dims.n_text_ctx // 2
         hf.generate(input_features=feats[:bs], max_new_tokens=8, do_sample=False, num_beams=1)  # warm-up
         _sync(device)
         _peak_reset(device)
@@ -274,7 +260,6 @@ def main(argv=None) -> int:
     model_path = args.model or str(GPU_DIR / "tiny_en.npz")
     tok = args.tokenizer or (str(GPU_DIR) if model_path.endswith(".npz") else None)
     model = tw.TorchWhisper(model_path, device=device, tokenizer=tok)
-    model.path = model_path
     wins, refs = windows(args.windows, args.seed)
     log(f"{len(wins)} windows, {sum(len(x) for x in wins) / 16000:.0f} s of audio, device {device}")
     runs = []

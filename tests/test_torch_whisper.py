@@ -117,20 +117,10 @@ def test_single_clips_batched_equal_ctranslate2_and_match_references(model, ct2,
 def test_logits_equal_transformers_whisper(model_path, clips):
     """The converted weights in transformers' own Whisper give the same logits as this module: the
     name mapping (``to_hf_state_dict``) and the architecture agree."""
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     w, _ = tw.load_weights(model_path)
     d = tw.Dims.of(w)
-    cfg = transformers.WhisperConfig(
-        vocab_size=d.n_vocab, num_mel_bins=d.n_mels, d_model=d.d_model,
-        encoder_layers=d.encoder_layers, decoder_layers=d.decoder_layers,
-        encoder_attention_heads=d.n_heads, decoder_attention_heads=d.n_heads,
-        encoder_ffn_dim=4 * d.d_model, decoder_ffn_dim=4 * d.d_model,
-        max_source_positions=d.n_audio_ctx, max_target_positions=d.n_text_ctx,
-    )
-    hf = transformers.WhisperForConditionalGeneration(cfg).eval()
-    missing, unexpected = hf.load_state_dict(
-        {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in tw.to_hf_state_dict(w).items()}, strict=False)
-    assert not missing and not unexpected
+    hf = tw.hf_whisper(w)  # strict load: every transformers parameter is mapped, nothing left over
     m = tw.TorchWhisper(model_path)
     mel = tw.log_mel(clips[:2])
     tokens = torch.tensor([[50257, 50363, 400, 1770, 13, 50400]] * 2)

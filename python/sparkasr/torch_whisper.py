@@ -200,6 +200,26 @@ def to_hf_state_dict(w: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return sd
 
 
+def hf_whisper(w: Dict[str, np.ndarray], **config):
+    """transformers' ``WhisperForConditionalGeneration`` (float32, CPU, eval mode) holding ``w``,
+    loaded strictly through :func:`to_hf_state_dict`; ``config`` adds ``WhisperConfig`` fields
+    (token ids). Needs transformers."""
+    import torch
+    import transformers
+
+    d = Dims.of(w)
+    cfg = transformers.WhisperConfig(
+        vocab_size=d.n_vocab, num_mel_bins=d.n_mels, d_model=d.d_model,
+        encoder_layers=d.encoder_layers, decoder_layers=d.decoder_layers,
+        encoder_attention_heads=d.n_heads, decoder_attention_heads=d.n_heads,
+        encoder_ffn_dim=4 * d.d_model, decoder_ffn_dim=4 * d.d_model,
+        max_source_positions=d.n_audio_ctx, max_target_positions=d.n_text_ctx, **config,
+    )
+    hf = transformers.WhisperForConditionalGeneration(cfg)
+    hf.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in to_hf_state_dict(w).items()})
+    return hf.eval()
+
+
 @dataclass(frozen=True)
 class Dims:
     n_mels: int
@@ -361,7 +381,6 @@ def _build_module(dims: Dims):
 
 def _state_from_ct2(w: Dict[str, np.ndarray], dims: Dims) -> Dict[str, np.ndarray]:
     sd = {}
-    d = dims.d_model
 
     def lin(dst, src):
         sd[dst + ".weight"], sd[dst + ".bias"] = w[src + "/weight"], w[src + "/bias"]
@@ -391,7 +410,6 @@ def _state_from_ct2(w: Dict[str, np.ndarray], dims: Dims) -> Dict[str, np.ndarra
                 lin(p + ".xq", s + "/attention/linear_0")
                 lin(p + ".xkv", s + "/attention/linear_1")
                 lin(p + ".xout", s + "/attention/linear_2")
-    del d
     return sd
 
 
@@ -421,6 +439,7 @@ class TorchWhisper:
         import torch
         from tokenizers import Tokenizer
 
+        self.path = str(model)
         weights, self.config = load_weights(model)
         self.dims = Dims.of(weights)
         self.device = torch.device(device)
