@@ -57,7 +57,7 @@ class RuntimeOptions:
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0  # 0 = CTranslate2's default (all cores); Spark stages set cores per task
-    device_index: int = 0
+    device_index: int = 0  # CUDA device (Spark stages: the GPU Spark assigned to the task); CPU: unused
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -66,6 +66,8 @@ class RuntimeOptions:
             raise ValueError(f"computeType must be one of {COMPUTE_TYPES}, got {self.compute_type!r}")
         if self.cpu_threads < 0:
             raise ValueError("cpuThreads must be >= 0")
+        if self.device_index < 0:
+            raise ValueError("device_index must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def load_model(path: str, runtime: RuntimeOptions = RuntimeOptions()):
             model = WhisperModel(
                 path,
                 device=device,
-                device_index=runtime.device_index,
+                device_index=runtime.device_index if device == "cuda" else 0,  # CPU has only index 0
                 compute_type=compute_type,
                 cpu_threads=runtime.cpu_threads,
                 local_files_only=True,
@@ -358,7 +360,7 @@ class WhisperEngine:
         fresh.model = ctranslate2.models.Whisper(
             self.model_path,
             device=inner.device,
-            device_index=self.runtime.device_index,
+            device_index=self.runtime.device_index if inner.device == "cuda" else 0,
             compute_type=inner.compute_type,
             intra_threads=self.runtime.cpu_threads,
         )

@@ -188,6 +188,50 @@ def task_cpus() -> int:
     return 0
 
 
+GPU_DEVICES = ("cuda", "auto")
+
+
+def gpu_index(resources: Dict[str, Any]) -> Optional[int]:
+    """The CUDA device index of a task's ``gpu`` resource (``TaskContext.resources()``), or None.
+
+    Spark's GPU scheduling (``spark.{executor,task}.resource.gpu.*``) gives each task GPU
+    addresses from the executor's discovery script; like xgboost.spark, the task uses the first
+    one as its CUDA ordinal (``conf/getGpusResources.sh`` prints ``nvidia-smi`` indices)."""
+    info = resources.get("gpu") if resources else None
+    addresses = [str(a).strip() for a in (getattr(info, "addresses", None) or [])]
+    if not addresses:
+        return None
+    try:
+        return int(addresses[0])
+    except ValueError:
+        raise ValueError(
+            f"Spark assigned this task GPU address {addresses[0]!r}, which is not a CUDA device index: "
+            "the gpu discoveryScript must print indices such as [\"0\", \"1\"] (conf/getGpusResources.sh)"
+        ) from None
+
+
+def task_gpu_index() -> Optional[int]:
+    """The CUDA device Spark assigned to the running task (its first ``gpu`` address), or None
+    outside a task or when the task has no GPU resource."""
+    try:
+        from pyspark import TaskContext
+
+        tc = TaskContext.get()
+    except Exception:
+        return None
+    return gpu_index(tc.resources()) if tc is not None else None
+
+
+def task_spec(spec: Dict[str, Any], index: Optional[int] = None) -> Dict[str, Any]:
+    """``spec`` for the running task: an engine on a GPU (``device`` cuda/auto) opens the device
+    Spark assigned to the task (``device_index``), so the tasks of an executor with several GPUs
+    do not all open device 0; the engine cache keeps one engine per device."""
+    if spec.get("device") not in GPU_DEVICES:
+        return spec
+    index = task_gpu_index() if index is None else index
+    return spec if index is None else dict(spec, device_index=index)
+
+
 # ---------------------------------------------------------------------------------------------
 # Input cells -> AudioItems
 # ---------------------------------------------------------------------------------------------
@@ -383,12 +427,12 @@ def make_partition_fn(
             n_items += sum(len(r) for r in rows_items)
             if n_items >= batch_size:
                 if engine is None:
-                    engine = cached_engine(spec, builder)
+                    engine = cached_engine(task_spec(spec), builder)
                 yield from _flush(engine, pending, names, types)
                 pending, n_items = [], 0
         if pending:
             if engine is None and any(it.error is None for _, rows in pending for r in rows for it in r):
-                engine = cached_engine(spec, builder)
+                engine = cached_engine(task_spec(spec), builder)
             yield from _flush(engine, pending, names, types)
 
     def _flush(engine, pending, names, types):

@@ -246,4 +246,6 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
         threads = spec["cpu_threads"] or task_cpus()
         opts = dict(spec["options"])
         opts["temperature"] = tuple(opts["temperature"])
-        return WhisperEngine(path, WhisperOptions(**opts), RuntimeOptions(device=spec["device"], compute_type=spec["compute_type"], cpu_threads=threads))
+        return WhisperEngine(path, WhisperOptions(**opts), RuntimeOptions(
+            device=spec["device"], compute_type=spec["compute_type"], cpu_threads=threads, device_index=spec.get("device_index", 0),
+        ))
