@@ -13,9 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, Optional, Sequence
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -74,7 +74,7 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
 
         warm = lambda: "".join(s.text for s in model.transcribe(items[0].samples[:16000], language="en")[0])  # noqa: E731
     else:
-        from sparkasr.packing import PackingOptions, transcribe_packed
+        from sparkasr.packing import transcribe_packed
         from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
         # ``_text``: timestamps off, like BatchedInferencePipeline's default (without_timestamps=True)

@@ -85,7 +85,6 @@ def make_session(cores: int):
 
 def naive_udf_transcribe(df, model_path: str):
     """The recipe users write: a pandas UDF calling the model once per row."""
-    import pandas as pd
     from pyspark.sql.functions import pandas_udf
 
     @pandas_udf("string")

@@ -61,6 +61,7 @@ def test_transcribe_dir_and_manifest(spark, tmp_path, clips, data_dir, capsys):
     assert "7 files" in printed and "2 errors" in printed
     # References in the manifest: the evaluation report is written.
     metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["overall"]["n_scored"] >= 3 and metrics["overall"]["wer"] <= 0.3, metrics["overall"]
     assert (out / "report" / "report.md").is_file()
     assert "WER" in printed
 

@@ -6,7 +6,6 @@ SparkSession: the tests' shared session is not involved), with the repository ro
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time

@@ -121,7 +121,6 @@ def test_keyword_constructor_and_params():
 def _write_bad_inputs(d):
     d.mkdir()
     (d / "empty.wav").write_bytes(b"")
-    good = (d.parent / "good.wav")
     (d / "truncated.wav").write_bytes(open(os.environ["SPARKASR_GOOD_WAV"], "rb").read()[:30])
     (d / "notaudio.wav").write_bytes(os.urandom(4000))
     sf.write(str(d / "nan.wav"), np.array([0.1, np.nan, np.inf, 0.2] * 4000, dtype=np.float32), 16000, subtype="FLOAT")

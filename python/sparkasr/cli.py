@@ -7,7 +7,6 @@ stopped it before work started (bad option, missing input/model, unwritable outp
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any, Dict, List, Optional

@@ -7,7 +7,7 @@ raises :class:`ConfigError` naming the key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict
 
 
 class ConfigError(ValueError):

@@ -17,7 +17,7 @@ import glob
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .audio import AUDIO_EXTENSIONS
@@ -138,7 +138,6 @@ def _read_manifest(spark, path: str):
 
 def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str]):
     """One DataFrame of inputs: ``path`` (+ ``content`` for non-local URIs) + carried columns."""
-    from pyspark.sql import functions as F
 
     from .spark.reader import read_binary
 

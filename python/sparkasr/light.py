@@ -16,9 +16,8 @@ from typing import Any, Dict, List, Sequence, Union
 
 import numpy as np
 
-from . import annotation as A
 from .audio import AudioError, decode_audio, to_mono_16k, validate_samples
-from .types import AudioItem, Transcript
+from .types import AudioItem
 
 AudioInput = Union[str, os.PathLike, bytes, np.ndarray, Sequence[float]]
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
