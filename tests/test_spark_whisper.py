@@ -218,6 +218,27 @@ def test_read_audio_segments_keep_file_times_and_reader_errors(spark, tmp_path, 
         asr.setOffsetCol("nope").transform(df)
 
 
+def test_path_col_names_the_source_and_is_checked(spark, clips):
+    """``pathCol`` (shared by AudioAssembler and the annotators with offsetCol/errorCol): unset, a
+    'path' column when present; set, that column, which must exist and hold strings."""
+    path, _ = clips[5]
+    samples = sf.read(str(path), dtype="float32")[0].tolist()
+    df = spark.createDataFrame([("a/file.wav", "b/other.wav", 7, samples)], "path string, file string, n int, audio array<float>")
+    asm = AudioAssembler(inputCol="audio", outputCol="a")
+    asr = WhisperForCTC.pretrained().setInputCols(["a"]).setOutputCol("t").setBeamSize(1).setTimestamps("none")
+    assert asm.getPathCol() == "" and asr.getPathCol() == ""
+    row = asr.transform(asm.transform(df)).first()
+    assert row["a"][0]["metadata"]["source"] == "a/file.wav" and row["t"][0]["metadata"]["source"] == "a/file.wav"
+    row = asr.setPathCol("file").transform(asm.setPathCol("file").transform(df)).first()
+    assert row["a"][0]["metadata"]["source"] == "b/other.wav" and row["t"][0]["metadata"]["source"] == "b/other.wav"
+    assert row["t"][0]["result"]
+    for stage, frame in ((asm, df), (asr, asm.setPathCol("").transform(df))):
+        with pytest.raises(ValueError, match="pathCol column 'nope' not found"):
+            stage.copy().setPathCol("nope").transform(frame)
+        with pytest.raises(TypeError, match="pathCol column 'n' has type int"):
+            stage.copy().setPathCol("n").transform(frame)
+
+
 def test_assembler_resamples_and_downmixes(spark, clips):
     samples, sr = sf.read(str(clips[0][0]), dtype="float32")
     import soxr

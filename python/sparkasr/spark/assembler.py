@@ -39,7 +39,6 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
     sampleRate = Param(Params._dummy(), "sampleRate", "sample rate of array input (Hz)", typeConverter=TypeConverters.toInt)
     sampleRateCol = Param(Params._dummy(), "sampleRateCol", "column with each row's sample rate ('' = use sampleRate)", typeConverter=TypeConverters.toString)
     channels = Param(Params._dummy(), "channels", "interleaved channels in array input (down-mixed to mono)", typeConverter=TypeConverters.toInt)
-    pathCol = Param(Params._dummy(), "pathCol", "column naming the file, for metadata and errors ('' = 'path' when present)", typeConverter=TypeConverters.toString)
 
     @keyword_only
     def __init__(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
@@ -71,9 +70,6 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
     def setChannels(self, value: int):
         return self.setParams(channels=value)
 
-    def setPathCol(self, value: str):
-        return self.setParams(pathCol=value)
-
     def _transform(self, dataset):
         from pyspark.sql import functions as F
         from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
@@ -85,8 +81,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
         if kind not in (INPUT_FLOATS, INPUT_BINARY, INPUT_PATH):
             raise TypeError(f"AudioAssembler: column '{in_col}' already holds audio annotations")
         sr, sr_col, ch = self.getSampleRate(), self.getOrDefault(self.sampleRateCol), self.getOrDefault(self.channels)
-        path_col = self.getOrDefault(self.pathCol) or ("path" if "path" in dataset.columns else "")
-        offset_col, error_col = self._reader_cols(dataset)
+        path_col, offset_col, error_col = self._reader_cols(dataset)
 
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
             # Already 16 kHz mono: a pure SQL cast, no Python round trip.
@@ -115,7 +110,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
             out_type = arrow_type(schema[out_col].dataType)
             for batch in batches:
                 cells = input_cells(batch.column(in_col), kind)
-                paths = column_values(batch, path_col or None, len(cells))
+                paths = column_values(batch, path_col, len(cells))
                 rates = batch.column(sr_col).to_pylist() if sr_col else [sr] * len(cells)
                 offsets = column_values(batch, offset_col, len(cells))
                 errors = column_values(batch, error_col, len(cells))

@@ -416,7 +416,7 @@ def make_partition_fn(
         for batch in batches:
             rows_items: List[List[AudioItem]] = []
             cells = input_cells(batch.column(input_col), input_kind)
-            paths = column_values(batch, path_col if path_col in batch.schema.names else None, len(cells))
+            paths = column_values(batch, path_col, len(cells))
             offsets = column_values(batch, offset_col, len(cells))
             errors = column_values(batch, error_col, len(cells))
             for cell, p, off, err in zip(cells, paths, offsets, errors):
@@ -485,11 +485,6 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)",
         typeConverter=TypeConverters.toBoolean,
     )
-    pathCol = Param(
-        Params._dummy(), "pathCol",
-        "column naming each row's file, used in error messages and metadata ('' = 'path' when present)",
-        typeConverter=TypeConverters.toString,
-    )
     chunksCol = Param(
         Params._dummy(), "chunksCol",
         "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)",
@@ -537,9 +532,6 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
     def getShipModel(self) -> bool:
         return self.getOrDefault(self.shipModel)
 
-    def setPathCol(self, value: str):
-        return self._set(pathCol=value)
-
     def setChunksCol(self, value: str):
         return self._set(chunksCol=value)
 
@@ -574,8 +566,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         kind = classify_input(dataset.schema[in_col].dataType)
         out_col = self.getOutputCol()
         chunks_col = self.getChunksCol() or None
-        path_col = self.getOrDefault(self.pathCol) or ("path" if "path" in dataset.columns else None)
-        offset_col, error_col = self._reader_cols(dataset)
+        path_col, offset_col, error_col = self._reader_cols(dataset)
         spark = dataset.sparkSession
         ref = self._model_ref_for(spark)
         spec = dict(self._engine_spec(), model_ref=ref.__dict__)

@@ -82,9 +82,16 @@ class HasRuntimeParams(Params):
 
 
 class HasReaderCols(Params):
-    """``offsetCol`` and ``errorCol``: what :func:`~sparkasr.spark.reader.read_audio` says about
-    each row besides its samples (where a segment starts in its file, why a file could not be
-    read), for ``AudioAssembler`` and the speech annotators alike."""
+    """``pathCol``, ``offsetCol`` and ``errorCol``: what :func:`~sparkasr.spark.reader.read_audio`
+    says about each row besides its samples (which file it is, where a segment starts in its file,
+    why a file could not be read), for ``AudioAssembler`` and the speech annotators alike. Unset
+    (''), each is read_audio's column when the DataFrame has it; set, the column must exist."""
+
+    pathCol = Param(
+        Params._dummy(), "pathCol",
+        "column naming each row's file, for the source metadata and error messages ('' = 'path' when present)",
+        typeConverter=TypeConverters.toString,
+    )
 
     offsetCol = Param(
         Params._dummy(), "offsetCol",
@@ -100,6 +107,12 @@ class HasReaderCols(Params):
         typeConverter=TypeConverters.toString,
     )
 
+    def setPathCol(self, value: str):
+        return self._set(pathCol=value)
+
+    def getPathCol(self) -> str:
+        return self.getOrDefault(self.pathCol)
+
     def setOffsetCol(self, value: str):
         return self._set(offsetCol=value)
 
@@ -112,11 +125,13 @@ class HasReaderCols(Params):
     def getErrorCol(self) -> str:
         return self.getOrDefault(self.errorCol)
 
-    def _reader_cols(self, dataset) -> Tuple[Optional[str], Optional[str]]:
-        """``(offset column, error column)`` of ``dataset``, each None when unset and absent."""
+    def _reader_cols(self, dataset) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+        """``(path column, offset column, error column)`` of ``dataset``, each None when unset and
+        absent."""
         from pyspark.sql.types import NumericType, StringType
 
-        return (_optional_col(dataset, self.getOffsetCol(), "offset_s", (NumericType,), "offsetCol"),
+        return (_optional_col(dataset, self.getPathCol(), "path", (StringType,), "pathCol"),
+                _optional_col(dataset, self.getOffsetCol(), "offset_s", (NumericType,), "offsetCol"),
                 _optional_col(dataset, self.getErrorCol(), "error", (StringType,), "errorCol"))
 
 
