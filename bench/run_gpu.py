@@ -156,12 +156,17 @@ def hf_model(model: "tw.TorchWhisper"):
     return hf.to(model.device, model.dtype)
 
 
-def run_hf(model, hf, wins, refs, batches, repeats, device) -> List[dict]:
+def hf_features(model, wins, device):
+    """transformers' input: the windows' log-Mel features, computed once, already on the device."""
+    import torch
+
+    return torch.cat([tw.log_mel(wins[i:i + 64], device).to(model.dtype) for i in range(0, len(wins), 64)])
+
+
+def run_hf(model, hf, wins, refs, batches, repeats, device, feats) -> List[dict]:
     import torch
 
     audio_s = sum(len(x) for x in wins) / 16000
-    feats = [tw.log_mel(wins[i:i + 64], device).to(model.dtype) for i in range(0, len(wins), 64)]
-    feats = torch.cat(feats)
     d_new = model.dims.n_text_ctx // 2
     rows = []
     for bs in batches:
@@ -245,6 +250,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", default="64,128,256,512")
     ap.add_argument("--hf-batches", default="64,128,256", help="'' to skip transformers")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--budget-s", type=float, default=480.0,
+                    help="start no further measurement after this many seconds (the device allows 600 s per command)")
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "gpu.json")
     args = ap.parse_args(argv)
     if args.prepare:
@@ -255,37 +262,53 @@ def main(argv=None) -> int:
         return 0
 
     import torch
+    import transformers
 
+    t_start = time.perf_counter()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model_path = args.model or str(GPU_DIR / "tiny_en.npz")
     tok = args.tokenizer or (str(GPU_DIR) if model_path.endswith(".npz") else None)
     model = tw.TorchWhisper(model_path, device=device, tokenizer=tok)
     wins, refs = windows(args.windows, args.seed)
-    log(f"{len(wins)} windows, {sum(len(x) for x in wins) / 16000:.0f} s of audio, device {device}")
-    runs = []
-    batches = [int(b) for b in args.batches.split(",") if b]
-    for timestamps in (False, True):
-        runs += run_ours(model, wins, refs, batches, args.repeats, timestamps, device)
-    hf_batches = [int(b) for b in args.hf_batches.split(",") if b]
     hf_windows = min(args.hf_windows, len(wins))
-    if hf_batches:
-        hf = hf_model(model)
-        runs += run_hf(model, hf, wins[:hf_windows], refs[:hf_windows], hf_batches, max(1, args.repeats - 1), device)
-    import transformers
-
+    log(f"{len(wins)} windows, {sum(len(x) for x in wins) / 16000:.0f} s of audio, device {device}")
     dev = {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
            "cuda": torch.version.cuda, "cpu_threads": torch.get_num_threads()}
     if device.startswith("cuda"):
         dev["gpu"] = torch.cuda.get_device_name()
-    result = {"benchmark": "gpu", "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    result = {"benchmark": "gpu", "finished_utc": None,
               "model": model_path, "dtype": str(model.dtype).replace("torch.", ""), "machine": dev,
               "windows": len(wins), "hf_windows": hf_windows, "seed": args.seed,
               "audio_s": round(sum(len(x) for x in wins) / 16000, 1),
-              "hf_audio_s": round(sum(len(x) for x in wins[:hf_windows]) / 16000, 1), "runs": runs}
-    result["summary"] = summarize(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {args.out}: {json.dumps(result['summary'])}")
+              "hf_audio_s": round(sum(len(x) for x in wins[:hf_windows]) / 16000, 1), "runs": [], "skipped": []}
+
+    def save() -> None:  # after every measurement: a run stopped at the device's limit keeps what it measured
+        result["summary"] = summarize(result)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    batches = sorted((int(b) for b in args.batches.split(",") if b), reverse=True)
+    hf_batches = sorted((int(b) for b in args.hf_batches.split(",") if b), reverse=True)
+    # The target's comparison first (ours at its largest batches, transformers at its largest), then the rest.
+    plan = ([("ours", False, b) for b in batches[:2]] + [("hf", False, b) for b in hf_batches[:1]]
+            + [("ours", False, b) for b in batches[2:]] + [("hf", False, b) for b in hf_batches[1:]]
+            + [("ours", True, b) for b in batches])
+    hf = feats = None
+    for kind, timestamps, bs in plan:
+        if time.perf_counter() - t_start > args.budget_s:
+            result["skipped"].append({"pipeline": kind, "batch": bs, "timestamps": timestamps, "why": f"over --budget-s {args.budget_s:g}"})
+            log(f"skipped {kind} bs={bs} ts={timestamps}: over the time budget")
+            continue
+        if kind == "ours":
+            result["runs"] += run_ours(model, wins, refs, [bs], args.repeats, timestamps, device)
+        else:
+            if hf is None:
+                hf, feats = hf_model(model), hf_features(model, wins[:hf_windows], device)
+            result["runs"] += run_hf(model, hf, wins[:hf_windows], refs[:hf_windows], [bs], max(1, args.repeats - 1), device, feats)
+        save()
+    result["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    save()
+    log(f"wrote {args.out} in {time.perf_counter() - t_start:.0f} s: {json.dumps(result['summary'])}")
     return 0
 
 

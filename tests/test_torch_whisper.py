@@ -185,3 +185,11 @@ def test_gpu_benchmark_runs_here_and_its_transformers_baseline_decodes_the_same(
     assert ours["hyps"] == hf["hyps"] and all(len(h.split()) > 30 for h in ours["hyps"])
     assert ours["wer"]["wer"] < 0.2 and runs[("sparkasr_torch", True)]["tokens"] > ours["tokens"]
     assert result["audio_s"] > 50 and set(result["summary"]["best"]) == {"sparkasr_torch", "sparkasr_torch_timestamps", "transformers_generate"}
+    assert result["finished_utc"] and result["skipped"] == []
+    # Over its time budget it starts nothing more, says what it skipped, and still writes the file.
+    subprocess.run([sys.executable, str(script), "--device", "cpu", "--model", model_path, "--windows", "2", "--batches", "2,1",
+                    "--hf-batches", "2", "--repeats", "1", "--budget-s", "0", "--out", str(out)], check=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert result["runs"] == [] and result["summary"]["best"] == {}
+    assert [(k["pipeline"], k["batch"], k["timestamps"]) for k in result["skipped"]] == [
+        ("ours", 2, False), ("ours", 1, False), ("hf", 2, False), ("ours", 2, True), ("ours", 1, True)]
