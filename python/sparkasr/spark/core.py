@@ -384,6 +384,27 @@ def input_cells(column, kind: str) -> List[Any]:
     return column.to_pylist()
 
 
+def transcribe_isolating(engine, items: Sequence[AudioItem]) -> List[Transcript]:
+    """``engine.transcribe_batch(items)``; when the call fails, the batch is split in halves and
+    each half tried again, down to single items, so only the items that fail get an error
+    (``model failed: ...``, naming the file) and the others keep their transcripts. Halving also
+    gets a batch past a GPU out-of-memory error when smaller batches fit."""
+    items = list(items)
+    try:
+        results = list(engine.transcribe_batch(items))
+        if len(results) != len(items):
+            raise RuntimeError(f"the engine returned {len(results)} results for {len(items)} inputs")
+        return results
+    except Exception as exc:
+        if len(items) == 1:
+            it = items[0]
+            log.warning("model failed on %s", it.source or "<audio>", exc_info=True)
+            return [error_transcript(it, f"model failed: {type(exc).__name__}: {exc}")]
+        log.warning("model failed on a batch of %d (%s: %s); retrying in halves", len(items), type(exc).__name__, exc)
+        mid = len(items) // 2
+        return transcribe_isolating(engine, items[:mid]) + transcribe_isolating(engine, items[mid:])
+
+
 def make_partition_fn(
     spec: Dict[str, Any],
     builder: Callable[[Dict[str, Any]], Any],
@@ -444,10 +465,7 @@ def make_partition_fn(
         live = [it for it in flat if it.error is None]
         results: List[Transcript] = []
         if live:
-            try:
-                results = list(engine.transcribe_batch(live))
-            except Exception as exc:  # engine bug: keep every row, report the reason
-                results = [error_transcript(it, f"model failed: {type(exc).__name__}: {exc}") for it in live]
+            results = transcribe_isolating(engine, live)
         it_res = iter(results)
         for batch, rows in pending:
             docs, chunks = [], []
@@ -596,7 +614,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
     def transcribe_items(self, items: Sequence[AudioItem]) -> List[Transcript]:
         """The stage's engine on in-memory items, without Spark (LightPipeline)."""
         live = [it for it in items if it.error is None]
-        res = iter(self._local_engine().transcribe_batch(live) if live else [])
+        res = iter(transcribe_isolating(self._local_engine(), live) if live else [])
         return [next(res) if it.error is None else error_transcript(it, it.error) for it in items]
 
     # -- persistence --------------------------------------------------------------------------
