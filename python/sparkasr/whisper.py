@@ -360,7 +360,7 @@ class WhisperEngine:
         fresh.model = ctranslate2.models.Whisper(
             self.model_path,
             device=inner.device,
-            device_index=self.runtime.device_index if inner.device == "cuda" else 0,
+            device_index=inner.device_index,
             compute_type=inner.compute_type,
             intra_threads=self.runtime.cpu_threads,
         )
