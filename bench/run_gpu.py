@@ -118,26 +118,37 @@ def _peak_gb(device) -> Optional[float]:
     return None
 
 
-def run_ours(model, wins, refs, batches, repeats, timestamps, device) -> List[dict]:
+def _measure(pipeline, bs, timestamps, one_pass, warm_up, wins, refs, repeats, device) -> dict:
+    """One result row: ``warm_up()``, then ``repeats`` timed ``one_pass()`` calls (each returning
+    (texts, tokens)); the median wall, RTFx, tokens/s, peak GPU memory and WER."""
     audio_s = sum(len(x) for x in wins) / 16000
+    warm_up()
+    _sync(device)
+    _peak_reset(device)
+    walls = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        hyps, tokens = one_pass()
+        _sync(device)
+        walls.append(time.perf_counter() - t0)
+    wall = statistics.median(walls)
+    log(f"{pipeline} bs={bs} ts={timestamps}: {wall:.2f} s, RTFx {audio_s / wall:.0f}, {tokens} tokens")
+    return {"pipeline": pipeline, "batch": bs, "timestamps": timestamps, "walls_s": [round(w, 3) for w in walls],
+            "wall_s": round(wall, 3), "rtfx": round(audio_s / wall, 1), "tokens": tokens,
+            "tokens_per_s": round(tokens / wall), "peak_gpu_gb": _peak_gb(device), "wer": wer(refs, hyps), "hyps": hyps}
+
+
+def run_ours(model, wins, refs, batches, repeats, timestamps, device) -> List[dict]:
     rows = []
     for bs in batches:
-        model.transcribe(wins[:bs], batch_size=bs, timestamps=timestamps)  # warm-up (kernels, allocator)
-        _sync(device)
-        _peak_reset(device)
-        walls, res = [], None
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+        def one_pass():
             res = model.transcribe(wins, batch_size=bs, timestamps=timestamps)
-            _sync(device)
-            walls.append(time.perf_counter() - t0)
-        wall = statistics.median(walls)
-        hyps = [r.text for r in res]
-        tokens = sum(len(r.tokens) for r in res)
-        rows.append({"pipeline": "sparkasr_torch", "batch": bs, "timestamps": timestamps, "walls_s": [round(w, 3) for w in walls],
-                     "wall_s": round(wall, 3), "rtfx": round(audio_s / wall, 1), "tokens": tokens,
-                     "tokens_per_s": round(tokens / wall), "peak_gpu_gb": _peak_gb(device), "wer": wer(refs, hyps), "hyps": hyps})
-        log(f"ours bs={bs} ts={timestamps}: {wall:.2f} s, RTFx {audio_s / wall:.0f}, {tokens} tokens")
+            return [r.text for r in res], sum(len(r.tokens) for r in res)
+
+        def warm_up():  # kernels, allocator
+            model.transcribe(wins[:bs], batch_size=bs, timestamps=timestamps)
+
+        rows.append(_measure("sparkasr_torch", bs, timestamps, one_pass, warm_up, wins, refs, repeats, device))
     return rows
 
 
@@ -166,7 +177,6 @@ def hf_features(model, wins, device):
 def run_hf(model, hf, wins, refs, batches, repeats, device, feats) -> List[dict]:
     import torch
 
-    audio_s = sum(len(x) for x in wins) / 16000
     d_new = model.dims.n_text_ctx // 2
     rows = []
     for bs in batches:
@@ -181,20 +191,10 @@ def run_hf(model, hf, wins, refs, batches, repeats, device, feats) -> List[dict]
                     texts.append(model.tokenizer.decode(body).strip())
             return texts, n_tok
 
-        hf.generate(input_features=feats[:bs], max_new_tokens=8, do_sample=False, num_beams=1)  # warm-up
-        _sync(device)
-        _peak_reset(device)
-        walls = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            hyps, tokens = one_pass()
-            _sync(device)
-            walls.append(time.perf_counter() - t0)
-        wall = statistics.median(walls)
-        rows.append({"pipeline": "transformers_generate", "batch": bs, "timestamps": False, "walls_s": [round(w, 3) for w in walls],
-                     "wall_s": round(wall, 3), "rtfx": round(audio_s / wall, 1), "tokens": tokens,
-                     "tokens_per_s": round(tokens / wall), "peak_gpu_gb": _peak_gb(device), "wer": wer(refs, hyps), "hyps": hyps})
-        log(f"transformers bs={bs}: {wall:.2f} s, RTFx {audio_s / wall:.0f}, {tokens} tokens")
+        def warm_up():
+            hf.generate(input_features=feats[:bs], max_new_tokens=8, do_sample=False, num_beams=1)
+
+        rows.append(_measure("transformers_generate", bs, False, one_pass, warm_up, wins, refs, repeats, device))
     return rows
 
 
