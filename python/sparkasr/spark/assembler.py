@@ -12,7 +12,7 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from .. import annotation as A
 from ..audio import SAMPLE_RATE, AudioError, decode_audio, to_mono_16k
-from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input, column_values, input_cells
+from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input, column_values, input_cells, row_source
 from .params import HasInputCol, HasOutputCol, HasReaderCols
 
 
@@ -127,7 +127,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
 
 
 def _assemble(cell, kind, path, rate, channels, offset=None, error=None):
-    source = str(path) if path is not None else (str(cell) if kind == INPUT_PATH and cell is not None else "")
+    source = row_source(cell, kind, path)
     meta = {"sample_rate": SAMPLE_RATE, "source": source or None}
     if offset is not None:
         meta["offset_s"] = round(float(offset), 4)

@@ -271,6 +271,12 @@ def _path_from_uri(p: str) -> str:
     return unquote(p)
 
 
+def row_source(cell, kind: str, path) -> str:
+    """What names a row's audio in metadata and errors: its ``pathCol`` value, else the input
+    itself when it is a path, else ''."""
+    return str(path) if path is not None else (str(cell) if kind == INPUT_PATH and cell is not None else "")
+
+
 def column_values(batch, col: Optional[str], n: int) -> List[Any]:
     """A column of an Arrow batch as Python values, or ``n`` Nones when ``col`` is None."""
     return batch.column(col).to_pylist() if col else [None] * n
@@ -441,8 +447,7 @@ def make_partition_fn(
             offsets = column_values(batch, offset_col, len(cells))
             errors = column_values(batch, error_col, len(cells))
             for cell, p, off, err in zip(cells, paths, offsets, errors):
-                source = str(p) if p is not None else (str(cell) if input_kind == INPUT_PATH and cell is not None else "")
-                rows_items.append(cell_to_items(cell, input_kind, source, off, err))
+                rows_items.append(cell_to_items(cell, input_kind, row_source(cell, input_kind, p), off, err))
             del cells
             pending.append((batch, rows_items))
             n_items += sum(len(r) for r in rows_items)
