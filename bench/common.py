@@ -95,6 +95,19 @@ def _version(mod: str) -> Optional[str]:
         return None
 
 
+def _git_revision() -> Optional[str]:
+    """The commit the measured code is at, ``+dirty`` when tracked files differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=20)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=20)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except Exception:
+        return None
+
+
 def machine() -> Dict[str, object]:
     import psutil
 
@@ -112,9 +125,10 @@ def machine() -> Dict[str, object]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "java": java,
-        "gpu": "none (no GPU in this environment; GPU targets skipped)",
+        "gpu": "none (this task is lent no GPU; the GPU target is measured by run_gpu.py where one is)",
         "versions": {m: _version(m) for m in ("faster-whisper", "ctranslate2", "pyspark", "numpy", "pandas", "pyarrow", "jiwer", "whisper-normalizer", "sparkasr")},
         "model": MODEL_LABEL,
+        "git": _git_revision(),
     }
 
 

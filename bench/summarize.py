@@ -45,7 +45,7 @@ def main() -> int:
     if m:
         md += [f"Machine: {m['nproc']} cores ({m['cpu_model']}), {m['ram_gib']} GiB RAM, load average at start {m['load_avg_at_start']}; "
                f"faster-whisper {m['versions'].get('faster-whisper')}, CTranslate2 {m['versions'].get('ctranslate2')}, pyspark {m['versions'].get('pyspark')}. "
-               f"GPU: {m['gpu']}.", ""]
+               f"GPU: {m['gpu']}." + (f" Code: `{m['git']}`." if m.get("git") else ""), ""]
     targets = []
     by = {}
     if eng:
@@ -64,8 +64,13 @@ def main() -> int:
             if o and seq and bat:
                 # "the sequential mode's WER (+-0.5 pt)": no accuracy lost; a lower WER is no miss
                 ok = o["rtfx"] >= bat["rtfx"] and o["wer"] <= seq["wer"] + 0.005
-                targets.append((f"long files: `{cfg}` >= batched throughput at sequential WER or better (+0.5 pt slack)",
-                                f"RTFx {o['rtfx']} vs batched {bat['rtfx']} (sequential {seq['rtfx']}); WER {o['wer']} vs sequential {seq['wer']} (batched {bat['wer']})", ok))
+                measured = f"RTFx {o['rtfx']} vs batched {bat['rtfx']} (sequential {seq['rtfx']}); WER {o['wer']} vs sequential {seq['wer']} (batched {bat['wer']})"
+                if cfg == "ours_default":
+                    targets.append((f"long files: `{cfg}` >= batched throughput at sequential WER or better (+0.5 pt slack)", measured, ok))
+                else:
+                    # the target is the default's; the packed options are shown against the same bar
+                    targets.append((f"long files, option `{cfg}` (not the default; the target is the default's) against the same bar",
+                                    f"{measured}: {'would meet' if ok else 'would miss'} it", None))
         s_seq, s_pack = by.get(("short", "fw_sequential")), by.get(("short", "ours_packed"))
         if s_seq and s_pack:
             ok = s_pack["rtfx"] >= 2 * s_seq["rtfx"] and s_pack["wer"] <= s_seq["wer"] + 0.005
@@ -129,7 +134,9 @@ def main() -> int:
                             f"{best['transformers_generate']['batch']}; with timestamps x{gpu['summary'].get('ours_timestamps_over_transformers_best')})",
                             ratio >= 2))
     else:
-        targets.append(("GPU", "no GPU lent to a session since `bench/run_gpu.py` was written: not measured", None))
+        targets.append(("GPU: >= 2x transformers fp16 `generate` at its best batch",
+                        "not measured: this task is lent no GPU (the device tool answers 'no device machine is lent in this task', "
+                        "final); `bench/run_gpu.py` is ready for a machine that has one", None))
     md += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     md += [f"| {t} | {m_} | {_verdict(ok)} |" for t, m_, ok in targets]
     md.append("")
