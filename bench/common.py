@@ -98,12 +98,11 @@ def _version(mod: str) -> Optional[str]:
 def _git_revision() -> Optional[str]:
     """The commit the measured code is at, ``+dirty`` when tracked files other than the results
     (which an earlier benchmark of the same session rewrites) differ from it."""
-    root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=20)
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=20)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"], cwd=root, capture_output=True, text=True, timeout=20)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"], cwd=ROOT, capture_output=True, text=True, timeout=20)
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except Exception:
         return None

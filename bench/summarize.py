@@ -30,10 +30,22 @@ def _table(rows, cols):
 
 
 def _spark_runs():
-    """Every full-corpus Spark result file (``spark.json`` first, then reruns ``spark_*.json``)."""
-    files = sorted(RESULTS.glob("spark_*.json"))
-    out = [(p.stem, json.loads(p.read_text())) for p in [RESULTS / "spark.json", *files] if p.exists() and p.stem != "spark_quick"]
+    """``(name, result)`` of every full-corpus Spark result file (``spark.json`` and the kept
+    ``spark_*.json`` runs; ``--quick`` ones left out), oldest first."""
+    out = [(p.stem, json.loads(p.read_text())) for p in RESULTS.glob("spark*.json")]
     return sorted([(n, d) for n, d in out if not d.get("quick")], key=lambda nd: nd[1].get("finished_utc", ""))
+
+
+def _overhead(ratios, corp: str):
+    """``(steady, median of paired passes, per CPU-s)`` ratios of ``ours / engine_procs`` on
+    ``corp`` (each None when the run did not measure it)."""
+    key = f"{corp}: ours / engine_procs (steady"
+    return ratios.get(key + ")"), ratios.get(key + ", median of paired passes)"), ratios.get(key + ", per CPU-s)")
+
+
+def _best_over_naive(ratios):
+    """The best steady ratio of one of our pipelines over the naive UDF on short clips, or None."""
+    return max([v for k, v in ratios.items() if k.startswith("short: ours") and k.endswith("naive_udf (steady)")], default=None)
 
 
 def _verdict(ok):
@@ -97,16 +109,15 @@ def main() -> int:
         for corp in ("short", "long"):
             # engine_procs has Spark's layout (processes x 1 thread, same partitions, same text):
             # it isolates Spark's overhead. engine_raw (one process, all threads) is shown beside it.
-            v = r.get(f"{corp}: ours / engine_procs (steady)")
+            v, paired, per_cpu = _overhead(r, corp)
             raw = r.get(f"{corp}: ours / engine_raw (steady)")
             if v is not None:
-                paired, per_cpu = r.get(f"{corp}: ours / engine_procs (steady, median of paired passes)"), r.get(f"{corp}: ours / engine_procs (steady, per CPU-s)")
                 other = (f" (median of paired passes x{paired}, per CPU-s x{per_cpu})" if paired is not None else "")
                 other += f"; vs one process x {spk['cores']} threads (`engine_raw`, other numerics): x{raw}" if raw is not None else ""
                 targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine (same layout: `engine_procs`)", f"x{v}{other}", v >= 0.95))
             elif raw is not None:
                 targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine", f"x{raw}", raw >= 0.95))
-        best = max([r[k] for k in r if k.startswith("short: ours") and k.endswith("naive_udf (steady)")], default=None)
+        best = _best_over_naive(r)
         if best is not None:
             targets.append(("short clips: >= 3x the naive per-row UDF", f"best x{best} ({', '.join(f'{k}: x{v}' for k, v in r.items() if 'naive' in k and k.startswith('short'))})", best >= 3))
         runs = _spark_runs()
@@ -117,13 +128,13 @@ def main() -> int:
                    "| file | finished (UTC) | code | short: ours / engine_procs | long: ours / engine_procs | short: best / naive_udf |",
                    "|---|---|---|---|---|---|"]
             for name, d in runs:
-                rr = d["summary"]["ratios"]
-                cell = lambda c: ("" if rr.get(f"{c}: ours / engine_procs (steady)") is None else
-                                  f"x{rr[f'{c}: ours / engine_procs (steady)']}" + ("" if rr.get(f"{c}: ours / engine_procs (steady, median of paired passes)") is None
-                                                                    else f" (paired x{rr[f'{c}: ours / engine_procs (steady, median of paired passes)']})"))
-                naive = max([v for k, v in rr.items() if k.startswith("short: ours") and k.endswith("naive_udf (steady)")], default=None)
+                cells = []
+                for corp in ("short", "long"):
+                    v, paired, _ = _overhead(d["summary"]["ratios"], corp)
+                    cells.append("" if v is None else f"x{v}" + ("" if paired is None else f" (paired x{paired})"))
+                naive = _best_over_naive(d["summary"]["ratios"])
                 code = f"`{d['machine']['git']}`" if d["machine"].get("git") else "not recorded"
-                md.append(f"| `{name}.json` | {d.get('finished_utc', '')} | {code} | {cell('short')} | {cell('long')} | "
+                md.append(f"| `{name}.json` | {d.get('finished_utc', '')} | {code} | {cells[0]} | {cells[1]} | "
                           f"{'' if naive is None else f'x{naive}'} |")
             md.append("")
     if rss:
