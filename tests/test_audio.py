@@ -22,6 +22,7 @@ from sparkasr.audio import (
     AudioError,
     RawFormat,
     decode_audio,
+    decode_audio_slice,
     iter_audio_blocks,
     iter_segments,
     to_mono_16k,
@@ -444,6 +445,83 @@ def test_iter_segments_properties(n, block, segment_s, search_s):
 def test_iter_segments_rejects_non_positive_length():
     with pytest.raises(ValueError):
         list(iter_segments(iter([np.zeros(10, np.float32)]), segment_s=0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Slices: read_audio(samples=False)'s references, decoded where they are transcribed
+# ---------------------------------------------------------------------------------------------
+
+
+def _speech_file(speech, tmp_path, fmt, rate, channels, copies=3):
+    """``copies`` of the clip back to back (~21 s) at ``rate`` x ``channels`` in ``fmt``."""
+    x = np.concatenate([speech] * copies)
+    y = x if rate == SAMPLE_RATE else soxr.resample(x, SAMPLE_RATE, rate)
+    if channels == 2:
+        y = np.stack([y, 0.5 * y], axis=1)
+    path = tmp_path / f"speech_{rate}_{channels}.{fmt.lower()}"
+    sf.write(path, y, rate, format=fmt, subtype="PCM_16")
+    return path
+
+
+@pytest.mark.parametrize("fmt,rate,channels", [("WAV", 16000, 1), ("FLAC", 16000, 1), ("WAV", 44100, 2), ("FLAC", 22050, 1), ("FLAC", 48000, 2)])
+def test_slices_equal_the_whole_file_segments(speech, tmp_path, fmt, rate, channels):
+    """Every segment iter_segments cuts from the whole-file decode, decoded again as a slice by
+    seeking: the same samples, exactly at 16 kHz, within float rounding when resampled."""
+    path = _speech_file(speech, tmp_path, fmt, rate, channels)
+    segs = list(iter_segments(iter_audio_blocks(path), segment_s=6.0))
+    assert len(segs) >= 3
+    start = 0
+    for offset, seg in segs:
+        assert round(offset * SAMPLE_RATE) == start
+        got = decode_audio_slice(path, start, len(seg))
+        assert got.dtype == np.float32 and len(got) == len(seg)
+        if rate == SAMPLE_RATE:
+            np.testing.assert_array_equal(got, seg)
+        else:
+            np.testing.assert_allclose(got, seg, atol=1e-5)
+        start += len(seg)
+
+
+def test_slice_seeks_instead_of_decoding_from_the_start(speech, tmp_path, monkeypatch):
+    """The last second of the file: only the frames of the slice (plus the 0.1-s resampling
+    margins) are read, from a position near the slice, not the whole file up to it."""
+    path = _speech_file(speech, tmp_path, "FLAC", 44100, 2)
+    n = len(decode_audio(path))
+    reads = []
+    real = audio_mod._soundfile_blocks
+
+    def spy(f, block_frames, frames=None):
+        reads.append((f.tell(), frames))
+        yield from real(f, block_frames, frames)
+
+    monkeypatch.setattr(audio_mod, "_soundfile_blocks", spy)
+    got = decode_audio_slice(path, n - SAMPLE_RATE, SAMPLE_RATE)
+    assert len(got) == SAMPLE_RATE
+    ((pos, frames),) = reads
+    assert pos >= (n - SAMPLE_RATE) * 44100 // SAMPLE_RATE - 44100 // 10 - 441
+    assert frames <= 44100 + 2 * 44100 // 10 + 441 + 1
+
+
+def test_slice_of_a_pyav_only_format(speech):
+    """M4A (FFmpeg only): decoded from the start and cut, the same samples as the whole file's."""
+    data = _av_encode(np.concatenate([speech] * 2), SAMPLE_RATE, "ipod", "aac")
+    whole = decode_audio(data)
+    a, b = 3 * SAMPLE_RATE, 5 * SAMPLE_RATE
+    np.testing.assert_array_equal(decode_audio_slice(data, a, b), whole[a : a + b])
+
+
+def test_slice_errors_name_the_reason(speech, tmp_path):
+    path = _speech_file(speech, tmp_path, "WAV", 16000, 1, copies=1)
+    n = len(speech)
+    with pytest.raises(AudioError, match=r"ends before the slice \[5\.000, 9\.000\) s"):
+        decode_audio_slice(path, 5 * SAMPLE_RATE, 4 * SAMPLE_RATE)  # the clip is 7.1 s
+    with pytest.raises(AudioError, match="ends before the slice"):
+        decode_audio_slice(path, n + SAMPLE_RATE, SAMPLE_RATE)
+    with pytest.raises(AudioError, match="invalid slice"):
+        decode_audio_slice(path, 0, 0)
+    with pytest.raises(AudioError, match="file not found"):
+        decode_audio_slice(tmp_path / "gone.wav", 0, SAMPLE_RATE)
+    np.testing.assert_array_equal(decode_audio_slice(path, n - 100, 100), speech[-100:])  # up to the very end
 
 
 # ---------------------------------------------------------------------------------------------

@@ -218,6 +218,72 @@ def test_read_audio_segments_keep_file_times_and_reader_errors(spark, tmp_path, 
         asr.setOffsetCol("nope").transform(df)
 
 
+def test_read_audio_references_transcribe_like_samples(spark, tmp_path, clips):
+    """read_audio(samples=False): the same segments without their samples, decoded by seeking
+    where they are transcribed. Through a repartition, WhisperForCTC on the path column gives each
+    segment the text it gives the decoded samples and AudioAssembler the same samples (lossless
+    16-kHz FLAC; 44.1-kHz stereo WAV within float rounding, and nearly the same text); reader errors and a file that changed after
+    it was read give error rows naming the file, and the other rows go on."""
+    import soxr
+
+    parts = [sf.read(str(p), dtype="float32")[0] for p, _ in clips[:3]]
+    long = np.concatenate(parts)
+    sf.write(str(tmp_path / "long.flac"), long, 16000)
+    sf.write(str(tmp_path / "stereo44.wav"), np.stack([soxr.resample(long, 16000, 44100)] * 2, axis=1), 44100)
+    sf.write(str(tmp_path / "shrinks.wav"), long, 16000)
+    (tmp_path / "broken.mp3").write_bytes(b"ID3" + os.urandom(100))
+    samples = read_audio(spark, str(tmp_path), segment_s=6.0)
+    refs = read_audio(spark, str(tmp_path), segment_s=6.0, samples=False)
+    assert "audio" not in refs.columns and refs.columns == [c for c in samples.columns if c != "audio"]
+    key = ["path", "segment"]
+    ref_rows = {tuple(r[k] for k in key): r for r in refs.collect()}
+    sample_rows = {tuple(r[k] for k in key): r for r in samples.collect()}
+    assert set(ref_rows) == set(sample_rows) and len(ref_rows) >= 3 * 3 + 1
+    for k, r in ref_rows.items():
+        s_row = sample_rows[k]
+        assert bool(r["error"]) == bool(s_row["error"]) == k[0].endswith("broken.mp3")
+        if not r["error"]:
+            assert round(r["duration_s"] * 16000) == len(s_row["audio"])  # exact to the sample
+            assert (r["offset_s"], r["duration_s"]) == (s_row["offset_s"], s_row["duration_s"])
+    # The rows as planned (Spark would plan again from the file), then the file is rewritten shorter.
+    refs = spark.createDataFrame(list(ref_rows.values()), refs.schema)
+    sf.write(str(tmp_path / "shrinks.wav"), long[: 8 * 16000], 16000)  # rewritten with its first 8 s
+
+    asm = AudioAssembler(inputCol="path", outputCol="a")
+    got = {(r["path"], r["segment"]): r["a"][0] for r in asm.transform(refs.repartition(4)).select(*key, "a").collect()}
+    for k, ann in got.items():
+        name = k[0].rsplit("/", 1)[-1]
+        if name in ("long.flac", "stereo44.wav"):
+            assert "error" not in ann["metadata"], ann["metadata"]
+            want = np.asarray(sample_rows[k]["audio"], np.float32)
+            np.testing.assert_allclose(np.asarray(ann["result"], np.float32), want, atol=0 if name == "long.flac" else 1e-5)
+            assert float(ann["metadata"]["offset_s"]) == pytest.approx(sample_rows[k]["offset_s"], abs=1e-4)
+    # One row per engine call: the text does not depend on which rows share a batch.
+    asr = WhisperForCTC.pretrained().setOutputCol("t").setBeamSize(1).setTimestamps("segment").setBatchSize(1)
+    by_ref = {(r["path"], r["segment"]): r for r in asr.setInputCols(["path"]).transform(refs.repartition(4)).select(*key, "offset_s", "t", "t_chunks").collect()}
+    by_samples = {(r["path"], r["segment"]): r for r in asr.setInputCols(["audio"]).transform(samples).select(*key, "t").collect()}
+    assert set(by_ref) == set(ref_rows)
+    for k, r in by_ref.items():
+        name, doc = k[0].rsplit("/", 1)[-1], r["t"][0]
+        if name in ("long.flac", "stereo44.wav"):
+            want = by_samples[k]["t"][0]["result"]
+            assert "error" not in doc["metadata"] and doc["result"] and want, k
+            if name == "long.flac":  # the same samples: the same text
+                assert doc["result"] == want, k
+            else:  # samples within 1e-5: int8 decoding may spell a word differently
+                assert jiwer.cer(NORM(want), NORM(doc["result"])) <= 0.1, (k, want, doc["result"])
+            for c in r["t_chunks"]:  # on the file's clock
+                assert float(c["metadata"]["start"]) >= r["offset_s"] - 0.01
+        elif name == "broken.mp3":
+            assert doc["metadata"]["error"] == ref_rows[k]["error"] and "broken.mp3" in doc["result"] + doc["metadata"]["error"]
+        elif ref_rows[k]["offset_s"] + ref_rows[k]["duration_s"] > 8.0:  # shrinks.wav: past its new end
+            assert "shrinks.wav" in doc["metadata"]["error"] and "ends before the slice" in doc["metadata"]["error"], doc
+        else:
+            assert "error" not in doc["metadata"] and doc["result"]
+    with pytest.raises(ValueError, match="samples=False.*s3a://bucket/audio"):
+        read_audio(spark, "s3a://bucket/audio", samples=False)
+
+
 def test_path_col_names_the_source_and_is_checked(spark, clips):
     """``pathCol`` (shared by AudioAssembler and the annotators with offsetCol/errorCol): unset, a
     'path' column when present; set, that column, which must exist and hold strings."""

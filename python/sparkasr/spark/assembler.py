@@ -12,7 +12,7 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from .. import annotation as A
 from ..audio import SAMPLE_RATE, AudioError, decode_audio, to_mono_16k
-from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, _path_from_uri, classify_input, column_values, input_cells, row_source
+from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, classify_input, column_values, decode_path, input_cells, row_source
 from .params import HasInputCol, HasOutputCol, HasReaderCols
 
 
@@ -42,15 +42,15 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
 
     @keyword_only
     def __init__(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
-                 offsetCol=None, errorCol=None):
+                 offsetCol=None, durationCol=None, errorCol=None):
         super().__init__()
         self._setDefault(inputCol="audio_content", outputCol="audio_assembler", sampleRate=SAMPLE_RATE, sampleRateCol="", channels=1, pathCol="",
-                         offsetCol="", errorCol="")
+                         offsetCol="", durationCol="", errorCol="")
         self.setParams(**self._input_kwargs)
 
     @keyword_only
     def setParams(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
-                  offsetCol=None, errorCol=None):
+                  offsetCol=None, durationCol=None, errorCol=None):
         out = self._set(**self._input_kwargs)
         if self.getOrDefault(self.sampleRate) <= 0:
             raise ValueError("AudioAssembler: sampleRate must be > 0")
@@ -81,7 +81,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
         if kind not in (INPUT_FLOATS, INPUT_BINARY, INPUT_PATH):
             raise TypeError(f"AudioAssembler: column '{in_col}' already holds audio annotations")
         sr, sr_col, ch = self.getSampleRate(), self.getOrDefault(self.sampleRateCol), self.getOrDefault(self.channels)
-        path_col, offset_col, error_col = self._reader_cols(dataset)
+        path_col, offset_col, error_col, duration_col = self._reader_cols(dataset)
 
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
             # Already 16 kHz mono: a pure SQL cast, no Python round trip.
@@ -114,7 +114,9 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
                 rates = batch.column(sr_col).to_pylist() if sr_col else [sr] * len(cells)
                 offsets = column_values(batch, offset_col, len(cells))
                 errors = column_values(batch, error_col, len(cells))
-                out = [[_assemble(cell, kind, p, rate, ch, off, err)] for cell, p, rate, off, err in zip(cells, paths, rates, offsets, errors)]
+                durations = column_values(batch, duration_col if kind == INPUT_PATH else None, len(cells))
+                out = [[_assemble(cell, kind, p, rate, ch, off, err, dur)]
+                       for cell, p, rate, off, err, dur in zip(cells, paths, rates, offsets, errors, durations)]
                 del cells
                 col = audio_annotation_array(out, out_type)
                 yield replace_columns(batch, {out_col: col}, names)
@@ -126,7 +128,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
         return A.with_annotator_type_metadata(result, out_col, A.AUDIO)
 
 
-def _assemble(cell, kind, path, rate, channels, offset=None, error=None):
+def _assemble(cell, kind, path, rate, channels, offset=None, error=None, duration=None):
     source = row_source(cell, kind, path)
     meta = {"sample_rate": SAMPLE_RATE, "source": source or None}
     if offset is not None:
@@ -146,8 +148,7 @@ def _assemble(cell, kind, path, rate, channels, offset=None, error=None):
         elif kind == INPUT_BINARY:
             samples = decode_audio(bytes(cell), name=source or None, validate=False)
         else:
-            p = _path_from_uri(str(cell))
-            samples = decode_audio(p, name=p, validate=False)
+            samples = decode_path(cell, offset, duration, validate=False)
         meta["duration_s"] = round(len(samples) / SAMPLE_RATE, 3)
         return A.audio_annotation(samples, meta)
     except AudioError as exc:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from .. import annotation as A
-from ..audio import AudioError, decode_audio, validate_samples
+from ..audio import SAMPLE_RATE, AudioError, decode_audio, decode_audio_slice, validate_samples
 from ..types import AudioItem, Transcript, error_transcript
 from .params import HasBatchSize, HasInputCols, HasOutputCol, HasReaderCols
 
@@ -282,12 +282,15 @@ def column_values(batch, col: Optional[str], n: int) -> List[Any]:
     return batch.column(col).to_pylist() if col else [None] * n
 
 
-def cell_to_items(cell, kind: str, source: str, offset: Optional[float] = None, error: Optional[str] = None) -> List[AudioItem]:
+def cell_to_items(cell, kind: str, source: str, offset: Optional[float] = None, error: Optional[str] = None,
+                  duration: Optional[float] = None) -> List[AudioItem]:
     """One input cell -> its audio items (one per audio annotation; errors kept).
 
     ``offset``: where the row starts in its file (seconds; read_audio's ``offset_s``), added to the
     timestamps; an annotation's own ``offset_s`` metadata takes precedence. ``error``: the row could
-    not be read upstream (read_audio's ``error``); it is reported as is and nothing is decoded."""
+    not be read upstream (read_audio's ``error``); it is reported as is and nothing is decoded.
+    ``duration``: with a path cell, the row is the slice ``[offset, offset + duration)`` s of the
+    file (:func:`decode_path`)."""
     off = float(offset or 0.0)
     if error:
         return [AudioItem(None, source=source, offset_s=off, error=str(error))]
@@ -314,13 +317,23 @@ def cell_to_items(cell, kind: str, source: str, offset: Optional[float] = None, 
         if kind == INPUT_BINARY:
             samples = decode_audio(bytes(cell), name=source)
         else:
-            path = _path_from_uri(str(cell))
-            samples = decode_audio(path, name=path)
+            samples = decode_path(cell, offset, duration)
         return [AudioItem(samples, source=source, offset_s=off)]
     except AudioError as exc:
         return [AudioItem(None, source=source, offset_s=off, error=f"{source}: {exc}")]
     except Exception as exc:  # never lose a row
         return [AudioItem(None, source=source, offset_s=off, error=f"{source}: cannot read audio ({type(exc).__name__}: {exc})")]
+
+
+def decode_path(cell, offset: Optional[float] = None, duration: Optional[float] = None, validate: bool = True) -> np.ndarray:
+    """The samples of a path cell: the whole file, or with ``duration`` (seconds, not null) the
+    slice from ``offset`` that long, decoded by seeking (read_audio(samples=False)'s references)."""
+    path = _path_from_uri(str(cell))
+    if duration is None:
+        return decode_audio(path, name=path, validate=validate)
+    start = int(round(float(offset or 0.0) * SAMPLE_RATE))
+    samples = decode_audio_slice(path, start, int(round(float(duration) * SAMPLE_RATE)), name=path)
+    return validate_samples(samples) if validate else samples
 
 
 def _validated(samples, source: str, offset: float) -> AudioItem:
@@ -424,6 +437,7 @@ def make_partition_fn(
     out_schema,
     offset_col: Optional[str] = None,
     error_col: Optional[str] = None,
+    duration_col: Optional[str] = None,
 ):
     """Build the ``mapInArrow`` function (closure only over picklable values).
 
@@ -446,8 +460,9 @@ def make_partition_fn(
             paths = column_values(batch, path_col, len(cells))
             offsets = column_values(batch, offset_col, len(cells))
             errors = column_values(batch, error_col, len(cells))
-            for cell, p, off, err in zip(cells, paths, offsets, errors):
-                rows_items.append(cell_to_items(cell, input_kind, row_source(cell, input_kind, p), off, err))
+            durations = column_values(batch, duration_col if input_kind == INPUT_PATH else None, len(cells))
+            for cell, p, off, err, dur in zip(cells, paths, offsets, errors, durations):
+                rows_items.append(cell_to_items(cell, input_kind, row_source(cell, input_kind, p), off, err, dur))
             del cells
             pending.append((batch, rows_items))
             n_items += sum(len(r) for r in rows_items)
@@ -519,7 +534,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         super().__init__()
         self._setDefault(
             inputCols=["audio_assembler"], outputCol="transcription", batchSize=8,
-            shipModel=True, pathCol="", chunksCol="", offsetCol="", errorCol="",
+            shipModel=True, pathCol="", chunksCol="", offsetCol="", durationCol="", errorCol="",
         )
 
     # pyspark.ml's default copy() deep-copies params; keep that.
@@ -589,7 +604,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         kind = classify_input(dataset.schema[in_col].dataType)
         out_col = self.getOutputCol()
         chunks_col = self.getChunksCol() or None
-        path_col, offset_col, error_col = self._reader_cols(dataset)
+        path_col, offset_col, error_col, duration_col = self._reader_cols(dataset)
         spark = dataset.sparkSession
         ref = self._model_ref_for(spark)
         spec = dict(self._engine_spec(), model_ref=ref.__dict__)
@@ -602,6 +617,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         fn = make_partition_fn(
             spec, type(self)._build_engine, in_col, kind, out_col, chunks_col, path_col,
             self._items_per_call(), self._model_name(), out_schema, offset_col, error_col,
+            duration_col if kind == INPUT_PATH else None,
         )
         out = src.mapInArrow(fn, schema=out_schema)
         out = A.with_annotator_type_metadata(out, out_col, A.DOCUMENT)

@@ -66,7 +66,7 @@ class _CTCAnnotator(SpeechAnnotatorModel):
         self, *, inputCols=None, outputCol=None, modelSource=None, batchSize=None, timestamps=None, chunkLengthS=None,
         strideLengthS=None, maxUnchunkedS=None, lmPath=None, beamWidth=None, lmAlpha=None, lmBeta=None, hotwords=None,
         hotwordWeight=None, cpuThreads=None, backend=None, quantize=None, allowPickle=None, shipModel=None,
-        pathCol=None, chunksCol=None, offsetCol=None, errorCol=None,
+        pathCol=None, chunksCol=None, offsetCol=None, durationCol=None, errorCol=None,
     ):
         super().__init__()
         self._setDefault(
@@ -81,7 +81,7 @@ class _CTCAnnotator(SpeechAnnotatorModel):
         self, *, inputCols=None, outputCol=None, modelSource=None, batchSize=None, timestamps=None, chunkLengthS=None,
         strideLengthS=None, maxUnchunkedS=None, lmPath=None, beamWidth=None, lmAlpha=None, lmBeta=None, hotwords=None,
         hotwordWeight=None, cpuThreads=None, backend=None, quantize=None, allowPickle=None, shipModel=None,
-        pathCol=None, chunksCol=None, offsetCol=None, errorCol=None,
+        pathCol=None, chunksCol=None, offsetCol=None, durationCol=None, errorCol=None,
     ):
         out = self._set(**self._input_kwargs)
         self._options()  # validate now, on the driver, naming the class

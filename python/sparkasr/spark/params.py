@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Union
 
 from pyspark.ml.param import Param, Params, TypeConverters
 
@@ -82,10 +82,11 @@ class HasRuntimeParams(Params):
 
 
 class HasReaderCols(Params):
-    """``pathCol``, ``offsetCol`` and ``errorCol``: what :func:`~sparkasr.spark.reader.read_audio`
-    says about each row besides its samples (which file it is, where a segment starts in its file,
-    why a file could not be read), for ``AudioAssembler`` and the speech annotators alike. Unset
-    (''), each is read_audio's column when the DataFrame has it; set, the column must exist."""
+    """``pathCol``, ``offsetCol``, ``durationCol`` and ``errorCol``: what
+    :func:`~sparkasr.spark.reader.read_audio` says about each row besides its samples (which file it
+    is, where a segment starts in its file and how long it is, why a file could not be read), for
+    ``AudioAssembler`` and the speech annotators alike. Unset (''), each is read_audio's column
+    when the DataFrame has it; set, the column must exist."""
 
     pathCol = Param(
         Params._dummy(), "pathCol",
@@ -98,6 +99,13 @@ class HasReaderCols(Params):
         "column with where each row starts in its file, in seconds: chunk times and the offset_s metadata count from the "
         "start of the file ('' = 'offset_s' when present, as read_audio writes it; audio annotations' own offset_s "
         "metadata comes first)",
+        typeConverter=TypeConverters.toString,
+    )
+    durationCol = Param(
+        Params._dummy(), "durationCol",
+        "column with each row's length in seconds: with a path input column, the row is that slice of its file, from "
+        "offsetCol (read_audio(samples=False)'s reference rows); without it, or when null, the whole file ('' = "
+        "'duration_s' when present, as read_audio writes it; not used for sample or binary input)",
         typeConverter=TypeConverters.toString,
     )
     errorCol = Param(
@@ -119,20 +127,35 @@ class HasReaderCols(Params):
     def getOffsetCol(self) -> str:
         return self.getOrDefault(self.offsetCol)
 
+    def setDurationCol(self, value: str):
+        return self._set(durationCol=value)
+
+    def getDurationCol(self) -> str:
+        return self.getOrDefault(self.durationCol)
+
     def setErrorCol(self, value: str):
         return self._set(errorCol=value)
 
     def getErrorCol(self) -> str:
         return self.getOrDefault(self.errorCol)
 
-    def _reader_cols(self, dataset) -> Tuple[Optional[str], Optional[str], Optional[str]]:
-        """``(path column, offset column, error column)`` of ``dataset``, each None when unset and
-        absent."""
+    def _reader_cols(self, dataset) -> "ReaderCols":
+        """The reader columns of ``dataset``, each None when unset and absent."""
         from pyspark.sql.types import NumericType, StringType
 
-        return (_optional_col(dataset, self.getPathCol(), "path", (StringType,), "pathCol"),
-                _optional_col(dataset, self.getOffsetCol(), "offset_s", (NumericType,), "offsetCol"),
-                _optional_col(dataset, self.getErrorCol(), "error", (StringType,), "errorCol"))
+        return ReaderCols(_optional_col(dataset, self.getPathCol(), "path", (StringType,), "pathCol"),
+                          _optional_col(dataset, self.getOffsetCol(), "offset_s", (NumericType,), "offsetCol"),
+                          _optional_col(dataset, self.getErrorCol(), "error", (StringType,), "errorCol"),
+                          _optional_col(dataset, self.getDurationCol(), "duration_s", (NumericType,), "durationCol"))
+
+
+class ReaderCols(NamedTuple):
+    """Which columns of a DataFrame hold read_audio's path, offset, error and duration (None: none)."""
+
+    path: Optional[str]
+    offset: Optional[str]
+    error: Optional[str]
+    duration: Optional[str]
 
 
 def _optional_col(dataset, value: str, default: str, accepted: tuple, what: str) -> Optional[str]:

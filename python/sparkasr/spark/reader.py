@@ -45,6 +45,7 @@ def read_audio(
     *,
     segment_s: float = 600.0,
     decode: bool = True,
+    samples: bool = True,
     recursive: bool = True,
     extensions: Sequence[str] = AUDIO_EXTENSIONS,
     raw_format: Optional[RawFormat] = None,
@@ -62,26 +63,46 @@ def read_audio(
     A file that cannot be decoded gives one row with empty ``audio`` and ``error`` naming the file
     and the reason. ``audio`` feeds ``AudioAssembler(inputCol="audio")`` directly.
 
+    ``offset_s`` and ``duration_s`` are exact to the sample (``n / 16000``).
+
+    With ``samples=False`` the rows are the same segments without their samples (no ``audio``
+    column): references that the speech annotators and ``AudioAssembler`` decode themselves from
+    ``inputCols=["path"]`` (with ``offset_s`` and ``duration_s``), seeking to the slice, on the
+    executor that transcribes it. Decoded audio (64 kB per second as float32) then never goes
+    through the JVM or a shuffle; a ``repartition`` that spreads a few long files over many tasks
+    moves rows of a few bytes. The files must be readable by path from the Python workers (local
+    disk, NFS, ``/dbfs`` and other mounts): ``s3a://``-style URIs raise ``ValueError``. Lossless
+    files slice to exactly the samples ``samples=True`` gives (see
+    :func:`~sparkasr.audio.decode_audio_slice` for the others).
+
     With ``decode=False`` it returns the ``binaryFile`` rows (``path, modificationTime, length,
     content``), which ``AudioAssembler`` or the speech annotators decode themselves — the cheapest
-    path, since decoded floats never travel back to the JVM.
+    path for files that fit in a row, since decoded floats never travel back to the JVM.
     """
     from pyspark.sql.types import ArrayType, DoubleType, FloatType, IntegerType, StringType, StructField, StructType
 
+    if decode and not samples:
+        from .core import _is_remote_uri
+
+        remote = [p for p in ([path] if isinstance(path, str) else path) if _is_remote_uri(p)]
+        if remote:
+            raise ValueError(
+                f"read_audio(samples=False) needs files the Python workers can open by path; {remote[0]} is not "
+                "(use samples=True, or a mount of that storage)"
+            )
     binary = read_binary(spark, path, recursive=recursive, extensions=extensions)
     if not decode:
         return binary
-    schema = StructType(
-        [
-            StructField("path", StringType(), False),
-            StructField("segment", IntegerType(), False),
-            StructField("offset_s", DoubleType(), False),
-            StructField("duration_s", DoubleType(), False),
-            StructField("sample_rate", IntegerType(), False),
-            StructField("audio", ArrayType(FloatType(), False), False),
-            StructField("error", StringType(), True),
-        ]
-    )
+    fields = [
+        StructField("path", StringType(), False),
+        StructField("segment", IntegerType(), False),
+        StructField("offset_s", DoubleType(), False),
+        StructField("duration_s", DoubleType(), False),
+        StructField("sample_rate", IntegerType(), False),
+        StructField("audio", ArrayType(FloatType(), False), False),
+        StructField("error", StringType(), True),
+    ]
+    schema = StructType([f for f in fields if samples or f.name != "audio"])
     seg = float(segment_s)
     names = [f.name for f in schema.fields]
 
@@ -103,13 +124,14 @@ def read_audio(
 
         for batch in batches:
             paths = batch.column("path").to_pylist()
-            contents = batch.column("content")
+            contents = batch.column("content") if samples else None
             rows: List[dict] = []
             n_samples = 0
             for i, p in enumerate(paths):
-                decoded = _decode_rows(p, contents[i].as_py(), seg, raw_format)
+                source = contents[i].as_py() if samples else None
+                decoded = _decode_rows(p, source, seg, raw_format, samples)
                 rows.extend(decoded)
-                n_samples += sum(len(r["audio"]) for r in decoded)
+                n_samples += sum(len(r["audio"]) for r in decoded) if samples else 0
                 if n_samples >= _SAMPLES_PER_BATCH:  # bound what one worker holds
                     yield emit(rows)
                     rows, n_samples = [], 0
@@ -118,30 +140,41 @@ def read_audio(
 
     # mapInArrow, not mapInPandas: PySpark would turn every returned sample into a Python float
     # (see sparkasr.spark.arrow); here the samples are copied once into the Arrow buffer.
-    return binary.select("path", "content").mapInArrow(run, schema=schema)
+    # samples=False reads each file by its path: binaryFile does not load the content column
+    # when it is not selected.
+    return binary.select("path", *(["content"] if samples else [])).mapInArrow(run, schema=schema)
 
 
-def _decode_rows(path: str, content, segment_s: float, raw_format) -> List[dict]:
+def _decode_rows(path: str, content, segment_s: float, raw_format, samples: bool = True) -> List[dict]:
+    """read_audio's rows for one file: decoded from ``content``, or (``samples=False``) from the
+    file at ``path``, then cut into segments; with ``samples=False`` the rows keep only where each
+    segment lies."""
     import numpy as np
+
+    from .core import _path_from_uri
 
     empty = np.zeros(0, dtype=np.float32)
     out = []
     try:
-        if content is None or len(content) == 0:
-            raise AudioError("empty file (0 bytes)")
-        blocks = iter_audio_blocks(bytes(content), name=path, raw_format=raw_format)
-        for i, (offset, samples) in enumerate(iter_segments(blocks, segment_s)):
-            if i == 0 and len(samples) == 0:
+        if samples:
+            if content is None or len(content) == 0:
+                raise AudioError("empty file (0 bytes)")
+            blocks = iter_audio_blocks(bytes(content), name=path, raw_format=raw_format)
+        else:
+            blocks = iter_audio_blocks(_path_from_uri(path), name=path, raw_format=raw_format)
+        start = 0  # in samples: offsets and durations exact to the sample, in both modes
+        for i, (_, seg) in enumerate(iter_segments(blocks, segment_s)):
+            if i == 0 and len(seg) == 0:
                 raise AudioError("audio has zero length (no samples)")
-            out.append(
-                dict(path=path, segment=i, offset_s=round(offset, 4), duration_s=round(len(samples) / SAMPLE_RATE, 4),
-                     sample_rate=SAMPLE_RATE, audio=samples, error=None)
-            )
+            row = dict(path=path, segment=i, offset_s=start / SAMPLE_RATE, duration_s=len(seg) / SAMPLE_RATE, sample_rate=SAMPLE_RATE, error=None)
+            out.append({**row, "audio": seg} if samples else row)
+            start += len(seg)
         return out
     except AudioError as exc:
         reason = str(exc)
     except Exception as exc:  # never lose a file
         reason = f"cannot read audio ({type(exc).__name__}: {exc})"
     # Keep any segments decoded before the failure, and record the error on an extra row.
-    out.append(dict(path=path, segment=len(out), offset_s=0.0, duration_s=0.0, sample_rate=SAMPLE_RATE, audio=empty, error=f"{path}: {reason}"))
+    error_row = dict(path=path, segment=len(out), offset_s=0.0, duration_s=0.0, sample_rate=SAMPLE_RATE, error=f"{path}: {reason}")
+    out.append({**error_row, "audio": empty} if samples else error_row)
     return out

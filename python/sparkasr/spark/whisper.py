@@ -56,7 +56,7 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
         beamSize=None, bestOf=None, temperature=None, topK=None, topP=None, maxNewTokens=None, initialPrompt=None,
         timestamps=None, conditionOnPreviousText=None, lengthPenalty=None, repetitionPenalty=None,
         noRepeatNgramSize=None, vadFilter=None, seed=None, strategy=None, longPieceS=None, device=None, computeType=None, cpuThreads=None,
-        shipModel=None, pathCol=None, chunksCol=None, offsetCol=None, errorCol=None,
+        shipModel=None, pathCol=None, chunksCol=None, offsetCol=None, durationCol=None, errorCol=None,
     ):
         super().__init__()
         self._setDefault(
@@ -73,7 +73,7 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
         beamSize=None, bestOf=None, temperature=None, topK=None, topP=None, maxNewTokens=None, initialPrompt=None,
         timestamps=None, conditionOnPreviousText=None, lengthPenalty=None, repetitionPenalty=None,
         noRepeatNgramSize=None, vadFilter=None, seed=None, strategy=None, longPieceS=None, device=None, computeType=None, cpuThreads=None,
-        shipModel=None, pathCol=None, chunksCol=None, offsetCol=None, errorCol=None,
+        shipModel=None, pathCol=None, chunksCol=None, offsetCol=None, durationCol=None, errorCol=None,
     ):
         kwargs = self._input_kwargs
         out = self._set(**kwargs)
