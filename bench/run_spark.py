@@ -16,11 +16,17 @@ Pipelines (Whisper tiny.en int8, beam 5, one CTranslate2 thread per task as Spar
 * ``ours``        ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])`` (default options)
 * ``ours_packed`` the same stage with ``strategy="pack"`` (``sparkasr.packing``: short rows packed
                   into shared 30-s windows; the stage hands the engine 8 x ``batchSize`` rows per call)
+* ``ours_refs``   ``read_audio(samples=False)`` -> ``WhisperForCTC(inputCols=["path"])``: the same
+                  segments as references, each decoded (by seeking) in the task that transcribes it,
+                  so no decoded audio goes through the JVM or the shuffle (short clips: one row each)
 * ``engine_raw``  an anchor in the same run: ``WhisperEngine`` in the driver process, all cores, no Spark
 * ``engine_procs`` the anchor for Spark's overhead: ``WhisperEngine`` in ``--cores`` processes x 1 thread
                   (a process pool started once), the same partitions and engine calls per 8 rows as the
                   stage, ``OMP_NUM_THREADS=1`` as PySpark sets for its workers: the same int8
                   numerics as Spark's tasks, so the same text
+* ``engine_procs_refs`` (with ``ours_refs``) the same anchor with the partitions of ``ours_refs``'s
+                  rows: Spark sorts rows by their bytes before a round-robin repartition, so
+                  references land in other partitions than the same segments with their samples
 * ``naive_udf``   ``binaryFile`` -> ``pandas_udf`` that calls ``faster_whisper.WhisperModel.transcribe``
                   once per row (model cached per worker), the recipe users write today
 
@@ -108,12 +114,13 @@ def naive_udf_transcribe(df, model_path: str):
 
 
 def ours_transcribe(df, strategy=None):
-    """``content`` (binary rows) or ``audio`` (read_audio segments) -> text per file."""
+    """``content`` (binary rows), ``audio`` (read_audio segments) or ``path`` (read_audio(samples=False)
+    references) -> text per file."""
     from pyspark.sql import functions as F
 
     from sparkasr.spark.whisper import WhisperForCTC
 
-    col = "content" if "content" in df.columns else "audio"
+    col = next(c for c in ("content", "audio", "path") if c in df.columns)
     stage = WhisperForCTC(inputCols=[col], outputCol="asr", pathCol="path")
     if strategy:
         stage.setStrategy(strategy)
@@ -143,13 +150,17 @@ def reader_paths(entries) -> list:
     return out
 
 
-def spark_input(spark, paths, segment_s, parts: int):
+def spark_input(spark, paths, segment_s, parts: int, refs_s=None):
     """What a Spark pipeline reads from ``paths`` (``reader_paths``): ``read_audio`` rows of
     <=``segment_s`` (our stage on long files), else one row of file bytes per file (short clips,
-    and the naive UDF always); repartitioned to ``parts``."""
+    and the naive UDF always); with ``refs_s``, ``read_audio(samples=False)`` references to
+    segments of <=``refs_s`` instead; repartitioned to ``parts``."""
     from sparkasr.spark.reader import read_audio, read_binary
 
-    df = read_audio(spark, paths, segment_s=segment_s) if segment_s else read_binary(spark, paths)
+    if refs_s:
+        df = read_audio(spark, paths, segment_s=refs_s, samples=False)
+    else:
+        df = read_audio(spark, paths, segment_s=segment_s) if segment_s else read_binary(spark, paths)
     return df.repartition(parts)
 
 
@@ -280,6 +291,7 @@ def run(args) -> dict:
     common.log(f"session started in {session_s:.1f} s")
     pipelines = {"ours": lambda df: ours_transcribe(df), "naive_udf": lambda df: naive_udf_transcribe(df, model_path)}
     pipelines["ours_packed"] = lambda df: ours_transcribe(df, "pack")
+    pipelines["ours_refs"] = ours_transcribe
     wanted = [p for p in args.pipelines.split(",") if p] or ["engine_raw", "engine_procs"] + list(pipelines)
     runs = []
     for corp in (["short", "long"] if args.corpus == "both" else [args.corpus]):
@@ -289,7 +301,15 @@ def run(args) -> dict:
         schedule = [(n, "cold") for n in wanted] + [(n, "steady") for _ in range(args.rounds) for n in wanted]
         seg_s = args.segment_s if corp == "long" else None
         paths = reader_paths(entries)  # listed once per corpus, outside the timed jobs
-        partitions = spark_partitions(spark_input(spark, paths, seg_s, parts)) if "engine_procs" in wanted else None
+        layouts = {}  # anchor -> the partitions of the pipeline it stands for
+        if "engine_procs" in wanted:
+            layouts["engine_procs"] = spark_partitions(spark_input(spark, paths, seg_s, parts))
+            if "ours_refs" in wanted:
+                # Spark sorts rows by their bytes before a round-robin repartition: references (a
+                # few bytes each) land in other partitions than the same segments with samples, so
+                # ours_refs gets an anchor with its own layout (engine_procs_refs).
+                layouts["engine_procs_refs"] = spark_partitions(spark_input(spark, paths, seg_s, parts, refs_s=seg_s or args.segment_s))
+        schedule = [(n, ph) for n, ph in schedule for n in ([n, "engine_procs_refs"] if n == "engine_procs" and len(layouts) == 2 else [n])]
         per_call = WhisperForCTC()._items_per_call()  # rows per engine call in the stage (default options)
         for name, phase in schedule:
                 c0 = sampler.cpu_mark()
@@ -297,11 +317,12 @@ def run(args) -> dict:
                 if name == "engine_raw":
                     hyp = engine_raw(entries, cores, seg_s)
                     rows = list(hyp)
-                elif name == "engine_procs":
-                    hyp = engine_procs(partitions, cores, per_call, seg_s)
+                elif name in layouts:
+                    hyp = engine_procs(layouts[name], cores, per_call, seg_s or (args.segment_s if name == "engine_procs_refs" else None))
                     rows = list(hyp)
                 else:
-                    df = spark_input(spark, paths, None if name == "naive_udf" else seg_s, parts)  # naive: whole files
+                    refs_s = (seg_s or args.segment_s) if name == "ours_refs" else None
+                    df = spark_input(spark, paths, None if name == "naive_udf" else seg_s, parts, refs_s)  # naive: whole files
                     rows = pipelines[name](df).collect()
                     hyp = {r["path"].replace("file:", ""): r["text"] or "" for r in rows}
                 wall = time.perf_counter() - t
@@ -347,19 +368,20 @@ def summarize(runs, session_s):
                      "end_to_end_wall_s": cold and round(cold["wall_s"] + session_s, 2),
                      "end_to_end_rtfx": cold and common.rtfx(r["audio_s"], cold["wall_s"] + session_s), "wer": r["wer"]})
     ratios = {}
+    pairs = [(a, b) for a in ("ours", "ours_packed", "ours_refs") for b in ("naive_udf", "engine_raw", "engine_procs")]
+    pairs.append(("ours_refs", "engine_procs_refs"))  # the anchor with the references' own layout
     for corp in ("short", "long"):
-        for a in ("ours", "ours_packed"):
-            for b in ("naive_udf", "engine_raw", "engine_procs"):
-                x, y = by.get((corp, a, "steady")), by.get((corp, b, "steady"))
-                if x and y:
-                    ratios[f"{corp}: {a} / {b} (steady)"] = round(x["rtfx"] / y["rtfx"], 3)
-                    if x.get("audio_per_cpu_s") and y.get("audio_per_cpu_s"):
-                        ratios[f"{corp}: {a} / {b} (steady, per CPU-s)"] = round(x["audio_per_cpu_s"] / y["audio_per_cpu_s"], 3)
-                    # The k-th steady passes of a and b ran next to each other (interleaved rounds):
-                    # the median of their ratios is less sensitive to the machine drifting during the run.
-                    xs, ys = passes[(corp, a, "steady")], passes[(corp, b, "steady")]
-                    if len(xs) == len(ys):
-                        ratios[f"{corp}: {a} / {b} (steady, median of paired passes)"] = round(statistics.median(u / v for u, v in zip(xs, ys)), 3)
+        for a, b in pairs:
+            x, y = by.get((corp, a, "steady")), by.get((corp, b, "steady"))
+            if x and y:
+                ratios[f"{corp}: {a} / {b} (steady)"] = round(x["rtfx"] / y["rtfx"], 3)
+                if x.get("audio_per_cpu_s") and y.get("audio_per_cpu_s"):
+                    ratios[f"{corp}: {a} / {b} (steady, per CPU-s)"] = round(x["audio_per_cpu_s"] / y["audio_per_cpu_s"], 3)
+                # The k-th steady passes of a and b ran next to each other (interleaved rounds):
+                # the median of their ratios is less sensitive to the machine drifting during the run.
+                xs, ys = passes[(corp, a, "steady")], passes[(corp, b, "steady")]
+                if len(xs) == len(ys):
+                    ratios[f"{corp}: {a} / {b} (steady, median of paired passes)"] = round(statistics.median(u / v for u, v in zip(xs, ys)), 3)
     return {"rows": rows, "ratios": ratios}
 
 
@@ -369,7 +391,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=0)
     ap.add_argument("--corpus", choices=["short", "long", "both"], default="both")
-    ap.add_argument("--pipelines", default="", help="comma-separated subset: engine_raw,engine_procs,ours,ours_packed,naive_udf")
+    ap.add_argument("--pipelines", default="", help="comma-separated subset: engine_raw,engine_procs,ours,ours_packed,ours_refs,naive_udf")
     ap.add_argument("--rounds", type=int, default=3, help="steady-state passes per pipeline (interleaved; median reported)")
     ap.add_argument("--segment-s", type=float, default=30.0,
                     help="long files: read_audio segment length (rows; the raw engine anchor gets the same rows)")
