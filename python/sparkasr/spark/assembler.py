@@ -33,7 +33,10 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
     Rows from :func:`~sparkasr.spark.reader.read_audio` carry ``offset_s`` (where a segment starts
     in its file) and ``error`` (why a file could not be read): ``offsetCol`` and ``errorCol`` (by
     default those columns when present) put them in the annotation's metadata, so the speech
-    annotators time chunks from the start of the file and report the reader's error.
+    annotators time chunks from the start of the file and report the reader's error. With a path
+    column as input, ``durationCol`` (by default ``duration_s`` when present) makes each row the
+    slice ``[offset_s, offset_s + duration_s)`` of its file: ``read_audio(samples=False)``'s
+    references, decoded here by seeking.
     """
 
     sampleRate = Param(Params._dummy(), "sampleRate", "sample rate of array input (Hz)", typeConverter=TypeConverters.toInt)
