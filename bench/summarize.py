@@ -36,10 +36,10 @@ def _spark_runs():
     return sorted([(n, d) for n, d in out if not d.get("quick")], key=lambda nd: nd[1].get("finished_utc", ""))
 
 
-def _overhead(ratios, corp: str):
-    """``(steady, median of paired passes, per CPU-s)`` ratios of ``ours / engine_procs`` on
-    ``corp`` (each None when the run did not measure it)."""
-    key = f"{corp}: ours / engine_procs (steady"
+def _overhead(ratios, corp: str, ours: str = "ours", anchor: str = "engine_procs"):
+    """``(steady, median of paired passes, per CPU-s)`` ratios of ``ours / anchor`` on ``corp``
+    (each None when the run did not measure it)."""
+    key = f"{corp}: {ours} / {anchor} (steady"
     return ratios.get(key + ")"), ratios.get(key + ", median of paired passes)"), ratios.get(key + ", per CPU-s)")
 
 
@@ -117,6 +117,17 @@ def main() -> int:
                 targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine (same layout: `engine_procs`)", f"x{v}{other}", v >= 0.95))
             elif raw is not None:
                 targets.append((f"{corp}: Spark pipeline >= 0.95x the raw engine", f"x{raw}", raw >= 0.95))
+            # Read as references (read_audio(samples=False)), against the anchor with their layout.
+            v, paired, per_cpu = _overhead(r, corp, "ours_refs", "engine_procs_refs")
+            if v is not None:
+                measured = f"x{v} (median of paired passes x{paired}, per CPU-s x{per_cpu})"
+                if corp == "long":
+                    targets.append(("long: Spark pipeline reading references (`read_audio(samples=False)`) >= 0.95x the raw engine "
+                                    "(its layout: `engine_procs_refs`)", measured, v >= 0.95))
+                else:  # references are for long files: a short clip is decoded twice (to plan its row, to transcribe it)
+                    targets.append(("short, option `ours_refs` (references are meant for long files: each clip is read twice, once in Python tasks of their own to plan its row, once to transcribe it) "
+                                    "against the same bar (its layout: `engine_procs_refs`)",
+                                    measured + (": would meet it" if v >= 0.95 else ": would miss it"), None))
         best = _best_over_naive(r)
         if best is not None:
             targets.append(("short clips: >= 3x the naive per-row UDF", f"best x{best} ({', '.join(f'{k}: x{v}' for k, v in r.items() if 'naive' in k and k.startswith('short'))})", best >= 3))
@@ -125,16 +136,17 @@ def main() -> int:
             # One run's verdict stands as measured; the other runs of the same benchmark (a subset
             # of pipelines or corpora, same machine) show how far the ratio moves between runs.
             md += ["### Spark overhead and naive-UDF ratio in every Spark run present", "",
-                   "| file | finished (UTC) | code | short: ours / engine_procs | long: ours / engine_procs | short: best / naive_udf |",
-                   "|---|---|---|---|---|---|"]
+                   "| file | finished (UTC) | code | short: ours / engine_procs | long: ours / engine_procs "
+                   "| long: ours_refs / engine_procs_refs | short: best / naive_udf |",
+                   "|---|---|---|---|---|---|---|"]
             for name, d in runs:
                 cells = []
-                for corp in ("short", "long"):
-                    v, paired, _ = _overhead(d["summary"]["ratios"], corp)
+                for corp, ours, anchor in (("short", "ours", "engine_procs"), ("long", "ours", "engine_procs"), ("long", "ours_refs", "engine_procs_refs")):
+                    v, paired, _ = _overhead(d["summary"]["ratios"], corp, ours, anchor)
                     cells.append("" if v is None else f"x{v}" + ("" if paired is None else f" (paired x{paired})"))
                 naive = _best_over_naive(d["summary"]["ratios"])
                 code = f"`{d['machine']['git']}`" if d["machine"].get("git") else "not recorded"
-                md.append(f"| `{name}.json` | {d.get('finished_utc', '')} | {code} | {cells[0]} | {cells[1]} | "
+                md.append(f"| `{name}.json` | {d.get('finished_utc', '')} | {code} | {' | '.join(cells)} | "
                           f"{'' if naive is None else f'x{naive}'} |")
             md.append("")
     if rss:
