@@ -281,7 +281,7 @@ def test_read_audio_references_transcribe_like_samples(spark, tmp_path, clips):
         else:
             assert "error" not in doc["metadata"] and doc["result"]
     with pytest.raises(ValueError, match="durationCol column 'nope' not found"):
-        asr.setDurationCol("nope").transform(refs)
+        asr.setInputCols(["path"]).setDurationCol("nope").transform(refs)
     with pytest.raises(ValueError, match="samples=False.*s3a://bucket/audio"):
         read_audio(spark, "s3a://bucket/audio", samples=False)
 
