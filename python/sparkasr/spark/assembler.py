@@ -84,7 +84,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
         if kind not in (INPUT_FLOATS, INPUT_BINARY, INPUT_PATH):
             raise TypeError(f"AudioAssembler: column '{in_col}' already holds audio annotations")
         sr, sr_col, ch = self.getSampleRate(), self.getOrDefault(self.sampleRateCol), self.getOrDefault(self.channels)
-        path_col, offset_col, error_col, duration_col = self._reader_cols(dataset)
+        path_col, offset_col, error_col, duration_col = self._reader_cols(dataset, kind == INPUT_PATH)
 
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
             # Already 16 kHz mono: a pure SQL cast, no Python round trip.
@@ -117,7 +117,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
                 rates = batch.column(sr_col).to_pylist() if sr_col else [sr] * len(cells)
                 offsets = column_values(batch, offset_col, len(cells))
                 errors = column_values(batch, error_col, len(cells))
-                durations = column_values(batch, duration_col if kind == INPUT_PATH else None, len(cells))
+                durations = column_values(batch, duration_col, len(cells))
                 out = [[_assemble(cell, kind, p, rate, ch, off, err, dur)]
                        for cell, p, rate, off, err, dur in zip(cells, paths, rates, offsets, errors, durations)]
                 del cells

@@ -441,6 +441,8 @@ def make_partition_fn(
 ):
     """Build the ``mapInArrow`` function (closure only over picklable values).
 
+    ``duration_col`` (path input only) makes each row a slice of its file (:func:`decode_path`).
+
     Input columns go back to Spark as the Arrow arrays that came in (an audio column is never
     converted to Python objects); only the annotation columns are built here. ``out_schema`` is
     the output's Spark schema.
@@ -460,7 +462,7 @@ def make_partition_fn(
             paths = column_values(batch, path_col, len(cells))
             offsets = column_values(batch, offset_col, len(cells))
             errors = column_values(batch, error_col, len(cells))
-            durations = column_values(batch, duration_col if input_kind == INPUT_PATH else None, len(cells))
+            durations = column_values(batch, duration_col, len(cells))
             for cell, p, off, err, dur in zip(cells, paths, offsets, errors, durations):
                 rows_items.append(cell_to_items(cell, input_kind, row_source(cell, input_kind, p), off, err, dur))
             del cells
@@ -604,7 +606,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         kind = classify_input(dataset.schema[in_col].dataType)
         out_col = self.getOutputCol()
         chunks_col = self.getChunksCol() or None
-        path_col, offset_col, error_col, duration_col = self._reader_cols(dataset)
+        path_col, offset_col, error_col, duration_col = self._reader_cols(dataset, kind == INPUT_PATH)
         spark = dataset.sparkSession
         ref = self._model_ref_for(spark)
         spec = dict(self._engine_spec(), model_ref=ref.__dict__)
@@ -616,8 +618,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         out_schema = StructType(fields)
         fn = make_partition_fn(
             spec, type(self)._build_engine, in_col, kind, out_col, chunks_col, path_col,
-            self._items_per_call(), self._model_name(), out_schema, offset_col, error_col,
-            duration_col if kind == INPUT_PATH else None,
+            self._items_per_call(), self._model_name(), out_schema, offset_col, error_col, duration_col,
         )
         out = src.mapInArrow(fn, schema=out_schema)
         out = A.with_annotator_type_metadata(out, out_col, A.DOCUMENT)

@@ -139,14 +139,17 @@ class HasReaderCols(Params):
     def getErrorCol(self) -> str:
         return self.getOrDefault(self.errorCol)
 
-    def _reader_cols(self, dataset) -> "ReaderCols":
-        """The reader columns of ``dataset``, each None when unset and absent."""
+    def _reader_cols(self, dataset, path_input: bool) -> "ReaderCols":
+        """The reader columns of ``dataset``, each None when unset and absent; the duration column
+        only for a path input column (``path_input``), the only input it slices, though a column
+        named in ``durationCol`` is checked either way."""
         from pyspark.sql.types import NumericType, StringType
 
+        duration = _optional_col(dataset, self.getDurationCol(), "duration_s", (NumericType,), "durationCol")
         return ReaderCols(_optional_col(dataset, self.getPathCol(), "path", (StringType,), "pathCol"),
                           _optional_col(dataset, self.getOffsetCol(), "offset_s", (NumericType,), "offsetCol"),
                           _optional_col(dataset, self.getErrorCol(), "error", (StringType,), "errorCol"),
-                          _optional_col(dataset, self.getDurationCol(), "duration_s", (NumericType,), "durationCol"))
+                          duration if path_input else None)
 
 
 class ReaderCols(NamedTuple):
