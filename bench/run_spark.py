@@ -293,23 +293,25 @@ def run(args) -> dict:
     pipelines["ours_packed"] = lambda df: ours_transcribe(df, "pack")
     pipelines["ours_refs"] = ours_transcribe
     wanted = [p for p in args.pipelines.split(",") if p] or ["engine_raw", "engine_procs"] + list(pipelines)
+    # ours_refs gets an anchor with its own layout (engine_procs_refs, run right after engine_procs):
+    # Spark sorts rows by their bytes before a round-robin repartition, so references (a few bytes
+    # each) land in other partitions than the same segments with samples.
+    refs_anchor = "engine_procs" in wanted and "ours_refs" in wanted
+    order = [m for n in wanted for m in ([n, "engine_procs_refs"] if n == "engine_procs" and refs_anchor else [n])]
     runs = []
     for corp in (["short", "long"] if args.corpus == "both" else [args.corpus]):
         entries = man[corp]
         refs = {os.path.abspath(e["path"]): e["reference"] for e in entries}
         audio_s = sum(e["duration_s"] for e in entries)
-        schedule = [(n, "cold") for n in wanted] + [(n, "steady") for _ in range(args.rounds) for n in wanted]
+        schedule = [(n, "cold") for n in order] + [(n, "steady") for _ in range(args.rounds) for n in order]
         seg_s = args.segment_s if corp == "long" else None
+        refs_s = seg_s or args.segment_s  # references: read_audio(samples=False) segments, short clips one each
         paths = reader_paths(entries)  # listed once per corpus, outside the timed jobs
         layouts = {}  # anchor -> the partitions of the pipeline it stands for
         if "engine_procs" in wanted:
             layouts["engine_procs"] = spark_partitions(spark_input(spark, paths, seg_s, parts))
-            if "ours_refs" in wanted:
-                # Spark sorts rows by their bytes before a round-robin repartition: references (a
-                # few bytes each) land in other partitions than the same segments with samples, so
-                # ours_refs gets an anchor with its own layout (engine_procs_refs).
-                layouts["engine_procs_refs"] = spark_partitions(spark_input(spark, paths, seg_s, parts, refs_s=seg_s or args.segment_s))
-        schedule = [(n, ph) for n, ph in schedule for n in ([n, "engine_procs_refs"] if n == "engine_procs" and len(layouts) == 2 else [n])]
+        if refs_anchor:
+            layouts["engine_procs_refs"] = spark_partitions(spark_input(spark, paths, seg_s, parts, refs_s=refs_s))
         per_call = WhisperForCTC()._items_per_call()  # rows per engine call in the stage (default options)
         for name, phase in schedule:
                 c0 = sampler.cpu_mark()
@@ -318,11 +320,11 @@ def run(args) -> dict:
                     hyp = engine_raw(entries, cores, seg_s)
                     rows = list(hyp)
                 elif name in layouts:
-                    hyp = engine_procs(layouts[name], cores, per_call, seg_s or (args.segment_s if name == "engine_procs_refs" else None))
+                    hyp = engine_procs(layouts[name], cores, per_call, refs_s if name == "engine_procs_refs" else seg_s)
                     rows = list(hyp)
                 else:
-                    refs_s = (seg_s or args.segment_s) if name == "ours_refs" else None
-                    df = spark_input(spark, paths, None if name == "naive_udf" else seg_s, parts, refs_s)  # naive: whole files
+                    df = spark_input(spark, paths, None if name == "naive_udf" else seg_s, parts,
+                                     refs_s if name == "ours_refs" else None)  # naive: whole files
                     rows = pipelines[name](df).collect()
                     hyp = {r["path"].replace("file:", ""): r["text"] or "" for r in rows}
                 wall = time.perf_counter() - t
