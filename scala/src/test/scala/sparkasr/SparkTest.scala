@@ -19,5 +19,5 @@ object SharedSpark {
 }
 
 trait SparkTest extends BeforeAndAfterAll { self: Suite =>
-  def spark: SparkSession = SharedSpark.spark
+  lazy val spark: SparkSession = SharedSpark.spark
 }

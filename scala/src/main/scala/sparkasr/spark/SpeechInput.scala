@@ -13,7 +13,8 @@ import sparkasr.audio.{Audio, AudioDecoder, AudioError}
   * (`binaryFile`'s `content`) or file paths. Errors are kept per row, naming the file. */
 object SpeechInput {
   sealed trait Kind
-  case object AudioAnnotations extends Kind
+  /** Spark NLP audio annotations; the struct's `result` and `metadata` positions (-1: none). */
+  final case class AudioAnnotations(resultIdx: Int, metadataIdx: Int) extends Kind
   case object Binary extends Kind
   case object Path extends Kind
   case object Floats extends Kind
@@ -21,7 +22,8 @@ object SpeechInput {
   def classify(dataType: DataType): Kind = dataType match {
     case BinaryType => Binary
     case StringType => Path
-    case ArrayType(s: StructType, _) if s.fieldNames.contains("result") => AudioAnnotations
+    case ArrayType(s: StructType, _) if s.fieldNames.contains("result") =>
+      AudioAnnotations(s.fieldIndex("result"), if (s.fieldNames.contains("metadata")) s.fieldIndex("metadata") else -1)
     case ArrayType(FloatType | DoubleType, _) => Floats
     case other =>
       throw new IllegalArgumentException(
@@ -82,16 +84,19 @@ object SpeechInput {
     if (error.exists(_.nonEmpty)) return Seq(AudioItem(null, source, off, error))
     if (cell == null) return Seq(AudioItem(null, source, off, Some("input is null")))
     kind match {
-      case AudioAnnotations =>
+      case AudioAnnotations(resultIdx, metaIdx) =>
         val anns = cell.asInstanceOf[scala.collection.Seq[Row]]
         if (anns.isEmpty) return Seq(AudioItem(null, source, 0.0, Some("no audio annotation in the input cell")))
         anns.map { ann =>
-          val meta = Option(ann.getAs[scala.collection.Map[String, String]]("metadata")).getOrElse(Map.empty[String, String])
+          val meta = (if (metaIdx < 0 || ann.isNullAt(metaIdx)) null else ann.getAs[scala.collection.Map[String, String]](metaIdx)) match {
+            case null => Map.empty[String, String]
+            case m => m
+          }
           val src = meta.get("source").filter(_.nonEmpty).getOrElse(source)
           val o = meta.get("offset_s").filter(_.nonEmpty).map(_.toDouble).getOrElse(off)
           meta.get("error").filter(_.nonEmpty) match {
             case Some(err) => AudioItem(null, src, o, Some(err))
-            case None => validated(floats(ann.getAs[Any]("result")), src, o)
+            case None => validated(floats(if (ann.isNullAt(resultIdx)) null else ann.get(resultIdx)), src, o)
           }
         }.toSeq
       case Floats => Seq(validated(floats(cell), source, off))

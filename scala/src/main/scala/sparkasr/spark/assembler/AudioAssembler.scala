@@ -47,7 +47,7 @@ class AudioAssembler(override val uid: String)
     if (!schema.fieldNames.contains(in))
       throw new IllegalArgumentException(s"AudioAssembler: input column '$in' not found; columns are ${schema.fieldNames.mkString("[", ", ", "]")}")
     val kind = SpeechInput.classify(schema(in).dataType)
-    if (kind == SpeechInput.AudioAnnotations) throw new IllegalArgumentException(s"AudioAssembler: column '$in' already holds audio annotations")
+    if (kind.isInstanceOf[SpeechInput.AudioAnnotations]) throw new IllegalArgumentException(s"AudioAssembler: column '$in' already holds audio annotations")
     if (getSampleRateCol.nonEmpty && !schema.fieldNames.contains(getSampleRateCol))
       throw new IllegalArgumentException(s"AudioAssembler: sampleRateCol '$getSampleRateCol' not found")
     kind
