@@ -40,6 +40,8 @@ lazy val root = (project in file("."))
     Test / fork := true,
     Test / parallelExecution := false,
     Test / baseDirectory := (ThisBuild / baseDirectory).value,
+    // pretrained(name) looks in the sparkasr cache: the tests get their own
+    Test / envVars := Map("SPARKASR_CACHE" -> ((ThisBuild / baseDirectory).value / "target" / "test-cache").getPath),
     Test / javaOptions ++= Seq(
       "-Xmx3g",
       "-XX:+IgnoreUnrecognizedVMOptions",

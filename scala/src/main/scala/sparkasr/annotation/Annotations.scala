@@ -54,6 +54,14 @@ object Annotations {
     df.withColumn(column, new Column(column).as(column, meta))
   }
 
+  /** `df` with the column metadata of `schema` (for the columns both have): Spark's
+    * `mapPartitions` keeps the data of the columns it passes through but not their metadata. */
+  def withSchemaMetadata(df: DataFrame, schema: StructType): DataFrame = {
+    val meta = schema.fields.filter(f => f.metadata != Metadata.empty && df.columns.contains(f.name)).map(f => f.name -> f.metadata).toMap
+    if (meta.isEmpty) df
+    else df.select(df.columns.toSeq.map(c => meta.get(c).map(m => new Column(c).as(c, m)).getOrElse(new Column(c))): _*)
+  }
+
   def annotatorTypeOf(schema: StructType, column: String): Option[String] = {
     val m = schema(column).metadata
     if (m.contains("annotatorType")) Some(m.getString("annotatorType")) else None

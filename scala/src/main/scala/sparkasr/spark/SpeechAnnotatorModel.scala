@@ -120,7 +120,7 @@ abstract class SpeechAnnotatorModel[M <: SpeechAnnotatorModel[M]](override val u
       kept = schema.fields.indices.filterNot(i => isReplaced(schema.fields(i).name)).toArray,
       withChunks = getChunksCol.nonEmpty, batchSize = getBatchSize, modelName = modelName,
       blockRows = SpeechAnnotatorModel.blockRows(spark))
-    dataset.toDF().mapPartitions(glue.run _)(Encoders.row(outSchema))
+    Annotations.withSchemaMetadata(dataset.toDF().mapPartitions(glue.run _)(Encoders.row(outSchema)), outSchema)
   }
 
   private def isReplaced(name: String): Boolean = name == getOutputCol || (getChunksCol.nonEmpty && name == getChunksCol)

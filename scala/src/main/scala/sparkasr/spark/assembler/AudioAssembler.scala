@@ -81,7 +81,7 @@ class AudioAssembler(override val uid: String)
     val asm = Assemble(kind, schema.fieldIndex(in), idx(rc.path), idx(rc.offset), idx(rc.error), idx(rc.duration),
       if (getSampleRateCol.nonEmpty) schema.fieldIndex(getSampleRateCol) else -1, getSampleRate, getChannels,
       schema.fields.indices.filterNot(i => schema.fields(i).name == out).toArray)
-    dataset.toDF().mapPartitions(rows => rows.map(asm.row))(Encoders.row(outSchema))
+    Annotations.withSchemaMetadata(dataset.toDF().mapPartitions(rows => rows.map(asm.row))(Encoders.row(outSchema)), outSchema)
   }
 
   override def copy(extra: ParamMap): AudioAssembler = defaultCopy(extra)
