@@ -14,7 +14,7 @@ Configs (all Whisper tiny.en int8, beam 5, ``cpu_threads`` = all cores):
 * ``fw_batched``     faster-whisper ``BatchedInferencePipeline.transcribe`` (batch 8, library defaults); long files
 * ``ours_default``   ``WhisperEngine.transcribe_batch`` with default options (short: batched; long: <=30-s pieces
   cut at quiet points, decoded batched as text)
-* ``ours_packed``    ``sparkasr.packing.transcribe_packed``; short clips
+* ``ours_packed``    ``sparkasr.whisper.packing.transcribe_packed``; short clips
 * ``ours_packed_long``  ``transcribe_packed`` on long files: cut at quiet points into <=30-s pieces, batched
 * ``ours_packed_long_text``  the same with ``timestamps="none"`` (text only, as the batched anchor's default)
 """
@@ -43,7 +43,7 @@ CONFIGS = {
 def _items(entries):
     import soundfile as sf
 
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
 
     return [AudioItem(sf.read(e["path"], dtype="float32")[0], source=e["path"]) for e in entries]
 
@@ -74,7 +74,7 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
 
         warm = lambda: "".join(s.text for s in model.transcribe(items[0].samples[:16000], language="en")[0])  # noqa: E731
     else:
-        from sparkasr.packing import transcribe_packed
+        from sparkasr.whisper.packing import transcribe_packed
         from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
         # ``_text``: timestamps off, like BatchedInferencePipeline's default (without_timestamps=True)

@@ -14,7 +14,7 @@ driver Python process, the Python workers and the anchor's pool.
 Pipelines (Whisper tiny.en int8, beam 5, one CTranslate2 thread per task as Spark gives one core per task):
 
 * ``ours``        ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])`` (default options)
-* ``ours_packed`` the same stage with ``strategy="pack"`` (``sparkasr.packing``: short rows packed
+* ``ours_packed`` the same stage with ``strategy="pack"`` (``sparkasr.whisper.packing``: short rows packed
                   into shared 30-s windows; the stage hands the engine 8 x ``batchSize`` rows per call)
 * ``ours_refs``   ``read_audio(samples=False)`` -> ``WhisperForCTC(inputCols=["path"])``: the same
                   segments as references, each decoded (by seeking) in the task that transcribes it,
@@ -187,7 +187,7 @@ def engine_raw(entries, threads: int, segment_s=None):
     """The anchor measured in the same run: WhisperEngine in this process, all cores, no Spark, on
     the same rows as the Spark pipeline (long files: cut like ``read_audio(segment_s=...)``)."""
     from sparkasr.models import resolve_whisper_model
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
     engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=threads))
@@ -214,7 +214,7 @@ def _pool_task(rows, segment_s, per_call):
     """One partition: its rows (``(path, segment)``, in Spark's order) decoded as the stage gets
     them (whole files, or the file's ``segment``-th <=``segment_s`` row as read_audio cuts it), and
     the engine called once per ``per_call`` rows, as the Spark stage does."""
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
 
     cut = {}
     items = []

@@ -16,7 +16,7 @@ from ctc_support import VOCAB, write_checkpoint_dir
 from sparkasr.ctc import decode as D
 from sparkasr.ctc.engine import CTCEngine, CTCOptions
 from sparkasr.ctc.features import FeatureConfig, length_groups, normalize
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 
 V = D.CTCVocab.from_vocab(VOCAB)
 BLANK = "<pad>"

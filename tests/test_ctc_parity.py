@@ -20,7 +20,7 @@ from ctc_support import tiny_int8, tiny_models, tiny_other
 from sparkasr.ctc import decode as D
 from sparkasr.ctc.checkpoint import CheckpointError, load_checkpoint
 from sparkasr.ctc.engine import CTCEngine, CTCOptions
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

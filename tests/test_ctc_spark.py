@@ -126,7 +126,7 @@ def test_load_saved_model_converts_a_hf_checkpoint(models, monkeypatch, tmp_path
     pytest.importorskip("pyspark")
     monkeypatch.setenv("SPARKASR_CACHE", str(tmp_path / "cache"))
     from sparkasr import HubertForCTC, Wav2Vec2ForCTC
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
 
     stage = Wav2Vec2ForCTC.loadSavedModel(str(models["wav2vec2"]["hf"]))
     src = stage.getModelSource()

@@ -20,7 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from sparkasr.spark.core import gpu_index, task_spec
+from sparkasr.spark.context import EngineSpec, gpu_index, task_spec
+from sparkasr.spark.shipping import ModelRef
+from sparkasr.whisper import RuntimeOptions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,24 +41,26 @@ def test_gpu_index_from_task_resources():
         gpu_index(_res("GPU-8f3c"))
 
 
+def _spec(device, index=0):
+    return EngineSpec(ModelRef("embedded", name="tiny.en"), "options", RuntimeOptions(device=device, device_index=index))
+
+
 def test_task_spec_only_for_gpu_devices():
-    cpu = {"engine": "whisper", "device": "cpu"}
+    cpu = _spec("cpu")
     assert task_spec(cpu, index=1) is cpu
-    assert task_spec({"device": "cuda"}, index=1) == {"device": "cuda", "device_index": 1}
-    assert task_spec({"device": "auto"}, index=0) == {"device": "auto", "device_index": 0}
+    assert task_spec(_spec("cuda"), index=1) == _spec("cuda", 1)
+    assert task_spec(_spec("auto"), index=0) == _spec("auto", 0)
     # outside a Spark task (driver, LightPipeline, tests): unchanged
-    assert task_spec({"device": "cuda"}) == {"device": "cuda"}
+    assert task_spec(_spec("cuda")) == _spec("cuda")
 
 
 def test_auto_device_with_a_gpu_index_runs_on_cpu(clips):
     """``device=auto`` on a machine without CUDA: the assigned index must not reach the CPU."""
     from sparkasr.audio import decode_audio
     from sparkasr.spark.whisper import WhisperForCTC
-    from sparkasr.types import AudioItem
-    from sparkasr.whisper import RuntimeOptions
-
+    from sparkasr.records import AudioItem
     stage = WhisperForCTC.pretrained().setDevice("auto").setBeamSize(1)
-    spec = dict(stage._engine_spec(), model_ref={"kind": "embedded", "name": "tiny.en", "path": ""}, device_index=1)
+    spec = task_spec(stage._engine_spec(ModelRef("embedded", name="tiny.en")), index=1)
     engine = WhisperForCTC._build_engine(spec)
     assert engine.runtime.device_index == 1 and engine.model.model.device == "cpu"
     path, ref = clips[0]
@@ -71,7 +75,9 @@ SCRIPT = textwrap.dedent(
     import json, sys
     from pyspark.sql import SparkSession
     from sparkasr import WhisperForCTC, read_audio
-    from sparkasr.spark.core import task_spec
+    from sparkasr.spark.context import EngineSpec, task_spec
+    from sparkasr.spark.shipping import ModelRef
+    from sparkasr.whisper import RuntimeOptions
 
     disc, clips_dir, out = sys.argv[1:4]
     spark = (SparkSession.builder.master("local-cluster[1,2,1536]").appName("sparkasr-gpu-scheduling")
@@ -85,8 +91,8 @@ SCRIPT = textwrap.dedent(
     def probe(it):
         from pyspark import TaskContext
         tc = TaskContext.get()
-        spec = task_spec({"device": "cuda"})
-        yield {"partition": tc.partitionId(), "addresses": tc.resources()["gpu"].addresses, "device_index": spec.get("device_index")}
+        spec = task_spec(EngineSpec(ModelRef("embedded", name="tiny.en"), "options", RuntimeOptions(device="cuda")))
+        yield {"partition": tc.partitionId(), "addresses": tc.resources()["gpu"].addresses, "device_index": spec.runtime.device_index}
 
     tasks = sc.parallelize(range(4), 4).mapPartitions(probe).collect()
     df = read_audio(spark, clips_dir).repartition(4, "path")
@@ -146,8 +152,9 @@ def test_partition_function_builds_the_engine_for_the_task_gpu(monkeypatch):
     from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
     from sparkasr import annotation as A
-    from sparkasr.spark import core
-    from sparkasr.types import Transcript
+    from sparkasr.cells import INPUT_FLOATS
+    from sparkasr.spark import context, stage
+    from sparkasr.records import Transcript
 
     built = []
 
@@ -156,7 +163,8 @@ def test_partition_function_builds_the_engine_for_the_task_gpu(monkeypatch):
             self.spec = spec
 
         def transcribe_batch(self, items):
-            return [Transcript(text=f"gpu {self.spec.get('device_index')}", source=it.source) for it in items]
+            r = self.spec.runtime
+            return [Transcript(text=f"gpu {r.device_index if r.device != 'cpu' else None}", source=it.source) for it in items]
 
     def builder(spec):
         built.append(spec)
@@ -166,13 +174,13 @@ def test_partition_function_builds_the_engine_for_the_task_gpu(monkeypatch):
     batch = pa.RecordBatch.from_pydict({"audio": pa.array([(np.random.default_rng(0).standard_normal(1600) * 0.1).astype(np.float32).tolist()] * 2, pa.list_(pa.float32()))})
 
     def texts(device, gpu):
-        monkeypatch.setattr(core, "task_gpu_index", lambda: gpu)
-        fn = core.make_partition_fn({"engine": "test", "device": device, "n": len(built)}, builder, "audio", core.INPUT_FLOATS,
+        monkeypatch.setattr(context, "task_gpu_index", lambda: gpu)
+        fn = stage.make_partition_fn(EngineSpec(ModelRef("path", path=str(len(built))), "test", RuntimeOptions(device=device)), builder, "audio", INPUT_FLOATS,
                                     "text", None, None, 8, "m", schema)
         (out,) = list(fn(iter([batch])))
         return [d[0]["result"] for d in out.column("text").to_pylist()]
 
-    assert texts("cuda", 1) == ["gpu 1", "gpu 1"] and built[-1]["device_index"] == 1
+    assert texts("cuda", 1) == ["gpu 1", "gpu 1"] and built[-1].runtime.device_index == 1
     assert texts("auto", 0) == ["gpu 0", "gpu 0"]
-    assert texts("cpu", 1) == ["gpu None", "gpu None"] and "device_index" not in built[-1]
-    assert texts("cuda", None) == ["gpu None", "gpu None"]  # no GPU resource: CUDA's default device
+    assert texts("cpu", 1) == ["gpu None", "gpu None"] and built[-1].runtime.device_index == 0  # the index is not set
+    assert texts("cuda", None) == ["gpu 0", "gpu 0"]  # no GPU resource: CUDA's default device

@@ -19,7 +19,7 @@ from whisper_normalizer.english import EnglishTextNormalizer
 
 from sparkasr.audio import SAMPLE_RATE, decode_audio
 from sparkasr.models import resolve_whisper_model
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
 from conftest import ALL_CLIPS

@@ -22,7 +22,7 @@ from sparkasr.models import (
     is_ct2_dir,
     resolve_whisper_model,
 )
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
 from conftest import CARDS

@@ -1,12 +1,13 @@
-"""Packing short utterances into shared Whisper windows (sparkasr.packing), on the real clips."""
+"""Packing short utterances into shared Whisper windows (sparkasr.whisper.packing), on the real clips."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sparkasr.packing import PackingOptions, assign_words, build_window, cut_pieces, plan_windows, transcribe_packed
-from sparkasr.types import SAMPLE_RATE, AudioItem, Chunk
+from sparkasr.audio import SAMPLE_RATE, cut_pieces
+from sparkasr.whisper.packing import PackingOptions, assign_words, build_window, plan_windows, transcribe_packed
+from sparkasr.records import AudioItem, Chunk
 
 from conftest import ALL_CLIPS
 
@@ -155,7 +156,7 @@ def test_long_item_is_cut_and_joined(engine, items, refs):
 def test_reaches_speech_end_tells_a_finished_utterance_from_a_cut_one():
     """The utterance where the decoder stopped early is kept only when its words reach the end of
     its sound; a decode that stopped inside it (words end well before the sound) is redone."""
-    from sparkasr.packing import _reaches_speech_end, _Word
+    from sparkasr.whisper.packing import _reaches_speech_end, _Word
 
     rng = np.random.default_rng(0)
     x = np.zeros(3 * SAMPLE_RATE, np.float32)  # sound from 0.5 s to 2.2 s, silence after

@@ -10,7 +10,7 @@ import soundfile as sf
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from sparkasr.models import resolve_whisper_model
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
 NORM = EnglishTextNormalizer()
@@ -91,18 +91,18 @@ def test_default_long_rows_are_batched_pieces_with_word_timestamps(joined):
 
 
 def test_long_row_piece_that_fails_checks_falls_back(joined, monkeypatch):
-    from sparkasr import whisper as W
+    from sparkasr.whisper import window as W
 
     audio, _ = joined
     eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
-    real = W._compression_ratio
+    real = W.compression_ratio
     calls = {"n": 0}
 
     def flaky(text):  # the first checked piece looks like a decoding loop
         calls["n"] += 1
         return 9.9 if calls["n"] == 1 else real(text)
 
-    monkeypatch.setattr(W, "_compression_ratio", flaky)
+    monkeypatch.setattr(W, "compression_ratio", flaky)
     (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
     assert t.extra["fallbacks"] == 1 and t.error is None
     assert t.chunks[0].kind == "segment" and t.chunks[0].text and t.chunks[0].start < 2.0
@@ -118,8 +118,8 @@ def test_sequential_strategy_keeps_whisper_segments(joined):
 
 def test_speech_bounds_and_latest_quiet_cut():
     from sparkasr.audio import quiet_cut
-    from sparkasr.packing import cut_pieces
-    from sparkasr.whisper import speech_bounds
+    from sparkasr.audio import cut_pieces
+    from sparkasr.audio import speech_bounds
 
     sr = 16000
     rng = np.random.default_rng(0)
@@ -142,7 +142,7 @@ def test_speech_bounds_and_latest_quiet_cut():
 
 
 def test_packed_window_token_budget():
-    from sparkasr.packing import token_budget
+    from sparkasr.whisper.packing import token_budget
 
     # 20 s of speech in 4 utterances: room for fast speech (~4.5 tokens/s), far below a loop to 224
     assert 4.5 * 20 + 8 < token_budget([(0, 5), (6, 11), (12, 17), (18, 23)]) < 150

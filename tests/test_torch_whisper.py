@@ -1,4 +1,4 @@
-"""The PyTorch Whisper window decoder (``sparkasr.torch_whisper``) against CTranslate2 and transformers,
+"""The PyTorch Whisper window decoder (``sparkasr.whisper.torch_backend``) against CTranslate2 and transformers,
 on the real vendored clips (single clips and clips packed into ~28-s windows)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from conftest import ALL_CLIPS
 
 torch = pytest.importorskip("torch")
-tw = pytest.importorskip("sparkasr.torch_whisper")
+tw = pytest.importorskip("sparkasr.whisper.torch_backend")
 
 
 @pytest.fixture(scope="module")

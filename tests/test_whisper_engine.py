@@ -21,9 +21,10 @@ import pytest
 from whisper_normalizer.english import EnglishTextNormalizer
 
 import sparkasr.whisper as whisper_mod
+import sparkasr.whisper.model as whisper_model
 from sparkasr.audio import decode_audio
 from sparkasr.models import resolve_whisper_model
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions, get_engine
 
 from conftest import ALL_CLIPS, CARDS, LIBRIVOX
@@ -263,7 +264,7 @@ def test_top_k_proxy_applies_top_k_only_to_sampling():
         def generate(self, *a, **kw):
             return kw
 
-    proxy = whisper_mod._TopKModel(Inner(), 7)
+    proxy = whisper_model._TopKModel(Inner(), 7)
     assert proxy.generate(sampling_temperature=0.5, sampling_topk=0)["sampling_topk"] == 7
     assert "sampling_topk" not in proxy.generate(beam_size=5)
 
@@ -376,7 +377,7 @@ NO_TORCH_SCRIPT = textwrap.dedent(
         sys.modules[name] = None  # any import of these now raises ImportError
     from sparkasr.audio import decode_audio
     from sparkasr.models import resolve_whisper_model
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
     import sparkasr.whisper as w
     path = resolve_whisper_model(None).path
     rt = w.RuntimeOptions(cpu_threads=2)
@@ -393,7 +394,7 @@ NO_TORCH_SCRIPT = textwrap.dedent(
 def test_engine_runs_without_torch(tmp_path):
     clip = str(LIBRIVOX[0][0])
     env = dict(os.environ)
-    src = str(Path(whisper_mod.__file__).resolve().parents[1])
+    src = str(Path(whisper_mod.__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-c", NO_TORCH_SCRIPT, clip], capture_output=True, text=True, env=env, timeout=300

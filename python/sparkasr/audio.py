@@ -17,7 +17,7 @@ import io
 import os
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Tuple, Union
+from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -318,6 +318,43 @@ def quiet_cut(samples: np.ndarray, target: int, search: int, frame: int = 1600, 
     if latest_within > 1.0:
         best = int(np.flatnonzero(energy <= energy[best] * latest_within + 1e-12)[-1])
     return lo + best * frame + frame // 2
+
+
+def cut_pieces(samples: np.ndarray, window_s: float, search_s: float, latest_within: float = 4.0) -> List[Tuple[int, int]]:
+    """``(start, end)`` sample ranges of at most ``window_s`` seconds covering ``samples``, each cut
+    moved back (by up to ``search_s``) to a quiet 100-ms frame: the latest one with at most
+    ``latest_within`` times the quietest frame's energy (twice its RMS), so pieces stay long."""
+    n = len(samples)
+    size = int(window_s * SAMPLE_RATE)
+    search = int(search_s * SAMPLE_RATE)
+    out: List[Tuple[int, int]] = []
+    start = 0
+    while n - start > size:
+        cut = start + quiet_cut(samples[start : start + size], size, min(search, size // 2), latest_within=latest_within)
+        out.append((start, cut))
+        start = cut
+    out.append((start, n))
+    return out
+
+
+def speech_bounds(samples: np.ndarray, frame_s: float = 0.02, pad_s: float = 0.1) -> Tuple[float, float]:
+    """``(start_s, end_s)`` of the sound in ``samples``: the first and last 20-ms frames louder than a
+    tenth of the loud frames' level (95th percentile RMS), padded by ``pad_s``; the whole span when
+    nothing stands out."""
+    n = len(samples)
+    dur = n / SAMPLE_RATE
+    frame = max(1, int(frame_s * SAMPLE_RATE))
+    k = n // frame
+    if k < 3:
+        return 0.0, dur
+    rms = np.sqrt((np.asarray(samples[: k * frame], dtype=np.float32).reshape(k, frame) ** 2).mean(axis=1))
+    level = float(np.percentile(rms, 95))
+    if level <= 1e-5:
+        return 0.0, dur
+    loud = np.flatnonzero(rms > 0.1 * level)
+    if loud.size == 0:
+        return 0.0, dur
+    return max(0.0, loud[0] * frame_s - pad_s), min(dur, (loud[-1] + 1) * frame_s + pad_s)
 
 
 def iter_segments(

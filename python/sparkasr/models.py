@@ -19,7 +19,6 @@ CTranslate2 directory (``model.bin``, ``config.json``, ``tokenizer.json``/``voca
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
+
+from .paths import fingerprint
 
 EMBEDDED_DEFAULT = "tiny.en"
 _EMBEDDED_ALIASES = {None, "", "default", "tiny.en", "embedded", "whisper-tiny.en"}
@@ -56,6 +57,13 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sparkasr"
     )
     path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_cache_dir() -> Path:
+    """Where converted and joined models are cached (``<cache_dir>/models``)."""
+    path = cache_dir() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -107,7 +115,7 @@ def _base_model_path() -> str:
     d2 = Path(p2.__file__).parent / "data"
     parts = [d1 / "model.bin.part1", d2 / "model.bin.part2"]
     size = sum(p.stat().st_size for p in parts)
-    target = cache_dir() / "models" / f"whisper-base-ct2-{size}"
+    target = models_cache_dir() / f"whisper-base-ct2-{size}"
     if is_ct2_dir(target):
         return str(target)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
@@ -127,15 +135,6 @@ def _base_model_path() -> str:
     return str(target)
 
 
-def _dir_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(path.iterdir()):
-        if f.is_file():
-            st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:16]
-
-
 def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, output_dir: Optional[str] = None) -> str:
     """Convert a Hugging Face Whisper directory to CTranslate2 (once; cached by fingerprint)."""
     src = Path(path)
@@ -145,7 +144,7 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
                 f"{src} only has pytorch_model.bin (a pickle, which can run code when loaded); "
                 "re-save it as safetensors or set SPARKASR_ALLOW_PICKLE=1 to accept it"
             )
-    target = Path(output_dir) if output_dir else cache_dir() / "models" / f"hf-{src.name}-{_dir_fingerprint(src)}-{quantization or 'none'}"
+    target = Path(output_dir) if output_dir else models_cache_dir() / f"hf-{src.name}-{fingerprint(str(src))}-{quantization or 'none'}"
     if is_ct2_dir(target):
         return str(target)
     try:

@@ -21,7 +21,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..types import SAMPLE_RATE, AudioItem, Chunk, Transcript, error_transcript
+from ..audio import SAMPLE_RATE
+from ..engines import cached_engine
+from ..records import AudioItem, Chunk, Transcript, error_transcript
 from . import decode as D
 from .checkpoint import CTCCheckpoint, CheckpointError, load_checkpoint
 from .features import length_groups, pad_batch, prepare
@@ -283,18 +284,7 @@ class CTCEngine:
         )
 
 
-# ---------------------------------------------------------------------------------------------
-# A process-wide engine cache keyed by (model dir, options): one model per Python worker
-# ---------------------------------------------------------------------------------------------
-
-_ENGINES: Dict[Tuple[str, CTCOptions], CTCEngine] = {}
-_LOCK = threading.Lock()
-
-
 def get_engine(model_dir: Union[str, os.PathLike], options: CTCOptions = CTCOptions()) -> CTCEngine:
-    key = (os.path.abspath(os.fspath(model_dir)), options)
-    with _LOCK:
-        eng = _ENGINES.get(key)
-        if eng is None:
-            eng = _ENGINES[key] = CTCEngine(model_dir, options)
-        return eng
+    """The process's cached engine for ``model_dir`` and ``options``."""
+    path = os.path.abspath(os.fspath(model_dir))
+    return cached_engine(("ctc", path, options), lambda: CTCEngine(model_dir, options))

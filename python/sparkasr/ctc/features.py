@@ -20,7 +20,8 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE
+
 
 
 @dataclass(frozen=True)

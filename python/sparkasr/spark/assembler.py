@@ -11,8 +11,9 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from .. import annotation as A
-from ..audio import SAMPLE_RATE, AudioError, decode_audio, to_mono_16k
-from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, classify_input, column_values, decode_path, input_cells, row_source
+from ..audio import SAMPLE_RATE
+from ..cells import cell_source, decode_cell, failure
+from .inputs import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, classify_input, column_values, input_cells
 from .params import HasInputCol, HasOutputCol, HasReaderCols
 
 
@@ -132,30 +133,20 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
 
 
 def _assemble(cell, kind, path, rate, channels, offset=None, error=None, duration=None):
-    source = row_source(cell, kind, path)
+    source = cell_source(cell, kind, path)
     meta = {"sample_rate": SAMPLE_RATE, "source": source or None}
     if offset is not None:
         meta["offset_s"] = round(float(offset), 4)
+    if error:  # the reader already failed on this row and said why (naming the file)
+        meta[A.ERROR_KEY] = str(error)
+        return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
     try:
-        if error:  # the reader already failed on this row and said why (naming the file)
-            meta[A.ERROR_KEY] = str(error)
-            return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
-        if cell is None:
-            raise AudioError("input is null")
-        if kind == INPUT_FLOATS:
-            if rate is None or int(rate) <= 0:
-                raise AudioError(f"invalid sample rate {rate}")
-            samples = to_mono_16k(np.asarray(cell, dtype=np.float32), int(rate), channels)
-            meta["original_sample_rate"] = int(rate)
-            meta["channels"] = channels
-        elif kind == INPUT_BINARY:
-            samples = decode_audio(bytes(cell), name=source or None, validate=False)
-        else:
-            samples = decode_path(cell, offset, duration, validate=False)
-        meta["duration_s"] = round(len(samples) / SAMPLE_RATE, 3)
-        return A.audio_annotation(samples, meta)
-    except AudioError as exc:
-        meta[A.ERROR_KEY] = f"{source}: {exc}" if source else str(exc)
+        samples = decode_cell(cell, kind, source, offset=offset, duration=duration, rate=rate, channels=channels)
     except Exception as exc:  # never lose a row
-        meta[A.ERROR_KEY] = f"{source}: cannot read audio ({type(exc).__name__}: {exc})"
-    return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
+        meta[A.ERROR_KEY] = failure(source, exc)
+        return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
+    if kind == INPUT_FLOATS:
+        meta["original_sample_rate"] = int(rate)
+        meta["channels"] = channels
+    meta["duration_s"] = round(len(samples) / SAMPLE_RATE, 3)
+    return A.audio_annotation(samples, meta)

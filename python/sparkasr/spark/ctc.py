@@ -1,6 +1,6 @@
 """``Wav2Vec2ForCTC`` and ``HubertForCTC``: Spark NLP's class names and setters, ONNX Runtime inside.
 
-Thin subclasses of :class:`~sparkasr.spark.core.SpeechAnnotatorModel` (same ingestion, batching,
+Thin subclasses of :class:`~sparkasr.spark.stage.SpeechAnnotatorModel` (same ingestion, batching,
 error rows and output schema as ``WhisperForCTC``) over :class:`sparkasr.ctc.CTCEngine`.
 
     >>> asr = Wav2Vec2ForCTC.loadSavedModel("/models/w2v2-base-960h-onnx", spark) \\
@@ -15,7 +15,8 @@ word|char, ``chunksCol`` (default ``<outputCol>_chunks``) holds ``chunk`` annota
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import replace
+from typing import List, Optional, Tuple
 
 from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
@@ -24,20 +25,16 @@ from ..ctc.checkpoint import load_checkpoint
 from ..ctc.engine import BACKENDS, TIMESTAMP_MODES, CTCOptions
 from ..ctc.lm import BeamOptions
 from ..ctc.models import lm_in_dir, resolve_ctc_model, with_lm
-from .core import ModelRef, SpeechAnnotatorModel, _is_remote_uri, task_cpus
+from ..paths import is_remote_uri
+from .context import EngineSpec, task_cpus
+from .shipping import ModelRef, local_model_dir
+from .stage import SpeechAnnotatorModel
 
 
 def _to_float_list(value) -> List[float]:
     if isinstance(value, (int, float)):
         return [float(value)]
     return TypeConverters.toListFloat(value)
-
-
-_PARAM_NAMES = (
-    "inputCols", "outputCol", "modelSource", "batchSize", "timestamps", "chunkLengthS", "strideLengthS",
-    "maxUnchunkedS", "lmPath", "beamWidth", "lmAlpha", "lmBeta", "hotwords", "hotwordWeight", "cpuThreads",
-    "backend", "quantize", "allowPickle", "shipModel", "pathCol", "chunksCol", "offsetCol", "errorCol",
-)
 
 
 class _CTCAnnotator(SpeechAnnotatorModel):
@@ -240,7 +237,7 @@ class _CTCAnnotator(SpeechAnnotatorModel):
 
     def _resolve_model(self) -> Tuple[ModelRef, str]:
         name = self.getModelSource()
-        if _is_remote_uri(name):
+        if is_remote_uri(name):
             return ModelRef("path", path=name), ""
         local = self._local_dir()
         return ModelRef("path", path=local), local
@@ -249,38 +246,27 @@ class _CTCAnnotator(SpeechAnnotatorModel):
         name = self.getModelSource()
         return name if len(name) < 80 else "..." + name[-77:]
 
-    def _engine_spec(self) -> Dict[str, Any]:
+    def _engine_spec(self, model: ModelRef) -> EngineSpec:
         lm_file = None
         if self.getLmPath():
             name = self.getModelSource()
-            local = "" if _is_remote_uri(name) else self._local_dir()
+            local = "" if is_remote_uri(name) else self._local_dir()
             found = lm_in_dir(local) if local else None
             lm_file = os.path.basename(found) if found else ("lm.arpa" if self.getLmPath().endswith(".arpa") else "lm.binary")
-        opts = self._options()
-        d = dict(opts.__dict__)
-        d["beam"] = dict(opts.beam.__dict__) if opts.beam is not None else None
-        return {"engine": "ctc", "options": d, "lm_file": lm_file}
+        return EngineSpec(model, self._options(), extra=(("lm_file", lm_file),))
 
     @staticmethod
-    def _build_engine(spec: Dict[str, Any]):
+    def _build_engine(spec: EngineSpec):
         from ..ctc.engine import CTCEngine
-        from .core import local_model_dir
 
-        ref = ModelRef(**spec["model_ref"])
-        path = local_model_dir(ref)
-        opts = dict(spec["options"])
-        beam = opts.pop("beam")
-        if opts.get("stride_length_s") is not None:
-            opts["stride_length_s"] = tuple(opts["stride_length_s"])
-        if not opts.get("num_threads"):
-            opts["num_threads"] = task_cpus()
-        if beam is not None:
-            beam = dict(beam)
-            beam["hotwords"] = tuple(beam.get("hotwords") or ())
-            if spec.get("lm_file"):
-                beam["kenlm_model_path"] = os.path.join(path, spec["lm_file"])
-            opts["beam"] = BeamOptions(**beam)
-        return CTCEngine(path, CTCOptions(**opts))
+        path = local_model_dir(spec.model)
+        opts = spec.options
+        if not opts.num_threads:
+            opts = replace(opts, num_threads=task_cpus())
+        lm_file = dict(spec.extra).get("lm_file")
+        if opts.beam is not None and lm_file:
+            opts = replace(opts, beam=replace(opts.beam, kenlm_model_path=os.path.join(path, lm_file)))
+        return CTCEngine(path, opts)
 
 
 class Wav2Vec2ForCTC(_CTCAnnotator):

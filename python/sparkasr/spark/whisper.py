@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import replace
+from typing import List, Optional, Tuple
 
 from pyspark import keyword_only
 from pyspark.ml.param import Param, Params, TypeConverters
 
 from ..models import ModelSource, resolve_whisper_model
+from ..paths import is_remote_uri
 from ..whisper import RuntimeOptions, WhisperOptions
-from .core import ModelRef, SpeechAnnotatorModel, _is_remote_uri, task_cpus
+from .context import EngineSpec, task_cpus
 from .params import HasRuntimeParams
+from .shipping import ModelRef, local_model_dir
+from .stage import SpeechAnnotatorModel
 
 
 def _to_float_list(value) -> List[float]:
@@ -221,7 +225,7 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
 
     def _resolve_model(self) -> Tuple[ModelRef, str]:
         name = self.getModelSource()
-        if _is_remote_uri(name):
+        if is_remote_uri(name):
             return ModelRef("path", path=name), ""
         src = self._source()
         if src.is_embedded:
@@ -232,20 +236,13 @@ class WhisperForCTC(SpeechAnnotatorModel, HasRuntimeParams):
         name = self.getModelSource()
         return name if len(name) < 80 else "..." + name[-77:]
 
-    def _engine_spec(self) -> Dict[str, Any]:
-        self._runtime(self.getCpuThreads())  # validate on the driver
-        return {"engine": "whisper", "options": self._options().__dict__, "device": self.getDevice(), "compute_type": self.getComputeType(), "cpu_threads": self.getCpuThreads()}
+    def _engine_spec(self, model: ModelRef) -> EngineSpec:
+        return EngineSpec(model, self._options(), self._runtime(self.getCpuThreads()))
 
     @staticmethod
-    def _build_engine(spec: Dict[str, Any]):
+    def _build_engine(spec: EngineSpec):
         from ..whisper import WhisperEngine
-        from .core import local_model_dir
 
-        ref = ModelRef(**spec["model_ref"])
-        path = local_model_dir(ref, resolver=lambda n: resolve_whisper_model(n).path)
-        threads = spec["cpu_threads"] or task_cpus()
-        opts = dict(spec["options"])
-        opts["temperature"] = tuple(opts["temperature"])
-        return WhisperEngine(path, WhisperOptions(**opts), RuntimeOptions(
-            device=spec["device"], compute_type=spec["compute_type"], cpu_threads=threads, device_index=spec.get("device_index", 0),
-        ))
+        path = local_model_dir(spec.model, resolver=lambda n: resolve_whisper_model(n).path)
+        runtime = spec.runtime if spec.runtime.cpu_threads else replace(spec.runtime, cpu_threads=task_cpus())
+        return WhisperEngine(path, spec.options, runtime)

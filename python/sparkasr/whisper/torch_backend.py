@@ -36,7 +36,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE
+
 N_FFT = 400
 HOP = 160
 N_FRAMES = 3000  # 30 s
