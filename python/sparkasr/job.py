@@ -195,7 +195,9 @@ def config_id(model_name: str, params: Dict[str, Any]) -> str:
     """Stable id of what determines a transcript: model + decoding options (not runtime knobs)."""
     import hashlib
 
-    ignore = {"inputCols", "outputCol", "pathCol", "chunksCol", "offsetCol", "errorCol", "batchSize", "cpuThreads", "shipModel"}
+    from .params import stage_table
+
+    ignore = set(stage_table("WhisperForCTC").runtime_names())
     blob = json.dumps({"model": model_name, **{k: v for k, v in sorted(params.items()) if k not in ignore}}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -438,7 +440,8 @@ def _write_eval_report(records, output: str, asr, carried: List[str]) -> Optiona
     if not has_references(records, "reference"):
         return None
     group_cols = [c for c in carried if c in ("speaker", "dataset", "group", "split")]
-    options = {p.name: v for p, v in asr.extractParamMap().items() if p.name not in ("inputCols", "outputCol", "pathCol", "chunksCol", "offsetCol", "errorCol")}
+    runtime = set(asr._option_table.runtime_names())
+    options = {p.name: v for p, v in asr.extractParamMap().items() if p.name not in runtime}
     result = evaluate_and_report(
         records.where("error IS NULL"), output.rstrip("/") + "/report", prediction_col="text", reference_col="reference",
         group_by=group_cols or None, normalizer="whisper_en", model=asr._model_name(), options=options,

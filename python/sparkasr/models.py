@@ -19,13 +19,14 @@ CTranslate2 directory (``model.bin``, ``config.json``, ``tokenizer.json``/``voca
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from .paths import fingerprint
 
@@ -188,6 +189,45 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
         if not is_ct2_dir(target):
             raise
     return str(target)
+
+
+@functools.lru_cache(maxsize=32)
+def whisper_languages(path: str) -> Tuple[str, ...]:
+    """The language codes the Whisper model in ``path`` (a CTranslate2 directory) can be told:
+    ``("en",)`` for an English-only model (a 51864-token vocabulary), else the languages of its
+    ``lang_ids``. Read from the model's small files, without loading it."""
+    p = Path(path)
+    vocab = p / "vocabulary.txt"
+    if vocab.is_file():
+        tokens = vocab.read_text(encoding="utf-8").splitlines()
+    else:
+        by_id = json.loads((p / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+        tokens = [t for t, _ in sorted(by_id.items(), key=lambda kv: kv[1])]
+    if len(tokens) < 51865:
+        return ("en",)
+    try:
+        ids = json.loads((p / "config.json").read_text(encoding="utf-8")).get("lang_ids") or []
+    except (OSError, ValueError):
+        ids = []
+    langs = tuple(tokens[i][2:-2] for i in ids if 0 <= i < len(tokens) and tokens[i].startswith("<|"))
+    if not langs:
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        langs = tuple(_LANGUAGE_CODES)
+    return langs
+
+
+def check_whisper_options(path: os.PathLike, name: str, language: Optional[str], task: str) -> None:
+    """Refuse, on the driver, a ``language`` or ``task`` the model in ``path`` cannot do, in one
+    line naming the option and what the model allows."""
+    langs = whisper_languages(os.fspath(path))
+    if langs == ("en",):
+        if language and language != "en":
+            raise ValueError(f"language {language!r} is not possible with {name}, an English-only model (choices: en, or '' to detect)")
+        if task == "translate":
+            raise ValueError(f"task 'translate' needs a multilingual model; {name} is English-only (choices: transcribe)")
+    elif language and language not in langs:
+        raise ValueError(f"language {language!r} is not a language of {name} (choices: {', '.join(langs)}, or '' to detect)")
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:

@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
-from pyspark import keyword_only
 from pyspark.ml import Transformer
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from .. import annotation as A
 from ..audio import SAMPLE_RATE
 from ..cells import cell_source, decode_cell, failure
+from ..params import stage_table
 from .inputs import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, classify_input, column_values, input_cells
-from .params import HasInputCol, HasOutputCol, HasReaderCols
+from .params import HasReaderCols, declare_params
 
 
-class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, DefaultParamsReadable, DefaultParamsWritable):
+@declare_params(stage_table("AudioAssembler"))
+class AudioAssembler(Transformer, HasReaderCols, DefaultParamsReadable, DefaultParamsWritable):
     """Turn a column of audio into Spark NLP ``audio`` annotations (16 kHz mono float32).
 
     Input column types:
@@ -40,40 +40,6 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
     references, decoded here by seeking.
     """
 
-    sampleRate = Param(Params._dummy(), "sampleRate", "sample rate of array input (Hz)", typeConverter=TypeConverters.toInt)
-    sampleRateCol = Param(Params._dummy(), "sampleRateCol", "column with each row's sample rate ('' = use sampleRate)", typeConverter=TypeConverters.toString)
-    channels = Param(Params._dummy(), "channels", "interleaved channels in array input (down-mixed to mono)", typeConverter=TypeConverters.toInt)
-
-    @keyword_only
-    def __init__(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
-                 offsetCol=None, durationCol=None, errorCol=None):
-        super().__init__()
-        self._setDefault(inputCol="audio_content", outputCol="audio_assembler", sampleRate=SAMPLE_RATE, sampleRateCol="", channels=1, pathCol="",
-                         offsetCol="", durationCol="", errorCol="")
-        self.setParams(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
-                  offsetCol=None, durationCol=None, errorCol=None):
-        out = self._set(**self._input_kwargs)
-        if self.getOrDefault(self.sampleRate) <= 0:
-            raise ValueError("AudioAssembler: sampleRate must be > 0")
-        if self.getOrDefault(self.channels) < 1:
-            raise ValueError("AudioAssembler: channels must be >= 1")
-        return out
-
-    def setSampleRate(self, value: int):
-        return self.setParams(sampleRate=value)
-
-    def getSampleRate(self) -> int:
-        return self.getOrDefault(self.sampleRate)
-
-    def setSampleRateCol(self, value: str):
-        return self.setParams(sampleRateCol=value)
-
-    def setChannels(self, value: int):
-        return self.setParams(channels=value)
-
     def _transform(self, dataset):
         from pyspark.sql import functions as F
         from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
@@ -84,7 +50,7 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
         kind = classify_input(dataset.schema[in_col].dataType)
         if kind not in (INPUT_FLOATS, INPUT_BINARY, INPUT_PATH):
             raise TypeError(f"AudioAssembler: column '{in_col}' already holds audio annotations")
-        sr, sr_col, ch = self.getSampleRate(), self.getOrDefault(self.sampleRateCol), self.getOrDefault(self.channels)
+        sr, sr_col, ch = self.getSampleRate(), self.getSampleRateCol(), self.getChannels()
         path_col, offset_col, error_col, duration_col = self._reader_cols(dataset, kind == INPUT_PATH)
 
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:

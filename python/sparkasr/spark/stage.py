@@ -23,7 +23,6 @@ import os
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from pyspark.ml import Model
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
 
 from .. import annotation as A
@@ -32,7 +31,7 @@ from ..engines import transcribe_isolating
 from ..records import AudioItem, Transcript, error_transcript
 from .context import EngineSpec, task_engine
 from .inputs import INPUT_PATH, classify_input, column_values, input_cells
-from .params import HasBatchSize, HasInputCols, HasOutputCol, HasReaderCols
+from .params import HasInputCols, HasReaderCols
 from .shipping import ModelRef, copy_to_hadoop, ship_model_dir
 
 log = logging.getLogger(__name__)
@@ -121,32 +120,9 @@ def make_partition_fn(
     return run
 
 
-class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasReaderCols, MLReadable, MLWritable):
-    """Base for speech-to-text annotators (a fitted ``Model``, like Spark NLP's)."""
-
-    modelSource = Param(
-        Params._dummy(), "modelSource",
-        "model name, local directory or URI (see sparkasr.models); saved stages point at their own copy",
-        typeConverter=TypeConverters.toString,
-    )
-    shipModel = Param(
-        Params._dummy(), "shipModel",
-        "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)",
-        typeConverter=TypeConverters.toBoolean,
-    )
-    chunksCol = Param(
-        Params._dummy(), "chunksCol",
-        "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)",
-        typeConverter=TypeConverters.toString,
-    )
-    _embedded_resolver: Optional[Callable[[str], str]] = None
-
-    def __init__(self):
-        super().__init__()
-        self._setDefault(
-            inputCols=["audio_assembler"], outputCol="transcription", batchSize=8,
-            shipModel=True, pathCol="", chunksCol="", offsetCol="", durationCol="", errorCol="",
-        )
+class SpeechAnnotatorModel(Model, HasInputCols, HasReaderCols, MLReadable, MLWritable):
+    """Base for speech-to-text annotators (a fitted ``Model``, like Spark NLP's). Subclasses get
+    their params from their option table (:func:`~sparkasr.spark.params.declare_params`)."""
 
     # pyspark.ml's default copy() deep-copies params; keep that.
 
@@ -168,23 +144,9 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         return False
 
     def _model_name(self) -> str:
-        return self.getOrDefault(self.modelSource)
-
-    # -- getters -----------------------------------------------------------------------------
-    def setModelSource(self, value: str):
-        return self._set(modelSource=value)
-
-    def getModelSource(self) -> str:
-        return self.getOrDefault(self.modelSource)
-
-    def setShipModel(self, value: bool):
-        return self._set(shipModel=value)
-
-    def getShipModel(self) -> bool:
-        return self.getOrDefault(self.shipModel)
-
-    def setChunksCol(self, value: str):
-        return self._set(chunksCol=value)
+        """The model as the annotations' metadata name it (long paths shortened)."""
+        name = self.getModelSource()
+        return name if len(name) < 80 else "..." + name[-77:]
 
     def getChunksCol(self) -> str:
         c = self.getOrDefault(self.chunksCol)
@@ -197,8 +159,19 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasOutputCol, HasBatchSize, HasR
         """How many items the partition function hands the engine per call."""
         return self.getBatchSize()
 
+    def _check_model(self, local_dir: str) -> None:
+        """Refuse options the model at ``local_dir`` cannot honour ('' when it is not local)."""
+
+    def validateModel(self):
+        """Resolve the model on the driver and check the params against it (a language an
+        English-only model cannot do, say), so a bad combination fails here, naming the param,
+        and not in every task. ``transform`` does this too."""
+        self._check_model(self._resolve_model()[1])
+        return self
+
     def _model_ref_for(self, spark) -> ModelRef:
         ref, local = self._resolve_model()
+        self._check_model(local)
         if ref.kind == "embedded":
             return ref
         if self.getShipModel():

@@ -6,8 +6,10 @@ Options are validated up front: an option that CTranslate2 cannot honour is refu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
+
+from ..options import BOOL, FLOAT, INT, LIST_FLOAT, STRING, option, validate
 
 WINDOW_S = 30.0
 TIMESTAMP_MODES = ("none", "segment", "word")
@@ -22,74 +24,88 @@ PIECE_SEARCH_S = 5.0  # a long row's piece boundary moves back by up to this muc
 class RuntimeOptions:
     """How to load the model: one cached instance per distinct value per Python worker."""
 
-    device: str = "cpu"
-    compute_type: str = "int8"
-    cpu_threads: int = 0  # 0 = CTranslate2's default (all cores); Spark stages set cores per task
+    device: str = option(
+        "device", STRING, "cpu", "cpu, cuda or auto; cuda/auto open the GPU Spark assigned to the task", choices=DEVICES,
+    )
+    compute_type: str = option(
+        "computeType", STRING, "int8", "CTranslate2 compute type (int8, float16, float32, ...)", choices=COMPUTE_TYPES,
+    )
+    cpu_threads: int = option(
+        "cpuThreads", INT, 0, "threads per task for the model; 0 = spark.task.cpus inside Spark, all cores outside it",
+        minimum=0, key="threads",
+    )
     device_index: int = 0  # CUDA device (Spark stages: the GPU Spark assigned to the task); CPU: unused
 
     def __post_init__(self):
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if self.compute_type not in COMPUTE_TYPES:
-            raise ValueError(f"computeType must be one of {COMPUTE_TYPES}, got {self.compute_type!r}")
-        if self.cpu_threads < 0:
-            raise ValueError("cpuThreads must be >= 0")
+        validate(self)
         if self.device_index < 0:
             raise ValueError("device_index must be >= 0")
 
 
 @dataclass(frozen=True)
 class WhisperOptions:
-    """Decoding options (each one honoured)."""
+    """Decoding options (each one honoured; a value CTranslate2 cannot honour is refused)."""
 
-    language: Optional[str] = None  # None: detect (English-only models: "en")
-    task: str = "transcribe"
-    beam_size: int = 5
-    best_of: int = 5
-    patience: float = 1.0
-    length_penalty: float = 1.0
-    repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
-    temperature: Tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    top_k: int = 0  # sampling: 0 = whole distribution
-    top_p: float = 1.0  # nucleus sampling: CTranslate2's Whisper has none, so only 1.0 is accepted
-    max_new_tokens: Optional[int] = None
-    initial_prompt: Optional[str] = None
-    timestamps: str = "segment"  # none | segment | word
-    condition_on_previous_text: bool = True
+    language: Optional[str] = option(
+        "language", STRING, "", "language code ('' = detect: language and language_probability in the metadata; "
+        "English-only models: en)", null="",
+    )
+    task: str = option("task", STRING, "transcribe", "transcribe, or translate (to English; multilingual models)", choices=TASKS)
+    beam_size: int = option("beamSize", INT, 5, "beam size for temperature-0 decoding (1 = greedy)", minimum=1)
+    best_of: int = option("bestOf", INT, 5, "candidates sampled at temperature > 0", minimum=1)
+    patience: float = option("patience", FLOAT, 1.0, "beam search patience factor", minimum=0.0)
+    length_penalty: float = option("lengthPenalty", FLOAT, 1.0, "beam search length penalty")
+    repetition_penalty: float = option("repetitionPenalty", FLOAT, 1.0, "penalty on repeated tokens (> 1 penalises)", minimum=0.0)
+    no_repeat_ngram_size: int = option("noRepeatNgramSize", INT, 0, "forbid repeating n-grams of this size (0 = off)", minimum=0)
+    temperature: Tuple[float, ...] = option(
+        "temperature", LIST_FLOAT, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        "temperatures tried in order when a decode fails the compression-ratio / log-prob checks", minimum=0.0,
+    )
+    top_k: int = option("topK", INT, 0, "sampling at temperature > 0 from the K most likely tokens (0 = all)", minimum=0)
+    top_p: float = option(
+        "topP", FLOAT, 1.0, "nucleus sampling; CTranslate2's Whisper decoder has none, so values < 1 are refused", maximum=1.0,
+    )
+    max_new_tokens: Optional[int] = option(
+        "maxNewTokens", INT, 0, "max tokens generated per 30-s window (0 = the model's maximum)", minimum=0, maximum=440, null=0,
+    )
+    initial_prompt: Optional[str] = option("initialPrompt", STRING, "", "text given to the decoder as previous context", null="")
+    timestamps: str = option(
+        "timestamps", STRING, "segment", "none, segment or word: chunk annotations with start/end seconds", choices=TIMESTAMP_MODES,
+    )
+    condition_on_previous_text: bool = option(
+        "conditionOnPreviousText", BOOL, True, "long audio: prompt each window with the previous text",
+    )
     compression_ratio_threshold: Optional[float] = 2.4
     log_prob_threshold: Optional[float] = -1.0
     no_speech_threshold: Optional[float] = 0.6
-    batch_size: int = 8
-    vad_filter: bool = False
-    seed: Optional[int] = None
-    strategy: str = "batch"  # batch: rows batched, long rows cut into <=30-s pieces | sequential: long rows by faster-whisper's long-form algorithm | pack: short utterances packed into shared windows
-    long_piece_s: float = 600.0  # strategy=sequential: rows longer than 1.5x this are decoded in pieces of this length (bounded memory)
+    batch_size: int = option("batchSize", INT, 8, "short rows (<= 30 s) decoded together in one model call", minimum=1)
+    vad_filter: bool = option("vadFilter", BOOL, False, "skip non-speech with Silero VAD (sequential path)")
+    seed: Optional[int] = option("seed", INT, -1, "random seed for sampling (-1 = unset)", minimum=-1, null=-1)
+    strategy: str = option(
+        "strategy", STRING, "batch",
+        "batch: short rows batched, long rows cut at quiet points into <= 30-s pieces decoded batched (one segment per "
+        "piece); sequential: long rows by faster-whisper's long-form algorithm (Whisper's sentence segments); pack: "
+        "short utterances packed several to a 30-s window (fastest on short clips)", choices=STRATEGIES,
+    )
+    long_piece_s: float = option(
+        "longPieceS", FLOAT, 600.0,
+        "strategy=sequential: rows longer than 1.5x this many seconds are decoded in pieces of this length (bounded memory)",
+        minimum=60.0,
+    )
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.timestamps not in TIMESTAMP_MODES:
-            raise ValueError(f"timestamps must be one of {TIMESTAMP_MODES}, got {self.timestamps!r}")
-        if self.beam_size < 1 or self.best_of < 1 or self.batch_size < 1:
-            raise ValueError("beamSize, bestOf and batchSize must be >= 1")
-        if not self.temperature or any(t < 0 for t in self.temperature):
+        if self.max_new_tokens is not None and not (0 < self.max_new_tokens <= 440):
+            raise ValueError("maxNewTokens must be in 1..440 (Whisper's decoder holds 448 tokens), or unset (0)")
+        if not self.temperature:
             raise ValueError("temperature must be a non-empty list of values >= 0")
-        if self.top_k < 0:
-            raise ValueError("topK must be >= 0 (0 samples from the whole distribution)")
         if not (0.0 < self.top_p <= 1.0):
-            raise ValueError("topP must be in (0, 1]")
+            raise ValueError(f"topP must be in (0, 1] (got {self.top_p!r})")
         if self.top_p < 1.0:
             raise ValueError(
                 "topP < 1 (nucleus sampling) is not supported by CTranslate2's Whisper decoder; "
                 "use topK to restrict sampling"
             )
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if self.long_piece_s < 60:
-            raise ValueError("longPieceS must be >= 60 seconds")
-        if self.max_new_tokens is not None and not (0 < self.max_new_tokens <= 440):
-            raise ValueError("maxNewTokens must be in 1..440 (Whisper's decoder holds 448 tokens)")
+        validate(self)
 
     @property
     def sampling(self) -> bool:
@@ -117,9 +133,3 @@ class WhisperOptions:
             max_new_tokens=self.max_new_tokens,
             vad_filter=self.vad_filter,
         )
-
-    def as_metadata(self) -> Dict[str, str]:
-        d = asdict(self)
-        return {k: ("" if v is None else (",".join(map(str, v)) if isinstance(v, tuple) else str(v))) for k, v in d.items()}
-
-
