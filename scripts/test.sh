@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --all
 export PYSPARK_PYTHON="$PWD/.venv/bin/python"
+# Format and lint first (configured in pyproject.toml), then the option table's derived files.
+.venv/bin/ruff format --check .
+.venv/bin/ruff check .
+.venv/bin/python -m sparkasr.params --check
 # Spark NLP interop tests need its jar + dependencies from Maven Central; they skip, with the
 # reason, when it cannot be fetched (spark-nlp_2.13:7.0.0 is not on the Maven Central we reach).
 if jars="$(bash scripts/fetch_sparknlp_jar.sh 2>/tmp/sparknlp_fetch.err)"; then

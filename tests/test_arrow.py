@@ -6,8 +6,15 @@ import pytest
 from pyspark.sql.types import ArrayType, DoubleType, FloatType
 
 from sparkasr import annotation as A
-from sparkasr.spark.arrow import arrow_type, audio_annotation_array, audio_annotations, float_list_array, float_lists, replace_columns
 from sparkasr.cells import INPUT_AUDIO, INPUT_FLOATS, cell_items
+from sparkasr.spark.arrow import (
+    arrow_type,
+    audio_annotation_array,
+    audio_annotations,
+    float_list_array,
+    float_lists,
+    replace_columns,
+)
 from sparkasr.spark.inputs import input_cells
 
 
@@ -40,8 +47,10 @@ def test_audio_annotations_round_trip_and_feed_cell_items():
     rows = [
         [A.audio_annotation(x, {"source": "a.wav", "sample_rate": 16000})],
         [],
-        [A.audio_annotation(np.zeros(0, np.float32), {"source": "b.wav", "error": "b.wav: not audio"}),
-         A.audio_annotation(x[:800], {"offset_s": 2.5})],
+        [
+            A.audio_annotation(np.zeros(0, np.float32), {"source": "b.wav", "error": "b.wav: not audio"}),
+            A.audio_annotation(x[:800], {"offset_s": 2.5}),
+        ],
     ]
     arr = audio_annotation_array(rows, t)
     assert arr.type == t
@@ -66,7 +75,9 @@ def test_float_cells_with_bad_samples_become_error_items():
 
 
 def test_replace_columns_passes_other_columns_through_unchanged():
-    batch = pa.RecordBatch.from_arrays([pa.array(["p1", "p2"]), pa.array([[1.0], [2.0]], type=pa.list_(pa.float32()))], names=["path", "audio"])
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(["p1", "p2"]), pa.array([[1.0], [2.0]], type=pa.list_(pa.float32()))], names=["path", "audio"]
+    )
     out = replace_columns(batch, {"text": pa.array(["a", "b"])}, ["path", "audio", "text"])
     assert out.schema.names == ["path", "audio", "text"]
     assert out.column(1) is not None and out.column(1).buffers()[-1].address == batch.column(1).buffers()[-1].address

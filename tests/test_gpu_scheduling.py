@@ -42,7 +42,9 @@ def test_gpu_index_from_task_resources():
 
 
 def _spec(device, index=0):
-    return EngineSpec(ModelRef("embedded", name="tiny.en"), "options", RuntimeOptions(device=device, device_index=index))
+    return EngineSpec(
+        ModelRef("embedded", name="tiny.en"), "options", RuntimeOptions(device=device, device_index=index)
+    )
 
 
 def test_task_spec_only_for_gpu_devices():
@@ -57,8 +59,9 @@ def test_task_spec_only_for_gpu_devices():
 def test_auto_device_with_a_gpu_index_runs_on_cpu(clips):
     """``device=auto`` on a machine without CUDA: the assigned index must not reach the CPU."""
     from sparkasr.audio import decode_audio
-    from sparkasr.spark.whisper import WhisperForCTC
     from sparkasr.records import AudioItem
+    from sparkasr.spark.whisper import WhisperForCTC
+
     stage = WhisperForCTC.pretrained().setDevice("auto").setBeamSize(1)
     spec = task_spec(stage._engine_spec(ModelRef("embedded", name="tiny.en")), index=1)
     engine = WhisperForCTC._build_engine(spec)
@@ -123,10 +126,18 @@ def test_tasks_open_their_assigned_gpu_on_a_local_cluster(tmp_path, clips):
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
     out = tmp_path / "out.json"
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    env = dict(
+        os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1"
+    )
     env.pop("SPARK_HOME", None)
-    proc = subprocess.run([sys.executable, str(script), str(disc), str(clips_dir), str(out)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(disc), str(clips_dir), str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = json.loads(out.read_text())
 
@@ -153,8 +164,8 @@ def test_partition_function_builds_the_engine_for_the_task_gpu(monkeypatch):
 
     from sparkasr import annotation as A
     from sparkasr.cells import INPUT_FLOATS
-    from sparkasr.spark import context, stage
     from sparkasr.records import Transcript
+    from sparkasr.spark import context, stage
 
     built = []
 
@@ -164,19 +175,39 @@ def test_partition_function_builds_the_engine_for_the_task_gpu(monkeypatch):
 
         def transcribe_batch(self, items):
             r = self.spec.runtime
-            return [Transcript(text=f"gpu {r.device_index if r.device != 'cpu' else None}", source=it.source) for it in items]
+            return [
+                Transcript(text=f"gpu {r.device_index if r.device != 'cpu' else None}", source=it.source)
+                for it in items
+            ]
 
     def builder(spec):
         built.append(spec)
         return Engine(spec)
 
     schema = StructType([StructField("audio", ArrayType(FloatType())), StructField("text", A.annotation_array_type())])
-    batch = pa.RecordBatch.from_pydict({"audio": pa.array([(np.random.default_rng(0).standard_normal(1600) * 0.1).astype(np.float32).tolist()] * 2, pa.list_(pa.float32()))})
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "audio": pa.array(
+                [(np.random.default_rng(0).standard_normal(1600) * 0.1).astype(np.float32).tolist()] * 2,
+                pa.list_(pa.float32()),
+            )
+        }
+    )
 
     def texts(device, gpu):
         monkeypatch.setattr(context, "task_gpu_index", lambda: gpu)
-        fn = stage.make_partition_fn(EngineSpec(ModelRef("path", path=str(len(built))), "test", RuntimeOptions(device=device)), builder, "audio", INPUT_FLOATS,
-                                    "text", None, None, 8, "m", schema)
+        fn = stage.make_partition_fn(
+            EngineSpec(ModelRef("path", path=str(len(built))), "test", RuntimeOptions(device=device)),
+            builder,
+            "audio",
+            INPUT_FLOATS,
+            "text",
+            None,
+            None,
+            8,
+            "m",
+            schema,
+        )
         (out,) = list(fn(iter([batch])))
         return [d[0]["result"] for d in out.column("text").to_pylist()]
 

@@ -40,7 +40,9 @@ def _stage_classes():
 def test_generated_files_agree_with_the_table():
     """README/docs tables, conf/job.yaml and the Scala JSON snapshot are what the table gives."""
     assert P.stale_files() == []
-    proc = subprocess.run([sys.executable, "-m", "sparkasr.params", "--check"], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparkasr.params", "--check"], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -68,8 +70,11 @@ def test_stage_params_are_exactly_the_table():
     from pyspark.ml.param import TypeConverters
 
     converters = {
-        "string": TypeConverters.toString, "int": TypeConverters.toInt, "float": TypeConverters.toFloat,
-        "bool": TypeConverters.toBoolean, "list<string>": TypeConverters.toListString,
+        "string": TypeConverters.toString,
+        "int": TypeConverters.toInt,
+        "float": TypeConverters.toFloat,
+        "bool": TypeConverters.toBoolean,
+        "list<string>": TypeConverters.toListString,
     }
     classes = _stage_classes()
     assert set(classes) == set(P.stage_tables())
@@ -106,9 +111,16 @@ def _a_value(opt):
     }[opt.type](opt.default)
 
 
-@pytest.mark.parametrize("cls,stage", [(WhisperOptions, "WhisperForCTC"), (RuntimeOptions, "WhisperForCTC"),
-                                       (CTCOptions, "Wav2Vec2ForCTC"), (BeamOptions, "Wav2Vec2ForCTC")],
-                         ids=["whisper", "runtime", "ctc", "beam"])
+@pytest.mark.parametrize(
+    "cls,stage",
+    [
+        (WhisperOptions, "WhisperForCTC"),
+        (RuntimeOptions, "WhisperForCTC"),
+        (CTCOptions, "Wav2Vec2ForCTC"),
+        (BeamOptions, "Wav2Vec2ForCTC"),
+    ],
+    ids=["whisper", "runtime", "ctc", "beam"],
+)
 def test_a_param_reaches_its_engine_field_through_keyword_and_setter(cls, stage):
     """Every engine option set on the stage (keyword or setter) arrives in the engine options."""
     stage_cls = _stage_classes()[stage]
@@ -134,7 +146,9 @@ def test_a_param_reaches_its_engine_field_through_keyword_and_setter(cls, stage)
 def test_bad_values_fail_naming_the_param_and_the_allowed_values():
     from sparkasr import AudioAssembler, WerEvaluator, WhisperForCTC
 
-    with pytest.raises(ValueError, match=r"^WhisperForCTC: computeType must be one of default, auto, int8, .* \(got 'int3'\)$"):
+    with pytest.raises(
+        ValueError, match=r"^WhisperForCTC: computeType must be one of default, auto, int8, .* \(got 'int3'\)$"
+    ):
         WhisperForCTC(computeType="int3")
     with pytest.raises(ValueError, match=r"^WhisperForCTC: beamSize must be an integer >= 1 \(got 0\)$"):
         WhisperForCTC().setBeamSize(0)
@@ -196,18 +210,29 @@ def test_job_file_keys_are_the_tables():
         key, _, value = line[2 if commented else 0 :].partition(":")
         keyed.append((commented, key, value))
     assert [k for _, k, _ in keyed] == list(KEYS)  # every key, once, in the table's order
-    assert load_config(str(REPO / "conf" / "job.yaml")) == {"inputs": ["tests/data/librivox", "tests/data/cards"], "output": "out/job"}
+    assert load_config(str(REPO / "conf" / "job.yaml")) == {
+        "inputs": ["tests/data/librivox", "tests/data/cards"],
+        "output": "out/job",
+    }
     for commented, key, value in keyed:  # each commented default, uncommented, is the table's default
         if commented and value.strip():
             assert KEYS[key].check(yaml.safe_load(value)) == KEYS[key].default, key
 
 
 def test_the_exported_json_is_the_table():
-    proc = subprocess.run([sys.executable, "-m", "sparkasr.params", "--json"], capture_output=True, text=True, cwd=REPO, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparkasr.params", "--json"], capture_output=True, text=True, cwd=REPO, check=True
+    )
     data = json.loads(proc.stdout)
     assert data == json.loads((REPO / P.JSON_SNAPSHOT).read_text())
     whisper = {p["name"]: p for p in data["stages"]["WhisperForCTC"]["params"]}
-    assert whisper["beamSize"] == {"name": "beamSize", "type": "int", "default": 5, "doc": whisper["beamSize"]["doc"], "choices": None}
+    assert whisper["beamSize"] == {
+        "name": "beamSize",
+        "type": "int",
+        "default": 5,
+        "doc": whisper["beamSize"]["doc"],
+        "choices": None,
+    }
     assert whisper["computeType"]["choices"][:3] == ["default", "auto", "int8"]
     assert whisper["temperature"]["default"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     for stage in data["stages"].values():

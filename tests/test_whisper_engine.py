@@ -22,12 +22,11 @@ from whisper_normalizer.english import EnglishTextNormalizer
 
 import sparkasr.whisper as whisper_mod
 import sparkasr.whisper.model as whisper_model
+from conftest import ALL_CLIPS, CARDS, LIBRIVOX
 from sparkasr.audio import decode_audio
 from sparkasr.models import resolve_whisper_model
 from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions, get_engine
-
-from conftest import ALL_CLIPS, CARDS, LIBRIVOX
 
 RUNTIME = RuntimeOptions(cpu_threads=2)  # the CI box has 2 cores
 WER_GATE = 0.15
@@ -85,7 +84,9 @@ def test_default_model_wer_on_real_clips(default_results, items, refs):
         assert r.duration_s == pytest.approx(item.duration_s)
     wer = corpus_wer(refs, [r.text for r in res])
     audio_s = sum(it.duration_s for it in items)
-    print(f"\n[tiny.en batched beam=5] corpus WER {wer:.4f} on {len(items)} clips ({audio_s:.1f} s audio) in {wall:.1f} s")
+    print(
+        f"\n[tiny.en batched beam=5] corpus WER {wer:.4f} on {len(items)} clips ({audio_s:.1f} s audio) in {wall:.1f} s"
+    )
     assert wer <= WER_GATE
 
 
@@ -254,9 +255,10 @@ def test_sampling_with_top_k_and_seed_is_deterministic(tiny_path, items):
     assert first == second == again
     assert all(first)
     # the sequential path too (top_k applied through the _TopKModel proxy)
-    assert eng._safe_sequential(items[5], eng._model_for_call()).text == eng._safe_sequential(
-        items[5], eng._model_for_call()
-    ).text
+    assert (
+        eng._safe_sequential(items[5], eng._model_for_call()).text
+        == eng._safe_sequential(items[5], eng._model_for_call()).text
+    )
 
 
 def test_top_k_proxy_applies_top_k_only_to_sampling():
@@ -290,7 +292,13 @@ def test_english_only_model_refuses_other_languages_and_translation(tiny_path, o
 
 
 def test_invalid_options_are_refused():
-    for bad in (dict(task="summarize"), dict(timestamps="char"), dict(beam_size=0), dict(temperature=()), dict(top_k=-1)):
+    for bad in (
+        dict(task="summarize"),
+        dict(timestamps="char"),
+        dict(beam_size=0),
+        dict(temperature=()),
+        dict(top_k=-1),
+    ):
         with pytest.raises(ValueError):
             WhisperOptions(**bad)
     with pytest.raises(ValueError, match="computeType"):

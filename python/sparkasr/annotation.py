@@ -88,7 +88,7 @@ def document_text(annotations: Optional[List[Mapping[str, Any]]]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def transcript_document(t: "Transcript", index: int, model_name: str) -> Dict[str, Any]:
+def transcript_document(t: Transcript, index: int, model_name: str) -> Dict[str, Any]:
     meta = {
         "audio": index,
         "sentence": 0,
@@ -104,7 +104,7 @@ def transcript_document(t: "Transcript", index: int, model_name: str) -> Dict[st
     return annotation(DOCUMENT, 0, max(len(text) - 1, 0), text, meta)
 
 
-def transcript_chunks(t: "Transcript", index: int) -> List[Dict[str, Any]]:
+def transcript_chunks(t: Transcript, index: int) -> List[Dict[str, Any]]:
     out = []
     pos = 0
     text = t.text or ""
@@ -116,8 +116,19 @@ def transcript_chunks(t: "Transcript", index: int) -> List[Dict[str, Any]]:
             pos = end + 1
         out.append(
             annotation(
-                CHUNK, begin, end, c.text,
-                {"audio": index, "sentence": 0, "chunk": j, "start": c.start, "end": c.end, "kind": c.kind, "probability": c.probability},
+                CHUNK,
+                begin,
+                end,
+                c.text,
+                {
+                    "audio": index,
+                    "sentence": 0,
+                    "chunk": j,
+                    "start": c.start,
+                    "end": c.end,
+                    "kind": c.kind,
+                    "probability": c.probability,
+                },
             )
         )
     return out

@@ -23,8 +23,28 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
-    ".au", ".caf", ".w64", ".rf64", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".mka", ".raw", ".pcm",
+    ".wav",
+    ".wave",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+    ".aifc",
+    ".au",
+    ".caf",
+    ".w64",
+    ".rf64",
+    ".m4a",
+    ".aac",
+    ".mp4",
+    ".webm",
+    ".wma",
+    ".mka",
+    ".raw",
+    ".pcm",
 )
 RAW_EXTENSIONS = (".raw", ".pcm")
 # A peak below this (about -90 dBFS) is digital silence: Whisper hallucinates on it.
@@ -135,8 +155,13 @@ def _open_soundfile(fh: BinaryIO, raw_format: Optional[RawFormat]):
     try:
         if raw_format is not None:
             f = sf.SoundFile(
-                fh, mode="r", format="RAW", samplerate=raw_format.sample_rate,
-                channels=raw_format.channels, subtype=raw_format.subtype, endian=raw_format.endian,
+                fh,
+                mode="r",
+                format="RAW",
+                samplerate=raw_format.sample_rate,
+                channels=raw_format.channels,
+                subtype=raw_format.subtype,
+                endian=raw_format.endian,
             )
         else:
             f = sf.SoundFile(fh, mode="r")
@@ -320,7 +345,9 @@ def quiet_cut(samples: np.ndarray, target: int, search: int, frame: int = 1600, 
     return lo + best * frame + frame // 2
 
 
-def cut_pieces(samples: np.ndarray, window_s: float, search_s: float, latest_within: float = 4.0) -> List[Tuple[int, int]]:
+def cut_pieces(
+    samples: np.ndarray, window_s: float, search_s: float, latest_within: float = 4.0
+) -> List[Tuple[int, int]]:
     """``(start, end)`` sample ranges of at most ``window_s`` seconds covering ``samples``, each cut
     moved back (by up to ``search_s``) to a quiet 100-ms frame: the latest one with at most
     ``latest_within`` times the quietest frame's energy (twice its RMS), so pieces stay long."""
@@ -330,7 +357,9 @@ def cut_pieces(samples: np.ndarray, window_s: float, search_s: float, latest_wit
     out: List[Tuple[int, int]] = []
     start = 0
     while n - start > size:
-        cut = start + quiet_cut(samples[start : start + size], size, min(search, size // 2), latest_within=latest_within)
+        cut = start + quiet_cut(
+            samples[start : start + size], size, min(search, size // 2), latest_within=latest_within
+        )
         out.append((start, cut))
         start = cut
     out.append((start, n))
@@ -436,7 +465,9 @@ def decode_audio_slice(
                         first = max(0, (start * rate // SAMPLE_RATE - pad) // step * step)
                     frames = -(-(start + length) * rate // SAMPLE_RATE) + pad - first
                     f.seek(min(first, f.frames))
-                    samples = _take(_soundfile_blocks(f, _BLOCK_FRAMES, frames), start - first * SAMPLE_RATE // rate, length)
+                    samples = _take(
+                        _soundfile_blocks(f, _BLOCK_FRAMES, frames), start - first * SAMPLE_RATE // rate, length
+                    )
     finally:
         if close:
             fh.close()

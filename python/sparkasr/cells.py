@@ -22,7 +22,15 @@ from typing import Any, Iterator, List, Optional
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioError, decode_audio, decode_audio_slice, iter_audio_blocks, to_mono_16k, validate_samples
+from .audio import (
+    SAMPLE_RATE,
+    AudioError,
+    decode_audio,
+    decode_audio_slice,
+    iter_audio_blocks,
+    to_mono_16k,
+    validate_samples,
+)
 from .paths import local_path
 from .records import AudioItem, with_source
 
@@ -54,8 +62,16 @@ def decode_path(cell, offset: Optional[float] = None, duration: Optional[float] 
     return decode_audio_slice(path, start, int(round(float(duration) * SAMPLE_RATE)), name=path)
 
 
-def decode_cell(cell, kind: str, source: str = "", *, offset: Optional[float] = None, duration: Optional[float] = None,
-                rate: Optional[int] = SAMPLE_RATE, channels: int = 1) -> np.ndarray:
+def decode_cell(
+    cell,
+    kind: str,
+    source: str = "",
+    *,
+    offset: Optional[float] = None,
+    duration: Optional[float] = None,
+    rate: Optional[int] = SAMPLE_RATE,
+    channels: int = 1,
+) -> np.ndarray:
     """16 kHz mono float32 samples of one samples, binary or path cell (not validated: see
     :func:`~sparkasr.audio.validate_samples`). Raises :class:`AudioError` (or whatever a decoder
     raised) on failure."""
@@ -84,8 +100,17 @@ def cell_blocks(cell, kind: str, source: str = "", raw_format=None) -> Iterator[
     raise ValueError(f"cell_blocks: unknown input kind {kind!r}")
 
 
-def cell_items(cell, kind: str, source: str = "", *, offset: Optional[float] = None, error: Optional[str] = None,
-               duration: Optional[float] = None, rate: Optional[int] = SAMPLE_RATE, channels: int = 1) -> List[AudioItem]:
+def cell_items(
+    cell,
+    kind: str,
+    source: str = "",
+    *,
+    offset: Optional[float] = None,
+    error: Optional[str] = None,
+    duration: Optional[float] = None,
+    rate: Optional[int] = SAMPLE_RATE,
+    channels: int = 1,
+) -> List[AudioItem]:
     """One input cell → its validated audio items (one per audio annotation), errors kept.
 
     ``offset``: where the row starts in its file (seconds; read_audio's ``offset_s``), added to the

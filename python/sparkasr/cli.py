@@ -15,7 +15,9 @@ from .options import BOOL, FLOAT, INT, Option
 from .params import JOB, transcribe_options
 
 
-def _spark_session(master: Optional[str], app: str = "sparkasr-transcribe", extra_conf: Optional[Dict[str, str]] = None):
+def _spark_session(
+    master: Optional[str], app: str = "sparkasr-transcribe", extra_conf: Optional[Dict[str, str]] = None
+):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
@@ -65,7 +67,7 @@ def _flag_type(opt: Option):
         try:
             return opt.check(value)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            raise argparse.ArgumentTypeError(f"{exc} [job-file key: {opt.config_key}]") from None
 
     convert.__name__ = opt.type  # argparse names the type in some messages
     return convert
@@ -92,23 +94,43 @@ def add_option_flags(parser: argparse.ArgumentParser, options: Sequence[Option])
         elif opt.default not in (None, "", [], {}):
             help_ += f" (default: {_shown(opt.default)})"
         if opt.type == BOOL:
-            parser.add_argument(flag, *opt.aliases, dest=opt.config_key, default=None, action=argparse.BooleanOptionalAction, help=help_)
+            parser.add_argument(
+                flag, *opt.aliases, dest=opt.config_key, default=None, action=argparse.BooleanOptionalAction, help=help_
+            )
         else:
-            metavar = "|".join(map(str, opt.choices)) if opt.choices and not opt.is_list and len(opt.choices) <= 4 else opt.config_key.upper()
-            parser.add_argument(flag, *opt.aliases, dest=opt.config_key, default=None, type=_flag_type(opt), metavar=metavar, help=help_)
+            metavar = (
+                "|".join(map(str, opt.choices))
+                if opt.choices and not opt.is_list and len(opt.choices) <= 4
+                else opt.config_key.upper()
+            )
+            parser.add_argument(
+                flag, *opt.aliases, dest=opt.config_key, default=None, type=_flag_type(opt), metavar=metavar, help=help_
+            )
 
 
 def _add_transcribe(sub):
     p = sub.add_parser(
-        "transcribe", help="transcribe audio files/directories/globs/manifests with Whisper on Spark",
+        "transcribe",
+        help="transcribe audio files/directories/globs/manifests with Whisper on Spark",
         description="Transcribe audio with Whisper on Spark. Every flag is also a key of the --config job file "
-                    "(conf/job.yaml); flags override the file.",
+        "(conf/job.yaml); flags override the file.",
     )
     inputs = next(o for o in JOB if o.name == "inputs")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help=inputs.doc)
-    p.add_argument("--config", "-c", default=None, help="YAML job file (keys documented in conf/job.yaml); flags override it")
+    p.add_argument(
+        "--config", "-c", default=None, help="YAML job file (keys documented in conf/job.yaml); flags override it"
+    )
     add_option_flags(p, transcribe_options())
-    p.add_argument("--print", dest="print_rows", type=int, nargs="?", const=50, default=0, metavar="N", help="print the first N transcripts")
+    p.add_argument(
+        "--print",
+        dest="print_rows",
+        type=int,
+        nargs="?",
+        const=50,
+        default=0,
+        metavar="N",
+        help="print the first N transcripts",
+    )
 
 
 def job_config(args) -> dict:
@@ -149,8 +171,16 @@ def cmd_transcribe(args) -> int:
     spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"])
     try:
         res = run_transcription(
-            spark, cfg["inputs"], cfg["output"], model=cfg["model"], fmt=cfg["format"], whisper_params=params,
-            partitions=cfg["partitions"], report=cfg["report"], resume=cfg["resume"], subtitles=cfg["subtitles"],
+            spark,
+            cfg["inputs"],
+            cfg["output"],
+            model=cfg["model"],
+            fmt=cfg["format"],
+            whisper_params=params,
+            partitions=cfg["partitions"],
+            report=cfg["report"],
+            resume=cfg["resume"],
+            subtitles=cfg["subtitles"],
             quiet=cfg["quiet"],
         )
     except (SetupError, ModelNotFoundError) as exc:
@@ -168,7 +198,9 @@ def cmd_transcribe(args) -> int:
         f"({res.processed} transcribed now, {res.skipped} already done), {res.wall_s:.1f} s wall -> {res.records_path}"
     )
     if res.metrics:
-        print(f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {cfg['output'].rstrip('/')}/report")
+        print(
+            f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {cfg['output'].rstrip('/')}/report"
+        )
     if owned:
         spark.stop()
     return 0
@@ -178,7 +210,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = _Parser(prog="sparkasr", description="Distributed batch speech-to-text on Apache Spark")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_transcribe(sub)
-    conv = sub.add_parser("convert", help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) to ONNX", add_help=False)
+    conv = sub.add_parser(
+        "convert", help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) to ONNX", add_help=False
+    )
     conv.add_argument("rest", nargs=argparse.REMAINDER)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "convert":

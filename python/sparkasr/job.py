@@ -198,7 +198,11 @@ def config_id(model_name: str, params: Dict[str, Any]) -> str:
     from .params import stage_table
 
     ignore = set(stage_table("WhisperForCTC").runtime_names())
-    blob = json.dumps({"model": model_name, **{k: v for k, v in sorted(params.items()) if k not in ignore}}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"model": model_name, **{k: v for k, v in sorted(params.items()) if k not in ignore}},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -257,8 +261,10 @@ class _Progress:
         rate = audio / el if el > 0 else 0.0
         eta = (el / done * (self.total - done)) if done else float("nan")
         eta_s = "?" if eta != eta else f"{eta / 60:.1f} min"
-        return (f"sparkasr: {done}/{self.total} files, {audio / 3600:.3f} h audio, {errs} errors, "
-                f"{rate:.1f}x real time, ETA {eta_s}")
+        return (
+            f"sparkasr: {done}/{self.total} files, {audio / 3600:.3f} h audio, {errs} errors, "
+            f"{rate:.1f}x real time, ETA {eta_s}"
+        )
 
     def _loop(self):
         while not self._stop.wait(self.interval):
@@ -385,7 +391,9 @@ def run_transcription(
                 F.col(chunks_col),
                 lambda c: F.struct(
                     c["result"].alias("text"),
-                    F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias("timestamp"),
+                    F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias(
+                        "timestamp"
+                    ),
                 ),
             )
             if chunks_col
@@ -423,12 +431,39 @@ def run_transcription(
     back = _read_records(spark, all_runs, fmt)
     if back is not None and "config_id" in back.columns:
         back = back.where(F.col("config_id") == cfg_id)
-    stats = back.agg(F.count("*").alias("n"), F.count("error").alias("errors"), F.sum("duration_s").alias("audio")).collect()[0]
-    result = JobResult(output, int(stats["n"]), int(stats["errors"]), float(stats["audio"] or 0.0), time.time() - t0, records_root, records=back)
+    stats = back.agg(
+        F.count("*").alias("n"), F.count("error").alias("errors"), F.sum("duration_s").alias("audio")
+    ).collect()[0]
+    result = JobResult(
+        output,
+        int(stats["n"]),
+        int(stats["errors"]),
+        float(stats["audio"] or 0.0),
+        time.time() - t0,
+        records_root,
+        records=back,
+    )
     result.processed = n
     result.skipped = skipped
     if report and "reference" in back.columns:
-        carried = [c for c in back.columns if c not in ("path", "text", "language", "language_probability", "duration_s", "chunks", "error", "model", "input_id", "config_id", "run")]
+        carried = [
+            c
+            for c in back.columns
+            if c
+            not in (
+                "path",
+                "text",
+                "language",
+                "language_probability",
+                "duration_s",
+                "chunks",
+                "error",
+                "model",
+                "input_id",
+                "config_id",
+                "run",
+            )
+        ]
         result.metrics = _write_eval_report(back, output, asr, carried)
     return result
 
@@ -443,8 +478,17 @@ def _write_eval_report(records, output: str, asr, carried: List[str]) -> Optiona
     runtime = set(asr._option_table.runtime_names())
     options = {p.name: v for p, v in asr.extractParamMap().items() if p.name not in runtime}
     result = evaluate_and_report(
-        records.where("error IS NULL"), output.rstrip("/") + "/report", prediction_col="text", reference_col="reference",
-        group_by=group_cols or None, normalizer="whisper_en", model=asr._model_name(), options=options,
+        records.where("error IS NULL"),
+        output.rstrip("/") + "/report",
+        prediction_col="text",
+        reference_col="reference",
+        group_by=group_cols or None,
+        normalizer="whisper_en",
+        model=asr._model_name(),
+        options=options,
     )
     d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    return {"wer": float(getattr(result, "wer", d.get("wer", float("nan")))), **{k: v for k, v in d.items() if k != "wer"}}
+    return {
+        "wer": float(getattr(result, "wer", d.get("wer", float("nan")))),
+        **{k: v for k, v in d.items() if k != "wer"},
+    }

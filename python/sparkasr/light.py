@@ -52,7 +52,9 @@ class LightPipeline:
             (item,) = cell_items(bytes(audio), INPUT_BINARY, "<bytes>")
         else:
             asm = self.assembler
-            rate, channels = (asm.getSampleRate(), asm.getOrDefault(asm.channels)) if asm is not None else (SAMPLE_RATE, 1)
+            rate, channels = (
+                (asm.getSampleRate(), asm.getOrDefault(asm.channels)) if asm is not None else (SAMPLE_RATE, 1)
+            )
             (item,) = cell_items(audio, INPUT_FLOATS, "<array>", rate=rate, channels=channels)
         return item
 

@@ -145,7 +145,11 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
                 f"{src} only has pytorch_model.bin (a pickle, which can run code when loaded); "
                 "re-save it as safetensors or set SPARKASR_ALLOW_PICKLE=1 to accept it"
             )
-    target = Path(output_dir) if output_dir else models_cache_dir() / f"hf-{src.name}-{fingerprint(str(src))}-{quantization or 'none'}"
+    target = (
+        Path(output_dir)
+        if output_dir
+        else models_cache_dir() / f"hf-{src.name}-{fingerprint(str(src))}-{quantization or 'none'}"
+    )
     if is_ct2_dir(target):
         return str(target)
     try:
@@ -153,8 +157,8 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
     except ImportError as exc:  # pragma: no cover
         raise ModelNotFoundError("converting a Hugging Face Whisper directory needs ctranslate2") from exc
     try:
-        import transformers  # noqa: F401
         import torch  # noqa: F401
+        import transformers  # noqa: F401
     except ImportError as exc:
         raise ModelNotFoundError(
             f"{src} is a Hugging Face Whisper checkpoint; converting it to CTranslate2 needs "
@@ -223,11 +227,17 @@ def check_whisper_options(path: os.PathLike, name: str, language: Optional[str],
     langs = whisper_languages(os.fspath(path))
     if langs == ("en",):
         if language and language != "en":
-            raise ValueError(f"language {language!r} is not possible with {name}, an English-only model (choices: en, or '' to detect)")
+            raise ValueError(
+                f"language {language!r} is not possible with {name}, an English-only model (choices: en, or '' to detect)"
+            )
         if task == "translate":
-            raise ValueError(f"task 'translate' needs a multilingual model; {name} is English-only (choices: transcribe)")
+            raise ValueError(
+                f"task 'translate' needs a multilingual model; {name} is English-only (choices: transcribe)"
+            )
     elif language and language not in langs:
-        raise ValueError(f"language {language!r} is not a language of {name} (choices: {', '.join(langs)}, or '' to detect)")
+        raise ValueError(
+            f"language {language!r} is not a language of {name} (choices: {', '.join(langs)}, or '' to detect)"
+        )
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
@@ -265,14 +275,16 @@ def resolve_whisper_model(name: Optional[Union[str, os.PathLike]] = None) -> Mod
         return ModelSource(_base_model_path(), "package", "base")
     expanded = os.path.expanduser(name)
     if name.startswith("file:"):
-        expanded = name[len("file:"):]
+        expanded = name[len("file:") :]
         if expanded.startswith("//"):
             expanded = expanded[2:]
     if os.path.exists(expanded):
         if is_ct2_dir(expanded):
             return ModelSource(os.path.abspath(expanded), "ct2-dir", os.path.basename(os.path.abspath(expanded)))
         if is_hf_whisper_dir(expanded):
-            return ModelSource(convert_hf_whisper(expanded), "hf-converted", os.path.basename(os.path.abspath(expanded)))
+            return ModelSource(
+                convert_hf_whisper(expanded), "hf-converted", os.path.basename(os.path.abspath(expanded))
+            )
         raise ModelNotFoundError(
             f"{name} exists but is neither a CTranslate2 Whisper directory (model.bin + config.json) "
             "nor a Hugging Face Whisper directory (config.json with model_type 'whisper' + model.safetensors)"

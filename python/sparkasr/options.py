@@ -180,11 +180,13 @@ def option(name: str, type: str, default: Any, doc: str, **kw: Any):
     return dataclasses.field(default=opt.to_engine(default), metadata={_META: opt})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def options_of(cls) -> Tuple[Option, ...]:
     """The options declared on the fields of the dataclass ``cls``, in field order, each with its
     ``field`` set."""
-    return tuple(dataclasses.replace(f.metadata[_META], field=f.name) for f in dataclasses.fields(cls) if _META in f.metadata)
+    return tuple(
+        dataclasses.replace(f.metadata[_META], field=f.name) for f in dataclasses.fields(cls) if _META in f.metadata
+    )
 
 
 def engine_only_fields(cls) -> List[str]:
@@ -231,7 +233,12 @@ def first_line(doc: str) -> str:
 def describe(options: Sequence[Option]) -> List[Dict[str, Any]]:
     """The options as JSON-ready records (the exported table)."""
     return [
-        {"name": o.name, "type": o.type, "default": o.default, "doc": o.doc,
-         "choices": list(o.choices) if o.choices is not None else None}
+        {
+            "name": o.name,
+            "type": o.type,
+            "default": o.default,
+            "doc": o.doc,
+            "choices": list(o.choices) if o.choices is not None else None,
+        }
         for o in options
     ]

@@ -77,21 +77,28 @@ def _col(name: str, default: str, doc: str) -> Option:
 
 
 READER_COLS = (
-    _col("pathCol", "", "column naming each row's file, for the source metadata and error messages ('' = 'path' when present)"),
     _col(
-        "offsetCol", "",
+        "pathCol",
+        "",
+        "column naming each row's file, for the source metadata and error messages ('' = 'path' when present)",
+    ),
+    _col(
+        "offsetCol",
+        "",
         "column with where each row starts in its file, in seconds: chunk times and the offset_s metadata count from the "
         "start of the file ('' = 'offset_s' when present, as read_audio writes it; audio annotations' own offset_s "
         "metadata comes first)",
     ),
     _col(
-        "durationCol", "",
+        "durationCol",
+        "",
         "column with each row's length in seconds: with a path input column, the row is that slice of its file, from "
         "offsetCol (read_audio(samples=False)'s reference rows); without it, or when null, the whole file ('' = "
         "'duration_s' when present, as read_audio writes it; not used for sample or binary input)",
     ),
     _col(
-        "errorCol", "",
+        "errorCol",
+        "",
         "column with an upstream read error: a non-null value is reported in the row's annotation and the row is not "
         "decoded ('' = 'error' when present, as read_audio writes it)",
     ),
@@ -103,15 +110,23 @@ def _speech_common(model_default: str) -> Tuple[Option, ...]:
         _spark("inputCols", LIST_STRING, ["audio_assembler"], "input annotation column names", runtime=True),
         _col("outputCol", "transcription", "output annotation column name"),
         _spark(
-            "modelSource", STRING, model_default,
+            "modelSource",
+            STRING,
+            model_default,
             "model name, local directory or URI (see sparkasr.models); saved stages point at their own copy",
         ),
         _spark(
-            "shipModel", BOOL, True,
+            "shipModel",
+            BOOL,
+            True,
             "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)",
             runtime=True,
         ),
-        _col("chunksCol", "", "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)"),
+        _col(
+            "chunksCol",
+            "",
+            "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)",
+        ),
     ) + READER_COLS
 
 
@@ -131,16 +146,24 @@ def _tables() -> Dict[str, StageTable]:
     ctc = (
         _spark("lmPath", STRING, "", "KenLM n-gram model (.arpa or binary) for beam search ('' = greedy decoding)"),
         _spark(
-            "quantize", STRING, "", "when a Hugging Face checkpoint is converted on the driver: '' or 'int8'",
+            "quantize",
+            STRING,
+            "",
+            "when a Hugging Face checkpoint is converted on the driver: '' or 'int8'",
             choices=("", "int8"),
         ),
     )
     ctc_engine = _runtime(options_of(CTCOptions), "batchSize", "cpuThreads") + options_of(BeamOptions)
     tables = [
         _stage(
-            "AudioAssembler", "sparkasr.spark.assembler",
+            "AudioAssembler",
+            "sparkasr.spark.assembler",
             (
-                _col("inputCol", "audio_content", "input column: array<float|double> samples, binary file content or a file path"),
+                _col(
+                    "inputCol",
+                    "audio_content",
+                    "input column: array<float|double> samples, binary file content or a file path",
+                ),
                 _col("outputCol", "audio_assembler", "output column of Spark NLP audio annotations"),
                 _spark("sampleRate", INT, 16000, "sample rate of array input (Hz)", minimum=1),
                 _col("sampleRateCol", "", "column with each row's sample rate ('' = use sampleRate)"),
@@ -149,7 +172,8 @@ def _tables() -> Dict[str, StageTable]:
             READER_COLS,
         ),
         _stage(
-            "WhisperForCTC", "sparkasr.spark.whisper",
+            "WhisperForCTC",
+            "sparkasr.spark.whisper",
             _speech_common("tiny.en"),
             _runtime(options_of(WhisperOptions), "batchSize"),
             _runtime(options_of(RuntimeOptions), "cpuThreads"),
@@ -157,17 +181,30 @@ def _tables() -> Dict[str, StageTable]:
         _stage("Wav2Vec2ForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
         _stage("HubertForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
         _stage(
-            "WerEvaluator", "sparkasr.spark.evaluation",
+            "WerEvaluator",
+            "sparkasr.spark.evaluation",
             (
-                _spark("predictionCol", STRING, "prediction", "transcription column: string or Spark NLP document annotations"),
-                _spark("referenceCol", STRING, "reference", "reference transcript column (string or annotations)"),
-                _spark("metricName", STRING, "wer", "metric: wer, cer, mer or wil", choices=("wer", "cer", "mer", "wil")),
                 _spark(
-                    "normalizer", STRING, "basic",
+                    "predictionCol",
+                    STRING,
+                    "prediction",
+                    "transcription column: string or Spark NLP document annotations",
+                ),
+                _spark("referenceCol", STRING, "reference", "reference transcript column (string or annotations)"),
+                _spark(
+                    "metricName", STRING, "wer", "metric: wer, cer, mer or wil", choices=("wer", "cer", "mer", "wil")
+                ),
+                _spark(
+                    "normalizer",
+                    STRING,
+                    "basic",
                     "text normaliser applied to both sides: none, basic, whisper_en, whisper_basic, ... ('+' composes)",
                 ),
                 _spark(
-                    "nullPrediction", STRING, "skip", "skip (default) or empty: how a null prediction is scored",
+                    "nullPrediction",
+                    STRING,
+                    "skip",
+                    "skip (default) or empty: how a null prediction is scored",
                     choices=("skip", "empty"),
                 ),
             ),
@@ -203,17 +240,54 @@ def _job(name: str, type: str, default: Any, doc: str, **kw: Any) -> Option:
 
 
 JOB: Tuple[Option, ...] = (
-    _job("inputs", LIST_STRING, None, "audio files, directories, globs, URIs or manifests (.csv/.tsv/.jsonl/.parquet with a path column)", flag=None),
-    _job("output", STRING, None, "output directory (records under DIR/transcripts, report under DIR/report)", aliases=("-o",), required=True),
-    _job("model", STRING, None, "tiny.en (embedded default), base, a local CTranslate2/HF Whisper dir, or a hub id (online)"),
+    _job(
+        "inputs",
+        LIST_STRING,
+        None,
+        "audio files, directories, globs, URIs or manifests (.csv/.tsv/.jsonl/.parquet with a path column)",
+        flag=None,
+    ),
+    _job(
+        "output",
+        STRING,
+        None,
+        "output directory (records under DIR/transcripts, report under DIR/report)",
+        aliases=("-o",),
+        required=True,
+    ),
+    _job(
+        "model",
+        STRING,
+        None,
+        "tiny.en (embedded default), base, a local CTranslate2/HF Whisper dir, or a hub id (online)",
+    ),
     _job("format", STRING, "jsonl", "output record format", choices=("jsonl", "parquet")),
     _job("partitions", INT, 0, "partitions to spread inputs over (0 = automatic)", minimum=0),
     _job("master", STRING, None, "Spark master URL (default local[*]; ignored under spark-submit)"),
-    _job("subtitles", LIST_STRING, [], "per-file subtitles to write under DIR/subtitles: srt, vtt or srt,vtt", choices=("srt", "vtt"), comma=True),
-    _job("resume", BOOL, True, "skip inputs already transcribed with the same model and options (--no-resume: refuse to run over existing results)"),
+    _job(
+        "subtitles",
+        LIST_STRING,
+        [],
+        "per-file subtitles to write under DIR/subtitles: srt, vtt or srt,vtt",
+        choices=("srt", "vtt"),
+        comma=True,
+    ),
+    _job(
+        "resume",
+        BOOL,
+        True,
+        "skip inputs already transcribed with the same model and options (--no-resume: refuse to run over existing results)",
+    ),
     _job("quiet", BOOL, False, "no live progress (for schedulers)", aliases=("-q",)),
     _job("report", BOOL, True, "write the WER report when inputs have references"),
-    _job("spark_conf", MAP_STRING, {}, "extra Spark settings (spark.* keys)", flag=None, example={"spark.executor.memoryOverhead": "2g"}),
+    _job(
+        "spark_conf",
+        MAP_STRING,
+        {},
+        "extra Spark settings (spark.* keys)",
+        flag=None,
+        example={"spark.executor.memoryOverhead": "2g"},
+    ),
 )
 
 
@@ -267,11 +341,23 @@ def cli_table() -> str:
     rows = ["| flag | job.yaml key | default | meaning |", "| --- | --- | --- | --- |"]
     for o in transcribe_options():
         flag = f"`{o.cli_flag}`" if o.cli_flag else "(positional)" if o.name == "inputs" else "—"
-        rows.append(f"| {flag} | `{o.config_key}` | {'—' if o.default is None else _md(o.default)} | {o.doc.replace('|', '/')} |")
+        rows.append(
+            f"| {flag} | `{o.config_key}` | {'—' if o.default is None else _md(o.default)} | {o.doc.replace('|', '/')} |"
+        )
     return "\n".join(rows)
 
 
-_SPARK_COLS = ("inputCols", "outputCol", "modelSource", "shipModel", "chunksCol", "pathCol", "offsetCol", "durationCol", "errorCol")
+_SPARK_COLS = (
+    "inputCols",
+    "outputCol",
+    "modelSource",
+    "shipModel",
+    "chunksCol",
+    "pathCol",
+    "offsetCol",
+    "durationCol",
+    "errorCol",
+)
 
 
 def _sections() -> Dict[str, str]:

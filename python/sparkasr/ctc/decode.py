@@ -23,8 +23,6 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 
-
-
 # ---------------------------------------------------------------------------------------------
 # Vocabulary
 # ---------------------------------------------------------------------------------------------
@@ -48,7 +46,7 @@ class CTCVocab:
             raise ValueError(f"CTC blank/pad token {self.pad_token!r} is not in the vocabulary")
 
     @classmethod
-    def from_vocab(cls, vocab: Mapping[str, int], **kwargs) -> "CTCVocab":
+    def from_vocab(cls, vocab: Mapping[str, int], **kwargs) -> CTCVocab:
         """From a ``token -> id`` mapping (vocab.json). Ids must be 0..n-1 (holes become unk)."""
         if not vocab:
             raise ValueError("empty vocabulary")

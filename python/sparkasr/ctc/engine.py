@@ -26,11 +26,11 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..engines import cached_engine
+from ..options import BOOL, FLOAT, INT, LIST_FLOAT, STRING, option, validate
 from ..records import AudioItem, Chunk, Transcript, error_transcript
 from . import decode as D
-from .checkpoint import CTCCheckpoint, CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, CTCCheckpoint, load_checkpoint
 from .features import length_groups, pad_batch, prepare
-from ..options import BOOL, FLOAT, INT, LIST_FLOAT, STRING, option, validate
 from .lm import BeamDecoder, BeamOptions
 
 log = logging.getLogger(__name__)
@@ -51,32 +51,58 @@ class CTCOptions:
 
     batch_size: int = option("batchSize", INT, 8, "rows decoded together in one model call", minimum=1)
     timestamps: str = option(
-        "timestamps", STRING, "word", "none, word or char: chunk annotations with start/end seconds", choices=TIMESTAMP_MODES,
+        "timestamps",
+        STRING,
+        "word",
+        "none, word or char: chunk annotations with start/end seconds",
+        choices=TIMESTAMP_MODES,
     )
     chunk_length_s: float = option(
-        "chunkLengthS", FLOAT, 0.0, "long audio: chunk length in seconds (0 = only rows longer than maxUnchunkedS are chunked)",
+        "chunkLengthS",
+        FLOAT,
+        0.0,
+        "long audio: chunk length in seconds (0 = only rows longer than maxUnchunkedS are chunked)",
         minimum=0.0,
     )
     stride_length_s: Optional[Tuple[float, float]] = option(
-        "strideLengthS", LIST_FLOAT, [], "overlap dropped on each side of a chunk, [left, right] seconds ([] = chunkLengthS/6)",
-        minimum=0.0, null=[], convert=_strides,
+        "strideLengthS",
+        LIST_FLOAT,
+        [],
+        "overlap dropped on each side of a chunk, [left, right] seconds ([] = chunkLengthS/6)",
+        minimum=0.0,
+        null=[],
+        convert=_strides,
     )
     max_unchunked_s: float = option(
-        "maxUnchunkedS", FLOAT, 60.0, "rows longer than this are always chunked (bounded memory)", minimum=1.0,
+        "maxUnchunkedS",
+        FLOAT,
+        60.0,
+        "rows longer than this are always chunked (bounded memory)",
+        minimum=1.0,
     )
     auto_chunk_length_s: float = 30.0  # the chunk length used then
     max_batch_samples: int = 16000 * 240  # rows x padded length per inference call (memory bound)
     max_padding_ratio: float = 0.25  # masked models: padding allowed in a batch, share of longest
     num_threads: int = option(
-        "cpuThreads", INT, 0, "ONNX Runtime threads per task; 0 = spark.task.cpus inside Spark, all cores outside it",
-        minimum=0, key="threads",
+        "cpuThreads",
+        INT,
+        0,
+        "ONNX Runtime threads per task; 0 = spark.task.cpus inside Spark, all cores outside it",
+        minimum=0,
+        key="threads",
     )
     backend: str = option(
-        "backend", STRING, "onnx", "onnx (default; no torch on executors) or transformers (needs torch on executors)",
+        "backend",
+        STRING,
+        "onnx",
+        "onnx (default; no torch on executors) or transformers (needs torch on executors)",
         choices=BACKENDS,
     )
     allow_pickle: bool = option(
-        "allowPickle", BOOL, False, "accept a pickled pytorch_model.bin checkpoint (trusted sources only)",
+        "allowPickle",
+        BOOL,
+        False,
+        "accept a pickled pytorch_model.bin checkpoint (trusted sources only)",
     )
     beam: Optional[BeamOptions] = None  # None: greedy decoding (the stage builds it from the beam params)
 
@@ -120,7 +146,9 @@ class CTCEngine:
         elif options.backend == "transformers":
             from .onnx_backend import TransformersCTCBackend
 
-            self.backend = TransformersCTCBackend(model_dir, allow_pickle=options.allow_pickle, num_threads=options.num_threads or None)
+            self.backend = TransformersCTCBackend(
+                model_dir, allow_pickle=options.allow_pickle, num_threads=options.num_threads or None
+            )
         else:
             onnx_path = self.checkpoint.onnx_path
             if onnx_path is None:
@@ -133,8 +161,11 @@ class CTCEngine:
 
             self.backend = OnnxCTCBackend(onnx_path, num_threads=options.num_threads or None)
             if self.features.return_attention_mask and not self.backend.has_attention_mask:
-                log.warning("%s: preprocessor asks for an attention mask but model.onnx takes none; "
-                            "batching only identical lengths", model_dir)
+                log.warning(
+                    "%s: preprocessor asks for an attention mask but model.onnx takes none; "
+                    "batching only identical lengths",
+                    model_dir,
+                )
         # pass a mask only when the model was trained with one (HF feature extractor semantics)
         self.use_mask = bool(self.features.return_attention_mask and getattr(self.backend, "has_attention_mask", False))
         self.beam = BeamDecoder(self.vocab, options.beam) if options.beam is not None else None
@@ -156,7 +187,9 @@ class CTCEngine:
             try:
                 plan = self._plan(item)
             except Exception as exc:
-                out[i] = error_transcript(item, f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc))
+                out[i] = error_transcript(
+                    item, f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+                )
                 continue
             if isinstance(plan, Transcript):
                 out[i] = plan
@@ -215,7 +248,10 @@ class CTCEngine:
                 duration_s=item.duration_s,
                 source=item.source,
                 offset_s=item.offset_s,
-                extra={"model": self.name, "note": f"audio shorter than the model's {self.features.min_samples}-sample receptive field"},
+                extra={
+                    "model": self.name,
+                    "note": f"audio shorter than the model's {self.features.min_samples}-sample receptive field",
+                },
             )
         o = self.options
         chunk_s = o.chunk_length_s
@@ -278,7 +314,14 @@ class CTCEngine:
             extra.update(decoder="beam", lm_score=res.lm_score, logit_score=res.logit_score)
             if mode != "none":  # pyctcdecode gives word frames only
                 for w in res.words:
-                    chunks.append(Chunk(w.word, _r(item.offset_s + w.start_offset * sec), _r(item.offset_s + w.end_offset * sec), "word"))
+                    chunks.append(
+                        Chunk(
+                            w.word,
+                            _r(item.offset_s + w.start_offset * sec),
+                            _r(item.offset_s + w.end_offset * sec),
+                            "word",
+                        )
+                    )
         else:
             dec = D.greedy_decode(lg, self.vocab, offsets=mode != "none")
             text = dec.text
@@ -292,7 +335,13 @@ class CTCEngine:
                 for txt, s, e in pieces:
                     prob = float(conf[s:e].mean()) if e > s else None
                     chunks.append(
-                        Chunk(txt.lower() if lower else txt, _r(item.offset_s + s * sec), _r(item.offset_s + e * sec), mode, prob)
+                        Chunk(
+                            txt.lower() if lower else txt,
+                            _r(item.offset_s + s * sec),
+                            _r(item.offset_s + e * sec),
+                            mode,
+                            prob,
+                        )
                     )
         return Transcript(
             text=text,

@@ -32,13 +32,20 @@ class BeamOptions:
     alpha: float = option("lmAlpha", FLOAT, 0.5, "LM weight (shallow fusion)")
     beta: float = option("lmBeta", FLOAT, 1.5, "word insertion bonus")
     beam_width: int = option(
-        "beamWidth", INT, 0, "beam width of the LM beam search (0 = greedy decoding unless lmPath or hotwords are set, then 100)",
-        minimum=0, convert=_default_width,
+        "beamWidth",
+        INT,
+        0,
+        "beam width of the LM beam search (0 = greedy decoding unless lmPath or hotwords are set, then 100)",
+        minimum=0,
+        convert=_default_width,
     )
     beam_prune_logp: float = -10.0
     token_min_logp: float = -5.0
     hotwords: Tuple[str, ...] = option(
-        "hotwords", LIST_STRING, [], "words to favour in beam search (set lmPath or beamWidth > 0 to enable)",
+        "hotwords",
+        LIST_STRING,
+        [],
+        "words to favour in beam search (set lmPath or beamWidth > 0 to enable)",
     )
     hotword_weight: float = option("hotwordWeight", FLOAT, 10.0, "weight of the hotwords")
     unk_score_offset: float = -10.0
@@ -77,7 +84,9 @@ class BeamDecoder:
         try:
             from pyctcdecode import build_ctcdecoder
         except ImportError as exc:  # pragma: no cover - environment dependent
-            raise ImportError("beam search needs the ctc extra: pip install 'sparkasr[ctc]' (pyctcdecode, kenlm)") from exc
+            raise ImportError(
+                "beam search needs the ctc extra: pip install 'sparkasr[ctc]' (pyctcdecode, kenlm)"
+            ) from exc
         self.vocab = vocab
         self.options = options
         path = options.kenlm_model_path

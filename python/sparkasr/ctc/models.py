@@ -50,7 +50,7 @@ def resolve_ctc_model(
     """A local directory for ``name`` that :class:`~sparkasr.ctc.engine.CTCEngine` can load."""
     path_str = name
     if path_str.startswith("file:"):
-        path_str = path_str[len("file:"):]
+        path_str = path_str[len("file:") :]
         if path_str.startswith("//"):
             path_str = path_str[2:]
     p = Path(os.path.expanduser(path_str))

@@ -56,8 +56,12 @@ class AudioAssembler(Transformer, HasReaderCols, DefaultParamsReadable, DefaultP
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
             # Already 16 kHz mono: a pure SQL cast, no Python round trip.
             samples = F.col(in_col).cast(ArrayType(FloatType(), True))
-            meta_items = [F.lit("sample_rate"), F.lit(str(SAMPLE_RATE)),
-                          F.lit("duration_s"), F.format_number(F.size(in_col) / F.lit(float(SAMPLE_RATE)), 3)]
+            meta_items = [
+                F.lit("sample_rate"),
+                F.lit(str(SAMPLE_RATE)),
+                F.lit("duration_s"),
+                F.format_number(F.size(in_col) / F.lit(float(SAMPLE_RATE)), 3),
+            ]
             if path_col:
                 meta_items += [F.lit("source"), F.col(path_col).cast("string")]
             if offset_col:
@@ -66,7 +70,10 @@ class AudioAssembler(Transformer, HasReaderCols, DefaultParamsReadable, DefaultP
                 meta_items += [F.lit(A.ERROR_KEY), F.col(error_col)]
             meta = F.map_filter(F.create_map(*meta_items), lambda k, v: v.isNotNull())  # no null values in the metadata
             ann = F.struct(F.lit(A.AUDIO).alias("annotatorType"), samples.alias("result"), meta.alias("metadata"))
-            out = dataset.withColumn(out_col, F.when(F.col(in_col).isNull(), F.array().cast(A.audio_annotation_array_type())).otherwise(F.array(ann)))
+            out = dataset.withColumn(
+                out_col,
+                F.when(F.col(in_col).isNull(), F.array().cast(A.audio_annotation_array_type())).otherwise(F.array(ann)),
+            )
             return A.with_annotator_type_metadata(out, out_col, A.AUDIO)
 
         fields = [f for f in dataset.schema.fields if f.name != out_col]
@@ -85,8 +92,10 @@ class AudioAssembler(Transformer, HasReaderCols, DefaultParamsReadable, DefaultP
                 offsets = column_values(batch, offset_col, len(cells))
                 errors = column_values(batch, error_col, len(cells))
                 durations = column_values(batch, duration_col, len(cells))
-                out = [[_assemble(cell, kind, p, rate, ch, off, err, dur)]
-                       for cell, p, rate, off, err, dur in zip(cells, paths, rates, offsets, errors, durations)]
+                out = [
+                    [_assemble(cell, kind, p, rate, ch, off, err, dur)]
+                    for cell, p, rate, off, err, dur in zip(cells, paths, rates, offsets, errors, durations)
+                ]
                 del cells
                 col = audio_annotation_array(out, out_type)
                 yield replace_columns(batch, {out_col: col}, names)

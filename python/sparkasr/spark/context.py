@@ -54,7 +54,7 @@ def gpu_index(resources: Dict[str, Any]) -> Optional[int]:
     except ValueError:
         raise ValueError(
             f"Spark assigned this task GPU address {addresses[0]!r}, which is not a CUDA device index: "
-            "the gpu discoveryScript must print indices such as [\"0\", \"1\"] (conf/getGpusResources.sh)"
+            'the gpu discoveryScript must print indices such as ["0", "1"] (conf/getGpusResources.sh)'
         ) from None
 
 

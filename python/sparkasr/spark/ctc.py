@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 from ..ctc.checkpoint import load_checkpoint
 from ..ctc.engine import CTCOptions
@@ -39,7 +39,13 @@ class _CTCAnnotator(SpeechAnnotatorModel):
 
     # -- Spark NLP-style constructors ---------------------------------------------------------
     @classmethod
-    def pretrained(cls, name: Optional[str] = None, lang: Optional[str] = None, remote_loc: Optional[str] = None, quantize: str = ""):
+    def pretrained(
+        cls,
+        name: Optional[str] = None,
+        lang: Optional[str] = None,
+        remote_loc: Optional[str] = None,
+        quantize: str = "",
+    ):
         """A Hub checkpoint (default: the class's public model), downloaded once when online and
         converted to ONNX on the driver (needs the ``convert`` extra there); cached afterwards.
 
@@ -91,20 +97,30 @@ class _CTCAnnotator(SpeechAnnotatorModel):
         name = self.getModelSource()
         if not name:
             raise ValueError(f"{type(self).__name__}: no model; use loadSavedModel(path, spark) or pretrained(name)")
-        key = (name, self.getOrDefault(self.quantize), self.getOrDefault(self.allowPickle), self.getOrDefault(self.backend), self.getLmPath())
+        key = (
+            name,
+            self.getOrDefault(self.quantize),
+            self.getOrDefault(self.allowPickle),
+            self.getOrDefault(self.backend),
+            self.getLmPath(),
+        )
         cached = getattr(self, "_resolved_dir", None)
         if cached and cached[0] == key:
             return cached[1]
         local = resolve_ctc_model(
-            name, quantize=self.getOrDefault(self.quantize) or None,
-            allow_pickle=self.getOrDefault(self.allowPickle), backend=self.getOrDefault(self.backend),
+            name,
+            quantize=self.getOrDefault(self.quantize) or None,
+            allow_pickle=self.getOrDefault(self.allowPickle),
+            backend=self.getOrDefault(self.backend),
         )
         lm = self.getLmPath()
         if lm:
             if os.path.isfile(os.path.expanduser(lm)):
                 local = with_lm(local, lm)
             elif lm_in_dir(local) is None:
-                raise FileNotFoundError(f"{type(self).__name__}: lmPath {lm} not found (and the model directory holds no LM)")
+                raise FileNotFoundError(
+                    f"{type(self).__name__}: lmPath {lm} not found (and the model directory holds no LM)"
+                )
         self._check_model_type(local)
         self._resolved_dir = (key, local)
         return local
@@ -122,7 +138,9 @@ class _CTCAnnotator(SpeechAnnotatorModel):
             name = self.getModelSource()
             local = "" if is_remote_uri(name) else self._local_dir()
             found = lm_in_dir(local) if local else None
-            lm_file = os.path.basename(found) if found else ("lm.arpa" if self.getLmPath().endswith(".arpa") else "lm.binary")
+            lm_file = (
+                os.path.basename(found) if found else ("lm.arpa" if self.getLmPath().endswith(".arpa") else "lm.binary")
+            )
         return EngineSpec(model, self._options(), extra=(("lm_file", lm_file),))
 
     @staticmethod

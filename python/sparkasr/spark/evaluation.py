@@ -235,9 +235,7 @@ def error_counts(
     """Corpus :class:`ErrorCounts` of ``df`` (one distributed pass; no substitutions)."""
     _, ship = _check_normalizer(normalizer)
     scored = _prepare(df, prediction_col, reference_col, [])
-    partial = scored.mapInArrow(
-        _make_partition_fn(ship, null_prediction, [], False, 0), _partial_schema([], False)
-    )
+    partial = scored.mapInArrow(_make_partition_fn(ship, null_prediction, [], False, 0), _partial_schema([], False))
     sums = _sum_partials(partial, [])
     return sums[()][1] if sums else ErrorCounts()
 
@@ -315,9 +313,7 @@ def evaluate_wer(
             )
             subs = [(r["ref"], r["hyp"], int(r["n"])) for r in top]
             if group_by:
-                w = Window.partitionBy(*[F.col(g) for g in group_by]).orderBy(
-                    F.desc("n"), F.asc("ref"), F.asc("hyp")
-                )
+                w = Window.partitionBy(*[F.col(g) for g in group_by]).orderBy(F.desc("n"), F.asc("ref"), F.asc("hyp"))
                 per = (
                     ex.groupBy(*group_by, "ref", "hyp")
                     .agg(F.sum("n").alias("n"))
@@ -329,9 +325,7 @@ def evaluate_wer(
                 for r in per:
                     vals = tuple(r[g] for g in group_by)
                     vals = sums.get(_group_key(vals), (vals, None))[0]  # same key objects as groups
-                    group_subs.setdefault(vals, []).append(
-                        (r["ref"], r["hyp"], int(r["n"]))
-                    )
+                    group_subs.setdefault(vals, []).append((r["ref"], r["hyp"], int(r["n"])))
     finally:
         if with_subs:
             partial.unpersist()
@@ -441,7 +435,7 @@ class WerEvaluator(Evaluator, DefaultParamsReadable, DefaultParamsWritable):
     ``predictionCol`` and ``referenceCol`` may be strings or Spark NLP annotation columns.
     """
 
-    def setNormalizer(self, value: str) -> "WerEvaluator":
+    def setNormalizer(self, value: str) -> WerEvaluator:
         get_normalizer(value)
         return self.setParams(normalizer=value)
 

@@ -7,7 +7,15 @@ from typing import Any, List, Optional
 
 from ..cells import INPUT_AUDIO, INPUT_BINARY, INPUT_FLOATS, INPUT_PATH
 
-__all__ = ["INPUT_AUDIO", "INPUT_BINARY", "INPUT_FLOATS", "INPUT_PATH", "classify_input", "column_values", "input_cells"]
+__all__ = [
+    "INPUT_AUDIO",
+    "INPUT_BINARY",
+    "INPUT_FLOATS",
+    "INPUT_PATH",
+    "classify_input",
+    "column_values",
+    "input_cells",
+]
 
 
 def classify_input(data_type) -> str:

@@ -59,7 +59,9 @@ def _getter(name: str):
 
 def _keyword_signature(names: List[str]) -> inspect.Signature:
     self_ = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return inspect.Signature([self_] + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in names])
+    return inspect.Signature(
+        [self_] + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in names]
+    )
 
 
 def declare_params(table):
@@ -77,8 +79,10 @@ def declare_params(table):
         def check_kwargs(self, method: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
             unknown = [k for k in kwargs if k not in options]
             if unknown:
-                raise TypeError(f"{cls.__name__}.{method}() got an unexpected keyword argument {unknown[0]!r}; "
-                                f"params: {', '.join(names)}")
+                raise TypeError(
+                    f"{cls.__name__}.{method}() got an unexpected keyword argument {unknown[0]!r}; "
+                    f"params: {', '.join(names)}"
+                )
             checked = {}
             for k, v in kwargs.items():
                 if v is None:
@@ -106,6 +110,7 @@ def declare_params(table):
         __init__.__doc__ = setParams.__doc__ = f"Keyword params of {cls.__name__}: " + ", ".join(names) + "."
         __init__.__qualname__ = f"{cls.__qualname__}.__init__"
         setParams.__qualname__ = f"{cls.__qualname__}.setParams"
+
         def _option_values(self) -> Dict[str, Any]:
             """Every option's current value (set or default) by name."""
             return {n: self.getOrDefault(n) for n in names if self.isDefined(n)}
@@ -137,17 +142,19 @@ class HasReaderCols(Params):
     ``AudioAssembler`` and the speech annotators alike. Unset (''), each is read_audio's column
     when the DataFrame has it; set, the column must exist."""
 
-    def _reader_cols(self, dataset, path_input: bool) -> "ReaderCols":
+    def _reader_cols(self, dataset, path_input: bool) -> ReaderCols:
         """The reader columns of ``dataset``, each None when unset and absent; the duration column
         only for a path input column (``path_input``), the only input it slices, though a column
         named in ``durationCol`` is checked either way."""
         from pyspark.sql.types import NumericType, StringType
 
         duration = _optional_col(dataset, self.getDurationCol(), "duration_s", (NumericType,), "durationCol")
-        return ReaderCols(_optional_col(dataset, self.getPathCol(), "path", (StringType,), "pathCol"),
-                          _optional_col(dataset, self.getOffsetCol(), "offset_s", (NumericType,), "offsetCol"),
-                          _optional_col(dataset, self.getErrorCol(), "error", (StringType,), "errorCol"),
-                          duration if path_input else None)
+        return ReaderCols(
+            _optional_col(dataset, self.getPathCol(), "path", (StringType,), "pathCol"),
+            _optional_col(dataset, self.getOffsetCol(), "offset_s", (NumericType,), "offsetCol"),
+            _optional_col(dataset, self.getErrorCol(), "error", (StringType,), "errorCol"),
+            duration if path_input else None,
+        )
 
 
 class ReaderCols(NamedTuple):

@@ -19,7 +19,9 @@ def audio_glob_filter(extensions: Sequence[str] = AUDIO_EXTENSIONS) -> str:
 _SAMPLES_PER_BATCH = 20 * 60 * SAMPLE_RATE
 
 
-def read_binary(spark, paths: Union[str, Sequence[str]], recursive: bool = True, extensions: Sequence[str] = AUDIO_EXTENSIONS):
+def read_binary(
+    spark, paths: Union[str, Sequence[str]], recursive: bool = True, extensions: Sequence[str] = AUDIO_EXTENSIONS
+):
     """``binaryFile`` over files, directories (recursive) and globs, filtered to audio extensions.
 
     Listing happens through Spark's file index (parallel listing for large directories), not in
@@ -109,7 +111,8 @@ def read_audio(
         def emit(rows):
             cols = {n: [r[n] for r in rows] for n in names}
             arrays = [
-                float_list_array(cols[f.name], out_schema.field(f.name).type) if f.name == "audio"
+                float_list_array(cols[f.name], out_schema.field(f.name).type)
+                if f.name == "audio"
                 else pa.array(cols[f.name], type=out_schema.field(f.name).type)
                 for f in schema.fields
             ]
@@ -146,12 +149,23 @@ def _decode_rows(path: str, content, segment_s: float, raw_format, samples: bool
 
     out = []
     try:
-        blocks = cell_blocks(content, INPUT_BINARY, path, raw_format) if samples else cell_blocks(path, INPUT_PATH, path, raw_format)
+        blocks = (
+            cell_blocks(content, INPUT_BINARY, path, raw_format)
+            if samples
+            else cell_blocks(path, INPUT_PATH, path, raw_format)
+        )
         start = 0  # in samples: offsets and durations exact to the sample, in both modes
         for i, (_, seg) in enumerate(iter_segments(blocks, segment_s)):
             if i == 0 and len(seg) == 0:
                 raise AudioError("audio has zero length (no samples)")
-            row = dict(path=path, segment=i, offset_s=start / SAMPLE_RATE, duration_s=len(seg) / SAMPLE_RATE, sample_rate=SAMPLE_RATE, error=None)
+            row = dict(
+                path=path,
+                segment=i,
+                offset_s=start / SAMPLE_RATE,
+                duration_s=len(seg) / SAMPLE_RATE,
+                sample_rate=SAMPLE_RATE,
+                error=None,
+            )
             out.append({**row, "audio": seg} if samples else row)
             start += len(seg)
         return out

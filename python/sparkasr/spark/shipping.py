@@ -104,7 +104,9 @@ def local_model_dir(ref: ModelRef, resolver: Optional[Callable[[str], str]] = No
             pass
         if ref.path and os.path.isdir(ref.path):
             return ref.path
-        raise FileNotFoundError(f"model files '{ref.name}' were not shipped to this executor and {ref.path} is not visible here")
+        raise FileNotFoundError(
+            f"model files '{ref.name}' were not shipped to this executor and {ref.path} is not visible here"
+        )
     if ref.kind == "path":
         if os.path.isdir(ref.path):
             return ref.path

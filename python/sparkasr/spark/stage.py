@@ -77,7 +77,9 @@ def make_partition_fn(
             errors = column_values(batch, error_col, len(cells))
             durations = column_values(batch, duration_col, len(cells))
             for cell, p, off, err, dur in zip(cells, paths, offsets, errors, durations):
-                rows_items.append(cell_items(cell, input_kind, cell_source(cell, input_kind, p), offset=off, error=err, duration=dur))
+                rows_items.append(
+                    cell_items(cell, input_kind, cell_source(cell, input_kind, p), offset=off, error=err, duration=dur)
+                )
             del cells
             pending.append((batch, rows_items))
             n_items += sum(len(r) for r in rows_items)
@@ -200,8 +202,19 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasReaderCols, MLReadable, MLWri
         src = dataset.drop(*[c for c in (out_col, chunks_col) if c and c in dataset.columns])
         out_schema = StructType(fields)
         fn = make_partition_fn(
-            spec, type(self)._build_engine, in_col, kind, out_col, chunks_col, path_col,
-            self._items_per_call(), self._model_name(), out_schema, offset_col, error_col, duration_col,
+            spec,
+            type(self)._build_engine,
+            in_col,
+            kind,
+            out_col,
+            chunks_col,
+            path_col,
+            self._items_per_call(),
+            self._model_name(),
+            out_schema,
+            offset_col,
+            error_col,
+            duration_col,
         )
         out = src.mapInArrow(fn, schema=out_schema)
         out = A.with_annotator_type_metadata(out, out_col, A.DOCUMENT)

@@ -36,7 +36,9 @@ class WhisperForCTC(SpeechAnnotatorModel):
 
     # -- Spark NLP-style constructors ---------------------------------------------------------
     @classmethod
-    def pretrained(cls, name: Optional[str] = None, lang: Optional[str] = None, remote_loc: Optional[str] = None) -> "WhisperForCTC":
+    def pretrained(
+        cls, name: Optional[str] = None, lang: Optional[str] = None, remote_loc: Optional[str] = None
+    ) -> WhisperForCTC:
         """The embedded default (Whisper tiny.en) or a named model: 'base', a local directory, a hub id.
 
         ``lang`` and ``remote_loc`` exist for Spark NLP signature compatibility; nothing is fetched
@@ -48,7 +50,7 @@ class WhisperForCTC(SpeechAnnotatorModel):
         return inst
 
     @classmethod
-    def loadSavedModel(cls, path: str, spark=None) -> "WhisperForCTC":
+    def loadSavedModel(cls, path: str, spark=None) -> WhisperForCTC:
         """A local CTranslate2 or Hugging Face Whisper directory (converted once to CTranslate2)."""
         src = resolve_whisper_model(path)
         inst = cls(modelSource=src.path)

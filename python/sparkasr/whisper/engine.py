@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 class WhisperEngine:
     """Transcribe batches of :class:`AudioItem` with one cached Whisper model."""
 
-    def __init__(self, model_path: str, options: WhisperOptions = WhisperOptions(), runtime: RuntimeOptions = RuntimeOptions()):
+    def __init__(
+        self, model_path: str, options: WhisperOptions = WhisperOptions(), runtime: RuntimeOptions = RuntimeOptions()
+    ):
         self.model_path = model_path
         self.options = options
         self.runtime = runtime
@@ -112,7 +114,9 @@ class WhisperEngine:
         for it in items:
             ranges = cut_pieces(it.samples, WINDOW_S, PIECE_SEARCH_S)
             owner.append((len(pieces), len(ranges)))
-            pieces.extend(AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE) for a, b in ranges)
+            pieces.extend(
+                AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE) for a, b in ranges
+            )
         done = self._decode_in_batches(pieces, fw, text_only=True)
         out: List[Transcript] = []
         for it, (first, count) in zip(items, owner):
@@ -123,15 +127,25 @@ class WhisperEngine:
                 if p.language and p.text:
                     weight[p.language] = weight.get(p.language, 0.0) + p.language_probability * p.duration_s
             lang = max(weight, key=weight.get) if weight else parts[0].language
-            out.append(Transcript(
-                text=" ".join(p.text.strip() for p in parts if p.text.strip()),
-                chunks=[c for p in parts for c in p.chunks],
-                language=lang,
-                language_probability=max((p.language_probability for p in parts if p.language == lang), default=0.0),
-                duration_s=it.duration_s, source=it.source, offset_s=it.offset_s,
-                error=("; ".join(errors) if errors else None),
-                extra={"path": "pieces", "pieces": count, "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts)},
-            ))
+            out.append(
+                Transcript(
+                    text=" ".join(p.text.strip() for p in parts if p.text.strip()),
+                    chunks=[c for p in parts for c in p.chunks],
+                    language=lang,
+                    language_probability=max(
+                        (p.language_probability for p in parts if p.language == lang), default=0.0
+                    ),
+                    duration_s=it.duration_s,
+                    source=it.source,
+                    offset_s=it.offset_s,
+                    error=("; ".join(errors) if errors else None),
+                    extra={
+                        "path": "pieces",
+                        "pieces": count,
+                        "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts),
+                    },
+                )
+            )
         return out
 
     def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
@@ -225,7 +239,9 @@ class WhisperEngine:
             kw["language"] = kw.get("language") or t.language
             if self.options.condition_on_previous_text and t.text:
                 tail = " ".join(t.text.split()[-40:])
-                kw["initial_prompt"] = tail if not self.options.initial_prompt else f"{self.options.initial_prompt} {tail}"
+                kw["initial_prompt"] = (
+                    tail if not self.options.initial_prompt else f"{self.options.initial_prompt} {tail}"
+                )
         first = parts[0] if parts else Transcript()
         return Transcript(
             text=" ".join(p.text for p in parts if p.text).strip(),
@@ -247,10 +263,25 @@ class WhisperEngine:
         for seg in segments:  # generator: memory stays bounded by one window
             texts.append(seg.text)
             if opts.timestamps == "segment":
-                chunks.append(Chunk(seg.text.strip(), _r(min(seg.start, dur) + item.offset_s), _r(min(seg.end, dur) + item.offset_s), "segment"))
+                chunks.append(
+                    Chunk(
+                        seg.text.strip(),
+                        _r(min(seg.start, dur) + item.offset_s),
+                        _r(min(seg.end, dur) + item.offset_s),
+                        "segment",
+                    )
+                )
             elif opts.timestamps == "word" and seg.words:
                 for w in seg.words:
-                    chunks.append(Chunk(w.word.strip(), _r(min(w.start, dur) + item.offset_s), _r(min(w.end, dur) + item.offset_s), "word", float(w.probability)))
+                    chunks.append(
+                        Chunk(
+                            w.word.strip(),
+                            _r(min(w.start, dur) + item.offset_s),
+                            _r(min(w.end, dur) + item.offset_s),
+                            "word",
+                            float(w.probability),
+                        )
+                    )
         return Transcript(
             text="".join(texts).strip(),
             chunks=chunks,
@@ -264,15 +295,26 @@ class WhisperEngine:
 
     # -- batched (short items) path --------------------------------------------------------------
 
-    def _transcribe_short(self, items: List[AudioItem], fw=None, text_only: bool = False,
-                          languages: Optional[List[Tuple[str, float]]] = None, contexts: Optional[List[str]] = None) -> List[Transcript]:
+    def _transcribe_short(
+        self,
+        items: List[AudioItem],
+        fw=None,
+        text_only: bool = False,
+        languages: Optional[List[Tuple[str, float]]] = None,
+        contexts: Optional[List[str]] = None,
+    ) -> List[Transcript]:
         """One batch of items of at most 30 s: one encode, one ``generate``. ``text_only``: pieces
         of long rows, decoded without timestamp tokens, one segment each (see the module docstring)."""
         fw = self.model if fw is None else fw
         opts = self.options
         batch = decode_windows(
-            fw, opts, [it.samples for it in items], multilingual=self.multilingual, languages=languages,
-            contexts=contexts, without_timestamps=text_only or opts.timestamps == "none",
+            fw,
+            opts,
+            [it.samples for it in items],
+            multilingual=self.multilingual,
+            languages=languages,
+            contexts=contexts,
+            without_timestamps=text_only or opts.timestamps == "none",
         )
         langs = [(w.language, w.language_probability) for w in batch.windows]
 
@@ -285,7 +327,9 @@ class WhisperEngine:
             tk = batch.tokenizers[w.language]
             # faster-whisper's rule: unless the output ends on a single timestamp (nothing after it),
             # the last, unfinished segment is dropped and decoding resumes at the last timestamp
-            stopped_early = not text_only and opts.timestamps != "none" and not w.checks.no_speech and w.rest_s < w.size_s
+            stopped_early = (
+                not text_only and opts.timestamps != "none" and not w.checks.no_speech and w.rest_s < w.size_s
+            )
             subsegments = w.segments
             if w.checks.no_speech:
                 subsegments = []
@@ -295,8 +339,13 @@ class WhisperEngine:
                 rest_from[i] = w.rest_s
             segs = [
                 dict(
-                    text=tk.decode(s["tokens"]), tokens=s["tokens"], start=s["start"], end=s["end"],
-                    seek=0, avg_logprob=w.avg_logprob, no_speech_prob=w.no_speech_prob,
+                    text=tk.decode(s["tokens"]),
+                    tokens=s["tokens"],
+                    start=s["start"],
+                    end=s["end"],
+                    seek=0,
+                    avg_logprob=w.avg_logprob,
+                    no_speech_prob=w.no_speech_prob,
                     compression_ratio=compression_ratio(tk.decode(s["tokens"])),
                 )
                 for s in subsegments
@@ -304,8 +353,12 @@ class WhisperEngine:
             per_item_segments.append(segs)
             segment_sizes.append(w.size)
             out[i] = Transcript(
-                language=w.language, language_probability=w.language_probability, duration_s=item.duration_s,
-                source=item.source, offset_s=item.offset_s, extra={"path": "batched-piece" if text_only else "batched"},
+                language=w.language,
+                language_probability=w.language_probability,
+                duration_s=item.duration_s,
+                source=item.source,
+                offset_s=item.offset_s,
+                extra={"path": "batched-piece" if text_only else "batched"},
             )
 
         if opts.timestamps == "word":
@@ -321,21 +374,45 @@ class WhisperEngine:
             if opts.timestamps == "segment" and text_only:
                 t.chunks = [_piece_segment(item, t.text)] if t.text else []
             elif opts.timestamps == "segment":
-                t.chunks = [Chunk(s["text"].strip(), _r(min(s["start"], dur) + item.offset_s), _r(min(s["end"], dur) + item.offset_s), "segment") for s in segs]
+                t.chunks = [
+                    Chunk(
+                        s["text"].strip(),
+                        _r(min(s["start"], dur) + item.offset_s),
+                        _r(min(s["end"], dur) + item.offset_s),
+                        "segment",
+                    )
+                    for s in segs
+                ]
             elif opts.timestamps == "word":
                 t.chunks = [
-                    Chunk(w["word"].strip(), _r(min(w["start"], dur) + item.offset_s), _r(min(w["end"], dur) + item.offset_s), "word", float(w["probability"]))
-                    for s in segs for w in s.get("words", [])
+                    Chunk(
+                        w["word"].strip(),
+                        _r(min(w["start"], dur) + item.offset_s),
+                        _r(min(w["end"], dur) + item.offset_s),
+                        "word",
+                        float(w["probability"]),
+                    )
+                    for s in segs
+                    for w in s.get("words", [])
                 ]
         if rest_from:  # the rest of each early-stopped item, batched (recursion ends: each rest is shorter)
             idx = list(rest_from)
             rests = [
-                AudioItem(items[i].samples[int(round(rest_from[i] * SAMPLE_RATE)):], source=items[i].source, offset_s=items[i].offset_s + rest_from[i])
+                AudioItem(
+                    items[i].samples[int(round(rest_from[i] * SAMPLE_RATE)) :],
+                    source=items[i].source,
+                    offset_s=items[i].offset_s + rest_from[i],
+                )
                 for i in idx
             ]
             # conditioned on the text so far, as faster-whisper's next window would be
             contexts = [out[i].text if opts.condition_on_previous_text else "" for i in idx]  # type: ignore[union-attr]
-            for i, r in zip(idx, self._transcribe_short(rests, fw, text_only=text_only, languages=[langs[i] for i in idx], contexts=contexts)):
+            for i, r in zip(
+                idx,
+                self._transcribe_short(
+                    rests, fw, text_only=text_only, languages=[langs[i] for i in idx], contexts=contexts
+                ),
+            ):
                 t = out[i]
                 assert t is not None
                 if r.error:

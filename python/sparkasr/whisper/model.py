@@ -94,4 +94,6 @@ APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 def add_word_timestamps(fw, segments, tokenizer, encoder_output, segment_sizes) -> None:
     """faster-whisper's cross-attention word alignment on ``segments`` (one list per window of
     ``encoder_output``), in place, with its default punctuation rules."""
-    fw.add_word_timestamps(segments, tokenizer, encoder_output, segment_sizes, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0)
+    fw.add_word_timestamps(
+        segments, tokenizer, encoder_output, segment_sizes, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0
+    )

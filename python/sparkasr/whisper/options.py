@@ -13,7 +13,18 @@ from ..options import BOOL, FLOAT, INT, LIST_FLOAT, STRING, option, validate
 
 WINDOW_S = 30.0
 TIMESTAMP_MODES = ("none", "segment", "word")
-COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
+COMPUTE_TYPES = (
+    "default",
+    "auto",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+)
 DEVICES = ("cpu", "cuda", "auto")
 TASKS = ("transcribe", "translate")
 STRATEGIES = ("batch", "sequential", "pack")
@@ -25,14 +36,26 @@ class RuntimeOptions:
     """How to load the model: one cached instance per distinct value per Python worker."""
 
     device: str = option(
-        "device", STRING, "cpu", "cpu, cuda or auto; cuda/auto open the GPU Spark assigned to the task", choices=DEVICES,
+        "device",
+        STRING,
+        "cpu",
+        "cpu, cuda or auto; cuda/auto open the GPU Spark assigned to the task",
+        choices=DEVICES,
     )
     compute_type: str = option(
-        "computeType", STRING, "int8", "CTranslate2 compute type (int8, float16, float32, ...)", choices=COMPUTE_TYPES,
+        "computeType",
+        STRING,
+        "int8",
+        "CTranslate2 compute type (int8, float16, float32, ...)",
+        choices=COMPUTE_TYPES,
     )
     cpu_threads: int = option(
-        "cpuThreads", INT, 0, "threads per task for the model; 0 = spark.task.cpus inside Spark, all cores outside it",
-        minimum=0, key="threads",
+        "cpuThreads",
+        INT,
+        0,
+        "threads per task for the model; 0 = spark.task.cpus inside Spark, all cores outside it",
+        minimum=0,
+        key="threads",
     )
     device_index: int = 0  # CUDA device (Spark stages: the GPU Spark assigned to the task); CPU: unused
 
@@ -47,33 +70,66 @@ class WhisperOptions:
     """Decoding options (each one honoured; a value CTranslate2 cannot honour is refused)."""
 
     language: Optional[str] = option(
-        "language", STRING, "", "language code ('' = detect: language and language_probability in the metadata; "
-        "English-only models: en)", null="",
+        "language",
+        STRING,
+        "",
+        "language code ('' = detect: language and language_probability in the metadata; English-only models: en)",
+        null="",
     )
-    task: str = option("task", STRING, "transcribe", "transcribe, or translate (to English; multilingual models)", choices=TASKS)
+    task: str = option(
+        "task", STRING, "transcribe", "transcribe, or translate (to English; multilingual models)", choices=TASKS
+    )
     beam_size: int = option("beamSize", INT, 5, "beam size for temperature-0 decoding (1 = greedy)", minimum=1)
     best_of: int = option("bestOf", INT, 5, "candidates sampled at temperature > 0", minimum=1)
     patience: float = option("patience", FLOAT, 1.0, "beam search patience factor", minimum=0.0)
     length_penalty: float = option("lengthPenalty", FLOAT, 1.0, "beam search length penalty")
-    repetition_penalty: float = option("repetitionPenalty", FLOAT, 1.0, "penalty on repeated tokens (> 1 penalises)", minimum=0.0)
-    no_repeat_ngram_size: int = option("noRepeatNgramSize", INT, 0, "forbid repeating n-grams of this size (0 = off)", minimum=0)
-    temperature: Tuple[float, ...] = option(
-        "temperature", LIST_FLOAT, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-        "temperatures tried in order when a decode fails the compression-ratio / log-prob checks", minimum=0.0,
+    repetition_penalty: float = option(
+        "repetitionPenalty", FLOAT, 1.0, "penalty on repeated tokens (> 1 penalises)", minimum=0.0
     )
-    top_k: int = option("topK", INT, 0, "sampling at temperature > 0 from the K most likely tokens (0 = all)", minimum=0)
+    no_repeat_ngram_size: int = option(
+        "noRepeatNgramSize", INT, 0, "forbid repeating n-grams of this size (0 = off)", minimum=0
+    )
+    temperature: Tuple[float, ...] = option(
+        "temperature",
+        LIST_FLOAT,
+        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        "temperatures tried in order when a decode fails the compression-ratio / log-prob checks",
+        minimum=0.0,
+    )
+    top_k: int = option(
+        "topK", INT, 0, "sampling at temperature > 0 from the K most likely tokens (0 = all)", minimum=0
+    )
     top_p: float = option(
-        "topP", FLOAT, 1.0, "nucleus sampling; CTranslate2's Whisper decoder has none, so values < 1 are refused", maximum=1.0,
+        "topP",
+        FLOAT,
+        1.0,
+        "nucleus sampling; CTranslate2's Whisper decoder has none, so values < 1 are refused",
+        maximum=1.0,
     )
     max_new_tokens: Optional[int] = option(
-        "maxNewTokens", INT, 0, "max tokens generated per 30-s window (0 = the model's maximum)", minimum=0, maximum=440, null=0,
+        "maxNewTokens",
+        INT,
+        0,
+        "max tokens generated per 30-s window (0 = the model's maximum)",
+        minimum=0,
+        maximum=440,
+        null=0,
     )
-    initial_prompt: Optional[str] = option("initialPrompt", STRING, "", "text given to the decoder as previous context", null="")
+    initial_prompt: Optional[str] = option(
+        "initialPrompt", STRING, "", "text given to the decoder as previous context", null=""
+    )
     timestamps: str = option(
-        "timestamps", STRING, "segment", "none, segment or word: chunk annotations with start/end seconds", choices=TIMESTAMP_MODES,
+        "timestamps",
+        STRING,
+        "segment",
+        "none, segment or word: chunk annotations with start/end seconds",
+        choices=TIMESTAMP_MODES,
     )
     condition_on_previous_text: bool = option(
-        "conditionOnPreviousText", BOOL, True, "long audio: prompt each window with the previous text",
+        "conditionOnPreviousText",
+        BOOL,
+        True,
+        "long audio: prompt each window with the previous text",
     )
     compression_ratio_threshold: Optional[float] = 2.4
     log_prob_threshold: Optional[float] = -1.0
@@ -82,13 +138,18 @@ class WhisperOptions:
     vad_filter: bool = option("vadFilter", BOOL, False, "skip non-speech with Silero VAD (sequential path)")
     seed: Optional[int] = option("seed", INT, -1, "random seed for sampling (-1 = unset)", minimum=-1, null=-1)
     strategy: str = option(
-        "strategy", STRING, "batch",
+        "strategy",
+        STRING,
+        "batch",
         "batch: short rows batched, long rows cut at quiet points into <= 30-s pieces decoded batched (one segment per "
         "piece); sequential: long rows by faster-whisper's long-form algorithm (Whisper's sentence segments); pack: "
-        "short utterances packed several to a 30-s window (fastest on short clips)", choices=STRATEGIES,
+        "short utterances packed several to a 30-s window (fastest on short clips)",
+        choices=STRATEGIES,
     )
     long_piece_s: float = option(
-        "longPieceS", FLOAT, 600.0,
+        "longPieceS",
+        FLOAT,
+        600.0,
         "strategy=sequential: rows longer than 1.5x this many seconds are decoded in pieces of this length (bounded memory)",
         minimum=60.0,
     )

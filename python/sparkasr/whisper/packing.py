@@ -172,7 +172,10 @@ def _inner_engine(engine, timestamps: str):
     opts = _plain_options(engine.options, timestamps)
     if opts == engine.options:
         return engine
-    return cached_engine(("whisper", engine.model_path, opts, engine.runtime), lambda: type(engine)(engine.model_path, opts, engine.runtime))
+    return cached_engine(
+        ("whisper", engine.model_path, opts, engine.runtime),
+        lambda: type(engine)(engine.model_path, opts, engine.runtime),
+    )
 
 
 def _text(words: Sequence[Chunk]) -> str:
@@ -232,8 +235,9 @@ def token_budget(spans: Sequence[Tuple[float, float]], tokens_per_s: float = 6.0
     return int(np.ceil(tokens_per_s * speech)) + per_utterance * len(spans) + 6
 
 
-def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List[Tuple[float, float]]]] = None,
-                    need_words: bool = True) -> List[Optional[List[_Word]]]:
+def _decode_windows(
+    engine, windows: List[np.ndarray], spans: Optional[List[List[Tuple[float, float]]]] = None, need_words: bool = True
+) -> List[Optional[List[_Word]]]:
     """Decode ≤30-s windows in one batch (:func:`~.window.decode_windows`, timestamps on), with
     word alignment where needed (``need_words``, or a segment that spans two utterances). ``None``
     for a window whose decode fails Whisper's checks (no speech, or average log-probability under
@@ -252,7 +256,8 @@ def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List
     ]
     on_cpu = getattr(fw.model, "device", "cpu") == "cpu"
     align = [
-        k for k, (good, segs) in enumerate(zip(ok, segments))
+        k
+        for k, (good, segs) in enumerate(zip(ok, segments))
         if good and (need_words or spans is None or not on_cpu or not _clean(segs, spans[k]))
     ]
     if align:
@@ -268,7 +273,13 @@ def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List
         if not good:
             out.append(None)
         elif k in aligned:
-            out.append([_Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"])) for s in segs for w in s.get("words", [])])
+            out.append(
+                [
+                    _Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                    for s in segs
+                    for w in s.get("words", [])
+                ]
+            )
         else:
             out.append(_segment_words(tk, segs, spans[k]))
     return out
@@ -332,7 +343,10 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
             if not words:
                 retry.extend(w)
                 continue
-            chunks_w = [Chunk(x.text.strip(), x.start, x.end, "word", None if x.probability != x.probability else x.probability) for x in words]
+            chunks_w = [
+                Chunk(x.text.strip(), x.start, x.end, "word", None if x.probability != x.probability else x.probability)
+                for x in words
+            ]
             by_id = {id(c): x for c, x in zip(chunks_w, words)}
             per_item = assign_words(chunks_w, spans, options.gap_s)
             last = max(j for j, ws in enumerate(per_item) if ws)  # the utterance where decoding stopped
@@ -344,14 +358,22 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
                 # words reach the end of its sound: a stop between two utterances loses nothing.
                 cut = j == last and j < len(w) - 1 and not _reaches_speech_end(it.samples, raw, s)
                 if (
-                    j > last or cut or (not ws and options.redo_empty)
-                    or _suspicious(raw, e - s, engine.options) or _uncovered_speech(it.samples, raw, s)
+                    j > last
+                    or cut
+                    or (not ws and options.redo_empty)
+                    or _suspicious(raw, e - s, engine.options)
+                    or _uncovered_speech(it.samples, raw, s)
                 ):
                     retry.append(i)
                     continue
                 local = [
-                    Chunk(c.text, round(min(max(c.start - s, 0.0), e - s) + it.offset_s, 3),
-                          round(min(max(c.end - s, 0.0), e - s) + it.offset_s, 3), "word", c.probability)
+                    Chunk(
+                        c.text,
+                        round(min(max(c.start - s, 0.0), e - s) + it.offset_s, 3),
+                        round(min(max(c.end - s, 0.0), e - s) + it.offset_s, 3),
+                        "word",
+                        c.probability,
+                    )
                     for c in ws
                 ]
                 if want == "word":
@@ -362,20 +384,29 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
                     chunks = []
                 lang = engine.options.language or "en"
                 out[i] = Transcript(
-                    text="".join(x.text for x in raw).strip(), chunks=chunks, language=lang, language_probability=1.0,
-                    duration_s=it.duration_s, source=it.source, offset_s=it.offset_s,
+                    text="".join(x.text for x in raw).strip(),
+                    chunks=chunks,
+                    language=lang,
+                    language_probability=1.0,
+                    duration_s=it.duration_s,
+                    source=it.source,
+                    offset_s=it.offset_s,
                     extra={"path": "packed", "round": round_no, "window_utterances": len(w)},
                 )
     return retry
 
 
-def transcribe_packed(engine, items: Sequence[AudioItem], options: PackingOptions = PackingOptions()) -> List[Transcript]:
+def transcribe_packed(
+    engine, items: Sequence[AudioItem], options: PackingOptions = PackingOptions()
+) -> List[Transcript]:
     """Transcribe ``items`` with ``engine`` (a :class:`~sparkasr.whisper.WhisperEngine`), packing
     short ones several to a window; with ``options.cut_long``, longer items are first cut at quiet
     points into pieces of at most ``window_s`` that are decoded (batched) like short items and
     joined again. One :class:`Transcript` per item, in order; never raises for a bad item (its
     transcript carries the error)."""
-    if not options.cut_long or not any(it.error is None and it.samples is not None and it.duration_s > options.window_s for it in items):
+    if not options.cut_long or not any(
+        it.error is None and it.samples is not None and it.duration_s > options.window_s for it in items
+    ):
         return _transcribe_short_items(engine, items, options)
     flat: List[AudioItem] = []
     owner: List[Tuple[int, int]] = []  # item index -> (first piece, piece count)
@@ -396,14 +427,23 @@ def transcribe_packed(engine, items: Sequence[AudioItem], options: PackingOption
             continue
         parts = res[first : first + count]
         errors = [p.error for p in parts if p.error]
-        out.append(Transcript(
-            text=" ".join(p.text.strip() for p in parts if p.text.strip()),
-            chunks=[c for p in parts for c in p.chunks],
-            language=parts[0].language, language_probability=parts[0].language_probability,
-            duration_s=it.duration_s, source=it.source, offset_s=it.offset_s,
-            error="; ".join(errors) if errors else None,
-            extra={"path": "cut", "pieces": count, "piece_paths": sorted({str(p.extra.get("path")) for p in parts})},
-        ))
+        out.append(
+            Transcript(
+                text=" ".join(p.text.strip() for p in parts if p.text.strip()),
+                chunks=[c for p in parts for c in p.chunks],
+                language=parts[0].language,
+                language_probability=parts[0].language_probability,
+                duration_s=it.duration_s,
+                source=it.source,
+                offset_s=it.offset_s,
+                error="; ".join(errors) if errors else None,
+                extra={
+                    "path": "cut",
+                    "pieces": count,
+                    "piece_paths": sorted({str(p.extra.get("path")) for p in parts}),
+                },
+            )
+        )
     return out
 
 

@@ -37,7 +37,8 @@ def checks(opts: WhisperOptions, text: str, avg_logprob: float, no_speech_prob: 
     return Checks(
         low_logprob=low,
         no_speech=opts.no_speech_threshold is not None and no_speech_prob > opts.no_speech_threshold and low,
-        repetitive=opts.compression_ratio_threshold is not None and compression_ratio(text) > opts.compression_ratio_threshold,
+        repetitive=opts.compression_ratio_threshold is not None
+        and compression_ratio(text) > opts.compression_ratio_threshold,
     )
 
 
@@ -119,7 +120,10 @@ def decode_windows(
     if contexts is not None:  # CTranslate2 needs <|startoftranscript|> at one position: keep the last n of each
         keep = min(min(len(p) for p in previous), fw.max_length // 2 - 1)
         previous = [p[len(p) - keep :] if keep else [] for p in previous]
-    prompts = [fw.get_prompt(tokenizers[lang], prev, without_timestamps=without_timestamps) for (lang, _), prev in zip(langs, previous)]
+    prompts = [
+        fw.get_prompt(tokenizers[lang], prev, without_timestamps=without_timestamps)
+        for (lang, _), prev in zip(langs, previous)
+    ]
 
     max_length = fw.max_length if opts.max_new_tokens is None else max(len(p) for p in prompts) + opts.max_new_tokens
     if token_cap is not None:
@@ -161,12 +165,27 @@ def decode_windows(
         dur = len(x) / SAMPLE_RATE
         size = min(int(np.ceil(dur) * fw.frames_per_second), n_frames)
         segments, seek, _ = fw._split_segments_by_timestamps(
-            tokenizer=tk, tokens=tokens, time_offset=0.0, segment_size=size, segment_duration=dur, seek=0,
+            tokenizer=tk,
+            tokens=tokens,
+            time_offset=0.0,
+            segment_size=size,
+            segment_duration=dur,
+            seek=0,
         )
-        windows.append(Window(
-            tokens=tokens, text=text, language=lang, language_probability=lang_p, avg_logprob=avg_logprob,
-            no_speech_prob=res.no_speech_prob, checks=checks(opts, text, avg_logprob, res.no_speech_prob),
-            segments=segments, size=size, size_s=size / fw.frames_per_second, rest_s=seek / fw.frames_per_second,
-            duration_s=dur,
-        ))
+        windows.append(
+            Window(
+                tokens=tokens,
+                text=text,
+                language=lang,
+                language_probability=lang_p,
+                avg_logprob=avg_logprob,
+                no_speech_prob=res.no_speech_prob,
+                checks=checks(opts, text, avg_logprob, res.no_speech_prob),
+                segments=segments,
+                size=size,
+                size_s=size / fw.frames_per_second,
+                rest_s=seek / fw.frames_per_second,
+                duration_s=dur,
+            )
+        )
     return WindowBatch(windows, tokenizers, encoder_output, feats)
