@@ -99,10 +99,18 @@ def _git_revision() -> Optional[str]:
     """The commit the measured code is at, ``+dirty`` when tracked files other than the results
     (which an earlier benchmark of the same session rewrites) differ from it."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=20)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=20
+        )
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"], cwd=ROOT, capture_output=True, text=True, timeout=20)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except Exception:
         return None
@@ -126,7 +134,20 @@ def machine() -> Dict[str, object]:
         "python": platform.python_version(),
         "java": java,
         "gpu": "none (this task is lent no GPU; the GPU target is measured by run_gpu.py where one is)",
-        "versions": {m: _version(m) for m in ("faster-whisper", "ctranslate2", "pyspark", "numpy", "pandas", "pyarrow", "jiwer", "whisper-normalizer", "sparkasr")},
+        "versions": {
+            m: _version(m)
+            for m in (
+                "faster-whisper",
+                "ctranslate2",
+                "pyspark",
+                "numpy",
+                "pandas",
+                "pyarrow",
+                "jiwer",
+                "whisper-normalizer",
+                "sparkasr",
+            )
+        },
         "model": MODEL_LABEL,
         "git": _git_revision(),
     }
@@ -235,7 +256,12 @@ def rtfx(audio_s: float, wall_s: float) -> float:
 
 def write_result(name: str, payload: Dict[str, object]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **payload}
+    payload = {
+        "benchmark": name,
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        **payload,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print(f"wrote {path}")

@@ -100,7 +100,9 @@ def build(root: Path = DEFAULT_DIR, repeats: int = 5, long_minutes=(5, 10), hour
         x = np.concatenate([ten[0]] * 6)
         p = root / "hour" / "long_60min.wav"
         _write(p, x)
-        manifest["hour"].append({"path": str(p), "duration_s": round(len(x) / SR, 4), "reference": " ".join([ten[1]] * 6)})
+        manifest["hour"].append(
+            {"path": str(p), "duration_s": round(len(x) / SR, 4), "reference": " ".join([ten[1]] * 6)}
+        )
         del x
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
@@ -113,8 +115,11 @@ def load(root: Path = DEFAULT_DIR, quick: bool = False) -> Dict[str, List[dict]]
     if len(man.get("short", [])) < 50 or len(man.get("long", [])) < 2 or not man.get("hour"):
         man = build(root)
     if quick:
-        man = {"short": [e for e in man["short"] if Path(e["path"]).name.split("_")[0] in ("r0", "r1")],
-               "long": [e for e in man["long"] if "05min" in e["path"]], "hour": man["hour"]}
+        man = {
+            "short": [e for e in man["short"] if Path(e["path"]).name.split("_")[0] in ("r0", "r1")],
+            "long": [e for e in man["long"] if "05min" in e["path"]],
+            "hour": man["hour"],
+        }
     return man
 
 

@@ -35,10 +35,19 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 BASE_CONFIG = dict(  # facebook/wav2vec2-base-960h's architecture
-    hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-    conv_dim=(512,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-    num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, feat_extract_norm="group",
-    do_stable_layer_norm=False, vocab_size=32, pad_token_id=0,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    conv_dim=(512,) * 7,
+    conv_stride=(5, 2, 2, 2, 2, 2, 2),
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+    num_conv_pos_embeddings=128,
+    num_conv_pos_embedding_groups=16,
+    feat_extract_norm="group",
+    do_stable_layer_norm=False,
+    vocab_size=32,
+    pad_token_id=0,
 )
 
 
@@ -61,7 +70,9 @@ def make_base(out: Path) -> Path:
 def clips():
     import soundfile as sf
 
-    files = sorted((ROOT / "tests" / "data" / "librivox").glob("*.wav")) + sorted((ROOT / "tests" / "data" / "cards").glob("*.wav"))
+    files = sorted((ROOT / "tests" / "data" / "librivox").glob("*.wav")) + sorted(
+        (ROOT / "tests" / "data" / "cards").glob("*.wav")
+    )
     return [(f.name, sf.read(str(f), dtype="float32")[0]) for f in files]
 
 
@@ -142,8 +153,10 @@ def main(argv=None) -> int:
         torch_s, onnx_s, int8_s = (min(r[0] for r in runs[k]) for k in fns)
         torch_c, onnx_c, int8_c = (min(r[1] for r in runs[k]) for k in fns)
         torch_all, onnx_all, int8_all = ([r[0] for r in runs[k]] for k in fns)
-        sizes = {"onnx_fp32_mb": round((fp32 / "model.onnx").stat().st_size / 2**20, 1),
-                 "onnx_int8_mb": round((int8 / "model.onnx").stat().st_size / 2**20, 1)}
+        sizes = {
+            "onnx_fp32_mb": round((fp32 / "model.onnx").stat().st_size / 2**20, 1),
+            "onnx_int8_mb": round((int8 / "model.onnx").stat().st_size / 2**20, 1),
+        }
 
     result = {
         "model": f"random-weight Wav2Vec2ForCTC, {args.size} ({'wav2vec2-base-960h architecture' if args.size == 'base' else 'test fixture'})",
@@ -170,9 +183,17 @@ def main(argv=None) -> int:
         "all_runs_s": {"torch": torch_all, "onnx_fp32": onnx_all, "onnx_int8": int8_all},
         "convert_s": round(convert_s, 1),
         **sizes,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
-                    "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "onnxruntime": onnxruntime.__version__,
+        },
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        },
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "note": "the ONNX timing includes normalisation and CTC decoding; the torch timing includes feature extraction and argmax",
     }

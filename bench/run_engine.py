@@ -14,7 +14,7 @@ Configs (all Whisper tiny.en int8, beam 5, ``cpu_threads`` = all cores):
 * ``fw_batched``     faster-whisper ``BatchedInferencePipeline.transcribe`` (batch 8, library defaults); long files
 * ``ours_default``   ``WhisperEngine.transcribe_batch`` with default options (short: batched; long: <=30-s pieces
   cut at quiet points, decoded batched as text)
-* ``ours_packed``    ``sparkasr.packing.transcribe_packed``; short clips
+* ``ours_packed``    ``sparkasr.whisper.packing.transcribe_packed``; short clips
 * ``ours_packed_long``  ``transcribe_packed`` on long files: cut at quiet points into <=30-s pieces, batched
 * ``ours_packed_long_text``  the same with ``timestamps="none"`` (text only, as the batched anchor's default)
 """
@@ -43,7 +43,7 @@ CONFIGS = {
 def _items(entries):
     import soundfile as sf
 
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
 
     return [AudioItem(sf.read(e["path"], dtype="float32")[0], source=e["path"]) for e in entries]
 
@@ -74,8 +74,8 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
 
         warm = lambda: "".join(s.text for s in model.transcribe(items[0].samples[:16000], language="en")[0])  # noqa: E731
     else:
-        from sparkasr.packing import transcribe_packed
         from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+        from sparkasr.whisper.packing import transcribe_packed
 
         # ``_text``: timestamps off, like BatchedInferencePipeline's default (without_timestamps=True)
         opts = WhisperOptions(timestamps="none") if config.endswith("_text") else WhisperOptions()
@@ -89,11 +89,17 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
             def fn():
                 return [t.text for t in transcribe_packed(engine, items)]
         elif config in ("ours_packed_long", "ours_packed_long_text"):
+
             def fn():
                 return [t.text for t in transcribe_packed(engine, items)]
         else:
             raise ValueError(config)
-        warm = lambda: engine.transcribe_batch(items[:1] if items[0].duration_s <= 30 else [type(items[0])(items[0].samples[:16000])])  # noqa: E731
+
+        def warm():
+            return engine.transcribe_batch(
+                items[:1] if items[0].duration_s <= 30 else [type(items[0])(items[0].samples[:16000])]
+            )
+
     load_s = time.perf_counter() - t0
     warm()
     c0, w0 = time.process_time(), time.perf_counter()
@@ -101,11 +107,20 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     refs = [e["reference"] for e in entries]
     return {
-        "config": config, "corpus": corpus_name, "files": len(items), "audio_s": round(audio_s, 2),
-        "threads": threads, "load_s": round(load_s, 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-        "rtfx": common.rtfx(audio_s, wall), "rtfx_per_core": round(audio_s / wall / threads, 2),
-        "audio_per_cpu_s": round(audio_s / cpu, 2), "peak_rss_mb": common.self_peak_rss_mb(),
-        **common.wer_counts(refs, hyps), "sample_hypothesis": hyps[0][:200],
+        "config": config,
+        "corpus": corpus_name,
+        "files": len(items),
+        "audio_s": round(audio_s, 2),
+        "threads": threads,
+        "load_s": round(load_s, 2),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "rtfx": common.rtfx(audio_s, wall),
+        "rtfx_per_core": round(audio_s / wall / threads, 2),
+        "audio_per_cpu_s": round(audio_s / cpu, 2),
+        "peak_rss_mb": common.self_peak_rss_mb(),
+        **common.wer_counts(refs, hyps),
+        "sample_hypothesis": hyps[0][:200],
     }
 
 
@@ -124,26 +139,37 @@ def main(argv=None) -> int:
         return 0
     corpus.load(quick=a.quick)  # build once, before timing anything
     wanted = [c for c in a.configs.split(",") if c]
-    jobs = [(c, k) for k in (["short", "long"] if a.corpus == "both" else [a.corpus]) for c in CONFIGS[k] if not wanted or c in wanted]
+    jobs = [
+        (c, k)
+        for k in (["short", "long"] if a.corpus == "both" else [a.corpus])
+        for c in CONFIGS[k]
+        if not wanted or c in wanted
+    ]
     runs = []
     for r in range(a.rounds):
         for config, corp in jobs:
-            cmd = [sys.executable, __file__, "--one", config, corp, "--threads", str(a.threads)] + (["--quick"] if a.quick else [])
+            cmd = [sys.executable, __file__, "--one", config, corp, "--threads", str(a.threads)] + (
+                ["--quick"] if a.quick else []
+            )
             common.log(f"round {r + 1}/{a.rounds}: {config} on {corp} ...")
             p = subprocess.run(cmd, capture_output=True, text=True)
-            line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
+            line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if p.returncode != 0 or line is None:
                 common.log(f"  FAILED rc={p.returncode}: {p.stderr[-2000:]}")
                 runs.append({"config": config, "corpus": corp, "round": r, "error": p.stderr[-2000:]})
                 continue
-            res = json.loads(line[len("RESULT "):])
+            res = json.loads(line[len("RESULT ") :])
             res["round"] = r
             res["load_avg_1m"] = round(os.getloadavg()[0], 2)
             runs.append(res)
-            common.log(f"  RTFx {res['rtfx']}  audio/CPU-s {res['audio_per_cpu_s']}  WER {res['wer']}  RSS {res['peak_rss_mb']} MB")
+            common.log(
+                f"  RTFx {res['rtfx']}  audio/CPU-s {res['audio_per_cpu_s']}  WER {res['wer']}  RSS {res['peak_rss_mb']} MB"
+            )
     summary = summarize(runs)
     name = a.name or ("engine_quick" if a.quick else "engine")
-    common.write_result(name, {"quick": a.quick, "rounds": a.rounds, "threads": a.threads, "summary": summary, "runs": runs})
+    common.write_result(
+        name, {"quick": a.quick, "rounds": a.rounds, "threads": a.threads, "summary": summary, "runs": runs}
+    )
     for row in summary["rows"]:
         print(json.dumps(row))
     for k, v in summary["ratios"].items():
@@ -157,16 +183,32 @@ def summarize(runs):
     for corp, config in keys:
         rs = [r for r in runs if r.get("corpus") == corp and r.get("config") == config and "error" not in r]
         med = lambda f: round(statistics.median(r[f] for r in rs), 3)  # noqa: E731
-        rows.append({"corpus": corp, "config": config, "audio_s": rs[0]["audio_s"], "wall_s": med("wall_s"), "cpu_s": med("cpu_s"),
-                     "rtfx": med("rtfx"), "rtfx_per_core": med("rtfx_per_core"), "audio_per_cpu_s": med("audio_per_cpu_s"),
-                     "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "wer": rs[0]["wer"], "ref_words": rs[0]["ref_words"], "n": len(rs)})
+        rows.append(
+            {
+                "corpus": corp,
+                "config": config,
+                "audio_s": rs[0]["audio_s"],
+                "wall_s": med("wall_s"),
+                "cpu_s": med("cpu_s"),
+                "rtfx": med("rtfx"),
+                "rtfx_per_core": med("rtfx_per_core"),
+                "audio_per_cpu_s": med("audio_per_cpu_s"),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                "wer": rs[0]["wer"],
+                "ref_words": rs[0]["ref_words"],
+                "n": len(rs),
+            }
+        )
     by = {(r["corpus"], r["config"]): r for r in rows}
     ratios = {}
 
     def ratio(label, a, b):
         if a in by and b in by:
-            ratios[label] = {"rtfx": round(by[a]["rtfx"] / by[b]["rtfx"], 3), "audio_per_cpu_s": round(by[a]["audio_per_cpu_s"] / by[b]["audio_per_cpu_s"], 3),
-                             "wer_delta_points": round(100 * (by[a]["wer"] - by[b]["wer"]), 2)}
+            ratios[label] = {
+                "rtfx": round(by[a]["rtfx"] / by[b]["rtfx"], 3),
+                "audio_per_cpu_s": round(by[a]["audio_per_cpu_s"] / by[b]["audio_per_cpu_s"], 3),
+                "wer_delta_points": round(100 * (by[a]["wer"] - by[b]["wer"]), 2),
+            }
 
     ratio("short: ours_packed / fw_sequential", ("short", "ours_packed"), ("short", "fw_sequential"))
     ratio("short: ours_default / fw_sequential", ("short", "ours_default"), ("short", "fw_sequential"))

@@ -3,7 +3,7 @@ weights, same windows of real speech, same device, one run.
 
 Issue 7's GPU target: at least 2x the best batch of transformers fp16 ``generate`` (tiny.en). The
 lent GPU machine has PyTorch (CUDA 13) but no Java, no pyspark, and CTranslate2's wheel cannot use
-its GPU, so what is measured there is the engine stage on PyTorch (``sparkasr.torch_whisper``).
+its GPU, so what is measured there is the engine stage on PyTorch (``sparkasr.whisper.torch_backend``).
 This script needs only numpy, torch, tokenizers and transformers: it reads the WAV clips with
 ``wave`` and imports nothing else from the package.
 
@@ -44,7 +44,7 @@ GPU_DIR = BENCH / ".gpu"
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(BENCH))  # common.py (its WER needs jiwer, imported only when scoring)
 
-from sparkasr import torch_whisper as tw  # noqa: E402  (numpy + torch + tokenizers only)
+from sparkasr.whisper import torch_backend as tw  # noqa: E402  (numpy + torch + tokenizers only)
 
 
 def log(msg: str) -> None:
@@ -91,6 +91,7 @@ def windows(n: int, seed: int = 0, max_s: float = 29.5) -> Tuple[List[np.ndarray
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> Optional[Dict[str, float]]:
     try:
         from common import wer_counts
+
         return wer_counts(refs, hyps)
     except ImportError:  # no jiwer / whisper_normalizer on the GPU machine: --score adds it later
         return None
@@ -133,14 +134,25 @@ def _measure(pipeline, bs, timestamps, one_pass, warm_up, wins, refs, repeats, d
         walls.append(time.perf_counter() - t0)
     wall = statistics.median(walls)
     log(f"{pipeline} bs={bs} ts={timestamps}: {wall:.2f} s, RTFx {audio_s / wall:.0f}, {tokens} tokens")
-    return {"pipeline": pipeline, "batch": bs, "timestamps": timestamps, "walls_s": [round(w, 3) for w in walls],
-            "wall_s": round(wall, 3), "rtfx": round(audio_s / wall, 1), "tokens": tokens,
-            "tokens_per_s": round(tokens / wall), "peak_gpu_gb": _peak_gb(device), "wer": wer(refs, hyps), "hyps": hyps}
+    return {
+        "pipeline": pipeline,
+        "batch": bs,
+        "timestamps": timestamps,
+        "walls_s": [round(w, 3) for w in walls],
+        "wall_s": round(wall, 3),
+        "rtfx": round(audio_s / wall, 1),
+        "tokens": tokens,
+        "tokens_per_s": round(tokens / wall),
+        "peak_gpu_gb": _peak_gb(device),
+        "wer": wer(refs, hyps),
+        "hyps": hyps,
+    }
 
 
 def run_ours(model, wins, refs, batches, repeats, timestamps, device) -> List[dict]:
     rows = []
     for bs in batches:
+
         def one_pass():
             res = model.transcribe(wins, batch_size=bs, timestamps=timestamps)
             return [r.text for r in res], sum(len(r.tokens) for r in res)
@@ -152,16 +164,24 @@ def run_ours(model, wins, refs, batches, repeats, timestamps, device) -> List[di
     return rows
 
 
-def hf_model(model: "tw.TorchWhisper"):
+def hf_model(model: tw.TorchWhisper):
     """transformers' WhisperForConditionalGeneration holding the same weights, fp16 on the device."""
     import transformers
 
-    hf = tw.hf_whisper(tw.load_weights(model.path)[0], decoder_start_token_id=model.sot, eos_token_id=model.eot,
-                       pad_token_id=model.eot, bos_token_id=model.eot)
+    hf = tw.hf_whisper(
+        tw.load_weights(model.path)[0],
+        decoder_start_token_id=model.sot,
+        eos_token_id=model.eot,
+        pad_token_id=model.eot,
+        bos_token_id=model.eot,
+    )
     hf.generation_config = transformers.GenerationConfig(
-        decoder_start_token_id=model.sot, eos_token_id=model.eot, pad_token_id=model.eot,
+        decoder_start_token_id=model.sot,
+        eos_token_id=model.eot,
+        pad_token_id=model.eot,
         no_timestamps_token_id=model.no_timestamps,
-        suppress_tokens=list(model.suppress), begin_suppress_tokens=list(model.blank),
+        suppress_tokens=list(model.suppress),
+        begin_suppress_tokens=list(model.blank),
         is_multilingual=model.multilingual,
     )
     return hf.to(model.device, model.dtype)
@@ -171,7 +191,7 @@ def hf_features(model, wins, device):
     """transformers' input: the windows' log-Mel features, computed once, already on the device."""
     import torch
 
-    return torch.cat([tw.log_mel(wins[i:i + 64], device).to(model.dtype) for i in range(0, len(wins), 64)])
+    return torch.cat([tw.log_mel(wins[i : i + 64], device).to(model.dtype) for i in range(0, len(wins), 64)])
 
 
 def run_hf(model, hf, wins, refs, batches, repeats, device, feats) -> List[dict]:
@@ -180,11 +200,14 @@ def run_hf(model, hf, wins, refs, batches, repeats, device, feats) -> List[dict]
     d_new = model.dims.n_text_ctx // 2
     rows = []
     for bs in batches:
+
         def one_pass():
             texts, n_tok = [], 0
             for i in range(0, len(wins), bs):
                 with torch.inference_mode():
-                    seq = hf.generate(input_features=feats[i:i + bs], max_new_tokens=d_new, do_sample=False, num_beams=1)
+                    seq = hf.generate(
+                        input_features=feats[i : i + bs], max_new_tokens=d_new, do_sample=False, num_beams=1
+                    )
                 for row in seq.tolist():
                     body = [t for t in row if t < model.eot]
                     n_tok += len(body)
@@ -206,10 +229,13 @@ def summarize(result: dict) -> dict:
             best[key] = {"batch": row["batch"], "rtfx": row["rtfx"], "wer": (row["wer"] or {}).get("wer")}
     out = {"best": best}
     if "sparkasr_torch" in best and "transformers_generate" in best:
-        out["ours_over_transformers_best"] = round(best["sparkasr_torch"]["rtfx"] / best["transformers_generate"]["rtfx"], 2)
+        out["ours_over_transformers_best"] = round(
+            best["sparkasr_torch"]["rtfx"] / best["transformers_generate"]["rtfx"], 2
+        )
     if "sparkasr_torch_timestamps" in best and "transformers_generate" in best:
         out["ours_timestamps_over_transformers_best"] = round(
-            best["sparkasr_torch_timestamps"]["rtfx"] / best["transformers_generate"]["rtfx"], 2)
+            best["sparkasr_torch_timestamps"]["rtfx"] / best["transformers_generate"]["rtfx"], 2
+        )
     return out
 
 
@@ -245,13 +271,19 @@ def main(argv=None) -> int:
     ap.add_argument("--tokenizer", default=None, help="folder with tokenizer.json (default: beside --model)")
     ap.add_argument("--device", default=None, help="default cuda when available, else cpu")
     ap.add_argument("--windows", type=int, default=1024)
-    ap.add_argument("--hf-windows", type=int, default=512, help="windows for transformers (it is slow at small batches)")
+    ap.add_argument(
+        "--hf-windows", type=int, default=512, help="windows for transformers (it is slow at small batches)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batches", default="64,128,256,512")
     ap.add_argument("--hf-batches", default="64,128,256", help="'' to skip transformers")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--budget-s", type=float, default=480.0,
-                    help="start no further measurement after this many seconds (the device allows 600 s per command)")
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=480.0,
+        help="start no further measurement after this many seconds (the device allows 600 s per command)",
+    )
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "gpu.json")
     args = ap.parse_args(argv)
     if args.prepare:
@@ -272,15 +304,29 @@ def main(argv=None) -> int:
     wins, refs = windows(args.windows, args.seed)
     hf_windows = min(args.hf_windows, len(wins))
     log(f"{len(wins)} windows, {sum(len(x) for x in wins) / 16000:.0f} s of audio, device {device}")
-    dev = {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
-           "cuda": torch.version.cuda, "cpu_threads": torch.get_num_threads()}
+    dev = {
+        "device": device,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+        "cpu_threads": torch.get_num_threads(),
+    }
     if device.startswith("cuda"):
         dev["gpu"] = torch.cuda.get_device_name()
-    result = {"benchmark": "gpu", "finished_utc": None,
-              "model": model_path, "dtype": str(model.dtype).replace("torch.", ""), "machine": dev,
-              "windows": len(wins), "hf_windows": hf_windows, "seed": args.seed,
-              "audio_s": round(sum(len(x) for x in wins) / 16000, 1),
-              "hf_audio_s": round(sum(len(x) for x in wins[:hf_windows]) / 16000, 1), "runs": [], "skipped": []}
+    result = {
+        "benchmark": "gpu",
+        "finished_utc": None,
+        "model": model_path,
+        "dtype": str(model.dtype).replace("torch.", ""),
+        "machine": dev,
+        "windows": len(wins),
+        "hf_windows": hf_windows,
+        "seed": args.seed,
+        "audio_s": round(sum(len(x) for x in wins) / 16000, 1),
+        "hf_audio_s": round(sum(len(x) for x in wins[:hf_windows]) / 16000, 1),
+        "runs": [],
+        "skipped": [],
+    }
 
     def save() -> None:  # after every measurement: a run stopped at the device's limit keeps what it measured
         result["summary"] = summarize(result)
@@ -290,13 +336,19 @@ def main(argv=None) -> int:
     batches = sorted((int(b) for b in args.batches.split(",") if b), reverse=True)
     hf_batches = sorted((int(b) for b in args.hf_batches.split(",") if b), reverse=True)
     # The target's comparison first (ours at its largest batches, transformers at its largest), then the rest.
-    plan = ([("ours", False, b) for b in batches[:2]] + [("hf", False, b) for b in hf_batches[:1]]
-            + [("ours", False, b) for b in batches[2:]] + [("hf", False, b) for b in hf_batches[1:]]
-            + [("ours", True, b) for b in batches])
+    plan = (
+        [("ours", False, b) for b in batches[:2]]
+        + [("hf", False, b) for b in hf_batches[:1]]
+        + [("ours", False, b) for b in batches[2:]]
+        + [("hf", False, b) for b in hf_batches[1:]]
+        + [("ours", True, b) for b in batches]
+    )
     hf = feats = None
     for kind, timestamps, bs in plan:
         if time.perf_counter() - t_start > args.budget_s:
-            result["skipped"].append({"pipeline": kind, "batch": bs, "timestamps": timestamps, "why": f"over --budget-s {args.budget_s:g}"})
+            result["skipped"].append(
+                {"pipeline": kind, "batch": bs, "timestamps": timestamps, "why": f"over --budget-s {args.budget_s:g}"}
+            )
             log(f"skipped {kind} bs={bs} ts={timestamps}: over the time budget")
             continue
         if kind == "ours":
@@ -304,7 +356,9 @@ def main(argv=None) -> int:
         else:
             if hf is None:
                 hf, feats = hf_model(model), hf_features(model, wins[:hf_windows], device)
-            result["runs"] += run_hf(model, hf, wins[:hf_windows], refs[:hf_windows], [bs], max(1, args.repeats - 1), device, feats)
+            result["runs"] += run_hf(
+                model, hf, wins[:hf_windows], refs[:hf_windows], [bs], max(1, args.repeats - 1), device, feats
+            )
         save()
     result["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     save()

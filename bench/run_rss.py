@@ -8,7 +8,7 @@ Paths (each in a fresh process; RSS sampled every 0.1 s with psutil, children in
 
 * ``engine_whole``    ``WhisperEngine.transcribe_batch([the whole hour])``: decode + default options
                       (long item -> cut at quiet points into <=30-s pieces, decoded batched, 8 at a time)
-* ``engine_packed``   ``sparkasr.packing.transcribe_packed`` on the same item (cut into <=29-s pieces)
+* ``engine_packed``   ``sparkasr.whisper.packing.transcribe_packed`` on the same item (cut into <=29-s pieces)
 * ``spark_binary``    Spark local[2]: ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])``: one
                       row holds the whole encoded file, decoded in the worker
 * ``spark_segments``  Spark local[2]: ``read_audio(segment_s=600)`` -> ``WhisperForCTC(inputCols=["audio"])``
@@ -42,7 +42,7 @@ def child(path_name: str, wav: str) -> None:
     if path_name.startswith("engine"):
         from sparkasr.audio import decode_audio
         from sparkasr.models import resolve_whisper_model
-        from sparkasr.types import AudioItem
+        from sparkasr.records import AudioItem
         from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
         engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
@@ -50,7 +50,7 @@ def child(path_name: str, wav: str) -> None:
         item = AudioItem(decode_audio(wav), source=wav)
         mark("audio decoded")
         if path_name == "engine_packed":
-            from sparkasr.packing import transcribe_packed
+            from sparkasr.whisper.packing import transcribe_packed
 
             t = transcribe_packed(engine, [item])[0]
         else:
@@ -59,7 +59,6 @@ def child(path_name: str, wav: str) -> None:
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from run_spark import make_session
-
     from sparkasr.spark.assembler import AudioAssembler
     from sparkasr.spark.reader import read_audio, read_binary
     from sparkasr.spark.whisper import WhisperForCTC
@@ -120,17 +119,22 @@ def measure(path_name: str, wav: str, limit_s: float) -> dict:
                 pass
         p.kill()
     out, _ = p.communicate()
-    marks = [l[5:] for l in out.splitlines() if l.startswith("MARK ")]
+    marks = [ln[5:] for ln in out.splitlines() if ln.startswith("MARK ")]
     if path_name.startswith("engine") and marks:
         # the measured process reports its own high-water mark (ru_maxrss) with each mark: exact,
         # where sampling every 0.1 s can miss a peak that lasts less (the whole-file decode)
         own = max(float(m.split()[1]) for m in marks)
         peaks["engine_process"] = max(peaks.get("engine_process", 0.0), own)
     worker_peak = peaks.get("engine_process") if path_name.startswith("engine") else peaks.get("python_worker")
-    return {"path": path_name, "wall_s": round(wall, 1), "stopped_at_limit": timed_out, "marks": marks,
-            "peak_rss_mb": {k: round(v, 1) for k, v in sorted(peaks.items())},
-            "python_worker_peak_mb": round(worker_peak or 0.0, 1),
-            "target_met": bool(worker_peak) and worker_peak < 1536}
+    return {
+        "path": path_name,
+        "wall_s": round(wall, 1),
+        "stopped_at_limit": timed_out,
+        "marks": marks,
+        "peak_rss_mb": {k: round(v, 1) for k, v in sorted(peaks.items())},
+        "python_worker_peak_mb": round(worker_peak or 0.0, 1),
+        "target_met": bool(worker_peak) and worker_peak < 1536,
+    }
 
 
 def main(argv=None) -> int:
@@ -151,8 +155,16 @@ def main(argv=None) -> int:
         r = measure(name, wav, 0 if a.full else a.limit_s)
         common.log(f"  python-worker peak {r['python_worker_peak_mb']} MB {r['peak_rss_mb']} {r['marks']}")
         results.append(r)
-    common.write_result("rss", {"file": wav, "audio_s": man["hour"][0]["duration_s"], "limit_s": 0 if a.full else a.limit_s,
-                                "target_mb": 1536, "results": results})
+    common.write_result(
+        "rss",
+        {
+            "file": wav,
+            "audio_s": man["hour"][0]["duration_s"],
+            "limit_s": 0 if a.full else a.limit_s,
+            "target_mb": 1536,
+            "results": results,
+        },
+    )
     return 0
 
 

@@ -14,7 +14,7 @@ driver Python process, the Python workers and the anchor's pool.
 Pipelines (Whisper tiny.en int8, beam 5, one CTranslate2 thread per task as Spark gives one core per task):
 
 * ``ours``        ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])`` (default options)
-* ``ours_packed`` the same stage with ``strategy="pack"`` (``sparkasr.packing``: short rows packed
+* ``ours_packed`` the same stage with ``strategy="pack"`` (``sparkasr.whisper.packing``: short rows packed
                   into shared 30-s windows; the stage hands the engine 8 x ``batchSize`` rows per call)
 * ``ours_refs``   ``read_audio(samples=False)`` -> ``WhisperForCTC(inputCols=["path"])``: the same
                   segments as references, each decoded (by seeking) in the task that transcribes it,
@@ -38,16 +38,14 @@ corpus as its directory (``reader_paths``: Spark lists more than 32 explicit pat
 its own, 0.35-0.5 s per DataFrame here).
 """
 
-
-
 import argparse
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd  # module level: pandas_udf type hints are resolved against these globals
-from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -124,10 +122,17 @@ def ours_transcribe(df, strategy=None):
     stage = WhisperForCTC(inputCols=[col], outputCol="asr", pathCol="path")
     if strategy:
         stage.setStrategy(strategy)
-    out = stage.transform(df).select("path", *(["segment"] if "segment" in df.columns else []),
-                                     F.expr("concat_ws(' ', transform(asr, a -> a.result))").alias("text"))
+    out = stage.transform(df).select(
+        "path",
+        *(["segment"] if "segment" in df.columns else []),
+        F.expr("concat_ws(' ', transform(asr, a -> a.result))").alias("text"),
+    )
     if "segment" in df.columns:  # long files read as segments: join them back in order
-        out = out.groupBy("path").agg(F.expr("concat_ws(' ', transform(array_sort(collect_list(struct(segment, text))), x -> x.text))").alias("text"))
+        out = out.groupBy("path").agg(
+            F.expr("concat_ws(' ', transform(array_sort(collect_list(struct(segment, text))), x -> x.text))").alias(
+                "text"
+            )
+        )
     return out
 
 
@@ -187,11 +192,15 @@ def engine_raw(entries, threads: int, segment_s=None):
     """The anchor measured in the same run: WhisperEngine in this process, all cores, no Spark, on
     the same rows as the Spark pipeline (long files: cut like ``read_audio(segment_s=...)``)."""
     from sparkasr.models import resolve_whisper_model
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
     engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=threads))
-    items = [AudioItem(samples, source=e["path"], offset_s=off) for e in entries for off, samples in file_rows(e["path"], segment_s)]
+    items = [
+        AudioItem(samples, source=e["path"], offset_s=off)
+        for e in entries
+        for off, samples in file_rows(e["path"], segment_s)
+    ]
     return join_per_file([(it.source, it.offset_s, t.text) for it, t in zip(items, engine.transcribe_batch(items))])
 
 
@@ -214,7 +223,7 @@ def _pool_task(rows, segment_s, per_call):
     """One partition: its rows (``(path, segment)``, in Spark's order) decoded as the stage gets
     them (whole files, or the file's ``segment``-th <=``segment_s`` row as read_audio cuts it), and
     the engine called once per ``per_call`` rows, as the Spark stage does."""
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
 
     cut = {}
     items = []
@@ -299,7 +308,7 @@ def run(args) -> dict:
     refs_anchor = "engine_procs" in wanted and "ours_refs" in wanted
     order = [m for n in wanted for m in ([n, "engine_procs_refs"] if n == "engine_procs" and refs_anchor else [n])]
     runs = []
-    for corp in (["short", "long"] if args.corpus == "both" else [args.corpus]):
+    for corp in ["short", "long"] if args.corpus == "both" else [args.corpus]:
         entries = man[corp]
         refs = {os.path.abspath(e["path"]): e["reference"] for e in entries}
         audio_s = sum(e["duration_s"] for e in entries)
@@ -314,35 +323,55 @@ def run(args) -> dict:
             layouts["engine_procs_refs"] = spark_partitions(spark_input(spark, paths, seg_s, parts, refs_s=refs_s))
         per_call = WhisperForCTC()._items_per_call()  # rows per engine call in the stage (default options)
         for name, phase in schedule:
-                c0 = sampler.cpu_mark()
-                t = time.perf_counter()
-                if name == "engine_raw":
-                    hyp = engine_raw(entries, cores, seg_s)
-                    rows = list(hyp)
-                elif name in layouts:
-                    hyp = engine_procs(layouts[name], cores, per_call, refs_s if name == "engine_procs_refs" else seg_s)
-                    rows = list(hyp)
-                else:
-                    df = spark_input(spark, paths, None if name == "naive_udf" else seg_s, parts,
-                                     refs_s if name == "ours_refs" else None)  # naive: whole files
-                    rows = pipelines[name](df).collect()
-                    hyp = {r["path"].replace("file:", ""): r["text"] or "" for r in rows}
-                wall = time.perf_counter() - t
-                cpu = sampler.cpu_since(c0)
-                keys = sorted(refs)
-                w = common.wer_counts([refs[k] for k in keys], [hyp.get(k, "") for k in keys])
-                res = {"corpus": corp, "pipeline": name, "phase": phase, "files": len(entries), "rows": len(rows),
-                       "audio_s": round(audio_s, 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rtfx": common.rtfx(audio_s, wall),
-                       "rtfx_per_core": round(audio_s / wall / cores, 2), "audio_per_cpu_s": round(audio_s / cpu, 2) if cpu > 0 else None,
-                       "load_avg_1m": round(os.getloadavg()[0], 2), **w}
-                runs.append(res)
-                common.log(f"{corp:5s} {name:11s} {phase:6s} wall {wall:6.1f}s RTFx {res['rtfx']:6.2f} audio/CPU-s {res['audio_per_cpu_s']} WER {w['wer']}")
+            c0 = sampler.cpu_mark()
+            t = time.perf_counter()
+            if name == "engine_raw":
+                hyp = engine_raw(entries, cores, seg_s)
+                rows = list(hyp)
+            elif name in layouts:
+                hyp = engine_procs(layouts[name], cores, per_call, refs_s if name == "engine_procs_refs" else seg_s)
+                rows = list(hyp)
+            else:
+                df = spark_input(
+                    spark, paths, None if name == "naive_udf" else seg_s, parts, refs_s if name == "ours_refs" else None
+                )  # naive: whole files
+                rows = pipelines[name](df).collect()
+                hyp = {r["path"].replace("file:", ""): r["text"] or "" for r in rows}
+            wall = time.perf_counter() - t
+            cpu = sampler.cpu_since(c0)
+            keys = sorted(refs)
+            w = common.wer_counts([refs[k] for k in keys], [hyp.get(k, "") for k in keys])
+            res = {
+                "corpus": corp,
+                "pipeline": name,
+                "phase": phase,
+                "files": len(entries),
+                "rows": len(rows),
+                "audio_s": round(audio_s, 2),
+                "wall_s": round(wall, 2),
+                "cpu_s": round(cpu, 2),
+                "rtfx": common.rtfx(audio_s, wall),
+                "rtfx_per_core": round(audio_s / wall / cores, 2),
+                "audio_per_cpu_s": round(audio_s / cpu, 2) if cpu > 0 else None,
+                "load_avg_1m": round(os.getloadavg()[0], 2),
+                **w,
+            }
+            runs.append(res)
+            common.log(
+                f"{corp:5s} {name:11s} {phase:6s} wall {wall:6.1f}s RTFx {res['rtfx']:6.2f} audio/CPU-s {res['audio_per_cpu_s']} WER {w['wer']}"
+            )
     spark.stop()
     if _POOL is not None:
         _POOL.shutdown()
     sampler.__exit__(None, None, None)
-    return {"session_start_s": round(session_s, 2), "cores": cores, "partitions": parts, "runs": runs,
-            "peak_rss_mb": sampler.result(), "summary": summarize(runs, session_s)}
+    return {
+        "session_start_s": round(session_s, 2),
+        "cores": cores,
+        "partitions": parts,
+        "runs": runs,
+        "peak_rss_mb": sampler.result(),
+        "summary": summarize(runs, session_s),
+    }
 
 
 def summarize(runs, session_s):
@@ -364,11 +393,22 @@ def summarize(runs, session_s):
         if phase != "steady":
             continue
         cold = by.get((corp, pipe, "cold"))
-        rows.append({"corpus": corp, "pipeline": pipe, "audio_s": r["audio_s"], "steady_wall_s": r["wall_s"], "steady_rtfx": r["rtfx"],
-                     "steady_rtfx_per_core": r["rtfx_per_core"], "steady_audio_per_cpu_s": r["audio_per_cpu_s"], "steady_runs": r["n"],
-                     "cold_wall_s": cold and cold["wall_s"],
-                     "end_to_end_wall_s": cold and round(cold["wall_s"] + session_s, 2),
-                     "end_to_end_rtfx": cold and common.rtfx(r["audio_s"], cold["wall_s"] + session_s), "wer": r["wer"]})
+        rows.append(
+            {
+                "corpus": corp,
+                "pipeline": pipe,
+                "audio_s": r["audio_s"],
+                "steady_wall_s": r["wall_s"],
+                "steady_rtfx": r["rtfx"],
+                "steady_rtfx_per_core": r["rtfx_per_core"],
+                "steady_audio_per_cpu_s": r["audio_per_cpu_s"],
+                "steady_runs": r["n"],
+                "cold_wall_s": cold and cold["wall_s"],
+                "end_to_end_wall_s": cold and round(cold["wall_s"] + session_s, 2),
+                "end_to_end_rtfx": cold and common.rtfx(r["audio_s"], cold["wall_s"] + session_s),
+                "wer": r["wer"],
+            }
+        )
     ratios = {}
     pairs = [(a, b) for a in ("ours", "ours_packed", "ours_refs") for b in ("naive_udf", "engine_raw", "engine_procs")]
     pairs.append(("ours_refs", "engine_procs_refs"))  # the anchor with the references' own layout
@@ -378,12 +418,16 @@ def summarize(runs, session_s):
             if x and y:
                 ratios[f"{corp}: {a} / {b} (steady)"] = round(x["rtfx"] / y["rtfx"], 3)
                 if x.get("audio_per_cpu_s") and y.get("audio_per_cpu_s"):
-                    ratios[f"{corp}: {a} / {b} (steady, per CPU-s)"] = round(x["audio_per_cpu_s"] / y["audio_per_cpu_s"], 3)
+                    ratios[f"{corp}: {a} / {b} (steady, per CPU-s)"] = round(
+                        x["audio_per_cpu_s"] / y["audio_per_cpu_s"], 3
+                    )
                 # The k-th steady passes of a and b ran next to each other (interleaved rounds):
                 # the median of their ratios is less sensitive to the machine drifting during the run.
                 xs, ys = passes[(corp, a, "steady")], passes[(corp, b, "steady")]
                 if len(xs) == len(ys):
-                    ratios[f"{corp}: {a} / {b} (steady, median of paired passes)"] = round(statistics.median(u / v for u, v in zip(xs, ys)), 3)
+                    ratios[f"{corp}: {a} / {b} (steady, median of paired passes)"] = round(
+                        statistics.median(u / v for u, v in zip(xs, ys)), 3
+                    )
     return {"rows": rows, "ratios": ratios}
 
 
@@ -393,10 +437,20 @@ def main(argv=None) -> int:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=0)
     ap.add_argument("--corpus", choices=["short", "long", "both"], default="both")
-    ap.add_argument("--pipelines", default="", help="comma-separated subset: engine_raw,engine_procs,ours,ours_packed,ours_refs,naive_udf")
-    ap.add_argument("--rounds", type=int, default=3, help="steady-state passes per pipeline (interleaved; median reported)")
-    ap.add_argument("--segment-s", type=float, default=30.0,
-                    help="long files: read_audio segment length (rows; the raw engine anchor gets the same rows)")
+    ap.add_argument(
+        "--pipelines",
+        default="",
+        help="comma-separated subset: engine_raw,engine_procs,ours,ours_packed,ours_refs,naive_udf",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="steady-state passes per pipeline (interleaved; median reported)"
+    )
+    ap.add_argument(
+        "--segment-s",
+        type=float,
+        default=30.0,
+        help="long files: read_audio segment length (rows; the raw engine anchor gets the same rows)",
+    )
     ap.add_argument("--name", default="")
     a = ap.parse_args(argv)
     corpus.load(quick=a.quick)

@@ -67,10 +67,38 @@ def tiny_int8(kind: str) -> Path:
 
 
 VOCAB = {
-    "<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, "E": 5, "T": 6, "A": 7, "O": 8, "N": 9,
-    "I": 10, "H": 11, "S": 12, "R": 13, "D": 14, "L": 15, "U": 16, "M": 17, "W": 18, "C": 19,
-    "F": 20, "G": 21, "Y": 22, "P": 23, "B": 24, "V": 25, "K": 26, "'": 27, "X": 28, "J": 29,
-    "Q": 30, "Z": 31,
+    "<pad>": 0,
+    "<s>": 1,
+    "</s>": 2,
+    "<unk>": 3,
+    "|": 4,
+    "E": 5,
+    "T": 6,
+    "A": 7,
+    "O": 8,
+    "N": 9,
+    "I": 10,
+    "H": 11,
+    "S": 12,
+    "R": 13,
+    "D": 14,
+    "L": 15,
+    "U": 16,
+    "M": 17,
+    "W": 18,
+    "C": 19,
+    "F": 20,
+    "G": 21,
+    "Y": 22,
+    "P": 23,
+    "B": 24,
+    "V": 25,
+    "K": 26,
+    "'": 27,
+    "X": 28,
+    "J": 29,
+    "Q": 30,
+    "Z": 31,
 }
 
 
@@ -88,28 +116,46 @@ def write_checkpoint_dir(
     """A checkpoint directory without weights (what the torch-free code reads)."""
     vocab = vocab or VOCAB
     path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps({
-        "model_type": model_type,
-        "architectures": [{"wav2vec2": "Wav2Vec2ForCTC", "hubert": "HubertForCTC"}.get(model_type, "Wav2Vec2ForCTC")],
-        "conv_stride": list(conv_stride),
-        "conv_kernel": list(conv_kernel),
-        "vocab_size": len(vocab),
-        "pad_token_id": 0,
-    }))
-    (path / "preprocessor_config.json").write_text(json.dumps({
-        "feature_extractor_type": "Wav2Vec2FeatureExtractor",
-        "feature_size": 1,
-        "sampling_rate": 16000,
-        "padding_value": 0.0,
-        "do_normalize": do_normalize,
-        "return_attention_mask": return_attention_mask,
-    }))
+    (path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": model_type,
+                "architectures": [
+                    {"wav2vec2": "Wav2Vec2ForCTC", "hubert": "HubertForCTC"}.get(model_type, "Wav2Vec2ForCTC")
+                ],
+                "conv_stride": list(conv_stride),
+                "conv_kernel": list(conv_kernel),
+                "vocab_size": len(vocab),
+                "pad_token_id": 0,
+            }
+        )
+    )
+    (path / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+                "feature_size": 1,
+                "sampling_rate": 16000,
+                "padding_value": 0.0,
+                "do_normalize": do_normalize,
+                "return_attention_mask": return_attention_mask,
+            }
+        )
+    )
     (path / "vocab.json").write_text(json.dumps(vocab))
-    (path / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "Wav2Vec2CTCTokenizer",
-        "pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>",
-        "word_delimiter_token": "|", "do_lower_case": do_lower_case,
-    }))
+    (path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "Wav2Vec2CTCTokenizer",
+                "pad_token": "<pad>",
+                "unk_token": "<unk>",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "word_delimiter_token": "|",
+                "do_lower_case": do_lower_case,
+            }
+        )
+    )
     return path
 
 

@@ -16,6 +16,7 @@ import soxr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import CARDS, GOFORWARD, LIBRIVOX
 from sparkasr import audio as audio_mod
 from sparkasr.audio import (
     SAMPLE_RATE,
@@ -27,8 +28,6 @@ from sparkasr.audio import (
     iter_segments,
     to_mono_16k,
 )
-
-from conftest import CARDS, GOFORWARD, LIBRIVOX
 
 CLIP = LIBRIVOX[0][0]  # 7.1 s, 16 kHz mono PCM_16 speech
 
@@ -345,10 +344,24 @@ def _bad_inputs(tmp_path):
 
 
 BAD = [
-    "empty bytes", "empty file", "truncated header", "random bytes", "text", "NaN samples", "inf samples",
-    "NaN after first block", "NaN at 44.1k", "zero-length WAV", "zero-length 44.1k WAV", "header only (44 bytes)",
+    "empty bytes",
+    "empty file",
+    "truncated header",
+    "random bytes",
+    "text",
+    "NaN samples",
+    "inf samples",
+    "NaN after first block",
+    "NaN at 44.1k",
+    "zero-length WAV",
+    "zero-length 44.1k WAV",
+    "header only (44 bytes)",
     "WAV cut mid-data",
-    "all-silent WAV", "all-silent 48k FLAC", "directory", "missing path", "missing path (str)",
+    "all-silent WAV",
+    "all-silent 48k FLAC",
+    "directory",
+    "missing path",
+    "missing path (str)",
 ]
 
 
@@ -463,7 +476,10 @@ def _speech_file(speech, tmp_path, fmt, rate, channels, copies=3):
     return path
 
 
-@pytest.mark.parametrize("fmt,rate,channels", [("WAV", 16000, 1), ("FLAC", 16000, 1), ("WAV", 44100, 2), ("FLAC", 22050, 1), ("FLAC", 48000, 2)])
+@pytest.mark.parametrize(
+    "fmt,rate,channels",
+    [("WAV", 16000, 1), ("FLAC", 16000, 1), ("WAV", 44100, 2), ("FLAC", 22050, 1), ("FLAC", 48000, 2)],
+)
 def test_slices_equal_the_whole_file_segments(speech, tmp_path, fmt, rate, channels):
     """Every segment iter_segments cuts from the whole-file decode, decoded again as a slice by
     seeking: the same samples, exactly at 16 kHz, within float rounding when resampled."""
@@ -585,9 +601,15 @@ def test_long_file_is_decoded_in_bounded_blocks_and_segments(long_flac):
     assert peak < native_bytes / 7
 
 
-@pytest.mark.parametrize("fmt,subtype,sr,channels", [
-    ("WAV", "PCM_16", 16000, 1), ("WAV", "PCM_24", 44100, 2), ("AIFF", "PCM_16", 22050, 1), ("AU", "PCM_16", 8000, 2),
-])
+@pytest.mark.parametrize(
+    "fmt,subtype,sr,channels",
+    [
+        ("WAV", "PCM_16", 16000, 1),
+        ("WAV", "PCM_24", 44100, 2),
+        ("AIFF", "PCM_16", 22050, 1),
+        ("AU", "PCM_16", 8000, 2),
+    ],
+)
 def test_truncated_file_is_an_error_not_a_shorter_transcript(speech, fmt, subtype, sr, channels):
     """A file cut off mid-data (an interrupted copy or download) is reported, with what its header
     declared and what is there: libsndfile alone would read the part that exists and say nothing."""
@@ -605,7 +627,13 @@ def test_wav_of_unknown_length_or_with_trailing_chunks_is_not_truncated(speech):
 
     wav = bytearray(_write(speech, SAMPLE_RATE, "WAV", "PCM_16"))
     assert wav[36:40] == b"data"
-    piped = bytes(wav[:4]) + struct.pack("<I", 0xFFFFFFFF) + bytes(wav[8:40]) + struct.pack("<I", 0xFFFFFFFF) + bytes(wav[44:])
+    piped = (
+        bytes(wav[:4])
+        + struct.pack("<I", 0xFFFFFFFF)
+        + bytes(wav[8:40])
+        + struct.pack("<I", 0xFFFFFFFF)
+        + bytes(wav[44:])
+    )
     assert len(decode_audio(piped)) == len(speech)
     trailing = bytes(wav) + b"LIST" + struct.pack("<I", 4) + b"INFO"
     assert len(decode_audio(trailing)) == len(speech)

@@ -37,7 +37,21 @@ def test_transcribe_dir_and_manifest(spark, tmp_path, clips, data_dir, capsys):
     lines.append("does/not/exist.wav,nothing,ghost")
     manifest.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    rc = main(["transcribe", str(audio), str(manifest), "--output", str(out), "--timestamps", "word", "--beam-size", "2", "--print", "20"])
+    rc = main(
+        [
+            "transcribe",
+            str(audio),
+            str(manifest),
+            "--output",
+            str(out),
+            "--timestamps",
+            "word",
+            "--beam-size",
+            "2",
+            "--print",
+            "20",
+        ]
+    )
     assert rc == 0
     rows = _records(out)
     names = sorted(r["path"].rsplit("/", 1)[-1] for r in rows)
@@ -80,7 +94,9 @@ def test_setup_errors_stop_before_spark(tmp_path, args, message):
     if "--output" not in args:
         args = args + ["--output", str(tmp_path / "o")]
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "sparkasr.cli", "transcribe", *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparkasr.cli", "transcribe", *args], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "SparkContext" not in proc.stderr and time.time() - t0 < 60
@@ -89,7 +105,12 @@ def test_setup_errors_stop_before_spark(tmp_path, args, message):
 def test_manifest_without_path_column(tmp_path):
     m = tmp_path / "bad.csv"
     m.write_text("file,reference\na.wav,x\n")
-    proc = subprocess.run([sys.executable, "-m", "sparkasr.cli", "transcribe", str(m), "--output", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparkasr.cli", "transcribe", str(m), "--output", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "no 'path' column" in proc.stderr
 
 
@@ -153,13 +174,22 @@ def test_config_file_and_subtitles(spark, tmp_path, clips):
 
 @pytest.mark.parametrize(
     "yaml_text, message",
-    [("beam_sise: 3\n", "unknown key 'beam_sise'"), ("beam_size: -1\n", "'beam_size'"), ("timestamps: sentence\n", "'timestamps'"),
-     ("spark_conf: {executor.memory: 2g}\n", "'spark_conf'")],
+    [
+        ("beam_sise: 3\n", "unknown key 'beam_sise'"),
+        ("beam_size: -1\n", "'beam_size'"),
+        ("timestamps: sentence\n", "'timestamps'"),
+        ("spark_conf: {executor.memory: 2g}\n", "'spark_conf'"),
+    ],
 )
 def test_config_errors_name_the_key_before_spark(tmp_path, yaml_text, message):
     cfg = tmp_path / "job.yaml"
     cfg.write_text(f"inputs: [tests/data/cards]\noutput: {tmp_path / 'o'}\n" + yaml_text)
-    proc = subprocess.run([sys.executable, "-m", "sparkasr.cli", "transcribe", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparkasr.cli", "transcribe", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "SparkContext" not in proc.stderr
 

@@ -55,7 +55,7 @@ def _children_map() -> Dict[int, List[int]]:
         try:
             with open(f"/proc/{d}/stat") as f:
                 stat = f.read()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
         except (OSError, ValueError, IndexError):
             continue
         kids.setdefault(ppid, []).append(int(d))
@@ -134,23 +134,53 @@ class Cluster:
     def _spawn(self, name: str, args: List[str]) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "wb")
         cmd = [str(_spark_home() / "bin" / "spark-class"), *args]
-        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=self.root)
+        p = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=self.root
+        )
         self.procs.append(p)
         return p
 
     def start(self, n_workers: int = 2) -> None:
-        self._spawn("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.webui)])
+        self._spawn(
+            "master",
+            [
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--webui-port",
+                str(self.webui),
+            ],
+        )
         self.wait_json(lambda j: j.get("status") == "ALIVE", 90, "master")
         for i in range(n_workers):
             wd = self.root / f"worker{i}"
             wd.mkdir()
             self.work_dirs.append(wd)
-            w = self._spawn(f"worker{i}", [
-                "org.apache.spark.deploy.worker.Worker", self.url, "--cores", "1", "--memory", WORKER_MEMORY,
-                "--host", "127.0.0.1", "--port", str(_free_port()), "--webui-port", str(_free_port()), "--work-dir", str(wd),
-            ])
+            w = self._spawn(
+                f"worker{i}",
+                [
+                    "org.apache.spark.deploy.worker.Worker",
+                    self.url,
+                    "--cores",
+                    "1",
+                    "--memory",
+                    WORKER_MEMORY,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(_free_port()),
+                    "--webui-port",
+                    str(_free_port()),
+                    "--work-dir",
+                    str(wd),
+                ],
+            )
             self.workers.append(w)
-        self.wait_json(lambda j: sum(w.get("state") == "ALIVE" for w in j.get("workers", [])) >= n_workers, 120, "workers")
+        self.wait_json(
+            lambda j: sum(w.get("state") == "ALIVE" for w in j.get("workers", [])) >= n_workers, 120, "workers"
+        )
 
     def json(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.webui}/json/", timeout=5) as r:
@@ -161,7 +191,9 @@ class Cluster:
         while time.time() - t0 < timeout:
             for p in self.procs:
                 if p.poll() is not None:
-                    raise RuntimeError(f"a cluster process exited ({p.returncode}) while waiting for {what}: {self.logs()}")
+                    raise RuntimeError(
+                        f"a cluster process exited ({p.returncode}) while waiting for {what}: {self.logs()}"
+                    )
             try:
                 last = self.json()
                 if pred(last):
@@ -172,7 +204,9 @@ class Cluster:
         raise TimeoutError(f"cluster {what} not ready after {timeout}s: {last} {self.logs()}")
 
     def logs(self) -> str:
-        return "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in sorted(self.root.glob("*.log")))
+        return "\n".join(
+            f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in sorted(self.root.glob("*.log"))
+        )
 
     def stop(self) -> None:
         for p in reversed(self.procs):
@@ -188,7 +222,9 @@ def cluster(tmp_path_factory):
     try:
         t0 = time.time()
         c.start(2)
-        print(f"\n[cluster] master {c.url} (UI :{c.webui}) + 2 workers (1 core, {WORKER_MEMORY}) up in {time.time() - t0:.1f} s")
+        print(
+            f"\n[cluster] master {c.url} (UI :{c.webui}) + 2 workers (1 core, {WORKER_MEMORY}) up in {time.time() - t0:.1f} s"
+        )
         yield c
     finally:
         c.stop()
@@ -197,7 +233,14 @@ def cluster(tmp_path_factory):
 
 
 def _cli(args: List[str], env: dict, timeout: float = 420) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "sparkasr.cli", "transcribe", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [PY, "-m", "sparkasr.cli", "transcribe", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _records(out: Path) -> List[dict]:
@@ -213,7 +256,7 @@ def _records(out: Path) -> List[dict]:
 
 
 def _rel(path: str) -> str:
-    p = path[len("file:"):] if path.startswith("file:") else path
+    p = path[len("file:") :] if path.startswith("file:") else path
     while p.startswith("//"):
         p = p[1:]
     return p
@@ -271,16 +314,30 @@ def test_shipped_model_reaches_executors(cluster, tmp_path, expected_texts):
     shutil.copytree(embedded_model_path(), model)
     n_apps = len(list(cluster.work_dirs[0].glob("app-*")))
     t0 = time.time()
-    remote = _cli([*INPUTS, "--output", str(tmp_path / "cluster"), "--master", cluster.url, "--model", str(model), *COMPARE], cluster.env)
+    remote = _cli(
+        [*INPUTS, "--output", str(tmp_path / "cluster"), "--master", cluster.url, "--model", str(model), *COMPARE],
+        cluster.env,
+    )
     wall = time.time() - t0
     assert remote.returncode == 0, remote.stderr[-4000:]
     _check_same_texts(tmp_path / "cluster", expected_texts)
     # Executors fetch shipped files into their working directory (work-dir/app-*/<executor id>/).
     new_apps = sorted(cluster.work_dirs[0].glob("app-*"))[n_apps:]
-    exec_dirs = [d for wd in cluster.work_dirs for a in wd.glob("app-*") if a.name in {x.name for x in new_apps} for d in a.iterdir() if d.is_dir()]
-    shipped = [d for d in exec_dirs if any(x.name.startswith("sparkasr-tiny-en-ct2-") and x.is_dir() for x in d.iterdir())]
+    exec_dirs = [
+        d
+        for wd in cluster.work_dirs
+        for a in wd.glob("app-*")
+        if a.name in {x.name for x in new_apps}
+        for d in a.iterdir()
+        if d.is_dir()
+    ]
+    shipped = [
+        d for d in exec_dirs if any(x.name.startswith("sparkasr-tiny-en-ct2-") and x.is_dir() for x in d.iterdir())
+    ]
     assert shipped, [list(d.iterdir()) for d in exec_dirs]
-    print(f"\n[cluster] shipped model: CLI wall {wall:.1f} s, model dir fetched on {len(shipped)}/{len(exec_dirs)} executors")
+    print(
+        f"\n[cluster] shipped model: CLI wall {wall:.1f} s, model dir fetched on {len(shipped)}/{len(exec_dirs)} executors"
+    )
 
 
 def test_killing_a_worker_loses_no_input(cluster, tmp_path, clips):
@@ -296,8 +353,27 @@ def test_killing_a_worker_loses_no_input(cluster, tmp_path, clips):
     log = open(tmp_path / "driver.log", "w")
     t0 = time.time()
     job = subprocess.Popen(
-        [PY, "-m", "sparkasr.cli", "transcribe", str(inp), "--output", str(out), "--master", cluster.url, "--partitions", "12", "--beam-size", "2"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, text=True,
+        [
+            PY,
+            "-m",
+            "sparkasr.cli",
+            "transcribe",
+            str(inp),
+            "--output",
+            str(out),
+            "--master",
+            cluster.url,
+            "--partitions",
+            "12",
+            "--beam-size",
+            "2",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        text=True,
     )
     victim = cluster.workers[0]
     try:
@@ -309,7 +385,9 @@ def test_killing_a_worker_loses_no_input(cluster, tmp_path, clips):
                 running_at = time.time() - t0
                 break
             time.sleep(0.5)
-        assert running_at is not None, f"no task ever ran on worker0 (job rc={job.poll()}): " + (tmp_path / "driver.log").read_text()[-4000:]
+        assert running_at is not None, (
+            f"no task ever ran on worker0 (job rc={job.poll()}): " + (tmp_path / "driver.log").read_text()[-4000:]
+        )
         time.sleep(3)
         assert job.poll() is None, "job finished before the worker could be killed: make it longer"
         app_before = cluster.json().get("activeapps", [])
@@ -342,7 +420,11 @@ def test_killing_a_worker_loses_no_input(cluster, tmp_path, clips):
         texts.setdefault(_rel(r["path"]).rsplit("/", 1)[-1].split("_", 1)[1], set()).add(r["text"])
     assert all(len(t) == 1 for t in texts.values()), texts
 
-    lost = [line for line in driver_log.splitlines() if "Lost executor" in line or "Lost task" in line or "ExecutorLost" in line]
+    lost = [
+        line
+        for line in driver_log.splitlines()
+        if "Lost executor" in line or "Lost task" in line or "ExecutorLost" in line
+    ]
     workers = cluster.json().get("workers", [])
     print(
         f"\n[cluster] kill test: {n_copies} files, 12 partitions; tasks running on worker0 at {running_at:.1f} s;"

@@ -26,9 +26,15 @@ def test_special_tokens_map_with_added_token_dicts(tmp_path):
     vocab = {"[PAD]": 0, "[UNK]": 1, " ": 2, "a": 3, "b": 4}
     d = write_checkpoint_dir(tmp_path / "c", vocab=vocab)
     (d / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": False}))
-    (d / "special_tokens_map.json").write_text(json.dumps({
-        "pad_token": {"content": "[PAD]", "lstrip": True}, "unk_token": "[UNK]", "word_delimiter_token": " ",
-    }))
+    (d / "special_tokens_map.json").write_text(
+        json.dumps(
+            {
+                "pad_token": {"content": "[PAD]", "lstrip": True},
+                "unk_token": "[UNK]",
+                "word_delimiter_token": " ",
+            }
+        )
+    )
     v = load_checkpoint(d).vocab
     assert v.pad_token == "[PAD]" and v.unk_token == "[UNK]" and v.word_delimiter_token == " "
     assert decode_ids([0, 3, 3, 0, 3, 2, 4, 0], v).text == "aa b"
@@ -55,8 +61,18 @@ def test_do_lower_case_from_tokenizer_config(tmp_path):
     [
         (lambda d: (d / "vocab.json").unlink(), "vocab.json"),
         (lambda d: (d / "config.json").write_text(json.dumps({"model_type": "whisper"})), "not a supported CTC model"),
-        (lambda d: (d / "config.json").write_text(json.dumps({"model_type": "wav2vec2", "architectures": ["Wav2Vec2Model"]})), "CTC head"),
-        (lambda d: (d / "preprocessor_config.json").write_text(json.dumps({"feature_extractor_type": "WhisperFeatureExtractor"})), "raw-waveform"),
+        (
+            lambda d: (d / "config.json").write_text(
+                json.dumps({"model_type": "wav2vec2", "architectures": ["Wav2Vec2Model"]})
+            ),
+            "CTC head",
+        ),
+        (
+            lambda d: (d / "preprocessor_config.json").write_text(
+                json.dumps({"feature_extractor_type": "WhisperFeatureExtractor"})
+            ),
+            "raw-waveform",
+        ),
         (lambda d: (d / "config.json").write_text("{not json"), "invalid JSON"),
     ],
 )

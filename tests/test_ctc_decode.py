@@ -16,7 +16,7 @@ from ctc_support import VOCAB, write_checkpoint_dir
 from sparkasr.ctc import decode as D
 from sparkasr.ctc.engine import CTCEngine, CTCOptions
 from sparkasr.ctc.features import FeatureConfig, length_groups, normalize
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 
 V = D.CTCVocab.from_vocab(VOCAB)
 BLANK = "<pad>"
@@ -96,7 +96,13 @@ def test_char_and_word_offsets():
     d = D.decode_ids(seq, V)
     assert d.text == "HI YOO"
     assert [(c.char, c.start_offset, c.end_offset) for c in d.char_offsets] == [
-        ("H", 1, 3), ("I", 3, 4), (" ", 5, 7), ("Y", 7, 8), ("O", 8, 9), ("O", 10, 11), (" ", 11, 12),
+        ("H", 1, 3),
+        ("I", 3, 4),
+        (" ", 5, 7),
+        ("Y", 7, 8),
+        ("O", 8, 9),
+        ("O", 10, 11),
+        (" ", 11, 12),
     ]
     assert [(w.word, w.start_offset, w.end_offset) for w in d.word_offsets] == [("HI", 1, 4), ("YOO", 7, 11)]
 
@@ -235,7 +241,11 @@ def test_chunked_logits_equal_unchunked_for_a_local_model(tmp_path, speech, chun
 def test_stitch_drops_stride_frames_exactly():
     # 3 chunks of 10 frames each (3200 samples), stride 2 frames (640 samples) each side
     spans = D.plan_chunks(3200 + 2 * 1920, 3200, 640, 640)
-    assert [(s.start, s.end, s.left, s.right) for s in spans] == [(0, 3200, 0, 640), (1920, 5120, 640, 640), (3840, 7040, 640, 0)]
+    assert [(s.start, s.end, s.left, s.right) for s in spans] == [
+        (0, 3200, 0, 640),
+        (1920, 5120, 640, 640),
+        (3840, 7040, 640, 0),
+    ]
     chunks = [np.full((10, 1), i, dtype=np.float32) for i in range(3)]
     out = D.stitch(chunks, spans, 320)
     assert out[:, 0].tolist() == [0] * 8 + [1] * 6 + [2] * 8
@@ -270,7 +280,10 @@ def test_masked_models_pad_similar_lengths(tmp_path, speech):
     eng, backend = _engine(tmp_path, batch_size=8, ckpt={"return_attention_mask": True})
     items = [AudioItem(speech[:n]) for n in (16000, 15000, 14000, 40000)]
     out = eng.transcribe_batch(items)
-    assert sorted((s, tuple(m)) for s, m in backend.calls) == [((1, 40000), (40000,)), ((3, 16000), (16000, 15000, 14000))]
+    assert sorted((s, tuple(m)) for s, m in backend.calls) == [
+        ((1, 40000), (40000,)),
+        ((3, 16000), (16000, 15000, 14000)),
+    ]
     assert [t.text for t in out] == [eng.transcribe(it.samples).text for it in items]
 
 
@@ -279,7 +292,12 @@ def test_length_groups_respect_limits():
     assert length_groups(lengths, 8, exact=True) == [[0, 1, 2], [3], [4], [5]]
     assert length_groups(lengths, 2, exact=True) == [[0, 1], [2], [3], [4], [5]]
     assert length_groups(lengths, 8, exact=False, max_padding_ratio=0.2) == [[0, 1, 2, 3], [4], [5]]
-    assert length_groups(lengths, 8, exact=False, max_padding_ratio=0.2, max_batch_samples=250) == [[0, 1], [2, 3], [4], [5]]
+    assert length_groups(lengths, 8, exact=False, max_padding_ratio=0.2, max_batch_samples=250) == [
+        [0, 1],
+        [2, 3],
+        [4],
+        [5],
+    ]
 
 
 class FixedBackend:

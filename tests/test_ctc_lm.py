@@ -10,7 +10,7 @@ from ctc_support import VOCAB, write_arpa, write_checkpoint_dir
 from sparkasr.ctc import decode as D
 from sparkasr.ctc.engine import CTCEngine, CTCOptions
 from sparkasr.ctc.lm import BeamDecoder, BeamOptions, labels_for
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 
 pytest.importorskip("pyctcdecode")
 pytest.importorskip("kenlm")

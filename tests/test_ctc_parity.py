@@ -20,7 +20,7 @@ from ctc_support import tiny_int8, tiny_models, tiny_other
 from sparkasr.ctc import decode as D
 from sparkasr.ctc.checkpoint import CheckpointError, load_checkpoint
 from sparkasr.ctc.engine import CTCEngine, CTCOptions
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -80,7 +80,9 @@ def test_logits_match_transformers(models, audio, kind):
         worst = max(worst, diff)
         assert diff < LOGIT_ATOL, f"{kind} {name}: max abs logit diff {diff}"
         assert float(np.abs(ref).max()) > 5.0  # the head is scaled: a real margin, not tiny values
-    print(f"{kind}: max abs logit diff {worst:.3g} (tolerance {LOGIT_ATOL}), max |logit| {float(np.abs(ref).max()):.1f}")
+    print(
+        f"{kind}: max abs logit diff {worst:.3g} (tolerance {LOGIT_ATOL}), max |logit| {float(np.abs(ref).max()):.1f}"
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -151,7 +153,13 @@ def test_chunked_long_audio_matches_transformers_pipeline(models, audio, kind):
     from transformers import pipeline
 
     model, proc = hf(models, kind)
-    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=proc.tokenizer, feature_extractor=proc.feature_extractor, device="cpu")
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=model,
+        tokenizer=proc.tokenizer,
+        feature_extractor=proc.feature_extractor,
+        device="cpu",
+    )
     long = np.concatenate([x for _, x in audio[:3]])  # ~15 s
     kw = dict(chunk_length_s=4.0, stride_length_s=(1.0, 0.5))
     ref = asr(long, return_timestamps="word", **kw)

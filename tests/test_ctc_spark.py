@@ -44,8 +44,18 @@ def test_pipeline_on_real_audio(spark, models, clips, expected, tmp_path, monkey
     bad.parent.mkdir()
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEthis is not audio")
     df = read_binary(spark, [str(p) for p, _ in clips] + [str(bad)])
-    w2v = Wav2Vec2ForCTC.loadSavedModel(str(models["wav2vec2"]["onnx"]), spark).setInputCols(["audio_assembler"]).setOutputCol("w2v").setBatchSize(4)
-    hub = HubertForCTC.loadSavedModel(str(models["hubert"]["onnx"]), spark).setInputCols(["audio_assembler"]).setOutputCol("hub").setTimestamps("char")
+    w2v = (
+        Wav2Vec2ForCTC.loadSavedModel(str(models["wav2vec2"]["onnx"]), spark)
+        .setInputCols(["audio_assembler"])
+        .setOutputCol("w2v")
+        .setBatchSize(4)
+    )
+    hub = (
+        HubertForCTC.loadSavedModel(str(models["hubert"]["onnx"]), spark)
+        .setInputCols(["audio_assembler"])
+        .setOutputCol("hub")
+        .setTimestamps("char")
+    )
     pipeline = Pipeline(stages=[AudioAssembler(inputCol="content", outputCol="audio_assembler"), w2v, hub])
     model = pipeline.fit(df)
     out = model.transform(df).cache()
@@ -74,7 +84,9 @@ def test_pipeline_on_real_audio(spark, models, clips, expected, tmp_path, monkey
     model.write().overwrite().save(path)
     loaded = PipelineModel.load(path)
     again = _rows(loaded.transform(df), "w2v")
-    assert {k: v["w2v"][0]["result"] for k, v in again.items()} == {k: v["w2v"][0]["result"] for k, v in _rows(out, "w2v").items()}
+    assert {k: v["w2v"][0]["result"] for k, v in again.items()} == {
+        k: v["w2v"][0]["result"] for k, v in _rows(out, "w2v").items()
+    }
     assert loaded.stages[1].getModelSource().startswith(path)
     out.unpersist()
 
@@ -83,7 +95,12 @@ def test_pipeline_on_real_audio(spark, models, clips, expected, tmp_path, monkey
     from sparkasr.spark.reader import read_audio
 
     segs = read_audio(spark, str(clips[0][0]), segment_s=2.5)
-    rows = w2v.setInputCols(["audio"]).transform(segs).select("segment", "offset_s", "audio", "w2v", "w2v_chunks").collect()
+    rows = (
+        w2v.setInputCols(["audio"])
+        .transform(segs)
+        .select("segment", "offset_s", "audio", "w2v", "w2v_chunks")
+        .collect()
+    )
     assert len(rows) >= 2 and max(r["offset_s"] for r in rows) > 2.0
     eng = CTCEngine(models["wav2vec2"]["onnx"], CTCOptions(num_threads=1, timestamps="word"))
     for r in rows:
@@ -100,21 +117,32 @@ def test_lm_beam_search_in_spark(spark, models, clips, tmp_path, monkeypatch):
     pytest.importorskip("pyctcdecode")
     pytest.importorskip("kenlm")
     from ctc_support import write_arpa
-
     from sparkasr import AudioAssembler, Wav2Vec2ForCTC
     from sparkasr.spark.reader import read_binary
 
     arpa = write_arpa("THE CAT SAT\nA DOG SAT ON THE MAT", tmp_path / "lm.arpa")
     few = [p for p, _ in clips][-3:]
-    df = AudioAssembler(inputCol="content", outputCol="audio_assembler").transform(read_binary(spark, [str(p) for p in few]))
+    df = AudioAssembler(inputCol="content", outputCol="audio_assembler").transform(
+        read_binary(spark, [str(p) for p in few])
+    )
     asr = (
         Wav2Vec2ForCTC.loadSavedModel(str(models["wav2vec2"]["onnx"]), spark)
-        .setInputCols(["audio_assembler"]).setOutputCol("text")
-        .setLmPath(str(arpa)).setBeamWidth(8).setHotwords(["CAT"])
+        .setInputCols(["audio_assembler"])
+        .setOutputCol("text")
+        .setLmPath(str(arpa))
+        .setBeamWidth(8)
+        .setHotwords(["CAT"])
     )
-    got = {r["path"].rsplit("/", 1)[-1]: r["text"][0]["result"] for r in asr.transform(df).select("path", "text").collect()}
-    eng = CTCEngine(models["wav2vec2"]["onnx"], CTCOptions(num_threads=1, beam=BeamOptions(
-        kenlm_model_path=str(arpa), beam_width=8, alpha=0.5, beta=1.5, hotwords=("CAT",))))
+    got = {
+        r["path"].rsplit("/", 1)[-1]: r["text"][0]["result"] for r in asr.transform(df).select("path", "text").collect()
+    }
+    eng = CTCEngine(
+        models["wav2vec2"]["onnx"],
+        CTCOptions(
+            num_threads=1,
+            beam=BeamOptions(kenlm_model_path=str(arpa), beam_width=8, alpha=0.5, beta=1.5, hotwords=("CAT",)),
+        ),
+    )
     greedy = CTCEngine(models["wav2vec2"]["onnx"], CTCOptions(num_threads=1))
     for p in few:
         x = decode_audio(str(p))
@@ -126,7 +154,7 @@ def test_load_saved_model_converts_a_hf_checkpoint(models, monkeypatch, tmp_path
     pytest.importorskip("pyspark")
     monkeypatch.setenv("SPARKASR_CACHE", str(tmp_path / "cache"))
     from sparkasr import HubertForCTC, Wav2Vec2ForCTC
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
 
     stage = Wav2Vec2ForCTC.loadSavedModel(str(models["wav2vec2"]["hf"]))
     src = stage.getModelSource()

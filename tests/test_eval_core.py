@@ -53,10 +53,16 @@ def _assert_parity(c: ErrorCounts, refs, hyps):
     o = jiwer.process_words(refs, hyps)
     oc = jiwer.process_characters(refs, hyps)
     assert (c.hits, c.substitutions, c.deletions, c.insertions) == (
-        o.hits, o.substitutions, o.deletions, o.insertions,
+        o.hits,
+        o.substitutions,
+        o.deletions,
+        o.insertions,
     )
     assert (c.char_hits, c.char_substitutions, c.char_deletions, c.char_insertions) == (
-        oc.hits, oc.substitutions, oc.deletions, oc.insertions,
+        oc.hits,
+        oc.substitutions,
+        oc.deletions,
+        oc.insertions,
     )
     assert abs(c.wer - o.wer) <= 1e-12
     assert abs(c.mer - o.mer) <= 1e-12
@@ -270,7 +276,7 @@ def test_whisper_english_normaliser():
     c = pair_counts("I have twenty one apples.", "i have 21 apples", "whisper_en")
     assert c.wer == 0.0
     assert pair_counts("I have twenty one apples.", "i have 21 apples", "basic").wer > 0
-    assert get_normalizer("whisper_basic")("Héllo, [noise] World!") .split() == ["héllo", "world"]
+    assert get_normalizer("whisper_basic")("Héllo, [noise] World!").split() == ["héllo", "world"]
 
 
 # ---------------------------------------------------------------------------------------------

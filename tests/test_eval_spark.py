@@ -45,9 +45,7 @@ SCHEMA = T.StructType(
 WORDS = ["a", "b", "the", "cat", "Ça", "日本", "x-y", "don't", "B."]
 word_text = st.lists(st.sampled_from(WORDS), max_size=7).map(" ".join)
 texts = st.one_of(word_text, st.text(alphabet="ab \tçé日", max_size=10))
-rows = st.lists(
-    st.tuples(st.sampled_from(["s1", "s2", "s3"]), texts, texts), min_size=1, max_size=25
-)
+rows = st.lists(st.tuples(st.sampled_from(["s1", "s2", "s3"]), texts, texts), min_size=1, max_size=25)
 
 
 def _df(spark, data, n):
@@ -60,10 +58,16 @@ def _jiwer_check(c: ErrorCounts, refs, hyps):
     o = jiwer.process_words(refs, hyps)
     oc = jiwer.process_characters(refs, hyps)
     assert (c.hits, c.substitutions, c.deletions, c.insertions) == (
-        o.hits, o.substitutions, o.deletions, o.insertions,
+        o.hits,
+        o.substitutions,
+        o.deletions,
+        o.insertions,
     )
     assert (c.char_hits, c.char_substitutions, c.char_deletions, c.char_insertions) == (
-        oc.hits, oc.substitutions, oc.deletions, oc.insertions,
+        oc.hits,
+        oc.substitutions,
+        oc.deletions,
+        oc.insertions,
     )
     for ours, theirs in [(c.wer, o.wer), (c.mer, o.mer), (c.wil, o.wil), (c.cer, oc.cer)]:
         assert abs(ours - theirs) <= 1e-12
@@ -97,8 +101,7 @@ def test_distributed_totals_equal_jiwer_across_partitionings(spark, cs):
         assert c.n_rows == len(data) and c.n_null == 0
         _jiwer_check(c, refs, hyps)
         # grouped: every corpus separately
-        res = evaluate_wer(df, "prediction", "reference", group_by="speaker", normalizer="none",
-                           top_substitutions=0)
+        res = evaluate_wer(df, "prediction", "reference", group_by="speaker", normalizer="none", top_substitutions=0)
         assert res.overall == c
         assert len(res.groups) == len(cs)
         for i, corpus in enumerate(cs):
@@ -110,11 +113,23 @@ def test_distributed_totals_equal_jiwer_across_partitionings(spark, cs):
 def test_grouped_normalised_totals_and_substitutions_across_partitionings(spark, cs):
     data = _tagged(cs)
     norm = get_normalizer("basic")
-    local = evaluate_pairs([r for _, r, _ in data], [h for _, _, h in data], "basic",
-                           groups=[(s,) for s, _, _ in data], group_by=["speaker"], top_substitutions=3)
+    local = evaluate_pairs(
+        [r for _, r, _ in data],
+        [h for _, _, h in data],
+        "basic",
+        groups=[(s,) for s, _, _ in data],
+        group_by=["speaker"],
+        top_substitutions=3,
+    )
     for n in PARTITIONINGS:
-        res = evaluate_wer(_df(spark, data, n), "prediction", "reference", group_by=["speaker"],
-                           normalizer="basic", top_substitutions=3)
+        res = evaluate_wer(
+            _df(spark, data, n),
+            "prediction",
+            "reference",
+            group_by=["speaker"],
+            normalizer="basic",
+            top_substitutions=3,
+        )
         assert res.groups == local.groups and res.overall == local.overall
         assert res.substitutions == local.substitutions
         assert res.group_substitutions == local.group_substitutions
@@ -129,11 +144,16 @@ def test_same_result_as_pure_python_including_substitutions(spark):
         ("s2", "the end", "a end"),
         ("s3", "", "noise"),
     ] * 3
-    local = evaluate_pairs([r for _, r, _ in data], [h for _, _, h in data], "basic",
-                           groups=[(s,) for s, _, _ in data], group_by=["speaker"], top_substitutions=2)
+    local = evaluate_pairs(
+        [r for _, r, _ in data],
+        [h for _, _, h in data],
+        "basic",
+        groups=[(s,) for s, _, _ in data],
+        group_by=["speaker"],
+        top_substitutions=2,
+    )
     for n in PARTITIONINGS:
-        res = evaluate_wer(_df(spark, data, n), "prediction", "reference", group_by="speaker",
-                           top_substitutions=2)
+        res = evaluate_wer(_df(spark, data, n), "prediction", "reference", group_by="speaker", top_substitutions=2)
         assert res.overall == local.overall
         assert res.groups == local.groups
         assert res.substitutions == local.substitutions == [("the", "a", 6), ("world", "word", 6)]
@@ -176,11 +196,17 @@ def test_annotation_prediction_column(spark):
         ]
     )
     data = [
-        ("hello big world", [annotation("document", 0, 4, "Hello"), annotation("chunk", 0, 2, "ignored"),
-                             annotation("document", 6, 14, "big world.", {"start": 0.5})]),
+        (
+            "hello big world",
+            [
+                annotation("document", 0, 4, "Hello"),
+                annotation("chunk", 0, 2, "ignored"),
+                annotation("document", 6, 14, "big world.", {"start": 0.5}),
+            ],
+        ),
         ("go forward", [annotation("document", 0, 9, "go forward", embeddings=[0.1, 0.2])]),
-        ("nothing", []),            # empty annotation array -> empty hypothesis
-        ("null", None),             # null column -> null prediction (skipped, counted)
+        ("nothing", []),  # empty annotation array -> empty hypothesis
+        ("null", None),  # null column -> null prediction (skipped, counted)
         ("blank", [annotation("document", 0, 0, "")]),
     ]
     df = spark.createDataFrame(data, schema)
@@ -223,10 +249,15 @@ def test_with_error_counts_per_row_sums_to_corpus(spark):
     assert per["s1"]["substitutions"] == 1 and per["s1"]["insertions"] == 1
     assert per["s1"]["wer"] == pytest.approx(2 / 3)
     assert [r["wer"] for r in rows if r["n_null"] == 1] == [None]
-    summed = df.agg(*[F.sum(f"counts.{k}").alias(k) for k in ("hits", "substitutions", "deletions", "insertions")]).first()
+    summed = df.agg(
+        *[F.sum(f"counts.{k}").alias(k) for k in ("hits", "substitutions", "deletions", "insertions")]
+    ).first()
     c = error_counts(_df(spark, data, 2), "prediction", "reference")
     assert (summed.hits, summed.substitutions, summed.deletions, summed.insertions) == (
-        c.hits, c.substitutions, c.deletions, c.insertions,
+        c.hits,
+        c.substitutions,
+        c.deletions,
+        c.insertions,
     )
 
 
@@ -305,8 +336,13 @@ def _selection_df(spark):
 def test_evaluator_in_cross_validator_picks_the_better_beam(spark):
     est = ToyTranscriber()
     grid = ParamGridBuilder().addGrid(est.beamSize, [1, 5]).build()
-    cv = CrossValidator(estimator=est, estimatorParamMaps=grid, numFolds=2, seed=7,
-                        evaluator=WerEvaluator(predictionCol="prediction", referenceCol="reference"))
+    cv = CrossValidator(
+        estimator=est,
+        estimatorParamMaps=grid,
+        numFolds=2,
+        seed=7,
+        evaluator=WerEvaluator(predictionCol="prediction", referenceCol="reference"),
+    )
     m = cv.fit(_selection_df(spark))
     assert m.avgMetrics[1] == 0.0 < m.avgMetrics[0]
     assert m.bestModel.getOrDefault("beamSize") == 5
@@ -315,8 +351,9 @@ def test_evaluator_in_cross_validator_picks_the_better_beam(spark):
 def test_evaluator_in_train_validation_split(spark):
     est = ToyTranscriber()
     grid = ParamGridBuilder().addGrid(est.beamSize, [5, 1]).build()
-    tvs = TrainValidationSplit(estimator=est, estimatorParamMaps=grid, trainRatio=0.5, seed=3,
-                               evaluator=WerEvaluator(metricName="cer"))
+    tvs = TrainValidationSplit(
+        estimator=est, estimatorParamMaps=grid, trainRatio=0.5, seed=3, evaluator=WerEvaluator(metricName="cer")
+    )
     m = tvs.fit(_selection_df(spark))
     assert m.validationMetrics[0] == 0.0 < m.validationMetrics[1]
     assert m.bestModel.getOrDefault("beamSize") == 5
@@ -328,13 +365,15 @@ def test_evaluator_in_train_validation_split(spark):
 
 
 def test_evaluate_and_report(spark, tmp_path):
-    data = [("a.wav", "s1", "hello world", "hello word"), ("b.wav", "s2", "good morning", "good morning"),
-            ("c.wav", "s2", "bad", None)]
+    data = [
+        ("a.wav", "s1", "hello world", "hello word"),
+        ("b.wav", "s2", "good morning", "good morning"),
+        ("c.wav", "s2", "bad", None),
+    ]
     df = spark.createDataFrame(data, "path string, speaker string, reference string, text string")
     assert has_references(df) and not has_references(df, "nope")
     assert not has_references(df.withColumn("reference", F.lit(None).cast("string")))
-    res = evaluate_and_report(df, tmp_path / "eval", group_by=["speaker"], model="tiny.en",
-                              options={"beam_size": 5})
+    res = evaluate_and_report(df, tmp_path / "eval", group_by=["speaker"], model="tiny.en", options={"beam_size": 5})
     payload = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert payload["model"] == "tiny.en" and payload["normalizer"] == "basic"
     assert payload["overall"]["wer"] == pytest.approx(res.wer) == pytest.approx(0.25)
@@ -373,25 +412,35 @@ def test_whisper_pipeline_on_vendored_clips(spark, clips, tmp_path):
         got = out.select("dataset", "reference", F.col("transcription")[0]["result"].alias("hyp")).collect()
         assert len(got) == len(clips) == 10
         norm = get_normalizer("whisper_en")
-        res = evaluate_and_report(out.repartition(3), tmp_path / "eval", prediction_col="transcription",
-                                  group_by="dataset", normalizer="whisper_en", model="tiny.en")
-        wer_evaluator = WerEvaluator(predictionCol="transcription", referenceCol="reference",
-                                     normalizer="whisper_en")
+        res = evaluate_and_report(
+            out.repartition(3),
+            tmp_path / "eval",
+            prediction_col="transcription",
+            group_by="dataset",
+            normalizer="whisper_en",
+            model="tiny.en",
+        )
+        wer_evaluator = WerEvaluator(predictionCol="transcription", referenceCol="reference", normalizer="whisper_en")
         metric = wer_evaluator.evaluate(out)
     finally:
         out.unpersist()
     refs = [norm(r["reference"]) for r in got]
     hyps = [norm(r["hyp"]) for r in got]
-    print(f"\nWER tiny.en on {len(got)} vendored clips (whisper_en normaliser): {res.wer:.4f}; "
-          f"per dataset: { {k[0]: round(c.wer, 4) for k, c in res.groups.items()} }")
+    print(
+        f"\nWER tiny.en on {len(got)} vendored clips (whisper_en normaliser): {res.wer:.4f}; "
+        f"per dataset: { {k[0]: round(c.wer, 4) for k, c in res.groups.items()} }"
+    )
     assert res.wer == pytest.approx(jiwer.wer(refs, hyps), abs=1e-12)
     assert res.cer == pytest.approx(jiwer.cer(refs, hyps), abs=1e-12)
     assert metric == pytest.approx(res.wer, abs=1e-12)
     assert set(res.groups) == {("librivox",), ("cards",)}
     assert res.wer <= 0.15
     for (ds,), c in res.groups.items():
-        _jiwer_check(c, [norm(r["reference"]) for r in got if r["dataset"] == ds],
-                     [norm(r["hyp"]) for r in got if r["dataset"] == ds])
+        _jiwer_check(
+            c,
+            [norm(r["reference"]) for r in got if r["dataset"] == ds],
+            [norm(r["hyp"]) for r in got if r["dataset"] == ds],
+        )
     payload = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert payload["model"] == "tiny.en" and payload["normalizer"] == "whisper_en"
     assert (tmp_path / "eval" / "report.md").exists()

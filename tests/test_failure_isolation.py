@@ -15,14 +15,17 @@ import pyarrow as pa
 import pytest
 from whisper_normalizer.english import EnglishTextNormalizer
 
+from conftest import ALL_CLIPS
 from sparkasr import annotation as A
 from sparkasr.audio import decode_audio
+from sparkasr.cells import INPUT_FLOATS
+from sparkasr.engines import transcribe_isolating
 from sparkasr.models import resolve_whisper_model
-from sparkasr.spark import core
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
+from sparkasr.spark.context import EngineSpec
+from sparkasr.spark.shipping import ModelRef
+from sparkasr.spark.stage import make_partition_fn
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
-
-from conftest import ALL_CLIPS
 
 NORM = EnglishTextNormalizer()
 
@@ -42,7 +45,9 @@ class Flaky:
 
 @pytest.fixture(scope="module")
 def engine():
-    return WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(beam_size=1, timestamps="none"), RuntimeOptions(cpu_threads=2))
+    return WhisperEngine(
+        resolve_whisper_model(None).path, WhisperOptions(beam_size=1, timestamps="none"), RuntimeOptions(cpu_threads=2)
+    )
 
 
 def test_only_the_failing_input_gets_an_error(engine):
@@ -50,7 +55,7 @@ def test_only_the_failing_input_gets_an_error(engine):
     items = [AudioItem(decode_audio(p), source=str(p)) for p, _ in clips]
     bad = str(clips[2][0])
     flaky = Flaky(engine, bad)
-    out = core.transcribe_isolating(flaky, items)
+    out = transcribe_isolating(flaky, items)
     # 8 fail -> [0..3] fails -> [0,1] ok, [2,3] fails -> [2] fails, [3] ok -> [4..7] ok
     assert flaky.calls == [8, 4, 2, 2, 1, 1, 4]
     assert [t.source for t in out] == [it.source for it in items]
@@ -59,12 +64,13 @@ def test_only_the_failing_input_gets_an_error(engine):
     good = [(ref, t.text) for (p, ref), t in zip(clips, out) if str(p) != bad]
     wer = jiwer.wer([NORM(r) for r, _ in good], [NORM(h) for _, h in good])
     assert wer <= 0.15, good
+
     # a call that returns fewer results than inputs is a failure too, not a silent shift of rows
     class DropsOne:
         def transcribe_batch(self, its):
             return engine.transcribe_batch(its)[: max(1, len(its) - 1)]
 
-    out = core.transcribe_isolating(DropsOne(), items[:2])
+    out = transcribe_isolating(DropsOne(), items[:2])
     assert [t.error for t in out] == [None, None] and [t.source for t in out] == [it.source for it in items[:2]]
 
 
@@ -75,14 +81,31 @@ def test_partition_function_keeps_the_batch(engine):
     clips = ALL_CLIPS[:6]
     bad = str(clips[4][0])
     flaky = Flaky(engine, bad)
-    schema = StructType([StructField("path", StringType()), StructField("audio", ArrayType(FloatType())),
-                         StructField("text", A.annotation_array_type())])
-    batch = pa.RecordBatch.from_pydict({
-        "path": [str(p) for p, _ in clips],
-        "audio": pa.array([decode_audio(p).astype(np.float32).tolist() for p, _ in clips], pa.list_(pa.float32())),
-    })
-    fn = core.make_partition_fn({"engine": "flaky", "device": "cpu"}, lambda spec: flaky, "audio", core.INPUT_FLOATS,
-                                "text", None, "path", 8, "tiny.en", schema)
+    schema = StructType(
+        [
+            StructField("path", StringType()),
+            StructField("audio", ArrayType(FloatType())),
+            StructField("text", A.annotation_array_type()),
+        ]
+    )
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "path": [str(p) for p, _ in clips],
+            "audio": pa.array([decode_audio(p).astype(np.float32).tolist() for p, _ in clips], pa.list_(pa.float32())),
+        }
+    )
+    fn = make_partition_fn(
+        EngineSpec(ModelRef("path", path="flaky"), "flaky"),
+        lambda spec: flaky,
+        "audio",
+        INPUT_FLOATS,
+        "text",
+        None,
+        "path",
+        8,
+        "tiny.en",
+        schema,
+    )
     (out,) = list(fn(iter([batch])))
     docs = [d[0] for d in out.column("text").to_pylist()]
     assert out.num_rows == 6 and out.column("path").to_pylist() == [str(p) for p, _ in clips]

@@ -20,7 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from sparkasr.spark.core import gpu_index, task_spec
+from sparkasr.spark.context import EngineSpec, gpu_index, task_spec
+from sparkasr.spark.shipping import ModelRef
+from sparkasr.whisper import RuntimeOptions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,24 +41,29 @@ def test_gpu_index_from_task_resources():
         gpu_index(_res("GPU-8f3c"))
 
 
+def _spec(device, index=0):
+    return EngineSpec(
+        ModelRef("embedded", name="tiny.en"), "options", RuntimeOptions(device=device, device_index=index)
+    )
+
+
 def test_task_spec_only_for_gpu_devices():
-    cpu = {"engine": "whisper", "device": "cpu"}
+    cpu = _spec("cpu")
     assert task_spec(cpu, index=1) is cpu
-    assert task_spec({"device": "cuda"}, index=1) == {"device": "cuda", "device_index": 1}
-    assert task_spec({"device": "auto"}, index=0) == {"device": "auto", "device_index": 0}
+    assert task_spec(_spec("cuda"), index=1) == _spec("cuda", 1)
+    assert task_spec(_spec("auto"), index=0) == _spec("auto", 0)
     # outside a Spark task (driver, LightPipeline, tests): unchanged
-    assert task_spec({"device": "cuda"}) == {"device": "cuda"}
+    assert task_spec(_spec("cuda")) == _spec("cuda")
 
 
 def test_auto_device_with_a_gpu_index_runs_on_cpu(clips):
     """``device=auto`` on a machine without CUDA: the assigned index must not reach the CPU."""
     from sparkasr.audio import decode_audio
+    from sparkasr.records import AudioItem
     from sparkasr.spark.whisper import WhisperForCTC
-    from sparkasr.types import AudioItem
-    from sparkasr.whisper import RuntimeOptions
 
     stage = WhisperForCTC.pretrained().setDevice("auto").setBeamSize(1)
-    spec = dict(stage._engine_spec(), model_ref={"kind": "embedded", "name": "tiny.en", "path": ""}, device_index=1)
+    spec = task_spec(stage._engine_spec(ModelRef("embedded", name="tiny.en")), index=1)
     engine = WhisperForCTC._build_engine(spec)
     assert engine.runtime.device_index == 1 and engine.model.model.device == "cpu"
     path, ref = clips[0]
@@ -71,7 +78,9 @@ SCRIPT = textwrap.dedent(
     import json, sys
     from pyspark.sql import SparkSession
     from sparkasr import WhisperForCTC, read_audio
-    from sparkasr.spark.core import task_spec
+    from sparkasr.spark.context import EngineSpec, task_spec
+    from sparkasr.spark.shipping import ModelRef
+    from sparkasr.whisper import RuntimeOptions
 
     disc, clips_dir, out = sys.argv[1:4]
     spark = (SparkSession.builder.master("local-cluster[1,2,1536]").appName("sparkasr-gpu-scheduling")
@@ -85,8 +94,8 @@ SCRIPT = textwrap.dedent(
     def probe(it):
         from pyspark import TaskContext
         tc = TaskContext.get()
-        spec = task_spec({"device": "cuda"})
-        yield {"partition": tc.partitionId(), "addresses": tc.resources()["gpu"].addresses, "device_index": spec.get("device_index")}
+        spec = task_spec(EngineSpec(ModelRef("embedded", name="tiny.en"), "options", RuntimeOptions(device="cuda")))
+        yield {"partition": tc.partitionId(), "addresses": tc.resources()["gpu"].addresses, "device_index": spec.runtime.device_index}
 
     tasks = sc.parallelize(range(4), 4).mapPartitions(probe).collect()
     df = read_audio(spark, clips_dir).repartition(4, "path")
@@ -117,10 +126,18 @@ def test_tasks_open_their_assigned_gpu_on_a_local_cluster(tmp_path, clips):
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
     out = tmp_path / "out.json"
-    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    env = dict(
+        os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1"
+    )
     env.pop("SPARK_HOME", None)
-    proc = subprocess.run([sys.executable, str(script), str(disc), str(clips_dir), str(out)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(disc), str(clips_dir), str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = json.loads(out.read_text())
 
@@ -146,8 +163,9 @@ def test_partition_function_builds_the_engine_for_the_task_gpu(monkeypatch):
     from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
     from sparkasr import annotation as A
-    from sparkasr.spark import core
-    from sparkasr.types import Transcript
+    from sparkasr.cells import INPUT_FLOATS
+    from sparkasr.records import Transcript
+    from sparkasr.spark import context, stage
 
     built = []
 
@@ -156,23 +174,44 @@ def test_partition_function_builds_the_engine_for_the_task_gpu(monkeypatch):
             self.spec = spec
 
         def transcribe_batch(self, items):
-            return [Transcript(text=f"gpu {self.spec.get('device_index')}", source=it.source) for it in items]
+            r = self.spec.runtime
+            return [
+                Transcript(text=f"gpu {r.device_index if r.device != 'cpu' else None}", source=it.source)
+                for it in items
+            ]
 
     def builder(spec):
         built.append(spec)
         return Engine(spec)
 
     schema = StructType([StructField("audio", ArrayType(FloatType())), StructField("text", A.annotation_array_type())])
-    batch = pa.RecordBatch.from_pydict({"audio": pa.array([(np.random.default_rng(0).standard_normal(1600) * 0.1).astype(np.float32).tolist()] * 2, pa.list_(pa.float32()))})
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "audio": pa.array(
+                [(np.random.default_rng(0).standard_normal(1600) * 0.1).astype(np.float32).tolist()] * 2,
+                pa.list_(pa.float32()),
+            )
+        }
+    )
 
     def texts(device, gpu):
-        monkeypatch.setattr(core, "task_gpu_index", lambda: gpu)
-        fn = core.make_partition_fn({"engine": "test", "device": device, "n": len(built)}, builder, "audio", core.INPUT_FLOATS,
-                                    "text", None, None, 8, "m", schema)
+        monkeypatch.setattr(context, "task_gpu_index", lambda: gpu)
+        fn = stage.make_partition_fn(
+            EngineSpec(ModelRef("path", path=str(len(built))), "test", RuntimeOptions(device=device)),
+            builder,
+            "audio",
+            INPUT_FLOATS,
+            "text",
+            None,
+            None,
+            8,
+            "m",
+            schema,
+        )
         (out,) = list(fn(iter([batch])))
         return [d[0]["result"] for d in out.column("text").to_pylist()]
 
-    assert texts("cuda", 1) == ["gpu 1", "gpu 1"] and built[-1]["device_index"] == 1
+    assert texts("cuda", 1) == ["gpu 1", "gpu 1"] and built[-1].runtime.device_index == 1
     assert texts("auto", 0) == ["gpu 0", "gpu 0"]
-    assert texts("cpu", 1) == ["gpu None", "gpu None"] and "device_index" not in built[-1]
-    assert texts("cuda", None) == ["gpu None", "gpu None"]  # no GPU resource: CUDA's default device
+    assert texts("cpu", 1) == ["gpu None", "gpu None"] and built[-1].runtime.device_index == 0  # the index is not set
+    assert texts("cuda", None) == ["gpu 0", "gpu 0"]  # no GPU resource: CUDA's default device

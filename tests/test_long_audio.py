@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 from whisper_normalizer.english import EnglishTextNormalizer
 
+from conftest import ALL_CLIPS
 from sparkasr.audio import SAMPLE_RATE, decode_audio
 from sparkasr.models import resolve_whisper_model
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
-
-from conftest import ALL_CLIPS
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +57,9 @@ def test_long_file_matches_faster_whisper_sequential(long_audio):
     path = resolve_whisper_model(None).path
 
     # the engine's sequential strategy (beam_size=5, segment timestamps: the defaults)
-    engine = WhisperEngine(path, WhisperOptions(beam_size=5, strategy="sequential"), RuntimeOptions(cpu_threads=CPU_THREADS))
+    engine = WhisperEngine(
+        path, WhisperOptions(beam_size=5, strategy="sequential"), RuntimeOptions(cpu_threads=CPU_THREADS)
+    )
     t0 = time.perf_counter()
     (result,) = engine.transcribe_batch([AudioItem(samples=samples, source="long.wav")])
     engine_s = time.perf_counter() - t0
@@ -139,10 +140,14 @@ def test_long_files_default_pieces_at_least_as_accurate_as_sequential():
         assert result.error is None and result.extra["path"] == "pieces"
         (e_ours, n), (e_seq, _) = _errors(reference, result.text), _errors(reference, fw_text)
         ours, seq, words = ours + e_ours, seq + e_seq, words + n
-        print(f"\n[arrangement {seed}: {len(samples) / SAMPLE_RATE:.0f} s] default pieces WER {e_ours / n:.4f}, "
-              f"faster-whisper sequential WER {e_seq / n:.4f}")
-    print(f"[pooled, {words} words] default pieces WER {ours / words:.4f} in {ours_s:.1f} s; "
-          f"faster-whisper sequential WER {seq / words:.4f} in {seq_s:.1f} s")
+        print(
+            f"\n[arrangement {seed}: {len(samples) / SAMPLE_RATE:.0f} s] default pieces WER {e_ours / n:.4f}, "
+            f"faster-whisper sequential WER {e_seq / n:.4f}"
+        )
+    print(
+        f"[pooled, {words} words] default pieces WER {ours / words:.4f} in {ours_s:.1f} s; "
+        f"faster-whisper sequential WER {seq / words:.4f} in {seq_s:.1f} s"
+    )
     # at least the sequential algorithm's quality (0.5 points of slack), pooled
     assert ours / words <= seq / words + 0.005
 
@@ -153,8 +158,10 @@ def test_long_file_default_pieces_segments(long_audio):
     path = resolve_whisper_model(None).path
     engine = WhisperEngine(path, WhisperOptions(), RuntimeOptions(cpu_threads=CPU_THREADS))
     (result,) = engine.transcribe_batch([AudioItem(samples=samples, source="long.wav", offset_s=5.0)])
-    print(f"\n[long audio {duration:.1f} s] default pieces: WER {_wer(reference, result.text):.4f} "
-          f"({result.extra['pieces']} pieces, {result.extra['fallbacks']} fallbacks)")
+    print(
+        f"\n[long audio {duration:.1f} s] default pieces: WER {_wer(reference, result.text):.4f} "
+        f"({result.extra['pieces']} pieces, {result.extra['fallbacks']} fallbacks)"
+    )
     assert result.error is None and result.extra["path"] == "pieces"
     # the whole file is covered and read: word count near the reference's
     ref_words, hyp_words = len(_norm(reference).split()), len(_norm(result.text).split())

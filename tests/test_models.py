@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CARDS
 from sparkasr.audio import decode_audio
 from sparkasr.models import (
     ModelNotFoundError,
@@ -22,10 +23,8 @@ from sparkasr.models import (
     is_ct2_dir,
     resolve_whisper_model,
 )
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
-
-from conftest import CARDS
 
 RUNTIME = RuntimeOptions(cpu_threads=2)
 
@@ -46,7 +45,10 @@ def test_base_from_packages():
     src = resolve_whisper_model("base")
     assert src.kind == "package" and src.name == "base" and src.is_embedded
     assert is_ct2_dir(src.path)
-    parts = [Path(p1.__file__).parent / "data" / "model.bin.part1", Path(p2.__file__).parent / "data" / "model.bin.part2"]
+    parts = [
+        Path(p1.__file__).parent / "data" / "model.bin.part1",
+        Path(p2.__file__).parent / "data" / "model.bin.part2",
+    ]
     assert (Path(src.path) / "model.bin").stat().st_size == sum(p.stat().st_size for p in parts)
     cfg = json.loads((Path(src.path) / "config.json").read_text())
     assert len(cfg["lang_ids"]) >= 99  # multilingual
@@ -139,7 +141,9 @@ def test_non_model_directory_gives_a_clear_error(tmp_path):
     d = tmp_path / "not-a-model"
     d.mkdir()
     (d / "README.txt").write_text("hello")
-    with pytest.raises(ModelNotFoundError, match="neither a CTranslate2 Whisper directory .* nor a Hugging Face Whisper"):
+    with pytest.raises(
+        ModelNotFoundError, match="neither a CTranslate2 Whisper directory .* nor a Hugging Face Whisper"
+    ):
         resolve_whisper_model(str(d))
     # a config.json of another architecture is not a Whisper checkpoint either
     (d / "config.json").write_text(json.dumps({"model_type": "bert"}))

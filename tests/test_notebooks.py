@@ -48,7 +48,11 @@ def _kernel_name() -> str:
     try:
         KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
+            check=True,
+            capture_output=True,
+        )
     return "python3"
 
 
@@ -62,7 +66,10 @@ def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, kernel_name=_kernel_name(), timeout=300, startup_timeout=120,
+        nb,
+        kernel_name=_kernel_name(),
+        timeout=300,
+        startup_timeout=120,
         resources={"metadata": {"path": str(REPO)}},
     )
     t0 = time.time()

@@ -1,14 +1,14 @@
-"""Packing short utterances into shared Whisper windows (sparkasr.packing), on the real clips."""
+"""Packing short utterances into shared Whisper windows (sparkasr.whisper.packing), on the real clips."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sparkasr.packing import PackingOptions, assign_words, build_window, cut_pieces, plan_windows, transcribe_packed
-from sparkasr.types import SAMPLE_RATE, AudioItem, Chunk
-
 from conftest import ALL_CLIPS
+from sparkasr.audio import SAMPLE_RATE, cut_pieces
+from sparkasr.records import AudioItem, Chunk
+from sparkasr.whisper.packing import PackingOptions, assign_words, build_window, plan_windows, transcribe_packed
 
 
 def _norm(text: str) -> str:
@@ -50,7 +50,9 @@ def engine():
     from sparkasr.models import resolve_whisper_model
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
-    return WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(timestamps="word"), RuntimeOptions(cpu_threads=2))
+    return WhisperEngine(
+        resolve_whisper_model(None).path, WhisperOptions(timestamps="word"), RuntimeOptions(cpu_threads=2)
+    )
 
 
 # -- planning, pure functions -------------------------------------------------------------------
@@ -80,7 +82,12 @@ def test_build_window_spans_and_gaps():
 
 def test_assign_words_by_midpoint_and_nearest():
     spans = [(0.0, 2.0), (3.0, 4.0)]
-    words = [Chunk("a", 0.1, 0.5, "word"), Chunk("b", 1.9, 2.4, "word"), Chunk("c", 2.6, 3.2, "word"), Chunk("d", 5.0, 5.5, "word")]
+    words = [
+        Chunk("a", 0.1, 0.5, "word"),
+        Chunk("b", 1.9, 2.4, "word"),
+        Chunk("c", 2.6, 3.2, "word"),
+        Chunk("d", 5.0, 5.5, "word"),
+    ]
     out = assign_words(words, spans, gap_s=1.0)
     assert [w.text for w in out[0]] == ["a", "b"]
     assert [w.text for w in out[1]] == ["c", "d"]  # d lies past every span: nearest
@@ -130,7 +137,9 @@ def test_segment_timestamps_and_offsets(items):
     from sparkasr.models import resolve_whisper_model
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
-    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(timestamps="segment"), RuntimeOptions(cpu_threads=2))
+    eng = WhisperEngine(
+        resolve_whisper_model(None).path, WhisperOptions(timestamps="segment"), RuntimeOptions(cpu_threads=2)
+    )
     shifted = [AudioItem(it.samples, source=it.source, offset_s=100.0) for it in items[:6]]
     for t, it in zip(transcribe_packed(eng, shifted), shifted):
         assert t.text and t.chunks and all(c.kind == "segment" for c in t.chunks)
@@ -155,7 +164,7 @@ def test_long_item_is_cut_and_joined(engine, items, refs):
 def test_reaches_speech_end_tells_a_finished_utterance_from_a_cut_one():
     """The utterance where the decoder stopped early is kept only when its words reach the end of
     its sound; a decode that stopped inside it (words end well before the sound) is redone."""
-    from sparkasr.packing import _reaches_speech_end, _Word
+    from sparkasr.whisper.packing import _reaches_speech_end, _Word
 
     rng = np.random.default_rng(0)
     x = np.zeros(3 * SAMPLE_RATE, np.float32)  # sound from 0.5 s to 2.2 s, silence after

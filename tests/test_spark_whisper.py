@@ -45,7 +45,11 @@ def pipeline_model(audio_df):
 
 @pytest.fixture(scope="module")
 def transcribed(pipeline_model, audio_df):
-    return pipeline_model.transform(audio_df).select("path", "reference", "transcription", "transcription_chunks").collect()
+    return (
+        pipeline_model.transform(audio_df)
+        .select("path", "reference", "transcription", "transcription_chunks")
+        .collect()
+    )
 
 
 def test_pipeline_wer_on_real_speech(transcribed):
@@ -143,8 +147,12 @@ def test_bad_inputs_give_error_rows_and_job_goes_on(spark, tmp_path, clips):
     rows = {r["path"].rsplit("/", 1)[-1]: r["t"] for r in asr.transform(df).select("path", "t").collect()}
     assert set(rows) == {"empty.wav", "truncated.wav", "notaudio.wav", "nan.wav", "silent.wav", "zero.wav", "good.wav"}
     expected = {
-        "empty.wav": "empty", "truncated.wav": "", "notaudio.wav": "", "nan.wav": "NaN",
-        "silent.wav": "silent", "zero.wav": "zero length",
+        "empty.wav": "empty",
+        "truncated.wav": "",
+        "notaudio.wav": "",
+        "nan.wav": "NaN",
+        "silent.wav": "silent",
+        "zero.wav": "zero length",
     }
     for name, needle in expected.items():
         (doc,) = rows[name]
@@ -194,8 +202,18 @@ def test_read_audio_segments_keep_file_times_and_reader_errors(spark, tmp_path, 
     assert "broken.mp3" in read_error
     asm = AudioAssembler(inputCol="audio", outputCol="a")
     asr = WhisperForCTC.pretrained().setOutputCol("t").setTimestamps("segment").setBeamSize(1)
-    via_assembler = asr.setInputCols(["a"]).transform(asm.transform(df)).select("path", "segment", "offset_s", "duration_s", "a", "t", "t_chunks").collect()
-    direct = asr.setInputCols(["audio"]).transform(df).select("path", "segment", "offset_s", "duration_s", "t", "t_chunks").collect()
+    via_assembler = (
+        asr.setInputCols(["a"])
+        .transform(asm.transform(df))
+        .select("path", "segment", "offset_s", "duration_s", "a", "t", "t_chunks")
+        .collect()
+    )
+    direct = (
+        asr.setInputCols(["audio"])
+        .transform(df)
+        .select("path", "segment", "offset_s", "duration_s", "t", "t_chunks")
+        .collect()
+    )
     for rows in (via_assembler, direct):
         segs = sorted((r for r in rows if r["path"].endswith("long.flac")), key=lambda r: r["segment"])
         assert len(segs) >= 3 and segs[-1]["offset_s"] > 10.0
@@ -256,12 +274,22 @@ def test_read_audio_references_transcribe_like_samples(spark, tmp_path, clips):
         if name in ("long.flac", "stereo44.wav"):
             assert "error" not in ann["metadata"], ann["metadata"]
             want = np.asarray(sample_rows[k]["audio"], np.float32)
-            np.testing.assert_allclose(np.asarray(ann["result"], np.float32), want, atol=0 if name == "long.flac" else 1e-5)
+            np.testing.assert_allclose(
+                np.asarray(ann["result"], np.float32), want, atol=0 if name == "long.flac" else 1e-5
+            )
             assert float(ann["metadata"]["offset_s"]) == pytest.approx(sample_rows[k]["offset_s"], abs=1e-4)
     # One row per engine call: the text does not depend on which rows share a batch.
     asr = WhisperForCTC.pretrained().setOutputCol("t").setBeamSize(1).setTimestamps("segment").setBatchSize(1)
-    by_ref = {(r["path"], r["segment"]): r for r in asr.setInputCols(["path"]).transform(refs.repartition(4)).select(*key, "offset_s", "t", "t_chunks").collect()}
-    by_samples = {(r["path"], r["segment"]): r for r in asr.setInputCols(["audio"]).transform(samples).select(*key, "t").collect()}
+    by_ref = {
+        (r["path"], r["segment"]): r
+        for r in asr.setInputCols(["path"])
+        .transform(refs.repartition(4))
+        .select(*key, "offset_s", "t", "t_chunks")
+        .collect()
+    }
+    by_samples = {
+        (r["path"], r["segment"]): r for r in asr.setInputCols(["audio"]).transform(samples).select(*key, "t").collect()
+    }
     assert set(by_ref) == set(ref_rows)
     for k, r in by_ref.items():
         name, doc = k[0].rsplit("/", 1)[-1], r["t"][0]
@@ -275,9 +303,14 @@ def test_read_audio_references_transcribe_like_samples(spark, tmp_path, clips):
             for c in r["t_chunks"]:  # on the file's clock
                 assert float(c["metadata"]["start"]) >= r["offset_s"] - 0.01
         elif name == "broken.mp3":
-            assert doc["metadata"]["error"] == ref_rows[k]["error"] and "broken.mp3" in doc["result"] + doc["metadata"]["error"]
+            assert (
+                doc["metadata"]["error"] == ref_rows[k]["error"]
+                and "broken.mp3" in doc["result"] + doc["metadata"]["error"]
+            )
         elif ref_rows[k]["offset_s"] + ref_rows[k]["duration_s"] > 8.0:  # shrinks.wav: past its new end
-            assert "shrinks.wav" in doc["metadata"]["error"] and "ends before the slice" in doc["metadata"]["error"], doc
+            assert "shrinks.wav" in doc["metadata"]["error"] and "ends before the slice" in doc["metadata"]["error"], (
+                doc
+            )
         else:
             assert "error" not in doc["metadata"] and doc["result"]
     with pytest.raises(ValueError, match="durationCol column 'nope' not found"):
@@ -291,7 +324,9 @@ def test_path_col_names_the_source_and_is_checked(spark, clips):
     'path' column when present; set, that column, which must exist and hold strings."""
     path, _ = clips[5]
     samples = sf.read(str(path), dtype="float32")[0].tolist()
-    df = spark.createDataFrame([("a/file.wav", "b/other.wav", 7, samples)], "path string, file string, n int, audio array<float>")
+    df = spark.createDataFrame(
+        [("a/file.wav", "b/other.wav", 7, samples)], "path string, file string, n int, audio array<float>"
+    )
     asm = AudioAssembler(inputCol="audio", outputCol="a")
     asr = WhisperForCTC.pretrained().setInputCols(["a"]).setOutputCol("t").setBeamSize(1).setTimestamps("none")
     assert asm.getPathCol() == "" and asr.getPathCol() == ""
@@ -332,7 +367,9 @@ def test_save_load_travels_without_original_model_dir(spark, tmp_path, audio_df)
 
     src = tmp_path / "my-whisper-ct2"
     shutil.copytree(resolve_whisper_model(None).path, src)
-    asr = WhisperForCTC.loadSavedModel(str(src), spark).setInputCols(["audio_assembler"]).setOutputCol("t").setBeamSize(2)
+    asr = (
+        WhisperForCTC.loadSavedModel(str(src), spark).setInputCols(["audio_assembler"]).setOutputCol("t").setBeamSize(2)
+    )
     model = Pipeline(stages=[AudioAssembler(inputCol="audio"), asr]).fit(audio_df)
     few = audio_df.limit(2)
     before = [r["t"][0]["result"] for r in model.transform(few).orderBy("path").collect()]

@@ -57,7 +57,9 @@ def _scala_binary_mismatch(spark, jar_url: str):
     """'2.12 jar on Scala 2.13' style message when the jar is built for another Scala, else None."""
     m = re.search(r"_(2\.1[0-9])[-/]", jar_url)
     try:
-        session_scala = ".".join(str(spark.sparkContext._jvm.scala.util.Properties.versionNumberString()).split(".")[:2])
+        session_scala = ".".join(
+            str(spark.sparkContext._jvm.scala.util.Properties.versionNumberString()).split(".")[:2]
+        )
     except Exception:
         return None
     if m and m.group(1) != session_scala:
@@ -147,11 +149,17 @@ def test_sparknlp_text_pipeline_runs(snlp):
     from sparknlp.base import DocumentAssembler
 
     df = snlp.createDataFrame([("He was not an ill disposed young man. Nobody was sorry!",)], ["text"])
-    out = Pipeline(stages=[
-        DocumentAssembler().setInputCol("text").setOutputCol("document"),
-        SentenceDetector().setInputCols(["document"]).setOutputCol("sentence"),
-        Tokenizer().setInputCols(["sentence"]).setOutputCol("token"),
-    ]).fit(df).transform(df)
+    out = (
+        Pipeline(
+            stages=[
+                DocumentAssembler().setInputCol("text").setOutputCol("document"),
+                SentenceDetector().setInputCols(["document"]).setOutputCol("sentence"),
+                Tokenizer().setInputCols(["sentence"]).setOutputCol("token"),
+            ]
+        )
+        .fit(df)
+        .transform(df)
+    )
     row = out.select("sentence.result", "token.result").first()
     assert row[0] == ["He was not an ill disposed young man.", "Nobody was sorry!"]
     assert row[1] == ["He", "was", "not", "an", "ill", "disposed", "young", "man", ".", "Nobody", "was", "sorry", "!"]
@@ -173,7 +181,9 @@ def test_sparknlp_audio_assembler_schema_is_ours(snlp):
         out = SnlpAudioAssembler().setInputCol("audio").setOutputCol("audio_assembler").transform(df)
         got = out.schema["audio_assembler"].dataType
         assert got.simpleString() == audio_annotation_array_type().simpleString()
-        assert got.simpleString() == "array<struct<annotatorType:string,result:array<float>,metadata:map<string,string>>>"
+        assert (
+            got.simpleString() == "array<struct<annotatorType:string,result:array<float>,metadata:map<string,string>>>"
+        )
         assert _annotator_type_meta(out, "audio_assembler") == "audio"
         ann = out.first()["audio_assembler"]
         assert len(ann) == 1 and ann[0]["annotatorType"] == "audio"
@@ -193,14 +203,23 @@ def test_our_document_column_feeds_sparknlp(snlp):
     schema = StructType([StructField("transcription", annotation_array_type(), True)])
     rows = [([annotation(DOCUMENT, 0, len(text) - 1, text, {"audio": 0, "sentence": 0, "language": "en"})],), ([],)]
     df = with_annotator_type_metadata(snlp.createDataFrame(rows, schema), "transcription", DOCUMENT)
-    out = Pipeline(stages=[
-        SentenceDetector().setInputCols(["transcription"]).setOutputCol("sentence"),
-        Tokenizer().setInputCols(["sentence"]).setOutputCol("token"),
-    ]).fit(df).transform(df)
+    out = (
+        Pipeline(
+            stages=[
+                SentenceDetector().setInputCols(["transcription"]).setOutputCol("sentence"),
+                Tokenizer().setInputCols(["sentence"]).setOutputCol("token"),
+            ]
+        )
+        .fit(df)
+        .transform(df)
+    )
     first, empty = out.select("sentence", "token").collect()
-    assert [s["result"] for s in first["sentence"]] == ["the dashwoods were now settled at barton.", "nobody was sorry to leave norland"]
+    assert [s["result"] for s in first["sentence"]] == [
+        "the dashwoods were now settled at barton.",
+        "nobody was sorry to leave norland",
+    ]
     assert _group_tokens_into_words(first["token"]) == text.split()
-    assert all(text[t["begin"]: t["end"] + 1] == t["result"] for t in first["token"])
+    assert all(text[t["begin"] : t["end"] + 1] == t["result"] for t in first["token"])
     assert empty["sentence"] == [] and empty["token"] == []
 
 
@@ -216,10 +235,12 @@ def test_sparknlp_audio_assembler_feeds_our_whisper(snlp, clips_df):
 
     from sparkasr import WhisperForCTC
 
-    pipeline = Pipeline(stages=[
-        SnlpAudioAssembler().setInputCol("audio").setOutputCol("audio_assembler"),
-        WhisperForCTC.pretrained().setInputCols(["audio_assembler"]).setOutputCol("transcription"),
-    ])
+    pipeline = Pipeline(
+        stages=[
+            SnlpAudioAssembler().setInputCol("audio").setOutputCol("audio_assembler"),
+            WhisperForCTC.pretrained().setInputCols(["audio_assembler"]).setOutputCol("transcription"),
+        ]
+    )
     out = pipeline.fit(clips_df).transform(clips_df)
     assert _annotator_type_meta(out, "transcription") == "document"
     rows = out.select("name", "reference", "transcription").orderBy("name").collect()
@@ -253,12 +274,14 @@ def test_our_whisper_feeds_sparknlp_sentence_detector_and_tokenizer(snlp, clips_
 
     from sparkasr import AudioAssembler, WhisperForCTC
 
-    pipeline = Pipeline(stages=[
-        AudioAssembler().setInputCol("audio").setOutputCol("audio_assembler").setSampleRate(16000),
-        WhisperForCTC.pretrained().setInputCols(["audio_assembler"]).setOutputCol("transcription"),
-        SentenceDetector().setInputCols(["transcription"]).setOutputCol("sentence"),
-        Tokenizer().setInputCols(["sentence"]).setOutputCol("token"),
-    ])
+    pipeline = Pipeline(
+        stages=[
+            AudioAssembler().setInputCol("audio").setOutputCol("audio_assembler").setSampleRate(16000),
+            WhisperForCTC.pretrained().setInputCols(["audio_assembler"]).setOutputCol("transcription"),
+            SentenceDetector().setInputCols(["transcription"]).setOutputCol("sentence"),
+            Tokenizer().setInputCols(["sentence"]).setOutputCol("token"),
+        ]
+    )
     out = pipeline.fit(clips_df).transform(clips_df)
     assert _annotator_type_meta(out, "sentence") == "document"
     assert _annotator_type_meta(out, "token") == "token"
@@ -276,6 +299,6 @@ def test_our_whisper_feeds_sparknlp_sentence_detector_and_tokenizer(snlp, clips_
         assert "".join(s["result"] for s in sentences).replace(" ", "") == text.replace(" ", "")
         for t in tokens:
             assert t["annotatorType"] == "token"
-            assert text[t["begin"]: t["end"] + 1] == t["result"], (r["name"], t["result"], t["begin"], t["end"])
+            assert text[t["begin"] : t["end"] + 1] == t["result"], (r["name"], t["result"], t["begin"], t["end"])
         assert _group_tokens_into_words(tokens) == text.split(), (r["name"], text, [t["result"] for t in tokens])
         assert re.search(r"\w", " ".join(t["result"] for t in tokens))

@@ -10,7 +10,7 @@ import soundfile as sf
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from sparkasr.models import resolve_whisper_model
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
 NORM = EnglishTextNormalizer()
@@ -25,7 +25,11 @@ def test_very_long_rows_are_decoded_in_pieces(clips):
             refs.append(ref)
     audio = np.concatenate(parts)
     assert len(audio) / 16000 > 90
-    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(long_piece_s=60.0, beam_size=2, strategy="sequential"), RuntimeOptions(cpu_threads=2))
+    eng = WhisperEngine(
+        resolve_whisper_model(None).path,
+        WhisperOptions(long_piece_s=60.0, beam_size=2, strategy="sequential"),
+        RuntimeOptions(cpu_threads=2),
+    )
     (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
     assert t.extra["path"] == "sequential-pieces" and t.extra["pieces"] >= 2
     wer = jiwer.wer(NORM(" ".join(refs)), NORM(t.text))
@@ -71,7 +75,7 @@ def test_default_long_rows_are_batched_pieces_with_word_timestamps(joined):
     path = resolve_whisper_model(None).path
     seg = WhisperEngine(path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
     words = WhisperEngine(path, WhisperOptions(timestamps="word"), RuntimeOptions(cpu_threads=2))
-    short = AudioItem(audio[:16000 * 5], source="short.wav")
+    short = AudioItem(audio[: 16000 * 5], source="short.wav")
     a, s1 = seg.transcribe_batch([AudioItem(audio, source="long.wav"), short])
     b, s2 = words.transcribe_batch([AudioItem(audio, source="long.wav", offset_s=100.0), short])
     assert a.extra["path"] == b.extra["path"] == "pieces" and s1.extra["path"] == "batched"
@@ -91,18 +95,18 @@ def test_default_long_rows_are_batched_pieces_with_word_timestamps(joined):
 
 
 def test_long_row_piece_that_fails_checks_falls_back(joined, monkeypatch):
-    from sparkasr import whisper as W
+    from sparkasr.whisper import window as W
 
     audio, _ = joined
     eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
-    real = W._compression_ratio
+    real = W.compression_ratio
     calls = {"n": 0}
 
     def flaky(text):  # the first checked piece looks like a decoding loop
         calls["n"] += 1
         return 9.9 if calls["n"] == 1 else real(text)
 
-    monkeypatch.setattr(W, "_compression_ratio", flaky)
+    monkeypatch.setattr(W, "compression_ratio", flaky)
     (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
     assert t.extra["fallbacks"] == 1 and t.error is None
     assert t.chunks[0].kind == "segment" and t.chunks[0].text and t.chunks[0].start < 2.0
@@ -110,16 +114,18 @@ def test_long_row_piece_that_fails_checks_falls_back(joined, monkeypatch):
 
 def test_sequential_strategy_keeps_whisper_segments(joined):
     audio, _ = joined
-    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(strategy="sequential", beam_size=2), RuntimeOptions(cpu_threads=2))
+    eng = WhisperEngine(
+        resolve_whisper_model(None).path,
+        WhisperOptions(strategy="sequential", beam_size=2),
+        RuntimeOptions(cpu_threads=2),
+    )
     (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
     assert t.extra["path"] == "sequential"
     assert len(t.chunks) > len(audio) / 16000 / 30.0 * 2  # sentence-level segments, not pieces
 
 
 def test_speech_bounds_and_latest_quiet_cut():
-    from sparkasr.audio import quiet_cut
-    from sparkasr.packing import cut_pieces
-    from sparkasr.whisper import speech_bounds
+    from sparkasr.audio import cut_pieces, quiet_cut, speech_bounds
 
     sr = 16000
     rng = np.random.default_rng(0)
@@ -130,7 +136,9 @@ def test_speech_bounds_and_latest_quiet_cut():
     assert speech_bounds(np.zeros(sr, np.float32)) == (0.0, 1.0)
     # two nearly equally quiet pauses: argmin takes the quieter first one, latest_within the later one
     noise = lambda n, a: (a * rng.standard_normal(n)).astype(np.float32)  # noqa: E731
-    y = np.concatenate([tone, noise(sr // 2, 1e-4), tone, noise(sr // 2, 1.3e-4), tone])  # the later pause 1.7x the energy
+    y = np.concatenate(
+        [tone, noise(sr // 2, 1e-4), tone, noise(sr // 2, 1.3e-4), tone]
+    )  # the later pause 1.7x the energy
     early = quiet_cut(y, len(y), len(y))
     late = quiet_cut(y, len(y), len(y), latest_within=4.0)
     assert 2 * sr <= early < 2.5 * sr and 4.5 * sr <= late < 5 * sr
@@ -142,7 +150,7 @@ def test_speech_bounds_and_latest_quiet_cut():
 
 
 def test_packed_window_token_budget():
-    from sparkasr.packing import token_budget
+    from sparkasr.whisper.packing import token_budget
 
     # 20 s of speech in 4 utterances: room for fast speech (~4.5 tokens/s), far below a loop to 224
     assert 4.5 * 20 + 8 < token_budget([(0, 5), (6, 11), (12, 17), (18, 23)]) < 150
@@ -183,5 +191,7 @@ def test_dense_30s_rows_that_stop_early_continue_batched(clips):
     fw_texts = ["".join(s.text for s in fw.transcribe(it.samples, language="en", beam_size=5)[0]) for it in items]
     ref, ours, seq = " ".join(refs), " ".join(t.text for t in out), " ".join(fw_texts)
     ours_wer, seq_wer = jiwer.wer(NORM(ref), NORM(ours)), jiwer.wer(NORM(ref), NORM(seq))
-    print(f"\n{len(continued)} of {len(items)} dense rows continued; WER {ours_wer:.4f}, faster-whisper sequential {seq_wer:.4f}")
+    print(
+        f"\n{len(continued)} of {len(items)} dense rows continued; WER {ours_wer:.4f}, faster-whisper sequential {seq_wer:.4f}"
+    )
     assert ours_wer <= seq_wer + 0.005

@@ -1,4 +1,4 @@
-"""The PyTorch Whisper window decoder (``sparkasr.torch_whisper``) against CTranslate2 and transformers,
+"""The PyTorch Whisper window decoder (``sparkasr.whisper.torch_backend``) against CTranslate2 and transformers,
 on the real vendored clips (single clips and clips packed into ~28-s windows)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from conftest import ALL_CLIPS
 
 torch = pytest.importorskip("torch")
-tw = pytest.importorskip("sparkasr.torch_whisper")
+tw = pytest.importorskip("sparkasr.whisper.torch_backend")
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +64,15 @@ def _ct2_greedy(fw, windows, timestamps):
     tk = Tokenizer(fw.hf_tokenizer, False, task="transcribe", language="en")
     feats = np.stack([pad_or_trim(fw.feature_extractor(x)[..., :-1], 3000) for x in windows])
     return fw.model.generate(
-        fw.model.encode(ctranslate2.StorageView.from_array(feats)), [fw.get_prompt(tk, [], without_timestamps=not timestamps)] * len(windows),
-        beam_size=1, max_length=448, return_scores=True, return_no_speech_prob=True, suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tk, [-1]), max_initial_timestamp_index=50,
+        fw.model.encode(ctranslate2.StorageView.from_array(feats)),
+        [fw.get_prompt(tk, [], without_timestamps=not timestamps)] * len(windows),
+        beam_size=1,
+        max_length=448,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tk, [-1]),
+        max_initial_timestamp_index=50,
     )
 
 
@@ -127,12 +133,16 @@ def test_logits_equal_transformers_whisper(model_path, clips):
     with torch.no_grad():
         ref = hf(input_features=mel, decoder_input_ids=tokens).logits
         enc = m.module.encode(mel)
-        caches = [(torch.empty(2, d.n_heads, 8, d.d_model // d.n_heads), torch.empty(2, d.n_heads, 8, d.d_model // d.n_heads))
-                  for _ in range(d.decoder_layers)]
+        caches = [
+            (torch.empty(2, d.n_heads, 8, d.d_model // d.n_heads), torch.empty(2, d.n_heads, 8, d.d_model // d.n_heads))
+            for _ in range(d.decoder_layers)
+        ]
         # the prompt in one call, then one token at a time through the cache, as generate does
         full = m.module.decode(tokens[:, :3], 0, caches, [layer.cross_kv(enc) for layer in m.module.dec_layers])
-        steps = [m.module.decode(tokens[:, k:k + 1], k, caches, [layer.cross_kv(enc) for layer in m.module.dec_layers])
-                 for k in range(3, tokens.shape[1])]
+        steps = [
+            m.module.decode(tokens[:, k : k + 1], k, caches, [layer.cross_kv(enc) for layer in m.module.dec_layers])
+            for k in range(3, tokens.shape[1])
+        ]
         ours = torch.cat([full] + steps, dim=1)
     assert ref.abs().max() > 5
     torch.testing.assert_close(ours, ref, atol=1e-3, rtol=1e-4)
@@ -177,19 +187,72 @@ def test_gpu_benchmark_runs_here_and_its_transformers_baseline_decodes_the_same(
     pytest.importorskip("transformers")
     out = tmp_path / "gpu.json"
     script = Path(__file__).resolve().parents[1] / "bench" / "run_gpu.py"
-    subprocess.run([sys.executable, str(script), "--device", "cpu", "--model", model_path, "--windows", "2", "--hf-windows", "2",
-                    "--batches", "2", "--hf-batches", "2", "--repeats", "1", "--out", str(out)], check=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--device",
+            "cpu",
+            "--model",
+            model_path,
+            "--windows",
+            "2",
+            "--hf-windows",
+            "2",
+            "--batches",
+            "2",
+            "--hf-batches",
+            "2",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        timeout=600,
+    )
     result = json.loads(out.read_text())
     runs = {(r["pipeline"], r["timestamps"]): r for r in result["runs"]}
     ours, hf = runs[("sparkasr_torch", False)], runs[("transformers_generate", False)]
     assert ours["hyps"] == hf["hyps"] and all(len(h.split()) > 30 for h in ours["hyps"])
     assert ours["wer"]["wer"] < 0.2 and runs[("sparkasr_torch", True)]["tokens"] > ours["tokens"]
-    assert result["audio_s"] > 50 and set(result["summary"]["best"]) == {"sparkasr_torch", "sparkasr_torch_timestamps", "transformers_generate"}
+    assert result["audio_s"] > 50 and set(result["summary"]["best"]) == {
+        "sparkasr_torch",
+        "sparkasr_torch_timestamps",
+        "transformers_generate",
+    }
     assert result["finished_utc"] and result["skipped"] == []
     # Over its time budget it starts nothing more, says what it skipped, and still writes the file.
-    subprocess.run([sys.executable, str(script), "--device", "cpu", "--model", model_path, "--windows", "2", "--batches", "2,1",
-                    "--hf-batches", "2", "--repeats", "1", "--budget-s", "0", "--out", str(out)], check=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--device",
+            "cpu",
+            "--model",
+            model_path,
+            "--windows",
+            "2",
+            "--batches",
+            "2,1",
+            "--hf-batches",
+            "2",
+            "--repeats",
+            "1",
+            "--budget-s",
+            "0",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        timeout=600,
+    )
     result = json.loads(out.read_text())
     assert result["runs"] == [] and result["summary"]["best"] == {}
     assert [(k["pipeline"], k["batch"], k["timestamps"]) for k in result["skipped"]] == [
-        ("ours", 2, False), ("ours", 1, False), ("hf", 2, False), ("ours", 2, True), ("ours", 1, True)]
+        ("ours", 2, False),
+        ("ours", 1, False),
+        ("hf", 2, False),
+        ("ours", 2, True),
+        ("ours", 1, True),
+    ]

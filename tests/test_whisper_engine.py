@@ -21,12 +21,12 @@ import pytest
 from whisper_normalizer.english import EnglishTextNormalizer
 
 import sparkasr.whisper as whisper_mod
+import sparkasr.whisper.model as whisper_model
+from conftest import ALL_CLIPS, CARDS, LIBRIVOX
 from sparkasr.audio import decode_audio
 from sparkasr.models import resolve_whisper_model
-from sparkasr.types import AudioItem
+from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions, get_engine
-
-from conftest import ALL_CLIPS, CARDS, LIBRIVOX
 
 RUNTIME = RuntimeOptions(cpu_threads=2)  # the CI box has 2 cores
 WER_GATE = 0.15
@@ -84,7 +84,9 @@ def test_default_model_wer_on_real_clips(default_results, items, refs):
         assert r.duration_s == pytest.approx(item.duration_s)
     wer = corpus_wer(refs, [r.text for r in res])
     audio_s = sum(it.duration_s for it in items)
-    print(f"\n[tiny.en batched beam=5] corpus WER {wer:.4f} on {len(items)} clips ({audio_s:.1f} s audio) in {wall:.1f} s")
+    print(
+        f"\n[tiny.en batched beam=5] corpus WER {wer:.4f} on {len(items)} clips ({audio_s:.1f} s audio) in {wall:.1f} s"
+    )
     assert wer <= WER_GATE
 
 
@@ -156,6 +158,27 @@ def test_word_timestamps_batched_and_sequential(tiny_path, items):
             assert all(c.probability is not None and 0 <= c.probability <= 1 for c in t.chunks)
             # the words, joined, are the text (word pieces such as "-disposed" carry no space)
             assert "".join(c.text for c in t.chunks) == t.text.replace(" ", "")
+
+
+def test_suppressed_tokens_are_never_generated(tiny_path):
+    """suppressTokens: ids the decoder must not emit (on top of Whisper's default set), on the
+    batched path and the sequential one."""
+    from faster_whisper.tokenizer import Tokenizer
+
+    from conftest import GOFORWARD
+
+    item = AudioItem(decode_audio(str(GOFORWARD[0])), source="goforward.raw")
+    plain = WhisperEngine(tiny_path, WhisperOptions(beam_size=1), RUNTIME)
+    assert "forward" in plain.transcribe_batch([item])[0].text.lower()
+    tk = Tokenizer(plain.model.hf_tokenizer, False, task="transcribe", language="en")
+    banned = sorted({t for w in (" forward", " Forward", "forward", "Forward") for t in tk.encode(w)})
+    opts = WhisperOptions(beam_size=1, suppress_tokens=(-1, *banned))
+    eng = WhisperEngine(tiny_path, opts, RUNTIME)
+    for t in (eng.transcribe_batch([item])[0], eng._transcribe_sequential(item)):
+        assert t.error is None and t.text.strip(), t
+        assert "forward" not in t.text.lower(), t.text
+    with pytest.raises(ValueError, match="suppressTokens must be an integer >= -1"):
+        WhisperOptions(suppress_tokens=(-2,))
 
 
 def test_no_timestamps_gives_no_chunks(tiny_path, items):
@@ -253,9 +276,10 @@ def test_sampling_with_top_k_and_seed_is_deterministic(tiny_path, items):
     assert first == second == again
     assert all(first)
     # the sequential path too (top_k applied through the _TopKModel proxy)
-    assert eng._safe_sequential(items[5], eng._model_for_call()).text == eng._safe_sequential(
-        items[5], eng._model_for_call()
-    ).text
+    assert (
+        eng._safe_sequential(items[5], eng._model_for_call()).text
+        == eng._safe_sequential(items[5], eng._model_for_call()).text
+    )
 
 
 def test_top_k_proxy_applies_top_k_only_to_sampling():
@@ -263,7 +287,7 @@ def test_top_k_proxy_applies_top_k_only_to_sampling():
         def generate(self, *a, **kw):
             return kw
 
-    proxy = whisper_mod._TopKModel(Inner(), 7)
+    proxy = whisper_model._TopKModel(Inner(), 7)
     assert proxy.generate(sampling_temperature=0.5, sampling_topk=0)["sampling_topk"] == 7
     assert "sampling_topk" not in proxy.generate(beam_size=5)
 
@@ -289,7 +313,13 @@ def test_english_only_model_refuses_other_languages_and_translation(tiny_path, o
 
 
 def test_invalid_options_are_refused():
-    for bad in (dict(task="summarize"), dict(timestamps="char"), dict(beam_size=0), dict(temperature=()), dict(top_k=-1)):
+    for bad in (
+        dict(task="summarize"),
+        dict(timestamps="char"),
+        dict(beam_size=0),
+        dict(temperature=()),
+        dict(top_k=-1),
+    ):
         with pytest.raises(ValueError):
             WhisperOptions(**bad)
     with pytest.raises(ValueError, match="computeType"):
@@ -376,7 +406,7 @@ NO_TORCH_SCRIPT = textwrap.dedent(
         sys.modules[name] = None  # any import of these now raises ImportError
     from sparkasr.audio import decode_audio
     from sparkasr.models import resolve_whisper_model
-    from sparkasr.types import AudioItem
+    from sparkasr.records import AudioItem
     import sparkasr.whisper as w
     path = resolve_whisper_model(None).path
     rt = w.RuntimeOptions(cpu_threads=2)
@@ -393,7 +423,7 @@ NO_TORCH_SCRIPT = textwrap.dedent(
 def test_engine_runs_without_torch(tmp_path):
     clip = str(LIBRIVOX[0][0])
     env = dict(os.environ)
-    src = str(Path(whisper_mod.__file__).resolve().parents[1])
+    src = str(Path(whisper_mod.__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [sys.executable, "-c", NO_TORCH_SCRIPT, clip], capture_output=True, text=True, env=env, timeout=300

@@ -17,7 +17,10 @@ row builders without pyspark.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
+
+if TYPE_CHECKING:
+    from .records import Transcript
 
 # Annotator types (Spark NLP's AnnotatorType constants).
 AUDIO = "audio"
@@ -78,6 +81,57 @@ def document_text(annotations: Optional[List[Mapping[str, Any]]]) -> str:
         return ""
     parts = [a["result"] for a in annotations if a.get("annotatorType", DOCUMENT) == DOCUMENT]
     return " ".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Transcripts -> annotations
+# ---------------------------------------------------------------------------------------------
+
+
+def transcript_document(t: Transcript, index: int, model_name: str) -> Dict[str, Any]:
+    meta = {
+        "audio": index,
+        "sentence": 0,
+        "source": t.source or None,
+        "language": t.language,
+        "language_probability": t.language_probability,
+        "duration_s": round(t.duration_s, 3),
+        "offset_s": round(t.offset_s, 3) if t.offset_s else None,
+        "model": model_name,
+        ERROR_KEY: t.error,
+    }
+    text = t.text or ""
+    return annotation(DOCUMENT, 0, max(len(text) - 1, 0), text, meta)
+
+
+def transcript_chunks(t: Transcript, index: int) -> List[Dict[str, Any]]:
+    out = []
+    pos = 0
+    text = t.text or ""
+    for j, c in enumerate(t.chunks):
+        found = text.find(c.text, pos) if c.text else -1
+        begin = found if found >= 0 else pos
+        end = begin + max(len(c.text) - 1, 0)
+        if found >= 0:
+            pos = end + 1
+        out.append(
+            annotation(
+                CHUNK,
+                begin,
+                end,
+                c.text,
+                {
+                    "audio": index,
+                    "sentence": 0,
+                    "chunk": j,
+                    "start": c.start,
+                    "end": c.end,
+                    "kind": c.kind,
+                    "probability": c.probability,
+                },
+            )
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,14 +17,34 @@ import io
 import os
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Tuple, Union
+from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
-    ".au", ".caf", ".w64", ".rf64", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".mka", ".raw", ".pcm",
+    ".wav",
+    ".wave",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+    ".aifc",
+    ".au",
+    ".caf",
+    ".w64",
+    ".rf64",
+    ".m4a",
+    ".aac",
+    ".mp4",
+    ".webm",
+    ".wma",
+    ".mka",
+    ".raw",
+    ".pcm",
 )
 RAW_EXTENSIONS = (".raw", ".pcm")
 # A peak below this (about -90 dBFS) is digital silence: Whisper hallucinates on it.
@@ -135,8 +155,13 @@ def _open_soundfile(fh: BinaryIO, raw_format: Optional[RawFormat]):
     try:
         if raw_format is not None:
             f = sf.SoundFile(
-                fh, mode="r", format="RAW", samplerate=raw_format.sample_rate,
-                channels=raw_format.channels, subtype=raw_format.subtype, endian=raw_format.endian,
+                fh,
+                mode="r",
+                format="RAW",
+                samplerate=raw_format.sample_rate,
+                channels=raw_format.channels,
+                subtype=raw_format.subtype,
+                endian=raw_format.endian,
             )
         else:
             f = sf.SoundFile(fh, mode="r")
@@ -320,6 +345,47 @@ def quiet_cut(samples: np.ndarray, target: int, search: int, frame: int = 1600, 
     return lo + best * frame + frame // 2
 
 
+def cut_pieces(
+    samples: np.ndarray, window_s: float, search_s: float, latest_within: float = 4.0
+) -> List[Tuple[int, int]]:
+    """``(start, end)`` sample ranges of at most ``window_s`` seconds covering ``samples``, each cut
+    moved back (by up to ``search_s``) to a quiet 100-ms frame: the latest one with at most
+    ``latest_within`` times the quietest frame's energy (twice its RMS), so pieces stay long."""
+    n = len(samples)
+    size = int(window_s * SAMPLE_RATE)
+    search = int(search_s * SAMPLE_RATE)
+    out: List[Tuple[int, int]] = []
+    start = 0
+    while n - start > size:
+        cut = start + quiet_cut(
+            samples[start : start + size], size, min(search, size // 2), latest_within=latest_within
+        )
+        out.append((start, cut))
+        start = cut
+    out.append((start, n))
+    return out
+
+
+def speech_bounds(samples: np.ndarray, frame_s: float = 0.02, pad_s: float = 0.1) -> Tuple[float, float]:
+    """``(start_s, end_s)`` of the sound in ``samples``: the first and last 20-ms frames louder than a
+    tenth of the loud frames' level (95th percentile RMS), padded by ``pad_s``; the whole span when
+    nothing stands out."""
+    n = len(samples)
+    dur = n / SAMPLE_RATE
+    frame = max(1, int(frame_s * SAMPLE_RATE))
+    k = n // frame
+    if k < 3:
+        return 0.0, dur
+    rms = np.sqrt((np.asarray(samples[: k * frame], dtype=np.float32).reshape(k, frame) ** 2).mean(axis=1))
+    level = float(np.percentile(rms, 95))
+    if level <= 1e-5:
+        return 0.0, dur
+    loud = np.flatnonzero(rms > 0.1 * level)
+    if loud.size == 0:
+        return 0.0, dur
+    return max(0.0, loud[0] * frame_s - pad_s), min(dur, (loud[-1] + 1) * frame_s + pad_s)
+
+
 def iter_segments(
     blocks: Iterator[np.ndarray],
     segment_s: float,
@@ -399,7 +465,9 @@ def decode_audio_slice(
                         first = max(0, (start * rate // SAMPLE_RATE - pad) // step * step)
                     frames = -(-(start + length) * rate // SAMPLE_RATE) + pad - first
                     f.seek(min(first, f.frames))
-                    samples = _take(_soundfile_blocks(f, _BLOCK_FRAMES, frames), start - first * SAMPLE_RATE // rate, length)
+                    samples = _take(
+                        _soundfile_blocks(f, _BLOCK_FRAMES, frames), start - first * SAMPLE_RATE // rate, length
+                    )
     finally:
         if close:
             fh.close()

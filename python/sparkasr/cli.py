@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
+
+from .options import BOOL, FLOAT, INT, Option
+from .params import JOB, transcribe_options
 
 
-def _spark_session(master: Optional[str], app: str = "sparkasr-transcribe", extra_conf: Optional[Dict[str, str]] = None):
+def _spark_session(
+    master: Optional[str], app: str = "sparkasr-transcribe", extra_conf: Optional[Dict[str, str]] = None
+):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
@@ -38,56 +43,102 @@ def _spark_session(master: Optional[str], app: str = "sparkasr-transcribe", extr
     return spark
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line (the option and what it allows) and
+    exit status 2, as the job's other setup errors."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _flag_type(opt: Option):
+    """argparse ``type=``: the flag's text as the option's value, checked against the table, so a
+    bad value ends as ``error: argument --flag: must be ... (got ...)`` with exit status 2."""
+
+    def convert(text: str):
+        value: Any = text
+        try:
+            if opt.type == INT:
+                value = int(text)
+            elif opt.type == FLOAT:
+                value = float(text)
+        except ValueError:
+            pass  # opt.check words the error
+        try:
+            return opt.check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} [job-file key: {opt.config_key}]") from None
+
+    convert.__name__ = opt.type  # argparse names the type in some messages
+    return convert
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
+    """One flag per option of the table that has one (``dest`` = its job-file key, default None:
+    not given). Booleans get ``--x``/``--no-x``."""
+    for opt in options:
+        flag = opt.cli_flag
+        if not flag:
+            continue
+        help_ = opt.doc + (f" [{opt.allowed()}]" if opt.allowed() and opt.allowed() not in opt.doc else "")
+        if opt.required:
+            help_ += " (required: here or in --config)"
+        elif opt.default not in (None, "", [], {}):
+            help_ += f" (default: {_shown(opt.default)})"
+        if opt.type == BOOL:
+            parser.add_argument(
+                flag, *opt.aliases, dest=opt.config_key, default=None, action=argparse.BooleanOptionalAction, help=help_
+            )
+        else:
+            metavar = (
+                "|".join(map(str, opt.choices))
+                if opt.choices and not opt.is_list and len(opt.choices) <= 4
+                else opt.config_key.upper()
+            )
+            parser.add_argument(
+                flag, *opt.aliases, dest=opt.config_key, default=None, type=_flag_type(opt), metavar=metavar, help=help_
+            )
+
+
 def _add_transcribe(sub):
-    p = sub.add_parser("transcribe", help="transcribe audio files/directories/globs/manifests with Whisper on Spark")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files, directories, globs, URIs, or manifests (.csv/.tsv/.jsonl/.parquet with a path column)")
-    p.add_argument("--config", "-c", default=None, help="YAML job file (keys documented in conf/job.yaml); flags override it")
-    p.add_argument("--output", "-o", default=None, help="output directory (records under DIR/transcripts, report under DIR/report)")
-    p.add_argument("--model", default=None, help="tiny.en (embedded default), base, a local CTranslate2/HF Whisper dir, or a hub id (online)")
-    p.add_argument("--format", default=None, choices=["jsonl", "parquet"])
-    p.add_argument("--language", default=None, help="language code; default: detect (English-only models: en)")
-    p.add_argument("--task", default=None, choices=["transcribe", "translate"])
-    p.add_argument("--beam-size", type=int, default=None)
-    p.add_argument("--temperature", default=None, help="comma-separated fallback temperatures, e.g. 0,0.2,0.4")
-    p.add_argument("--initial-prompt", default=None)
-    p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--timestamps", default=None, choices=["none", "segment", "word"])
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--compute-type", default=None)
-    p.add_argument("--device", default=None, choices=["cpu", "cuda", "auto"])
-    p.add_argument("--threads", type=int, default=None, help="model threads per task (default: spark.task.cpus)")
-    p.add_argument("--strategy", default=None, choices=["batch", "sequential", "pack"], help="batch (default): long files cut into <=30-s pieces decoded batched; sequential: faster-whisper's long-form algorithm for long files; pack: short utterances packed into shared 30-s windows")
-    p.add_argument("--partitions", type=int, default=None, help="partitions to spread files over (default: automatic)")
-    p.add_argument("--master", default=None, help="Spark master URL (default local[*]; ignored under spark-submit)")
-    p.add_argument("--subtitles", default=None, help="write per-file subtitles: srt, vtt or srt,vtt (under DIR/subtitles)")
-    p.add_argument("--no-resume", dest="resume", action="store_const", const=False, default=None, help="refuse to run over existing results instead of skipping done inputs")
-    p.add_argument("--quiet", "-q", action="store_const", const=True, default=None, help="no live progress (for schedulers)")
-    p.add_argument("--print", dest="print_rows", type=int, nargs="?", const=50, default=0, metavar="N", help="print the first N transcripts")
-    p.add_argument("--no-report", dest="report", action="store_const", const=False, default=None, help="do not write the WER report even if inputs have references")
-
-
-_FLAG_TO_KEY = {
-    "inputs": "inputs", "output": "output", "model": "model", "format": "format", "language": "language", "task": "task",
-    "beam_size": "beam_size", "temperature": "temperature", "initial_prompt": "initial_prompt",
-    "max_new_tokens": "max_new_tokens", "timestamps": "timestamps", "batch_size": "batch_size",
-    "compute_type": "compute_type", "device": "device", "threads": "threads", "partitions": "partitions",
-    "master": "master", "strategy": "strategy", "subtitles": "subtitles", "resume": "resume", "quiet": "quiet", "report": "report",
-}
-
-_KEY_TO_PARAM = {
-    "language": "language", "task": "task", "beam_size": "beamSize", "temperature": "temperature",
-    "initial_prompt": "initialPrompt", "max_new_tokens": "maxNewTokens", "timestamps": "timestamps",
-    "batch_size": "batchSize", "compute_type": "computeType", "device": "device", "threads": "cpuThreads", "strategy": "strategy",
-}
+    p = sub.add_parser(
+        "transcribe",
+        help="transcribe audio files/directories/globs/manifests with Whisper on Spark",
+        description="Transcribe audio with Whisper on Spark. Every flag is also a key of the --config job file "
+        "(conf/job.yaml); flags override the file.",
+    )
+    inputs = next(o for o in JOB if o.name == "inputs")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help=inputs.doc)
+    p.add_argument(
+        "--config", "-c", default=None, help="YAML job file (keys documented in conf/job.yaml); flags override it"
+    )
+    add_option_flags(p, transcribe_options())
+    p.add_argument(
+        "--print",
+        dest="print_rows",
+        type=int,
+        nargs="?",
+        const=50,
+        default=0,
+        metavar="N",
+        help="print the first N transcripts",
+    )
 
 
 def job_config(args) -> dict:
     """Defaults < --config file < flags; validated, naming the key on error."""
-    from .config import load_config, merge
+    from .config import KEYS, load_config, merge
 
-    flags = {key: getattr(args, flag) for flag, key in _FLAG_TO_KEY.items()}
-    if not flags["inputs"]:
-        flags["inputs"] = None
+    flags = {key: getattr(args, key, None) for key in KEYS}
+    flags["inputs"] = args.inputs or None
     file_values = load_config(args.config) if args.config else {}
     cfg = merge(file_values, flags)
     if not cfg.get("inputs"):
@@ -97,25 +148,20 @@ def job_config(args) -> dict:
     return cfg
 
 
-def whisper_params(cfg: dict) -> Dict[str, Any]:
-    return {param: cfg[key] for key, param in _KEY_TO_PARAM.items() if cfg.get(key) is not None}
-
-
 def cmd_transcribe(args) -> int:
-    from .config import ConfigError
+    from .config import ConfigError, stage_params
     from .job import SetupError, check_inputs, check_output, run_transcription
-    from .models import ModelNotFoundError, resolve_whisper_model
+    from .models import ModelNotFoundError
 
     # Everything that can be checked without Spark is checked before Spark starts.
     try:
         cfg = job_config(args)
-        params = whisper_params(cfg)
+        params = stage_params(cfg)
         check_inputs(cfg["inputs"])
         check_output(cfg["output"])
-        resolve_whisper_model(cfg["model"])
         from .spark.whisper import WhisperForCTC
 
-        WhisperForCTC(**params)
+        WhisperForCTC.pretrained(cfg["model"]).setParams(**params).validateModel()
     except (SetupError, ModelNotFoundError, ConfigError, ValueError) as exc:
         print(f"sparkasr: error: {exc}", file=sys.stderr)
         return 2
@@ -125,8 +171,16 @@ def cmd_transcribe(args) -> int:
     spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"])
     try:
         res = run_transcription(
-            spark, cfg["inputs"], cfg["output"], model=cfg["model"], fmt=cfg["format"], whisper_params=params,
-            partitions=cfg["partitions"], report=cfg["report"], resume=cfg["resume"], subtitles=cfg["subtitles"],
+            spark,
+            cfg["inputs"],
+            cfg["output"],
+            model=cfg["model"],
+            fmt=cfg["format"],
+            whisper_params=params,
+            partitions=cfg["partitions"],
+            report=cfg["report"],
+            resume=cfg["resume"],
+            subtitles=cfg["subtitles"],
             quiet=cfg["quiet"],
         )
     except (SetupError, ModelNotFoundError) as exc:
@@ -144,17 +198,21 @@ def cmd_transcribe(args) -> int:
         f"({res.processed} transcribed now, {res.skipped} already done), {res.wall_s:.1f} s wall -> {res.records_path}"
     )
     if res.metrics:
-        print(f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {cfg['output'].rstrip('/')}/report")
+        print(
+            f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {cfg['output'].rstrip('/')}/report"
+        )
     if owned:
         spark.stop()
     return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="sparkasr", description="Distributed batch speech-to-text on Apache Spark")
+    parser = _Parser(prog="sparkasr", description="Distributed batch speech-to-text on Apache Spark")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_transcribe(sub)
-    conv = sub.add_parser("convert", help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) to ONNX", add_help=False)
+    conv = sub.add_parser(
+        "convert", help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) to ONNX", add_help=False
+    )
     conv.add_argument("rest", nargs=argparse.REMAINDER)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "convert":

@@ -167,10 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sparkasr convert",
         description="Convert a Hugging Face CTC checkpoint (wav2vec2 / HuBERT / data2vec-audio / WavLM ...ForCTC) to ONNX.",
     )
-    p.add_argument("--model", required=True, help="local checkpoint directory or Hub id (e.g. facebook/wav2vec2-base-960h)")
+    p.add_argument(
+        "--model", required=True, help="local checkpoint directory or Hub id (e.g. facebook/wav2vec2-base-960h)"
+    )
     p.add_argument("--output", required=True, help="output directory (model.onnx + config/tokenizer files)")
-    p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None, help="dynamic int8 quantisation of the MatMul weights")
-    p.add_argument("--allow-pickle", action="store_true", help="accept a pickled pytorch_model.bin (can run code: trusted sources only)")
+    p.add_argument(
+        "--quantize", choices=QUANTIZE_CHOICES, default=None, help="dynamic int8 quantisation of the MatMul weights"
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept a pickled pytorch_model.bin (can run code: trusted sources only)",
+    )
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     return p

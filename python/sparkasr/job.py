@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .audio import AUDIO_EXTENSIONS
-from .spark.core import _path_from_uri
+from .paths import is_remote_uri, local_path, spark_uri
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
@@ -48,14 +48,11 @@ def is_manifest(p: str) -> bool:
     return p.lower().endswith(MANIFEST_SUFFIXES) and not any(ch in p for ch in "*?[")
 
 
-def _is_uri(p: str) -> bool:
-    return "://" in p
-
-
 def check_manifest_columns(path: str) -> None:
     """For a local manifest, check the ``path`` column before Spark starts."""
-    if _is_uri(path):
+    if is_remote_uri(path):
         return
+    path = local_path(path)
     low = path.lower()
     try:
         if low.endswith(".parquet"):
@@ -83,13 +80,13 @@ def check_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
     audio, manifests = [], []
     for p in inputs:
         if is_manifest(p):
-            if not _is_uri(p) and not os.path.isfile(p):
+            if not is_remote_uri(p) and not os.path.isfile(local_path(p)):
                 raise SetupError(f"manifest {p} does not exist")
             check_manifest_columns(p)
             manifests.append(p)
             continue
-        if not _is_uri(p):
-            local = p[5:] if p.startswith("file:") else p
+        if not is_remote_uri(p):
+            local = local_path(p)
             if any(ch in local for ch in "*?["):
                 if not glob.glob(local, recursive=True):
                     raise SetupError(f"glob {p} matches nothing")
@@ -101,9 +98,9 @@ def check_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
 
 def check_output(output: str, overwrite: bool = True) -> None:
     """Create the output directory and prove it is writable, before Spark starts."""
-    if _is_uri(output) and not output.startswith("file:"):
+    if is_remote_uri(output):
         return  # checked by Hadoop when writing
-    local = output[5:] if output.startswith("file:") else output
+    local = local_path(output)
     if os.path.exists(local) and not os.path.isdir(local):
         raise SetupError(f"output {output} exists and is not a directory")
     probe = os.path.join(local, ".sparkasr-write-test")
@@ -128,7 +125,7 @@ def _read_manifest(spark, path: str):
         df = spark.read.option("header", "true").option("sep", "\t" if low.endswith(".tsv") else ",").csv(path)
     if "path" not in df.columns:
         raise SetupError(f"manifest {path} has no 'path' column (columns: {', '.join(df.columns)})")
-    base = os.path.dirname(os.path.abspath(path)) if not _is_uri(path) else path.rsplit("/", 1)[0]
+    base = spark_uri(path).rsplit("/", 1)[0]
     # Relative paths are relative to the manifest's directory.
     resolved = F.when(F.col("path").rlike(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|/)"), F.col("path")).otherwise(
         F.concat(F.lit(base + "/"), F.col("path"))
@@ -142,7 +139,7 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str]):
     from .spark.reader import read_binary
 
     frames = []
-    remote = [p for p in audio if _is_uri(p) and not p.startswith("file:")]
+    remote = [p for p in audio if is_remote_uri(p)]
     if remote and manifests:
         raise SetupError("remote audio URIs and manifests cannot be mixed in one run; run them separately")
     if remote:
@@ -180,7 +177,7 @@ def _stat_inputs(df):
                 if has_meta:
                     key += f"|{pdf['length'].iloc[i]}|{pdf['modificationTime'].iloc[i]}"
                 elif p is not None:
-                    local = _path_from_uri(str(p))
+                    local = local_path(str(p))
                     try:
                         st = os.stat(local)
                         key += f"|{st.st_size}|{int(st.st_mtime)}"
@@ -198,8 +195,14 @@ def config_id(model_name: str, params: Dict[str, Any]) -> str:
     """Stable id of what determines a transcript: model + decoding options (not runtime knobs)."""
     import hashlib
 
-    ignore = {"inputCols", "outputCol", "pathCol", "chunksCol", "offsetCol", "errorCol", "batchSize", "cpuThreads", "shipModel"}
-    blob = json.dumps({"model": model_name, **{k: v for k, v in sorted(params.items()) if k not in ignore}}, sort_keys=True, default=str)
+    from .params import stage_table
+
+    ignore = set(stage_table("WhisperForCTC").runtime_names())
+    blob = json.dumps(
+        {"model": model_name, **{k: v for k, v in sorted(params.items()) if k not in ignore}},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -258,8 +261,10 @@ class _Progress:
         rate = audio / el if el > 0 else 0.0
         eta = (el / done * (self.total - done)) if done else float("nan")
         eta_s = "?" if eta != eta else f"{eta / 60:.1f} min"
-        return (f"sparkasr: {done}/{self.total} files, {audio / 3600:.3f} h audio, {errs} errors, "
-                f"{rate:.1f}x real time, ETA {eta_s}")
+        return (
+            f"sparkasr: {done}/{self.total} files, {audio / 3600:.3f} h audio, {errs} errors, "
+            f"{rate:.1f}x real time, ETA {eta_s}"
+        )
 
     def _loop(self):
         while not self._stop.wait(self.interval):
@@ -292,7 +297,7 @@ def write_subtitles(records, out_dir: str, kinds: Sequence[str]) -> None:
 
     ``out_dir`` must be a filesystem path the executors see (local, NFS, ``/dbfs/...``).
     """
-    local = _path_from_uri(out_dir)
+    local = local_path(out_dir)
     os.makedirs(local, exist_ok=True)
     kinds = list(kinds)
 
@@ -386,7 +391,9 @@ def run_transcription(
                 F.col(chunks_col),
                 lambda c: F.struct(
                     c["result"].alias("text"),
-                    F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias("timestamp"),
+                    F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias(
+                        "timestamp"
+                    ),
                 ),
             )
             if chunks_col
@@ -424,12 +431,39 @@ def run_transcription(
     back = _read_records(spark, all_runs, fmt)
     if back is not None and "config_id" in back.columns:
         back = back.where(F.col("config_id") == cfg_id)
-    stats = back.agg(F.count("*").alias("n"), F.count("error").alias("errors"), F.sum("duration_s").alias("audio")).collect()[0]
-    result = JobResult(output, int(stats["n"]), int(stats["errors"]), float(stats["audio"] or 0.0), time.time() - t0, records_root, records=back)
+    stats = back.agg(
+        F.count("*").alias("n"), F.count("error").alias("errors"), F.sum("duration_s").alias("audio")
+    ).collect()[0]
+    result = JobResult(
+        output,
+        int(stats["n"]),
+        int(stats["errors"]),
+        float(stats["audio"] or 0.0),
+        time.time() - t0,
+        records_root,
+        records=back,
+    )
     result.processed = n
     result.skipped = skipped
     if report and "reference" in back.columns:
-        carried = [c for c in back.columns if c not in ("path", "text", "language", "language_probability", "duration_s", "chunks", "error", "model", "input_id", "config_id", "run")]
+        carried = [
+            c
+            for c in back.columns
+            if c
+            not in (
+                "path",
+                "text",
+                "language",
+                "language_probability",
+                "duration_s",
+                "chunks",
+                "error",
+                "model",
+                "input_id",
+                "config_id",
+                "run",
+            )
+        ]
         result.metrics = _write_eval_report(back, output, asr, carried)
     return result
 
@@ -441,10 +475,20 @@ def _write_eval_report(records, output: str, asr, carried: List[str]) -> Optiona
     if not has_references(records, "reference"):
         return None
     group_cols = [c for c in carried if c in ("speaker", "dataset", "group", "split")]
-    options = {p.name: v for p, v in asr.extractParamMap().items() if p.name not in ("inputCols", "outputCol", "pathCol", "chunksCol", "offsetCol", "errorCol")}
+    runtime = set(asr._option_table.runtime_names())
+    options = {p.name: v for p, v in asr.extractParamMap().items() if p.name not in runtime}
     result = evaluate_and_report(
-        records.where("error IS NULL"), output.rstrip("/") + "/report", prediction_col="text", reference_col="reference",
-        group_by=group_cols or None, normalizer="whisper_en", model=asr._model_name(), options=options,
+        records.where("error IS NULL"),
+        output.rstrip("/") + "/report",
+        prediction_col="text",
+        reference_col="reference",
+        group_by=group_cols or None,
+        normalizer="whisper_en",
+        model=asr._model_name(),
+        options=options,
     )
     d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    return {"wer": float(getattr(result, "wer", d.get("wer", float("nan")))), **{k: v for k, v in d.items() if k != "wer"}}
+    return {
+        "wer": float(getattr(result, "wer", d.get("wer", float("nan")))),
+        **{k: v for k, v in d.items() if k != "wer"},
+    }

@@ -16,8 +16,9 @@ from typing import Any, Dict, List, Sequence, Union
 
 import numpy as np
 
-from .audio import AudioError, decode_audio, to_mono_16k, validate_samples
-from .types import AudioItem
+from .audio import SAMPLE_RATE
+from .cells import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, cell_items
+from .records import AudioItem
 
 AudioInput = Union[str, os.PathLike, bytes, np.ndarray, Sequence[float]]
 
@@ -26,7 +27,7 @@ class LightPipeline:
     def __init__(self, pipeline_model, parse_embeddings: bool = False):
         stages = getattr(pipeline_model, "stages", None) or [pipeline_model]
         from .spark.assembler import AudioAssembler
-        from .spark.core import SpeechAnnotatorModel
+        from .spark.stage import SpeechAnnotatorModel
 
         self.assembler = None
         self.annotators: List[SpeechAnnotatorModel] = []
@@ -44,19 +45,18 @@ class LightPipeline:
             raise ValueError("the pipeline has no speech annotator")
 
     def _item(self, audio: AudioInput) -> AudioItem:
-        source = ""
-        try:
-            if isinstance(audio, (str, os.PathLike)):
-                source = os.fspath(audio)
-                return AudioItem(decode_audio(source), source=source)
-            if isinstance(audio, (bytes, bytearray)):
-                return AudioItem(decode_audio(bytes(audio)), source="<bytes>")
-            arr = np.asarray(audio, dtype=np.float32)
-            if self.assembler is not None:
-                arr = to_mono_16k(arr, self.assembler.getSampleRate(), self.assembler.getOrDefault(self.assembler.channels))
-            return AudioItem(validate_samples(arr), source="<array>")
-        except AudioError as exc:
-            return AudioItem(None, source=source, error=f"{source or '<audio>'}: {exc}")
+        if isinstance(audio, (str, os.PathLike)):
+            source = os.fspath(audio)
+            (item,) = cell_items(source, INPUT_PATH, source)
+        elif isinstance(audio, (bytes, bytearray)):
+            (item,) = cell_items(bytes(audio), INPUT_BINARY, "<bytes>")
+        else:
+            asm = self.assembler
+            rate, channels = (
+                (asm.getSampleRate(), asm.getOrDefault(asm.channels)) if asm is not None else (SAMPLE_RATE, 1)
+            )
+            (item,) = cell_items(audio, INPUT_FLOATS, "<array>", rate=rate, channels=channels)
+        return item
 
     def transcribe(self, audio: Union[AudioInput, List[AudioInput]]):
         """Transcript (or list of them) from the last speech annotator of the pipeline."""
@@ -66,7 +66,7 @@ class LightPipeline:
         return res[0] if single else res
 
     def fullAnnotate(self, audio: Union[AudioInput, List[AudioInput]]) -> List[Dict[str, List[Dict[str, Any]]]]:
-        from .spark.core import transcript_chunks, transcript_document
+        from .annotation import transcript_chunks, transcript_document
 
         inputs = audio if isinstance(audio, list) else [audio]
         items = [self._item(a) for a in inputs]

@@ -19,14 +19,16 @@ CTranslate2 directory (``model.bin``, ``config.json``, ``tokenizer.json``/``voca
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import os
 import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
+
+from .paths import fingerprint
 
 EMBEDDED_DEFAULT = "tiny.en"
 _EMBEDDED_ALIASES = {None, "", "default", "tiny.en", "embedded", "whisper-tiny.en"}
@@ -56,6 +58,13 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "sparkasr"
     )
     path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_cache_dir() -> Path:
+    """Where converted and joined models are cached (``<cache_dir>/models``)."""
+    path = cache_dir() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -107,7 +116,7 @@ def _base_model_path() -> str:
     d2 = Path(p2.__file__).parent / "data"
     parts = [d1 / "model.bin.part1", d2 / "model.bin.part2"]
     size = sum(p.stat().st_size for p in parts)
-    target = cache_dir() / "models" / f"whisper-base-ct2-{size}"
+    target = models_cache_dir() / f"whisper-base-ct2-{size}"
     if is_ct2_dir(target):
         return str(target)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
@@ -127,15 +136,6 @@ def _base_model_path() -> str:
     return str(target)
 
 
-def _dir_fingerprint(path: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(path.iterdir()):
-        if f.is_file():
-            st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:16]
-
-
 def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, output_dir: Optional[str] = None) -> str:
     """Convert a Hugging Face Whisper directory to CTranslate2 (once; cached by fingerprint)."""
     src = Path(path)
@@ -145,7 +145,11 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
                 f"{src} only has pytorch_model.bin (a pickle, which can run code when loaded); "
                 "re-save it as safetensors or set SPARKASR_ALLOW_PICKLE=1 to accept it"
             )
-    target = Path(output_dir) if output_dir else cache_dir() / "models" / f"hf-{src.name}-{_dir_fingerprint(src)}-{quantization or 'none'}"
+    target = (
+        Path(output_dir)
+        if output_dir
+        else models_cache_dir() / f"hf-{src.name}-{fingerprint(str(src))}-{quantization or 'none'}"
+    )
     if is_ct2_dir(target):
         return str(target)
     try:
@@ -153,8 +157,8 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
     except ImportError as exc:  # pragma: no cover
         raise ModelNotFoundError("converting a Hugging Face Whisper directory needs ctranslate2") from exc
     try:
-        import transformers  # noqa: F401
         import torch  # noqa: F401
+        import transformers  # noqa: F401
     except ImportError as exc:
         raise ModelNotFoundError(
             f"{src} is a Hugging Face Whisper checkpoint; converting it to CTranslate2 needs "
@@ -189,6 +193,51 @@ def convert_hf_whisper(path: os.PathLike, quantization: Optional[str] = None, ou
         if not is_ct2_dir(target):
             raise
     return str(target)
+
+
+@functools.lru_cache(maxsize=32)
+def whisper_languages(path: str) -> Tuple[str, ...]:
+    """The language codes the Whisper model in ``path`` (a CTranslate2 directory) can be told:
+    ``("en",)`` for an English-only model (a 51864-token vocabulary), else the languages of its
+    ``lang_ids``. Read from the model's small files, without loading it."""
+    p = Path(path)
+    vocab = p / "vocabulary.txt"
+    if vocab.is_file():
+        tokens = vocab.read_text(encoding="utf-8").splitlines()
+    else:
+        by_id = json.loads((p / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+        tokens = [t for t, _ in sorted(by_id.items(), key=lambda kv: kv[1])]
+    if len(tokens) < 51865:
+        return ("en",)
+    try:
+        ids = json.loads((p / "config.json").read_text(encoding="utf-8")).get("lang_ids") or []
+    except (OSError, ValueError):
+        ids = []
+    langs = tuple(tokens[i][2:-2] for i in ids if 0 <= i < len(tokens) and tokens[i].startswith("<|"))
+    if not langs:
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        langs = tuple(_LANGUAGE_CODES)
+    return langs
+
+
+def check_whisper_options(path: os.PathLike, name: str, language: Optional[str], task: str) -> None:
+    """Refuse, on the driver, a ``language`` or ``task`` the model in ``path`` cannot do, in one
+    line naming the option and what the model allows."""
+    langs = whisper_languages(os.fspath(path))
+    if langs == ("en",):
+        if language and language != "en":
+            raise ValueError(
+                f"language {language!r} is not possible with {name}, an English-only model (choices: en, or '' to detect)"
+            )
+        if task == "translate":
+            raise ValueError(
+                f"task 'translate' needs a multilingual model; {name} is English-only (choices: transcribe)"
+            )
+    elif language and language not in langs:
+        raise ValueError(
+            f"language {language!r} is not a language of {name} (choices: {', '.join(langs)}, or '' to detect)"
+        )
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
@@ -226,14 +275,16 @@ def resolve_whisper_model(name: Optional[Union[str, os.PathLike]] = None) -> Mod
         return ModelSource(_base_model_path(), "package", "base")
     expanded = os.path.expanduser(name)
     if name.startswith("file:"):
-        expanded = name[len("file:"):]
+        expanded = name[len("file:") :]
         if expanded.startswith("//"):
             expanded = expanded[2:]
     if os.path.exists(expanded):
         if is_ct2_dir(expanded):
             return ModelSource(os.path.abspath(expanded), "ct2-dir", os.path.basename(os.path.abspath(expanded)))
         if is_hf_whisper_dir(expanded):
-            return ModelSource(convert_hf_whisper(expanded), "hf-converted", os.path.basename(os.path.abspath(expanded)))
+            return ModelSource(
+                convert_hf_whisper(expanded), "hf-converted", os.path.basename(os.path.abspath(expanded))
+            )
         raise ModelNotFoundError(
             f"{name} exists but is neither a CTranslate2 Whisper directory (model.bin + config.json) "
             "nor a Hugging Face Whisper directory (config.json with model_type 'whisper' + model.safetensors)"

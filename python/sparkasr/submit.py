@@ -12,6 +12,10 @@ import os
 import sys
 
 if __name__ == "__main__":
+    # Run as a script, this file's directory is sys.path[0]: the package's modules would shadow
+    # top-level modules of the same name. sparkasr is imported as a package instead.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     os.environ["SPARK_SUBMIT"] = "1"  # do not force a master: spark-submit decides
     from sparkasr.cli import main
 

@@ -133,9 +133,7 @@ def load_vocab(path: Union[str, Path], config: Optional[Dict[str, Any]] = None) 
         inv = {v: k for k, v in vocab.items()}
         pad = inv.get(int(config["pad_token_id"]), pad)
     specials = tuple(
-        t
-        for t in (pick("bos_token", "<s>"), pick("eos_token", "</s>"), pick("unk_token", "<unk>"), pad)
-        if t
+        t for t in (pick("bos_token", "<s>"), pick("eos_token", "</s>"), pick("unk_token", "<unk>"), pad) if t
     )
     try:
         return CTCVocab.from_vocab(
@@ -179,9 +177,7 @@ def load_checkpoint(path: Union[str, os.PathLike]) -> CTCCheckpoint:
     vocab = load_vocab(path, config)
     vocab_size = config.get("vocab_size")
     if vocab_size is not None and len(vocab) > int(vocab_size):
-        raise CheckpointError(
-            f"{path}: vocab.json has {len(vocab)} tokens but the model's vocab_size is {vocab_size}"
-        )
+        raise CheckpointError(f"{path}: vocab.json has {len(vocab)} tokens but the model's vocab_size is {vocab_size}")
     meta = _read_json(path / META_FILE)
     return CTCCheckpoint(path=path, config=config, preprocessor=preprocessor, vocab=vocab, features=features, meta=meta)
 
@@ -235,7 +231,11 @@ def resolve(name_or_path: Union[str, os.PathLike], allow_pickle: bool = False, r
         from huggingface_hub import snapshot_download
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise CheckpointError(f"{name}: downloading from the Hub needs huggingface_hub") from exc
-    patterns: List[str] = list(CONFIG_FILES) + ["model.safetensors", "model-*.safetensors", "model.safetensors.index.json"]
+    patterns: List[str] = list(CONFIG_FILES) + [
+        "model.safetensors",
+        "model-*.safetensors",
+        "model.safetensors.index.json",
+    ]
     if allow_pickle:
         patterns += ["pytorch_model.bin", "pytorch_model-*.bin", "pytorch_model.bin.index.json"]
     try:

@@ -21,8 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-SAMPLE_RATE = 16000
-
+from ..audio import SAMPLE_RATE
 
 # ---------------------------------------------------------------------------------------------
 # Vocabulary
@@ -47,7 +46,7 @@ class CTCVocab:
             raise ValueError(f"CTC blank/pad token {self.pad_token!r} is not in the vocabulary")
 
     @classmethod
-    def from_vocab(cls, vocab: Mapping[str, int], **kwargs) -> "CTCVocab":
+    def from_vocab(cls, vocab: Mapping[str, int], **kwargs) -> CTCVocab:
         """From a ``token -> id`` mapping (vocab.json). Ids must be 0..n-1 (holes become unk)."""
         if not vocab:
             raise ValueError("empty vocabulary")

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..types import SAMPLE_RATE, AudioItem, Chunk, Transcript, error_transcript
+from ..audio import SAMPLE_RATE
+from ..engines import cached_engine
+from ..options import BOOL, FLOAT, INT, LIST_FLOAT, STRING, option, validate
+from ..records import AudioItem, Chunk, Transcript, error_transcript
 from . import decode as D
-from .checkpoint import CTCCheckpoint, CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, CTCCheckpoint, load_checkpoint
 from .features import length_groups, pad_batch, prepare
 from .lm import BeamDecoder, BeamOptions
 
@@ -37,35 +39,80 @@ TIMESTAMP_MODES = ("none", "word", "char")
 BACKENDS = ("onnx", "transformers")
 
 
+def _strides(value) -> Optional[Tuple[float, float]]:
+    """strideLengthS → (left, right): one value is both sides."""
+    v = [float(x) for x in value]
+    return (v[0], v[0]) if len(v) == 1 else tuple(v)
+
+
 @dataclass(frozen=True)
 class CTCOptions:
     """Inference and decoding options (hashable: engines are cached per distinct value)."""
 
-    batch_size: int = 8
-    timestamps: str = "word"  # none | word | char
-    chunk_length_s: float = 0.0  # > 0: chunk rows longer than this (HF pipeline's chunk_length_s)
-    stride_length_s: Optional[Tuple[float, float]] = None  # default chunk_length_s / 6 each side
-    max_unchunked_s: float = 60.0  # rows longer than this are chunked even when chunk_length_s == 0
+    batch_size: int = option("batchSize", INT, 8, "rows decoded together in one model call", minimum=1)
+    timestamps: str = option(
+        "timestamps",
+        STRING,
+        "word",
+        "none, word or char: chunk annotations with start/end seconds",
+        choices=TIMESTAMP_MODES,
+    )
+    chunk_length_s: float = option(
+        "chunkLengthS",
+        FLOAT,
+        0.0,
+        "long audio: chunk length in seconds (0 = only rows longer than maxUnchunkedS are chunked)",
+        minimum=0.0,
+    )
+    stride_length_s: Optional[Tuple[float, float]] = option(
+        "strideLengthS",
+        LIST_FLOAT,
+        [],
+        "overlap dropped on each side of a chunk, [left, right] seconds ([] = chunkLengthS/6)",
+        minimum=0.0,
+        null=[],
+        convert=_strides,
+    )
+    max_unchunked_s: float = option(
+        "maxUnchunkedS",
+        FLOAT,
+        60.0,
+        "rows longer than this are always chunked (bounded memory)",
+        minimum=1.0,
+    )
     auto_chunk_length_s: float = 30.0  # the chunk length used then
     max_batch_samples: int = 16000 * 240  # rows x padded length per inference call (memory bound)
     max_padding_ratio: float = 0.25  # masked models: padding allowed in a batch, share of longest
-    num_threads: int = 0  # ONNX Runtime intra-op threads; 0 = its default
-    backend: str = "onnx"  # onnx | transformers
-    allow_pickle: bool = False  # transformers backend only: allow pytorch_model.bin
-    beam: Optional[BeamOptions] = None  # None: greedy decoding
+    num_threads: int = option(
+        "cpuThreads",
+        INT,
+        0,
+        "ONNX Runtime threads per task; 0 = spark.task.cpus inside Spark, all cores outside it",
+        minimum=0,
+        key="threads",
+    )
+    backend: str = option(
+        "backend",
+        STRING,
+        "onnx",
+        "onnx (default; no torch on executors) or transformers (needs torch on executors)",
+        choices=BACKENDS,
+    )
+    allow_pickle: bool = option(
+        "allowPickle",
+        BOOL,
+        False,
+        "accept a pickled pytorch_model.bin checkpoint (trusted sources only)",
+    )
+    beam: Optional[BeamOptions] = None  # None: greedy decoding (the stage builds it from the beam params)
 
     def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError("batchSize must be >= 1")
-        if self.timestamps not in TIMESTAMP_MODES:
-            raise ValueError(f"timestamps must be one of {TIMESTAMP_MODES}, got {self.timestamps!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.chunk_length_s < 0 or self.auto_chunk_length_s <= 0:
-            raise ValueError("chunkLengthS must be >= 0 and autoChunkLengthS > 0")
+        validate(self)
+        if self.auto_chunk_length_s <= 0:
+            raise ValueError("autoChunkLengthS must be > 0")
         if self.stride_length_s is not None:
-            if len(self.stride_length_s) != 2 or min(self.stride_length_s) < 0:
-                raise ValueError("strideLengthS must be two values >= 0 (left, right)")
+            if len(self.stride_length_s) != 2:
+                raise ValueError("strideLengthS must be one or two values >= 0 (left, right)")
             if self.chunk_length_s and sum(self.stride_length_s) >= self.chunk_length_s:
                 raise ValueError("chunkLengthS must be greater than the two strides together")
         if self.max_batch_samples < 16000:
@@ -99,7 +146,9 @@ class CTCEngine:
         elif options.backend == "transformers":
             from .onnx_backend import TransformersCTCBackend
 
-            self.backend = TransformersCTCBackend(model_dir, allow_pickle=options.allow_pickle, num_threads=options.num_threads or None)
+            self.backend = TransformersCTCBackend(
+                model_dir, allow_pickle=options.allow_pickle, num_threads=options.num_threads or None
+            )
         else:
             onnx_path = self.checkpoint.onnx_path
             if onnx_path is None:
@@ -112,8 +161,11 @@ class CTCEngine:
 
             self.backend = OnnxCTCBackend(onnx_path, num_threads=options.num_threads or None)
             if self.features.return_attention_mask and not self.backend.has_attention_mask:
-                log.warning("%s: preprocessor asks for an attention mask but model.onnx takes none; "
-                            "batching only identical lengths", model_dir)
+                log.warning(
+                    "%s: preprocessor asks for an attention mask but model.onnx takes none; "
+                    "batching only identical lengths",
+                    model_dir,
+                )
         # pass a mask only when the model was trained with one (HF feature extractor semantics)
         self.use_mask = bool(self.features.return_attention_mask and getattr(self.backend, "has_attention_mask", False))
         self.beam = BeamDecoder(self.vocab, options.beam) if options.beam is not None else None
@@ -135,7 +187,9 @@ class CTCEngine:
             try:
                 plan = self._plan(item)
             except Exception as exc:
-                out[i] = error_transcript(item, f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc))
+                out[i] = error_transcript(
+                    item, f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+                )
                 continue
             if isinstance(plan, Transcript):
                 out[i] = plan
@@ -194,7 +248,10 @@ class CTCEngine:
                 duration_s=item.duration_s,
                 source=item.source,
                 offset_s=item.offset_s,
-                extra={"model": self.name, "note": f"audio shorter than the model's {self.features.min_samples}-sample receptive field"},
+                extra={
+                    "model": self.name,
+                    "note": f"audio shorter than the model's {self.features.min_samples}-sample receptive field",
+                },
             )
         o = self.options
         chunk_s = o.chunk_length_s
@@ -257,7 +314,14 @@ class CTCEngine:
             extra.update(decoder="beam", lm_score=res.lm_score, logit_score=res.logit_score)
             if mode != "none":  # pyctcdecode gives word frames only
                 for w in res.words:
-                    chunks.append(Chunk(w.word, _r(item.offset_s + w.start_offset * sec), _r(item.offset_s + w.end_offset * sec), "word"))
+                    chunks.append(
+                        Chunk(
+                            w.word,
+                            _r(item.offset_s + w.start_offset * sec),
+                            _r(item.offset_s + w.end_offset * sec),
+                            "word",
+                        )
+                    )
         else:
             dec = D.greedy_decode(lg, self.vocab, offsets=mode != "none")
             text = dec.text
@@ -271,7 +335,13 @@ class CTCEngine:
                 for txt, s, e in pieces:
                     prob = float(conf[s:e].mean()) if e > s else None
                     chunks.append(
-                        Chunk(txt.lower() if lower else txt, _r(item.offset_s + s * sec), _r(item.offset_s + e * sec), mode, prob)
+                        Chunk(
+                            txt.lower() if lower else txt,
+                            _r(item.offset_s + s * sec),
+                            _r(item.offset_s + e * sec),
+                            mode,
+                            prob,
+                        )
                     )
         return Transcript(
             text=text,
@@ -283,18 +353,7 @@ class CTCEngine:
         )
 
 
-# ---------------------------------------------------------------------------------------------
-# A process-wide engine cache keyed by (model dir, options): one model per Python worker
-# ---------------------------------------------------------------------------------------------
-
-_ENGINES: Dict[Tuple[str, CTCOptions], CTCEngine] = {}
-_LOCK = threading.Lock()
-
-
 def get_engine(model_dir: Union[str, os.PathLike], options: CTCOptions = CTCOptions()) -> CTCEngine:
-    key = (os.path.abspath(os.fspath(model_dir)), options)
-    with _LOCK:
-        eng = _ENGINES.get(key)
-        if eng is None:
-            eng = _ENGINES[key] = CTCEngine(model_dir, options)
-        return eng
+    """The process's cached engine for ``model_dir`` and ``options``."""
+    path = os.path.abspath(os.fspath(model_dir))
+    return cached_engine(("ctc", path, options), lambda: CTCEngine(model_dir, options))

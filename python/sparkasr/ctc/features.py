@@ -20,7 +20,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class FeatureConfig:
     adapter_strides: Tuple[int, ...] = ()  # wav2vec2 ``add_adapter``: extra stride-N convs
 
     @classmethod
-    def from_configs(cls, preprocessor: Mapping[str, Any], config: Mapping[str, Any]) -> "FeatureConfig":
+    def from_configs(cls, preprocessor: Mapping[str, Any], config: Mapping[str, Any]) -> FeatureConfig:
         fe_type = preprocessor.get("feature_extractor_type", "Wav2Vec2FeatureExtractor")
         if fe_type not in ("Wav2Vec2FeatureExtractor", None):
             raise ValueError(
@@ -102,9 +102,7 @@ def prepare(samples: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return normalize(x) if cfg.do_normalize else x
 
 
-def pad_batch(
-    inputs: Sequence[np.ndarray], cfg: FeatureConfig
-) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+def pad_batch(inputs: Sequence[np.ndarray], cfg: FeatureConfig) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """Already-prepared 1-D inputs -> (input_values [B, T], attention_mask [B, T] int64 or None).
 
     Each input is normalised on its own before padding (as transformers does when it builds an

@@ -12,25 +12,46 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..options import FLOAT, INT, LIST_STRING, option, validate
 from .decode import CTCVocab, WordOffset
 
 UNK_LABEL = "⁇"  # pyctcdecode's representation of the unknown token
+
+
+def _default_width(width: int) -> int:
+    """beamWidth → the beam's width: 0 (the param's default) is 100."""
+    return int(width) or 100
 
 
 @dataclass(frozen=True)
 class BeamOptions:
     """Beam search settings. ``kenlm_model_path=None`` gives beam search without LM (hotwords still apply)."""
 
-    kenlm_model_path: Optional[str] = None  # .arpa (slow to load) or KenLM binary
+    kenlm_model_path: Optional[str] = None  # .arpa (slow to load) or KenLM binary (the stage's lmPath)
     unigrams: Optional[Tuple[str, ...]] = None  # known words; read from the ARPA file when None
-    alpha: float = 0.5  # LM weight
-    beta: float = 1.5  # word insertion bonus
-    beam_width: int = 100
+    alpha: float = option("lmAlpha", FLOAT, 0.5, "LM weight (shallow fusion)")
+    beta: float = option("lmBeta", FLOAT, 1.5, "word insertion bonus")
+    beam_width: int = option(
+        "beamWidth",
+        INT,
+        0,
+        "beam width of the LM beam search (0 = greedy decoding unless lmPath or hotwords are set, then 100)",
+        minimum=0,
+        convert=_default_width,
+    )
     beam_prune_logp: float = -10.0
     token_min_logp: float = -5.0
-    hotwords: Tuple[str, ...] = ()
-    hotword_weight: float = 10.0
+    hotwords: Tuple[str, ...] = option(
+        "hotwords",
+        LIST_STRING,
+        [],
+        "words to favour in beam search (set lmPath or beamWidth > 0 to enable)",
+    )
+    hotword_weight: float = option("hotwordWeight", FLOAT, 10.0, "weight of the hotwords")
     unk_score_offset: float = -10.0
+
+    def __post_init__(self):
+        validate(self)
 
 
 def labels_for(vocab: CTCVocab) -> List[str]:
@@ -63,7 +84,9 @@ class BeamDecoder:
         try:
             from pyctcdecode import build_ctcdecoder
         except ImportError as exc:  # pragma: no cover - environment dependent
-            raise ImportError("beam search needs the ctc extra: pip install 'sparkasr[ctc]' (pyctcdecode, kenlm)") from exc
+            raise ImportError(
+                "beam search needs the ctc extra: pip install 'sparkasr[ctc]' (pyctcdecode, kenlm)"
+            ) from exc
         self.vocab = vocab
         self.options = options
         path = options.kenlm_model_path

@@ -13,33 +13,17 @@ With ``backend="transformers"`` nothing is converted: the checkpoint directory i
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
 from pathlib import Path
 from typing import Optional
 
+from ..models import models_cache_dir
+from ..paths import fingerprint
 from .checkpoint import ONNX_FILE, CheckpointError, is_hub_id, load_checkpoint, resolve, weights_file
 
 LM_NAMES = ("lm.arpa", "lm.binary")
-
-
-def _fingerprint(path: Path) -> str:
-    h = hashlib.sha256(str(path.resolve()).encode())
-    for f in sorted(path.iterdir()):
-        if f.is_file():
-            st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:16]
-
-
-def _cache_root() -> Path:
-    from ..models import cache_dir
-
-    root = cache_dir() / "models"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def _convert_into(src: str, target: Path, quantize: Optional[str], allow_pickle: bool) -> str:
@@ -66,7 +50,7 @@ def resolve_ctc_model(
     """A local directory for ``name`` that :class:`~sparkasr.ctc.engine.CTCEngine` can load."""
     path_str = name
     if path_str.startswith("file:"):
-        path_str = path_str[len("file:"):]
+        path_str = path_str[len("file:") :]
         if path_str.startswith("//"):
             path_str = path_str[2:]
     p = Path(os.path.expanduser(path_str))
@@ -78,14 +62,14 @@ def resolve_ctc_model(
         if ckpt.onnx_path is not None:
             return str(p.resolve())
         weights_file(p, allow_pickle=allow_pickle)
-        target = _cache_root() / f"ctc-{p.name}-{_fingerprint(p)}-{quantize or 'fp32'}"
+        target = models_cache_dir() / f"ctc-{p.name}-{fingerprint(str(p))}-{quantize or 'fp32'}"
         return _convert_into(str(p), target, quantize, allow_pickle)
     if not is_hub_id(name):
         raise CheckpointError(f"{name}: no such directory (and not a Hub id like 'facebook/wav2vec2-base-960h')")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "--", name)
     if backend == "transformers":
         return str(resolve(name, allow_pickle=allow_pickle))
-    target = _cache_root() / f"ctc-hub-{safe}-{quantize or 'fp32'}"
+    target = models_cache_dir() / f"ctc-hub-{safe}-{quantize or 'fp32'}"
     if (target / ONNX_FILE).is_file():  # converted before: works offline
         return str(target)
     local = resolve(name, allow_pickle=allow_pickle)
@@ -101,9 +85,7 @@ def with_lm(model_dir: str, lm_path: str) -> str:
         raise FileNotFoundError(f"{lm_path}: KenLM model not found")
     lm_name = "lm.arpa" if lm.suffix.lower() == ".arpa" else "lm.binary"
     src = Path(model_dir)
-    st = lm.stat()
-    tag = hashlib.sha256(f"{lm.resolve()}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:12]
-    target = _cache_root() / f"{src.name}-lm-{tag}"
+    target = models_cache_dir() / f"{src.name}-lm-{fingerprint(str(lm.resolve()), 12)}"
     if (target / lm_name).is_file():
         return str(target)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")

@@ -58,7 +58,9 @@ class TransformersCTCBackend:
 
     name = "transformers"
 
-    def __init__(self, checkpoint_dir: Union[str, os.PathLike], allow_pickle: bool = False, num_threads: Optional[int] = None):
+    def __init__(
+        self, checkpoint_dir: Union[str, os.PathLike], allow_pickle: bool = False, num_threads: Optional[int] = None
+    ):
         import torch
         from transformers import AutoModelForCTC
 
@@ -69,7 +71,8 @@ class TransformersCTCBackend:
             torch.set_num_threads(int(num_threads))
         self._torch = torch
         self.model = AutoModelForCTC.from_pretrained(
-            str(checkpoint_dir), use_safetensors=weights.suffix != ".bin" and not weights.name.endswith(".bin.index.json")
+            str(checkpoint_dir),
+            use_safetensors=weights.suffix != ".bin" and not weights.name.endswith(".bin.index.json"),
         )
         self.model.eval()
         self.has_attention_mask = True  # the torch model accepts it; the engine decides whether to pass it

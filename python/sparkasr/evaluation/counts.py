@@ -111,7 +111,7 @@ class ErrorCounts:
     n_empty_reference: int = 0
 
     # -- aggregation ---------------------------------------------------------------------------
-    def __add__(self, other: "ErrorCounts") -> "ErrorCounts":
+    def __add__(self, other: ErrorCounts) -> ErrorCounts:
         if not isinstance(other, ErrorCounts):
             return NotImplemented
         return ErrorCounts(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
@@ -121,13 +121,13 @@ class ErrorCounts:
             return self
         return self.__add__(other)
 
-    def __iadd__(self, other: "ErrorCounts") -> "ErrorCounts":
+    def __iadd__(self, other: ErrorCounts) -> ErrorCounts:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
 
     @classmethod
-    def sum(cls, items: Iterable["ErrorCounts"]) -> "ErrorCounts":
+    def sum(cls, items: Iterable[ErrorCounts]) -> ErrorCounts:
         total = cls()
         for c in items:
             total += c
@@ -214,7 +214,7 @@ class ErrorCounts:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ErrorCounts":
+    def from_dict(cls, d: Mapping[str, Any]) -> ErrorCounts:
         return cls(**{f.name: int(d.get(f.name, 0) or 0) for f in fields(cls)})
 
 
@@ -285,9 +285,7 @@ def pair_counts(
     if not rw:
         c.n_empty_reference = 1
     ri, hi = _to_ints(rw, hw)
-    c.hits, c.substitutions, c.deletions, c.insertions = _align_counts(
-        ri, hi, substitutions, (rw, hw)
-    )
+    c.hits, c.substitutions, c.deletions, c.insertions = _align_counts(ri, hi, substitutions, (rw, hw))
 
     rc, hc = chars(ref_n), chars(hyp_n)
     c.char_hits, c.char_substitutions, c.char_deletions, c.char_insertions = _align_counts(rc, hc)
@@ -336,9 +334,7 @@ class Accumulator:
             sub = self.subs.get(key)
             if sub is None:
                 sub = self.subs[key] = Counter()
-        c = pair_counts(
-            reference, prediction, self.normalizer, null_prediction=self.null_prediction, substitutions=sub
-        )
+        c = pair_counts(reference, prediction, self.normalizer, null_prediction=self.null_prediction, substitutions=sub)
         acc = self.counts.get(key)
         if acc is None:
             self.counts[key] = c
@@ -416,9 +412,7 @@ class WerResult:
                 }
                 for key, c in self.groups.items()
             ],
-            "top_substitutions": [
-                {"reference": r, "hypothesis": h, "count": n} for r, h, n in self.substitutions
-            ],
+            "top_substitutions": [{"reference": r, "hypothesis": h, "count": n} for r, h, n in self.substitutions],
             "options": dict(self.options),
         }
 
@@ -455,7 +449,9 @@ def evaluate_pairs(
     preds = list(predictions)
     if len(refs) != len(preds):
         raise ValueError("references and predictions must have the same length")
-    keys = [tuple(k) if isinstance(k, (tuple, list)) else (k,) for k in groups] if groups is not None else [()] * len(refs)
+    keys = (
+        [tuple(k) if isinstance(k, (tuple, list)) else (k,) for k in groups] if groups is not None else [()] * len(refs)
+    )
     acc = Accumulator(normalizer, null_prediction=null_prediction, substitutions=top_substitutions > 0)
     for r, p, k in zip(refs, preds, keys, strict=True):
         acc.add(r, p, k)

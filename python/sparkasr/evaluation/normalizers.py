@@ -70,7 +70,7 @@ class Normalizer:
     def __call__(self, text: str) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __add__(self, other: "NormalizerLike") -> "Compose":
+    def __add__(self, other: NormalizerLike) -> Compose:
         return Compose([self, get_normalizer(other)])
 
     def __repr__(self) -> str:
@@ -154,8 +154,7 @@ class _WhisperBase(Normalizer):
             mod = __import__(self._module, fromlist=[self._cls])
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError(
-                f"normaliser {self.name!r} needs the 'whisper-normalizer' package: "
-                "pip install whisper-normalizer"
+                f"normaliser {self.name!r} needs the 'whisper-normalizer' package: pip install whisper-normalizer"
             ) from e
         return getattr(mod, self._cls)()
 
@@ -197,7 +196,7 @@ class FunctionNormalizer(Normalizer):
 class Compose(Normalizer):
     """Apply normalisers left to right; named ``"a+b+c"``."""
 
-    def __init__(self, parts: Iterable["NormalizerLike"]) -> None:
+    def __init__(self, parts: Iterable[NormalizerLike]) -> None:
         flat: List[Normalizer] = []
         for p in parts:
             n = get_normalizer(p)
@@ -258,8 +257,7 @@ def _from_name(spec: str) -> Normalizer:
             parts.append(NORMALIZERS[key]())
         else:
             raise ValueError(
-                f"unknown normaliser {raw!r}; known: "
-                + ", ".join(sorted(set(NORMALIZERS) | set(_ALIASES)))
+                f"unknown normaliser {raw!r}; known: " + ", ".join(sorted(set(NORMALIZERS) | set(_ALIASES)))
             )
     parts = [p for p in parts if not isinstance(p, Identity)]
     if not parts:

@@ -123,8 +123,13 @@ def _charts(out: Path, result: WerResult) -> List[str]:
     ax.bar([x - bw / 2 for x in xs], wer, bw, label="WER", color="#3b6ea8")
     ax.bar([x + bw / 2 for x in xs], cer, bw, label="CER", color="#e39c37")
     if result.group_by and result.overall.ref_len and not math.isnan(result.overall.wer):
-        ax.axhline(100 * result.overall.wer, color="#3b6ea8", linestyle="--", linewidth=1,
-                   label=f"overall WER {100 * result.overall.wer:.1f}%")
+        ax.axhline(
+            100 * result.overall.wer,
+            color="#3b6ea8",
+            linestyle="--",
+            linewidth=1,
+            label=f"overall WER {100 * result.overall.wer:.1f}%",
+        )
     ax.set_xticks(xs)
     ax.set_xticklabels(labels, rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center", fontsize=8)
     ax.set_ylabel("% of reference words / characters")
@@ -202,8 +207,14 @@ def render_markdown(
         lines.append("|" + "---|" * len(head))
         for key, c in sorted(result.groups.items(), key=lambda kv: _sort_key(kv[1]), reverse=True):
             cells = [_md_escape(v) for v in key] + [
-                str(c.n_rows), str(c.ref_len), _fmt_rate(c.wer, c.ref_len), _fmt_rate(c.cer, c.char_ref_len),
-                str(c.substitutions), str(c.deletions), str(c.insertions), str(c.n_null),
+                str(c.n_rows),
+                str(c.ref_len),
+                _fmt_rate(c.wer, c.ref_len),
+                _fmt_rate(c.cer, c.char_ref_len),
+                str(c.substitutions),
+                str(c.deletions),
+                str(c.insertions),
+                str(c.n_null),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")

@@ -34,7 +34,7 @@ def float_lists(arr) -> List[Optional[np.ndarray]]:
     offsets = arr.offsets.to_numpy(zero_copy_only=False)
     values = _float_values(arr.values)
     valid = _validity(arr)
-    return [values[offsets[i]:offsets[i + 1]] if valid[i] else None for i in range(n)]
+    return [values[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(n)]
 
 
 def _float_values(values) -> np.ndarray:
@@ -58,8 +58,10 @@ def float_list_array(rows: Sequence[Optional[np.ndarray]], list_type=None):
     offsets = _offsets([len(p) for p in parts])
     big = pa.types.is_large_list(list_type)
     if not big and offsets[-1] > np.iinfo(np.int32).max:
-        raise ValueError(f"{offsets[-1]} samples in one Arrow batch exceed a list array's 2^31 limit; lower "
-                         "spark.sql.execution.arrow.maxRecordsPerBatch or segment_s")
+        raise ValueError(
+            f"{offsets[-1]} samples in one Arrow batch exceed a list array's 2^31 limit; lower "
+            "spark.sql.execution.arrow.maxRecordsPerBatch or segment_s"
+        )
     values = pa.array(np.concatenate(parts) if parts else np.zeros(0, np.float32), type=list_type.value_type)
     mask = pa.array([r is None for r in rows], type=pa.bool_()) if any(r is None for r in rows) else None
     offs = pa.array(offsets, type=pa.int64() if big else pa.int32())
@@ -87,7 +89,9 @@ def audio_annotations(arr) -> List[Optional[List[Dict[str, Any]]]]:
     results = float_lists(structs.field(names.index("result"))) if "result" in names else [None] * len(structs)
     # a map cell comes as a list of (key, value) pairs
     metas = structs.field(names.index("metadata")).to_pylist() if "metadata" in names else [None] * len(structs)
-    types = structs.field(names.index("annotatorType")).to_pylist() if "annotatorType" in names else [None] * len(structs)
+    types = (
+        structs.field(names.index("annotatorType")).to_pylist() if "annotatorType" in names else [None] * len(structs)
+    )
     struct_valid = _validity(structs)
     rows: List[Optional[List[Dict[str, Any]]]] = []
     for i in range(n):
@@ -119,8 +123,10 @@ def audio_annotation_array(rows: Sequence[Sequence[Dict[str, Any]]], list_type):
             fields[f.name] = pa.array([list((a.get("metadata") or {}).items()) for a in flat], type=f.type)
         else:
             fields[f.name] = pa.array([a.get(f.name) for a in flat], type=f.type)
-    structs = pa.StructArray.from_arrays([fields[struct_type.field(i).name] for i in range(struct_type.num_fields)],
-                                         fields=[struct_type.field(i) for i in range(struct_type.num_fields)])
+    structs = pa.StructArray.from_arrays(
+        [fields[struct_type.field(i).name] for i in range(struct_type.num_fields)],
+        fields=[struct_type.field(i) for i in range(struct_type.num_fields)],
+    )
     offsets = pa.array(_offsets([len(r) for r in rows]), type=pa.int32())
     return pa.ListArray.from_arrays(offsets, structs, type=list_type)
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
-from pyspark import keyword_only
 from pyspark.ml import Transformer
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from .. import annotation as A
-from ..audio import SAMPLE_RATE, AudioError, decode_audio, to_mono_16k
-from .core import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, classify_input, column_values, decode_path, input_cells, row_source
-from .params import HasInputCol, HasOutputCol, HasReaderCols
+from ..audio import SAMPLE_RATE
+from ..cells import cell_source, decode_cell, failure
+from ..params import stage_table
+from .inputs import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, classify_input, column_values, input_cells
+from .params import HasReaderCols, declare_params
 
 
-class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, DefaultParamsReadable, DefaultParamsWritable):
+@declare_params(stage_table("AudioAssembler"))
+class AudioAssembler(Transformer, HasReaderCols, DefaultParamsReadable, DefaultParamsWritable):
     """Turn a column of audio into Spark NLP ``audio`` annotations (16 kHz mono float32).
 
     Input column types:
@@ -39,40 +40,6 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
     references, decoded here by seeking.
     """
 
-    sampleRate = Param(Params._dummy(), "sampleRate", "sample rate of array input (Hz)", typeConverter=TypeConverters.toInt)
-    sampleRateCol = Param(Params._dummy(), "sampleRateCol", "column with each row's sample rate ('' = use sampleRate)", typeConverter=TypeConverters.toString)
-    channels = Param(Params._dummy(), "channels", "interleaved channels in array input (down-mixed to mono)", typeConverter=TypeConverters.toInt)
-
-    @keyword_only
-    def __init__(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
-                 offsetCol=None, durationCol=None, errorCol=None):
-        super().__init__()
-        self._setDefault(inputCol="audio_content", outputCol="audio_assembler", sampleRate=SAMPLE_RATE, sampleRateCol="", channels=1, pathCol="",
-                         offsetCol="", durationCol="", errorCol="")
-        self.setParams(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, *, inputCol=None, outputCol=None, sampleRate=None, sampleRateCol=None, channels=None, pathCol=None,
-                  offsetCol=None, durationCol=None, errorCol=None):
-        out = self._set(**self._input_kwargs)
-        if self.getOrDefault(self.sampleRate) <= 0:
-            raise ValueError("AudioAssembler: sampleRate must be > 0")
-        if self.getOrDefault(self.channels) < 1:
-            raise ValueError("AudioAssembler: channels must be >= 1")
-        return out
-
-    def setSampleRate(self, value: int):
-        return self.setParams(sampleRate=value)
-
-    def getSampleRate(self) -> int:
-        return self.getOrDefault(self.sampleRate)
-
-    def setSampleRateCol(self, value: str):
-        return self.setParams(sampleRateCol=value)
-
-    def setChannels(self, value: int):
-        return self.setParams(channels=value)
-
     def _transform(self, dataset):
         from pyspark.sql import functions as F
         from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
@@ -83,14 +50,18 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
         kind = classify_input(dataset.schema[in_col].dataType)
         if kind not in (INPUT_FLOATS, INPUT_BINARY, INPUT_PATH):
             raise TypeError(f"AudioAssembler: column '{in_col}' already holds audio annotations")
-        sr, sr_col, ch = self.getSampleRate(), self.getOrDefault(self.sampleRateCol), self.getOrDefault(self.channels)
+        sr, sr_col, ch = self.getSampleRate(), self.getSampleRateCol(), self.getChannels()
         path_col, offset_col, error_col, duration_col = self._reader_cols(dataset, kind == INPUT_PATH)
 
         if kind == INPUT_FLOATS and sr == SAMPLE_RATE and ch == 1 and not sr_col:
             # Already 16 kHz mono: a pure SQL cast, no Python round trip.
             samples = F.col(in_col).cast(ArrayType(FloatType(), True))
-            meta_items = [F.lit("sample_rate"), F.lit(str(SAMPLE_RATE)),
-                          F.lit("duration_s"), F.format_number(F.size(in_col) / F.lit(float(SAMPLE_RATE)), 3)]
+            meta_items = [
+                F.lit("sample_rate"),
+                F.lit(str(SAMPLE_RATE)),
+                F.lit("duration_s"),
+                F.format_number(F.size(in_col) / F.lit(float(SAMPLE_RATE)), 3),
+            ]
             if path_col:
                 meta_items += [F.lit("source"), F.col(path_col).cast("string")]
             if offset_col:
@@ -99,7 +70,10 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
                 meta_items += [F.lit(A.ERROR_KEY), F.col(error_col)]
             meta = F.map_filter(F.create_map(*meta_items), lambda k, v: v.isNotNull())  # no null values in the metadata
             ann = F.struct(F.lit(A.AUDIO).alias("annotatorType"), samples.alias("result"), meta.alias("metadata"))
-            out = dataset.withColumn(out_col, F.when(F.col(in_col).isNull(), F.array().cast(A.audio_annotation_array_type())).otherwise(F.array(ann)))
+            out = dataset.withColumn(
+                out_col,
+                F.when(F.col(in_col).isNull(), F.array().cast(A.audio_annotation_array_type())).otherwise(F.array(ann)),
+            )
             return A.with_annotator_type_metadata(out, out_col, A.AUDIO)
 
         fields = [f for f in dataset.schema.fields if f.name != out_col]
@@ -118,8 +92,10 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
                 offsets = column_values(batch, offset_col, len(cells))
                 errors = column_values(batch, error_col, len(cells))
                 durations = column_values(batch, duration_col, len(cells))
-                out = [[_assemble(cell, kind, p, rate, ch, off, err, dur)]
-                       for cell, p, rate, off, err, dur in zip(cells, paths, rates, offsets, errors, durations)]
+                out = [
+                    [_assemble(cell, kind, p, rate, ch, off, err, dur)]
+                    for cell, p, rate, off, err, dur in zip(cells, paths, rates, offsets, errors, durations)
+                ]
                 del cells
                 col = audio_annotation_array(out, out_type)
                 yield replace_columns(batch, {out_col: col}, names)
@@ -132,30 +108,20 @@ class AudioAssembler(Transformer, HasInputCol, HasOutputCol, HasReaderCols, Defa
 
 
 def _assemble(cell, kind, path, rate, channels, offset=None, error=None, duration=None):
-    source = row_source(cell, kind, path)
+    source = cell_source(cell, kind, path)
     meta = {"sample_rate": SAMPLE_RATE, "source": source or None}
     if offset is not None:
         meta["offset_s"] = round(float(offset), 4)
+    if error:  # the reader already failed on this row and said why (naming the file)
+        meta[A.ERROR_KEY] = str(error)
+        return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
     try:
-        if error:  # the reader already failed on this row and said why (naming the file)
-            meta[A.ERROR_KEY] = str(error)
-            return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
-        if cell is None:
-            raise AudioError("input is null")
-        if kind == INPUT_FLOATS:
-            if rate is None or int(rate) <= 0:
-                raise AudioError(f"invalid sample rate {rate}")
-            samples = to_mono_16k(np.asarray(cell, dtype=np.float32), int(rate), channels)
-            meta["original_sample_rate"] = int(rate)
-            meta["channels"] = channels
-        elif kind == INPUT_BINARY:
-            samples = decode_audio(bytes(cell), name=source or None, validate=False)
-        else:
-            samples = decode_path(cell, offset, duration, validate=False)
-        meta["duration_s"] = round(len(samples) / SAMPLE_RATE, 3)
-        return A.audio_annotation(samples, meta)
-    except AudioError as exc:
-        meta[A.ERROR_KEY] = f"{source}: {exc}" if source else str(exc)
+        samples = decode_cell(cell, kind, source, offset=offset, duration=duration, rate=rate, channels=channels)
     except Exception as exc:  # never lose a row
-        meta[A.ERROR_KEY] = f"{source}: cannot read audio ({type(exc).__name__}: {exc})"
-    return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
+        meta[A.ERROR_KEY] = failure(source, exc)
+        return A.audio_annotation(np.zeros(0, dtype=np.float32), meta)
+    if kind == INPUT_FLOATS:
+        meta["original_sample_rate"] = int(rate)
+        meta["channels"] = channels
+    meta["duration_s"] = round(len(samples) / SAMPLE_RATE, 3)
+    return A.audio_annotation(samples, meta)

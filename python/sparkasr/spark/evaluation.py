@@ -26,9 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from pyspark import keyword_only
 from pyspark.ml.evaluation import Evaluator
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -37,6 +35,8 @@ from pyspark.sql import types as T
 from ..evaluation.counts import COUNT_FIELDS, Accumulator, ErrorCounts, WerResult, pair_counts
 from ..evaluation.normalizers import NormalizerLike, get_normalizer
 from ..evaluation.report import write_report
+from ..params import stage_table
+from .params import declare_params
 
 __all__ = [
     "WerEvaluator",
@@ -49,7 +49,7 @@ __all__ = [
     "EVALUATOR_METRICS",
 ]
 
-EVALUATOR_METRICS = ("wer", "cer", "mer", "wil")
+EVALUATOR_METRICS = stage_table("WerEvaluator").option("metricName").choices
 
 _HYP = "__sparkasr_hyp"
 _REF = "__sparkasr_ref"
@@ -235,9 +235,7 @@ def error_counts(
     """Corpus :class:`ErrorCounts` of ``df`` (one distributed pass; no substitutions)."""
     _, ship = _check_normalizer(normalizer)
     scored = _prepare(df, prediction_col, reference_col, [])
-    partial = scored.mapInArrow(
-        _make_partition_fn(ship, null_prediction, [], False, 0), _partial_schema([], False)
-    )
+    partial = scored.mapInArrow(_make_partition_fn(ship, null_prediction, [], False, 0), _partial_schema([], False))
     sums = _sum_partials(partial, [])
     return sums[()][1] if sums else ErrorCounts()
 
@@ -315,9 +313,7 @@ def evaluate_wer(
             )
             subs = [(r["ref"], r["hyp"], int(r["n"])) for r in top]
             if group_by:
-                w = Window.partitionBy(*[F.col(g) for g in group_by]).orderBy(
-                    F.desc("n"), F.asc("ref"), F.asc("hyp")
-                )
+                w = Window.partitionBy(*[F.col(g) for g in group_by]).orderBy(F.desc("n"), F.asc("ref"), F.asc("hyp"))
                 per = (
                     ex.groupBy(*group_by, "ref", "hyp")
                     .agg(F.sum("n").alias("n"))
@@ -329,9 +325,7 @@ def evaluate_wer(
                 for r in per:
                     vals = tuple(r[g] for g in group_by)
                     vals = sums.get(_group_key(vals), (vals, None))[0]  # same key objects as groups
-                    group_subs.setdefault(vals, []).append(
-                        (r["ref"], r["hyp"], int(r["n"]))
-                    )
+                    group_subs.setdefault(vals, []).append((r["ref"], r["hyp"], int(r["n"])))
     finally:
         if with_subs:
             partial.unpersist()
@@ -429,6 +423,7 @@ def with_error_counts(
 # ---------------------------------------------------------------------------------------------
 
 
+@declare_params(stage_table("WerEvaluator"))
 class WerEvaluator(Evaluator, DefaultParamsReadable, DefaultParamsWritable):
     """``pyspark.ml`` Evaluator for WER / CER / MER / WIL (smaller is better).
 
@@ -440,97 +435,12 @@ class WerEvaluator(Evaluator, DefaultParamsReadable, DefaultParamsWritable):
     ``predictionCol`` and ``referenceCol`` may be strings or Spark NLP annotation columns.
     """
 
-    predictionCol = Param(
-        Params._dummy(), "predictionCol",
-        "transcription column: string or Spark NLP document annotations",
-        typeConverter=TypeConverters.toString,
-    )
-    referenceCol = Param(
-        Params._dummy(), "referenceCol", "reference transcript column (string or annotations)",
-        typeConverter=TypeConverters.toString,
-    )
-    metricName = Param(
-        Params._dummy(), "metricName", "metric: wer, cer, mer or wil", typeConverter=TypeConverters.toString
-    )
-    normalizer = Param(
-        Params._dummy(), "normalizer",
-        "text normaliser applied to both sides: none, basic, whisper_en, whisper_basic, ... ('+' composes)",
-        typeConverter=TypeConverters.toString,
-    )
-    nullPrediction = Param(
-        Params._dummy(), "nullPrediction", "skip (default) or empty: how a null prediction is scored",
-        typeConverter=TypeConverters.toString,
-    )
-
-    @keyword_only
-    def __init__(
-        self,
-        *,
-        predictionCol: str = "prediction",
-        referenceCol: str = "reference",
-        metricName: str = "wer",
-        normalizer: str = "basic",
-        nullPrediction: str = "skip",
-    ) -> None:
-        super().__init__()
-        self._setDefault(
-            predictionCol="prediction",
-            referenceCol="reference",
-            metricName="wer",
-            normalizer="basic",
-            nullPrediction="skip",
-        )
-        self.setParams(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(
-        self,
-        *,
-        predictionCol: str = "prediction",
-        referenceCol: str = "reference",
-        metricName: str = "wer",
-        normalizer: str = "basic",
-        nullPrediction: str = "skip",
-    ) -> "WerEvaluator":
-        kwargs = self._input_kwargs
-        if "metricName" in kwargs:
-            _check_metric(kwargs["metricName"])
-        if "nullPrediction" in kwargs and kwargs["nullPrediction"] not in ("skip", "empty"):
-            raise ValueError("nullPrediction must be 'skip' or 'empty'")
-        return self._set(**kwargs)
-
-    def setPredictionCol(self, value: str) -> "WerEvaluator":
-        return self._set(predictionCol=value)
-
-    def getPredictionCol(self) -> str:
-        return self.getOrDefault(self.predictionCol)
-
-    def setReferenceCol(self, value: str) -> "WerEvaluator":
-        return self._set(referenceCol=value)
-
-    def getReferenceCol(self) -> str:
-        return self.getOrDefault(self.referenceCol)
-
-    def setMetricName(self, value: str) -> "WerEvaluator":
-        return self._set(metricName=_check_metric(value))
-
-    def getMetricName(self) -> str:
-        return self.getOrDefault(self.metricName)
-
-    def setNormalizer(self, value: str) -> "WerEvaluator":
+    def setNormalizer(self, value: str) -> WerEvaluator:
         get_normalizer(value)
-        return self._set(normalizer=value)
+        return self.setParams(normalizer=value)
 
-    def getNormalizer(self) -> str:
-        return self.getOrDefault(self.normalizer)
-
-    def setNullPrediction(self, value: str) -> "WerEvaluator":
-        if value not in ("skip", "empty"):
-            raise ValueError("nullPrediction must be 'skip' or 'empty'")
-        return self._set(nullPrediction=value)
-
-    def getNullPrediction(self) -> str:
-        return self.getOrDefault(self.nullPrediction)
+    def _validate(self) -> None:
+        get_normalizer(self.getNormalizer())
 
     def isLargerBetter(self) -> bool:
         return False
@@ -546,10 +456,4 @@ class WerEvaluator(Evaluator, DefaultParamsReadable, DefaultParamsWritable):
         )
 
     def _evaluate(self, dataset: DataFrame) -> float:
-        return float(self.counts(dataset).metric(_check_metric(self.getMetricName())))
-
-
-def _check_metric(name: str) -> str:
-    if str(name).lower() not in EVALUATOR_METRICS:
-        raise ValueError(f"metricName must be one of {EVALUATOR_METRICS}, got {name!r}")
-    return str(name).lower()
+        return float(self.counts(dataset).metric(self.getMetricName()))

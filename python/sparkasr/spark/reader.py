@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import List, Optional, Sequence, Union
 
-from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, RawFormat, iter_audio_blocks, iter_segments
+from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, RawFormat, iter_segments
+from ..cells import INPUT_BINARY, INPUT_PATH, cell_blocks, failure
+from ..paths import is_remote_uri, spark_uri
 
 
 def audio_glob_filter(extensions: Sequence[str] = AUDIO_EXTENSIONS) -> str:
@@ -14,17 +15,13 @@ def audio_glob_filter(extensions: Sequence[str] = AUDIO_EXTENSIONS) -> str:
     return "*.{" + ",".join(exts) + "}"
 
 
-def _to_uri(p: str) -> str:
-    if "://" in p or p.startswith("file:"):
-        return p
-    return os.path.abspath(os.path.expanduser(p))
-
-
 #: decoded samples per output Arrow batch of ``read_audio`` (~20 min of audio, 77 MB of float32)
 _SAMPLES_PER_BATCH = 20 * 60 * SAMPLE_RATE
 
 
-def read_binary(spark, paths: Union[str, Sequence[str]], recursive: bool = True, extensions: Sequence[str] = AUDIO_EXTENSIONS):
+def read_binary(
+    spark, paths: Union[str, Sequence[str]], recursive: bool = True, extensions: Sequence[str] = AUDIO_EXTENSIONS
+):
     """``binaryFile`` over files, directories (recursive) and globs, filtered to audio extensions.
 
     Listing happens through Spark's file index (parallel listing for large directories), not in
@@ -32,7 +29,7 @@ def read_binary(spark, paths: Union[str, Sequence[str]], recursive: bool = True,
     """
     if isinstance(paths, str):
         paths = [paths]
-    uris = [_to_uri(p) for p in paths]
+    uris = [spark_uri(p) for p in paths]
     reader = spark.read.format("binaryFile").option("pathGlobFilter", audio_glob_filter(extensions))
     if recursive:
         reader = reader.option("recursiveFileLookup", "true")
@@ -82,9 +79,7 @@ def read_audio(
     from pyspark.sql.types import ArrayType, DoubleType, FloatType, IntegerType, StringType, StructField, StructType
 
     if decode and not samples:
-        from .core import _is_remote_uri
-
-        remote = [p for p in ([path] if isinstance(path, str) else path) if _is_remote_uri(p)]
+        remote = [p for p in ([path] if isinstance(path, str) else path) if is_remote_uri(p)]
         if remote:
             raise ValueError(
                 f"read_audio(samples=False) needs files the Python workers can open by path; {remote[0]} is not "
@@ -116,7 +111,8 @@ def read_audio(
         def emit(rows):
             cols = {n: [r[n] for r in rows] for n in names}
             arrays = [
-                float_list_array(cols[f.name], out_schema.field(f.name).type) if f.name == "audio"
+                float_list_array(cols[f.name], out_schema.field(f.name).type)
+                if f.name == "audio"
                 else pa.array(cols[f.name], type=out_schema.field(f.name).type)
                 for f in schema.fields
             ]
@@ -151,30 +147,31 @@ def _decode_rows(path: str, content, segment_s: float, raw_format, samples: bool
     segment lies."""
     import numpy as np
 
-    from .core import _path_from_uri
-
-    empty = np.zeros(0, dtype=np.float32)
     out = []
     try:
-        if samples:
-            if content is None or len(content) == 0:
-                raise AudioError("empty file (0 bytes)")
-            blocks = iter_audio_blocks(bytes(content), name=path, raw_format=raw_format)
-        else:
-            blocks = iter_audio_blocks(_path_from_uri(path), name=path, raw_format=raw_format)
+        blocks = (
+            cell_blocks(content, INPUT_BINARY, path, raw_format)
+            if samples
+            else cell_blocks(path, INPUT_PATH, path, raw_format)
+        )
         start = 0  # in samples: offsets and durations exact to the sample, in both modes
         for i, (_, seg) in enumerate(iter_segments(blocks, segment_s)):
             if i == 0 and len(seg) == 0:
                 raise AudioError("audio has zero length (no samples)")
-            row = dict(path=path, segment=i, offset_s=start / SAMPLE_RATE, duration_s=len(seg) / SAMPLE_RATE, sample_rate=SAMPLE_RATE, error=None)
+            row = dict(
+                path=path,
+                segment=i,
+                offset_s=start / SAMPLE_RATE,
+                duration_s=len(seg) / SAMPLE_RATE,
+                sample_rate=SAMPLE_RATE,
+                error=None,
+            )
             out.append({**row, "audio": seg} if samples else row)
             start += len(seg)
         return out
-    except AudioError as exc:
-        reason = str(exc)
     except Exception as exc:  # never lose a file
-        reason = f"cannot read audio ({type(exc).__name__}: {exc})"
+        error = failure(path, exc)
     # Keep any segments decoded before the failure, and record the error on an extra row.
-    error_row = dict(path=path, segment=len(out), offset_s=0.0, duration_s=0.0, sample_rate=SAMPLE_RATE, error=f"{path}: {reason}")
-    out.append({**error_row, "audio": empty} if samples else error_row)
+    error_row = dict(path=path, segment=len(out), offset_s=0.0, duration_s=0.0, sample_rate=SAMPLE_RATE, error=error)
+    out.append({**error_row, "audio": np.zeros(0, dtype=np.float32)} if samples else error_row)
     return out

@@ -36,7 +36,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE
+
 N_FFT = 400
 HOP = 160
 N_FRAMES = 3000  # 30 s
@@ -57,6 +58,7 @@ def read_ct2_model(path) -> Dict[str, np.ndarray]:
         path = path / "model.bin"
     raw: Dict[str, np.ndarray] = {}
     with open(path, "rb") as f:
+
         def read(fmt):
             return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
 
@@ -169,9 +171,9 @@ def to_hf_state_dict(w: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     def self_attn(dst, src):
         qkv_w, qkv_b = w[src + "/linear_0/weight"], w[src + "/linear_0/bias"]
         for k, name in enumerate("qkv"):
-            sd[f"{dst}.{name}_proj.weight"] = qkv_w[k * d:(k + 1) * d]
+            sd[f"{dst}.{name}_proj.weight"] = qkv_w[k * d : (k + 1) * d]
             if name != "k":
-                sd[f"{dst}.{name}_proj.bias"] = qkv_b[k * d:(k + 1) * d]
+                sd[f"{dst}.{name}_proj.bias"] = qkv_b[k * d : (k + 1) * d]
         lin(dst + ".out_proj", src + "/linear_1")
         ln(dst + "_layer_norm", src + "/layer_norm")
 
@@ -209,11 +211,18 @@ def hf_whisper(w: Dict[str, np.ndarray], **config):
 
     d = Dims.of(w)
     cfg = transformers.WhisperConfig(
-        vocab_size=d.n_vocab, num_mel_bins=d.n_mels, d_model=d.d_model,
-        encoder_layers=d.encoder_layers, decoder_layers=d.decoder_layers,
-        encoder_attention_heads=d.n_heads, decoder_attention_heads=d.n_heads,
-        encoder_ffn_dim=4 * d.d_model, decoder_ffn_dim=4 * d.d_model,
-        max_source_positions=d.n_audio_ctx, max_target_positions=d.n_text_ctx, **config,
+        vocab_size=d.n_vocab,
+        num_mel_bins=d.n_mels,
+        d_model=d.d_model,
+        encoder_layers=d.encoder_layers,
+        decoder_layers=d.decoder_layers,
+        encoder_attention_heads=d.n_heads,
+        decoder_attention_heads=d.n_heads,
+        encoder_ffn_dim=4 * d.d_model,
+        decoder_ffn_dim=4 * d.d_model,
+        max_source_positions=d.n_audio_ctx,
+        max_target_positions=d.n_text_ctx,
+        **config,
     )
     hf = transformers.WhisperForConditionalGeneration(cfg)
     hf.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in to_hf_state_dict(w).items()})
@@ -232,11 +241,14 @@ class Dims:
     n_audio_ctx: int
 
     @staticmethod
-    def of(w: Dict[str, np.ndarray]) -> "Dims":
+    def of(w: Dict[str, np.ndarray]) -> Dims:
         heads = int(np.asarray(w["decoder/num_heads"]).reshape(-1)[0]) if "decoder/num_heads" in w else 6
         return Dims(
-            n_mels=w["encoder/conv1/weight"].shape[1], d_model=w["encoder/conv1/weight"].shape[0],
-            n_heads=heads, encoder_layers=_n_layers(w, "encoder"), decoder_layers=_n_layers(w, "decoder"),
+            n_mels=w["encoder/conv1/weight"].shape[1],
+            d_model=w["encoder/conv1/weight"].shape[0],
+            n_heads=heads,
+            encoder_layers=_n_layers(w, "encoder"),
+            decoder_layers=_n_layers(w, "decoder"),
             n_vocab=w["decoder/embeddings/weight"].shape[0],
             n_text_ctx=w["decoder/position_encodings/encodings"].shape[0],
             n_audio_ctx=w["encoder/position_encodings/encodings"].shape[0],
@@ -260,7 +272,7 @@ def mel_filters(n_mels: int = 80) -> np.ndarray:
     lower = -ramps[:-2] / fdiff[:-1, None]
     upper = ramps[2:] / fdiff[1:, None]
     weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (freqs[2:n_mels + 2] - freqs[:n_mels]))[:, None]
+    weights *= (2.0 / (freqs[2 : n_mels + 2] - freqs[:n_mels]))[:, None]
     return weights.astype(np.float32)
 
 
@@ -328,17 +340,23 @@ def _build_module(dims: Dims):
             super().__init__()
             d = dims.d_model
             self.ln1, self.qkv, self.out = nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d)
-            self.ln2, self.xq, self.xkv, self.xout = nn.LayerNorm(d), nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
+            self.ln2, self.xq, self.xkv, self.xout = (
+                nn.LayerNorm(d),
+                nn.Linear(d, d),
+                nn.Linear(d, 2 * d),
+                nn.Linear(d, d),
+            )
             self.ln3, self.fc1, self.fc2 = nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
 
         def forward(self, x, k_cache, v_cache, pos: int, xk, xv):
             """x [B, T, D] at positions pos..pos+T-1; caches [B, H, n_ctx, Dh] written in place."""
             t = x.shape[1]
             q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
-            k_cache[:, :, pos:pos + t] = heads(k)
-            v_cache[:, :, pos:pos + t] = heads(v)
-            a = F.scaled_dot_product_attention(heads(q), k_cache[:, :, : pos + t], v_cache[:, :, : pos + t],
-                                               is_causal=t > 1 and pos == 0)
+            k_cache[:, :, pos : pos + t] = heads(k)
+            v_cache[:, :, pos : pos + t] = heads(v)
+            a = F.scaled_dot_product_attention(
+                heads(q), k_cache[:, :, : pos + t], v_cache[:, :, : pos + t], is_causal=t > 1 and pos == 0
+            )
             x = x + self.out(merge(a))
             a = F.scaled_dot_product_attention(heads(self.xq(self.ln2(x))), xk, xv)
             x = x + self.xout(merge(a))
@@ -371,7 +389,7 @@ def _build_module(dims: Dims):
             return self.enc_ln(x)
 
         def decode(self, tokens, pos: int, caches, cross):
-            x = self.embed(tokens) + self.dec_pos[pos:pos + tokens.shape[1]]
+            x = self.embed(tokens) + self.dec_pos[pos : pos + tokens.shape[1]]
             for layer, (kc, vc), (xk, xv) in zip(self.dec_layers, caches, cross):
                 x = layer(x, kc, vc, pos, xk, xv)
             return self.dec_ln(x) @ self.embed.weight.T
@@ -445,7 +463,10 @@ class TorchWhisper:
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype or ("float16" if self.device.type == "cuda" else "float32"))
         module = _build_module(self.dims)
-        state = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in _state_from_ct2(weights, self.dims).items()}
+        state = {
+            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+            for k, v in _state_from_ct2(weights, self.dims).items()
+        }
         module.load_state_dict(state)
         self.module = module.to(self.device, self.dtype).eval()
         tk_dir = Path(tokenizer) if tokenizer is not None else Path(model)
@@ -458,8 +479,11 @@ class TorchWhisper:
         self.timestamp_begin = self.no_timestamps + 1
         self.no_speech = ids("<|nospeech|>") if ids("<|nospeech|>") is not None else ids("<|nocaptions|>")
         self.multilingual = self.dims.n_vocab >= 51865
-        specials = [ids(t) for t in ("<|translate|>", "<|transcribe|>", "<|startoftranscript|>", "<|startofprev|>",
-                                     "<|startoflm|>") if ids(t) is not None] + [self.no_speech]
+        specials = [
+            ids(t)
+            for t in ("<|translate|>", "<|transcribe|>", "<|startoftranscript|>", "<|startofprev|>", "<|startoflm|>")
+            if ids(t) is not None
+        ] + [self.no_speech]
         self.suppress = sorted(set(self.config.get("suppress_ids", [])) | set(specials))
         self.blank = self.tokenizer.encode(" ", add_special_tokens=False).ids + [self.eot]
 
@@ -475,20 +499,39 @@ class TorchWhisper:
             seq.append(self.no_timestamps)
         return seq
 
-    def transcribe(self, windows: Sequence[np.ndarray], batch_size: int = 64, timestamps: bool = True,
-                   language: Optional[str] = None, max_new_tokens: Optional[int] = None,
-                   sync_every: int = 8) -> List[WindowResult]:
+    def transcribe(
+        self,
+        windows: Sequence[np.ndarray],
+        batch_size: int = 64,
+        timestamps: bool = True,
+        language: Optional[str] = None,
+        max_new_tokens: Optional[int] = None,
+        sync_every: int = 8,
+    ) -> List[WindowResult]:
         """Decode ``windows`` (≤ 30 s each, 16 kHz mono float32), ``batch_size`` at a time."""
         out: List[WindowResult] = []
         for i in range(0, len(windows), batch_size):
-            part = windows[i:i + batch_size]
+            part = windows[i : i + batch_size]
             mel = log_mel(part, self.device, self.dims.n_mels)
-            out.extend(self.decode(mel, self.prompt(language, timestamps=timestamps), max_new_tokens,
-                                   durations=[len(x) / SAMPLE_RATE for x in part], sync_every=sync_every))
+            out.extend(
+                self.decode(
+                    mel,
+                    self.prompt(language, timestamps=timestamps),
+                    max_new_tokens,
+                    durations=[len(x) / SAMPLE_RATE for x in part],
+                    sync_every=sync_every,
+                )
+            )
         return out
 
-    def decode(self, mel, prompt: Sequence[int], max_new_tokens: Optional[int] = None,
-               durations: Optional[Sequence[float]] = None, sync_every: int = 8) -> List[WindowResult]:
+    def decode(
+        self,
+        mel,
+        prompt: Sequence[int],
+        max_new_tokens: Optional[int] = None,
+        durations: Optional[Sequence[float]] = None,
+        sync_every: int = 8,
+    ) -> List[WindowResult]:
         """Greedy decode of a feature batch ``[B, n_mels, 3000]`` with one start sequence."""
         seqs, sum_lp, no_speech = (t.cpu() for t in self.generate(mel, prompt, max_new_tokens, sync_every))
         results = []
@@ -497,11 +540,17 @@ class TorchWhisper:
             n = toks.index(self.eot) if self.eot in toks else len(toks)
             body = toks[:n]
             dur = durations[b] if durations is not None else N_SAMPLES / SAMPLE_RATE
-            results.append(WindowResult(
-                text=self._text(body), segments=self.segments(body, dur) if self.no_timestamps not in prompt else
-                ([(0.0, round(dur, 3), self._text(body))] if body else []),
-                tokens=body, avg_logprob=float(sum_lp[b]) / (len(body) + 1), no_speech_prob=float(no_speech[b]),
-            ))
+            results.append(
+                WindowResult(
+                    text=self._text(body),
+                    segments=self.segments(body, dur)
+                    if self.no_timestamps not in prompt
+                    else ([(0.0, round(dur, 3), self._text(body))] if body else []),
+                    tokens=body,
+                    avg_logprob=float(sum_lp[b]) / (len(body) + 1),
+                    no_speech_prob=float(no_speech[b]),
+                )
+            )
         return results
 
     def generate(self, mel, prompt: Sequence[int], max_new_tokens: Optional[int] = None, sync_every: int = 8):
@@ -521,12 +570,21 @@ class TorchWhisper:
             cross = [layer.cross_kv(enc) for layer in m.dec_layers]
             dh = dims.d_model // dims.n_heads
             ctx = P + max_new_tokens
-            caches = [(torch.empty(B, dims.n_heads, ctx, dh, device=dev, dtype=self.dtype),
-                       torch.empty(B, dims.n_heads, ctx, dh, device=dev, dtype=self.dtype)) for _ in m.dec_layers]
+            caches = [
+                (
+                    torch.empty(B, dims.n_heads, ctx, dh, device=dev, dtype=self.dtype),
+                    torch.empty(B, dims.n_heads, ctx, dh, device=dev, dtype=self.dtype),
+                )
+                for _ in m.dec_layers
+            ]
             prompt_t = torch.tensor([list(prompt)] * B, device=dev)
             logits = m.decode(prompt_t, 0, caches, cross).float()  # [B, P, V]
             sot_at = list(prompt).index(self.sot)
-            no_speech = logits[:, sot_at].softmax(-1)[:, self.no_speech] if self.no_speech is not None else torch.zeros(B, device=dev)
+            no_speech = (
+                logits[:, sot_at].softmax(-1)[:, self.no_speech]
+                if self.no_speech is not None
+                else torch.zeros(B, device=dev)
+            )
             logits = logits[:, -1]
 
             cols = torch.arange(V, device=dev)
@@ -556,8 +614,11 @@ class TorchWhisper:
                         mask = mask | ~ts_cols | first_ts_limit
                     else:
                         # after a timestamp pair: text; after a single timestamp: a timestamp or the end
-                        mask = mask | ((last_is_ts & penult_is_ts)[:, None] & ts_cols) \
+                        mask = (
+                            mask
+                            | ((last_is_ts & penult_is_ts)[:, None] & ts_cols)
                             | ((last_is_ts & ~penult_is_ts)[:, None] & text_cols)
+                        )
                         # timestamps do not decrease, and a segment has non-zero length
                         floor = ts0 + last_ts + torch.where(last_is_ts & ~penult_is_ts, 0, 1)
                         mask = mask | ((last_ts >= 0)[:, None] & ts_cols & (cols[None, :] < floor[:, None]))

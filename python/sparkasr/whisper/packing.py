@@ -5,7 +5,7 @@ and every call pays the decoder's fixed start-up. Packing several short utteranc
 (separated by silence gaps), decoding the windows, and splitting the result back by word timestamps
 makes short-clip corpora several times cheaper.
 
-    from sparkasr.packing import transcribe_packed
+    from sparkasr.whisper.packing import transcribe_packed
     transcripts = transcribe_packed(engine, items)          # one Transcript per item, in order
 
 How it works:
@@ -48,7 +48,11 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .types import SAMPLE_RATE, AudioItem, Chunk, Transcript, error_transcript
+from ..audio import SAMPLE_RATE, cut_pieces, speech_bounds
+from ..engines import cached_engine
+from ..records import AudioItem, Chunk, Transcript, error_transcript
+from .model import add_word_timestamps, compression_ratio
+from .window import decode_windows
 
 log = logging.getLogger(__name__)
 
@@ -165,16 +169,13 @@ def _plain_options(options, timestamps: str):
 
 def _inner_engine(engine, timestamps: str):
     """An engine on the same cached model with ``timestamps`` set (and packing off)."""
-    from .whisper import WhisperEngine
-
     opts = _plain_options(engine.options, timestamps)
     if opts == engine.options:
         return engine
-    cache = engine.__dict__.setdefault("_packing_inner", {})
-    inner = cache.get(opts)
-    if inner is None:
-        inner = cache[opts] = WhisperEngine(engine.model_path, opts, engine.runtime)
-    return inner
+    return cached_engine(
+        ("whisper", engine.model_path, opts, engine.runtime),
+        lambda: type(engine)(engine.model_path, opts, engine.runtime),
+    )
 
 
 def _text(words: Sequence[Chunk]) -> str:
@@ -201,13 +202,6 @@ class _Word:
     start: float
     end: float
     probability: float
-
-
-def _compression_ratio(text: str) -> float:
-    import zlib
-
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def _clean(segs: Sequence[dict], spans: Sequence[Tuple[float, float]], tolerance_s: float = 0.4) -> bool:
@@ -241,89 +235,51 @@ def token_budget(spans: Sequence[Tuple[float, float]], tokens_per_s: float = 6.0
     return int(np.ceil(tokens_per_s * speech)) + per_utterance * len(spans) + 6
 
 
-def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List[Tuple[float, float]]]] = None,
-                    need_words: bool = True) -> List[Optional[List[_Word]]]:
-    """Decode ≤30-s windows in one batch: stacked features, one ``generate`` (timestamps on), word
-    alignment where needed (``need_words``, or a segment that spans two utterances). ``None`` for a
-    window whose decode fails Whisper's checks (no speech, or average log-probability under the
-    threshold); its utterances are retried elsewhere."""
-    from faster_whisper.audio import pad_or_trim
-    from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_suppressed_tokens
-
+def _decode_windows(
+    engine, windows: List[np.ndarray], spans: Optional[List[List[Tuple[float, float]]]] = None, need_words: bool = True
+) -> List[Optional[List[_Word]]]:
+    """Decode ≤30-s windows in one batch (:func:`~.window.decode_windows`, timestamps on), with
+    word alignment where needed (``need_words``, or a segment that spans two utterances). ``None``
+    for a window whose decode fails Whisper's checks (no speech, or average log-probability under
+    the threshold); its utterances are retried elsewhere."""
     fw = engine.model
-    opts = engine.options
-    n_frames = int(fw.feature_extractor.nb_max_frames)
-    feats = np.stack([pad_or_trim(fw.feature_extractor(x)[..., :-1], n_frames) for x in windows])
-    from .whisper import encode
-
-    encoder_output = encode(fw, feats)
-    tk = Tokenizer(fw.hf_tokenizer, bool(fw.model.is_multilingual), task=opts.task, language=opts.language or "en")
-    prev = tk.encode(" " + opts.initial_prompt.strip()) if opts.initial_prompt else []
-    prompt = fw.get_prompt(tk, prev, without_timestamps=False)
-    t0 = opts.temperature[0]
-    if opts.seed is not None:
-        import ctranslate2
-
-        ctranslate2.set_random_seed(opts.seed)
-    gen_kwargs = (
-        dict(beam_size=1, num_hypotheses=opts.best_of, sampling_topk=opts.top_k, sampling_temperature=t0)
-        if t0 > 0 else dict(beam_size=opts.beam_size, patience=opts.patience)
-    )
-    budgets = [token_budget(sp) for sp in spans] if spans is not None else []
-    max_length = fw.max_length if opts.max_new_tokens is None else len(prompt) + opts.max_new_tokens
-    if budgets:
-        # A window's decode is capped near what its speech can hold, so a decoding loop (beam
-        # search repeating a phrase to the end of the decoder's context) stops early; its
-        # utterances are then caught by the checks and decoded again. CTranslate2 4.x's Whisper
-        # ``generate`` returns at most ``max_length / 2`` tokens (measured: 60 -> 30, 448 -> 224),
-        # hence the factor 2; were it to return ``max_length``, the cap would only be looser.
-        max_length = min(max_length, 2 * (len(prompt) + max(budgets)))
-    results = fw.model.generate(
-        encoder_output, [prompt] * len(windows),
-        length_penalty=opts.length_penalty, repetition_penalty=opts.repetition_penalty,
-        no_repeat_ngram_size=opts.no_repeat_ngram_size, max_length=max_length,
-        return_scores=True, return_no_speech_prob=True, suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tk, [-1]),
-        max_initial_timestamp_index=int(round(1.0 / fw.time_precision)), **gen_kwargs,
-    )
-    segments: List[List[dict]] = []
-    sizes: List[int] = []
-    ok: List[bool] = []
-    for x, res in zip(windows, results):
-        tokens = res.sequences_ids[0]
-        avg_logprob = res.scores[0] * (len(tokens) ** opts.length_penalty) / (len(tokens) + 1)
-        low = opts.log_prob_threshold is not None and avg_logprob < opts.log_prob_threshold
-        no_speech = opts.no_speech_threshold is not None and res.no_speech_prob > opts.no_speech_threshold and low
-        dur = len(x) / SAMPLE_RATE
-        size = min(int(np.ceil(dur) * fw.frames_per_second), n_frames)
-        subs, _, _ = fw._split_segments_by_timestamps(
-            tokenizer=tk, tokens=tokens, time_offset=0.0, segment_size=size, segment_duration=dur, seek=0,
-        )
-        good = not (low or no_speech) and bool(subs)
-        ok.append(good)
-        segments.append([dict(tokens=s["tokens"], start=s["start"], end=s["end"], seek=0) for s in subs] if good else [])
-        sizes.append(size)
+    # A window's decode is capped near what its speech can hold, so a decoding loop (beam search
+    # repeating a phrase to the end of the decoder's context) stops early; its utterances are then
+    # caught by the checks and decoded again.
+    cap = max(token_budget(sp) for sp in spans) if spans else None
+    batch = decode_windows(fw, engine.options, windows, multilingual=engine.multilingual, token_cap=cap)
+    tk = next(iter(batch.tokenizers.values()))
+    ok = [not w.checks.low_logprob and bool(w.segments) for w in batch.windows]
+    segments = [
+        [dict(tokens=s["tokens"], start=s["start"], end=s["end"], seek=0) for s in w.segments] if good else []
+        for w, good in zip(batch.windows, ok)
+    ]
     on_cpu = getattr(fw.model, "device", "cpu") == "cpu"
     align = [
-        k for k, (good, segs) in enumerate(zip(ok, segments))
+        k
+        for k, (good, segs) in enumerate(zip(ok, segments))
         if good and (need_words or spans is None or not on_cpu or not _clean(segs, spans[k]))
     ]
     if align:
-        enc = encoder_output
+        enc = batch.encoder_output
         if len(align) < len(windows):  # align only the windows that need it (CPU: slice the encoder output)
             import ctranslate2
 
-            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoder_output)[align]))
-        fw.add_word_timestamps([segments[k] for k in align], tk, enc, [sizes[k] for k in align],
-                               "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、", 0.0)
+            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(batch.encoder_output)[align]))
+        add_word_timestamps(fw, [segments[k] for k in align], tk, enc, [batch.windows[k].size for k in align])
     aligned = set(align)
     out: List[Optional[List[_Word]]] = []
     for k, (good, segs) in enumerate(zip(ok, segments)):
         if not good:
             out.append(None)
         elif k in aligned:
-            out.append([_Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"])) for s in segs for w in s.get("words", [])])
+            out.append(
+                [
+                    _Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                    for s in segs
+                    for w in s.get("words", [])
+                ]
+            )
         else:
             out.append(_segment_words(tk, segs, spans[k]))
     return out
@@ -332,7 +288,7 @@ def _decode_windows(engine, windows: List[np.ndarray], spans: Optional[List[List
 def _suspicious(words: Sequence[_Word], duration_s: float, opts) -> bool:
     """An utterance's words that look like a decoding loop: too repetitive or too many per second."""
     text = "".join(w.text for w in words)
-    if opts.compression_ratio_threshold is not None and _compression_ratio(text) > opts.compression_ratio_threshold:
+    if opts.compression_ratio_threshold is not None and compression_ratio(text) > opts.compression_ratio_threshold:
         return True
     return len(words) >= 8 and len(words) > 6.0 * max(duration_s, 0.5)
 
@@ -363,10 +319,8 @@ def _uncovered_speech(samples: np.ndarray, words: Sequence[_Word], offset: float
 
 def _reaches_speech_end(samples: np.ndarray, words: Sequence[_Word], offset: float, slack_s: float = 0.3) -> bool:
     """True when the last word ends no earlier than ``slack_s`` before the end of the sound in
-    ``samples`` (:func:`~sparkasr.whisper.speech_bounds`); ``offset`` is where ``samples`` start
+    ``samples`` (:func:`~sparkasr.audio.speech_bounds`); ``offset`` is where ``samples`` start
     on the words' clock."""
-    from .whisper import speech_bounds
-
     return bool(words) and words[-1].end >= offset + speech_bounds(samples)[1] - slack_s
 
 
@@ -389,7 +343,10 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
             if not words:
                 retry.extend(w)
                 continue
-            chunks_w = [Chunk(x.text.strip(), x.start, x.end, "word", None if x.probability != x.probability else x.probability) for x in words]
+            chunks_w = [
+                Chunk(x.text.strip(), x.start, x.end, "word", None if x.probability != x.probability else x.probability)
+                for x in words
+            ]
             by_id = {id(c): x for c, x in zip(chunks_w, words)}
             per_item = assign_words(chunks_w, spans, options.gap_s)
             last = max(j for j, ws in enumerate(per_item) if ws)  # the utterance where decoding stopped
@@ -401,14 +358,22 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
                 # words reach the end of its sound: a stop between two utterances loses nothing.
                 cut = j == last and j < len(w) - 1 and not _reaches_speech_end(it.samples, raw, s)
                 if (
-                    j > last or cut or (not ws and options.redo_empty)
-                    or _suspicious(raw, e - s, engine.options) or _uncovered_speech(it.samples, raw, s)
+                    j > last
+                    or cut
+                    or (not ws and options.redo_empty)
+                    or _suspicious(raw, e - s, engine.options)
+                    or _uncovered_speech(it.samples, raw, s)
                 ):
                     retry.append(i)
                     continue
                 local = [
-                    Chunk(c.text, round(min(max(c.start - s, 0.0), e - s) + it.offset_s, 3),
-                          round(min(max(c.end - s, 0.0), e - s) + it.offset_s, 3), "word", c.probability)
+                    Chunk(
+                        c.text,
+                        round(min(max(c.start - s, 0.0), e - s) + it.offset_s, 3),
+                        round(min(max(c.end - s, 0.0), e - s) + it.offset_s, 3),
+                        "word",
+                        c.probability,
+                    )
                     for c in ws
                 ]
                 if want == "word":
@@ -419,39 +384,29 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
                     chunks = []
                 lang = engine.options.language or "en"
                 out[i] = Transcript(
-                    text="".join(x.text for x in raw).strip(), chunks=chunks, language=lang, language_probability=1.0,
-                    duration_s=it.duration_s, source=it.source, offset_s=it.offset_s,
+                    text="".join(x.text for x in raw).strip(),
+                    chunks=chunks,
+                    language=lang,
+                    language_probability=1.0,
+                    duration_s=it.duration_s,
+                    source=it.source,
+                    offset_s=it.offset_s,
                     extra={"path": "packed", "round": round_no, "window_utterances": len(w)},
                 )
     return retry
 
 
-def cut_pieces(samples: np.ndarray, window_s: float, search_s: float, latest_within: float = 4.0) -> List[Tuple[int, int]]:
-    """``(start, end)`` sample ranges of at most ``window_s`` seconds covering ``samples``, each cut
-    moved back (by up to ``search_s``) to a quiet 100-ms frame: the latest one with at most
-    ``latest_within`` times the quietest frame's energy (twice its RMS), so pieces stay long."""
-    from .audio import quiet_cut
-
-    n = len(samples)
-    size = int(window_s * SAMPLE_RATE)
-    search = int(search_s * SAMPLE_RATE)
-    out: List[Tuple[int, int]] = []
-    start = 0
-    while n - start > size:
-        cut = start + quiet_cut(samples[start : start + size], size, min(search, size // 2), latest_within=latest_within)
-        out.append((start, cut))
-        start = cut
-    out.append((start, n))
-    return out
-
-
-def transcribe_packed(engine, items: Sequence[AudioItem], options: PackingOptions = PackingOptions()) -> List[Transcript]:
+def transcribe_packed(
+    engine, items: Sequence[AudioItem], options: PackingOptions = PackingOptions()
+) -> List[Transcript]:
     """Transcribe ``items`` with ``engine`` (a :class:`~sparkasr.whisper.WhisperEngine`), packing
     short ones several to a window; with ``options.cut_long``, longer items are first cut at quiet
     points into pieces of at most ``window_s`` that are decoded (batched) like short items and
     joined again. One :class:`Transcript` per item, in order; never raises for a bad item (its
     transcript carries the error)."""
-    if not options.cut_long or not any(it.error is None and it.samples is not None and it.duration_s > options.window_s for it in items):
+    if not options.cut_long or not any(
+        it.error is None and it.samples is not None and it.duration_s > options.window_s for it in items
+    ):
         return _transcribe_short_items(engine, items, options)
     flat: List[AudioItem] = []
     owner: List[Tuple[int, int]] = []  # item index -> (first piece, piece count)
@@ -472,14 +427,23 @@ def transcribe_packed(engine, items: Sequence[AudioItem], options: PackingOption
             continue
         parts = res[first : first + count]
         errors = [p.error for p in parts if p.error]
-        out.append(Transcript(
-            text=" ".join(p.text.strip() for p in parts if p.text.strip()),
-            chunks=[c for p in parts for c in p.chunks],
-            language=parts[0].language, language_probability=parts[0].language_probability,
-            duration_s=it.duration_s, source=it.source, offset_s=it.offset_s,
-            error="; ".join(errors) if errors else None,
-            extra={"path": "cut", "pieces": count, "piece_paths": sorted({str(p.extra.get("path")) for p in parts})},
-        ))
+        out.append(
+            Transcript(
+                text=" ".join(p.text.strip() for p in parts if p.text.strip()),
+                chunks=[c for p in parts for c in p.chunks],
+                language=parts[0].language,
+                language_probability=parts[0].language_probability,
+                duration_s=it.duration_s,
+                source=it.source,
+                offset_s=it.offset_s,
+                error="; ".join(errors) if errors else None,
+                extra={
+                    "path": "cut",
+                    "pieces": count,
+                    "piece_paths": sorted({str(p.extra.get("path")) for p in parts}),
+                },
+            )
+        )
     return out
 
 

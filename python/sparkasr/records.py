@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from .audio import SAMPLE_RATE
 
 
 @dataclass
@@ -61,14 +61,18 @@ class Engine(Protocol):
     def transcribe_batch(self, items: Sequence[AudioItem]) -> List[Transcript]: ...
 
 
+def with_source(source: str, reason: str) -> str:
+    """An error message that names its audio: ``"<source>: <reason>"`` (once)."""
+    where = source or "<in-memory audio>"
+    return reason if reason.startswith(where) else f"{where}: {reason}"
+
+
 def error_transcript(item: AudioItem, reason: str) -> Transcript:
     """A transcript for an item that could not be processed: empty text, error naming the file."""
-    where = item.source or "<in-memory audio>"
-    msg = reason if reason.startswith(where) else f"{where}: {reason}"
     return Transcript(
         text="",
         duration_s=item.duration_s,
         source=item.source,
         offset_s=item.offset_s,
-        error=msg,
+        error=with_source(item.source, reason),
     )

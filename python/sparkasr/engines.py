@@ -1,0 +1,51 @@
+"""What every caller of an engine shares: the one process-wide engine cache, and the failure
+isolation around an engine call.
+
+An engine (and its model) is built once per Python process for each distinct key, a hashable
+value such as ``("whisper", model_dir, WhisperOptions, RuntimeOptions)`` or a Spark stage's
+:class:`~sparkasr.spark.context.EngineSpec`. The Spark glue, LightPipeline, packing's inner
+engines and the engine-level ``get_engine`` helpers all go through it, so a worker never loads the
+same engine twice."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Dict, Hashable, List, Sequence
+
+from .records import AudioItem, Transcript, error_transcript
+
+log = logging.getLogger(__name__)
+
+_ENGINES: Dict[Hashable, Any] = {}
+_LOCK = threading.Lock()
+
+
+def cached_engine(key: Hashable, build: Callable[[], Any]) -> Any:
+    """The engine cached under ``key``, built with ``build()`` the first time."""
+    with _LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = build()
+    return engine
+
+
+def transcribe_isolating(engine, items: Sequence[AudioItem]) -> List[Transcript]:
+    """``engine.transcribe_batch(items)``; when the call fails, the batch is split in halves and
+    each half tried again, down to single items, so only the items that fail get an error
+    (``model failed: ...``, naming the file) and the others keep their transcripts. Halving also
+    gets a batch past a GPU out-of-memory error when smaller batches fit."""
+    items = list(items)
+    try:
+        results = list(engine.transcribe_batch(items))
+        if len(results) != len(items):
+            raise RuntimeError(f"the engine returned {len(results)} results for {len(items)} inputs")
+        return results
+    except Exception as exc:
+        if len(items) == 1:
+            it = items[0]
+            log.warning("model failed on %s", it.source or "<audio>", exc_info=True)
+            return [error_transcript(it, f"model failed: {type(exc).__name__}: {exc}")]
+        log.warning("model failed on a batch of %d (%s: %s); retrying in halves", len(items), type(exc).__name__, exc)
+        mid = len(items) // 2
+        return transcribe_isolating(engine, items[:mid]) + transcribe_isolating(engine, items[mid:])

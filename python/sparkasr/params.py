@@ -1,0 +1,468 @@
+"""Every option of every stage, in one table per stage: the single source of truth.
+
+Each stage's table is its Spark-side options (columns, where the model comes from) followed by
+the options of the engine dataclasses it drives, declared on their fields
+(:func:`sparkasr.options.option`: :class:`~sparkasr.whisper.WhisperOptions`,
+:class:`~sparkasr.whisper.RuntimeOptions`, :class:`~sparkasr.ctc.CTCOptions`,
+:class:`~sparkasr.ctc.lm.BeamOptions`). :data:`JOB` holds the options of the ``sparkasr
+transcribe`` job that are not stage params. From these tables come:
+
+* the pyspark ``Param``s, their defaults, ``setX``/``getX`` and the keyword signatures of
+  ``__init__``/``setParams`` (:func:`sparkasr.spark.params.declare_params`);
+* the engine options a stage builds (:func:`sparkasr.options.engine_kwargs`);
+* ``sparkasr transcribe``'s flags and the keys of its job file (``conf/job.yaml``);
+* the README's and ``docs/ctc.md``'s option tables, ``conf/job.yaml`` itself, and the JSON table
+  the Scala stages are tested against (``scala/src/test/resources/sparkasr/params.json``).
+
+``python -m sparkasr.params --json`` prints the table; ``--write`` regenerates the derived files
+and ``--check`` fails when one of them disagrees with the table (``tests/test_params.py`` runs it).
+
+To add an option: declare it on the engine options dataclass with :func:`~sparkasr.options.option`
+(or, for a Spark-only option, in the lists below), use it in the engine, and run
+``python -m sparkasr.params --write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .options import BOOL, INT, LIST_STRING, MAP_STRING, STRING, Option, by_name, describe, options_of
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository (for --write/--check)
+JSON_SNAPSHOT = "scala/src/test/resources/sparkasr/params.json"
+
+
+@dataclass(frozen=True)
+class StageTable:
+    """The options of one stage, in order."""
+
+    name: str
+    python_class: str
+    options: Tuple[Option, ...]
+
+    def __post_init__(self):
+        by_name(self.options)  # no option twice
+
+    @property
+    def names(self) -> List[str]:
+        return [o.name for o in self.options]
+
+    def option(self, name: str) -> Option:
+        for o in self.options:
+            if o.name == name:
+                return o
+        raise KeyError(f"{self.name} has no option {name!r}")
+
+    def defaults(self) -> Dict[str, Any]:
+        return {o.name: o.default for o in self.options if o.default is not None}
+
+    def runtime_names(self) -> List[str]:
+        """Options that change where or how fast a stage runs, not what it writes."""
+        return [o.name for o in self.options if o.runtime]
+
+
+def _spark(name: str, type: str, default: Any, doc: str, **kw: Any) -> Option:
+    """A Spark-only option: a stage param, not on the command line nor in the job file."""
+    return Option(name, type, default, doc, flag=None, key=None, **kw)
+
+
+def _col(name: str, default: str, doc: str) -> Option:
+    return _spark(name, STRING, default, doc, runtime=True)
+
+
+READER_COLS = (
+    _col(
+        "pathCol",
+        "",
+        "column naming each row's file, for the source metadata and error messages ('' = 'path' when present)",
+    ),
+    _col(
+        "offsetCol",
+        "",
+        "column with where each row starts in its file, in seconds: chunk times and the offset_s metadata count from the "
+        "start of the file ('' = 'offset_s' when present, as read_audio writes it; audio annotations' own offset_s "
+        "metadata comes first)",
+    ),
+    _col(
+        "durationCol",
+        "",
+        "column with each row's length in seconds: with a path input column, the row is that slice of its file, from "
+        "offsetCol (read_audio(samples=False)'s reference rows); without it, or when null, the whole file ('' = "
+        "'duration_s' when present, as read_audio writes it; not used for sample or binary input)",
+    ),
+    _col(
+        "errorCol",
+        "",
+        "column with an upstream read error: a non-null value is reported in the row's annotation and the row is not "
+        "decoded ('' = 'error' when present, as read_audio writes it)",
+    ),
+)
+
+
+def _speech_common(model_default: str) -> Tuple[Option, ...]:
+    return (
+        _spark("inputCols", LIST_STRING, ["audio_assembler"], "input annotation column names", runtime=True),
+        _col("outputCol", "transcription", "output annotation column name"),
+        _spark(
+            "modelSource",
+            STRING,
+            model_default,
+            "model name, local directory or URI (see sparkasr.models); saved stages point at their own copy",
+        ),
+        _spark(
+            "shipModel",
+            BOOL,
+            True,
+            "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)",
+            runtime=True,
+        ),
+        _col(
+            "chunksCol",
+            "",
+            "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)",
+        ),
+    ) + READER_COLS
+
+
+def _stage(name: str, module: str, *parts: Sequence[Option]) -> StageTable:
+    return StageTable(name, f"{module}.{name}", tuple(o for part in parts for o in part))
+
+
+def _runtime(options: Sequence[Option], *names: str) -> Tuple[Option, ...]:
+    return tuple(replace(o, runtime=True) if o.name in names else o for o in options)
+
+
+def _tables() -> Dict[str, StageTable]:
+    from .ctc.engine import CTCOptions
+    from .ctc.lm import BeamOptions
+    from .whisper.options import RuntimeOptions, WhisperOptions
+
+    ctc = (
+        _spark("lmPath", STRING, "", "KenLM n-gram model (.arpa or binary) for beam search ('' = greedy decoding)"),
+        _spark(
+            "quantize",
+            STRING,
+            "",
+            "when a Hugging Face checkpoint is converted on the driver: '' or 'int8'",
+            choices=("", "int8"),
+        ),
+    )
+    ctc_engine = _runtime(options_of(CTCOptions), "batchSize", "cpuThreads") + options_of(BeamOptions)
+    tables = [
+        _stage(
+            "AudioAssembler",
+            "sparkasr.spark.assembler",
+            (
+                _col(
+                    "inputCol",
+                    "audio_content",
+                    "input column: array<float|double> samples, binary file content or a file path",
+                ),
+                _col("outputCol", "audio_assembler", "output column of Spark NLP audio annotations"),
+                _spark("sampleRate", INT, 16000, "sample rate of array input (Hz)", minimum=1),
+                _col("sampleRateCol", "", "column with each row's sample rate ('' = use sampleRate)"),
+                _spark("channels", INT, 1, "interleaved channels in array input (down-mixed to mono)", minimum=1),
+            ),
+            READER_COLS,
+        ),
+        _stage(
+            "WhisperForCTC",
+            "sparkasr.spark.whisper",
+            _speech_common("tiny.en"),
+            _runtime(options_of(WhisperOptions), "batchSize"),
+            _runtime(options_of(RuntimeOptions), "cpuThreads"),
+        ),
+        _stage("Wav2Vec2ForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
+        _stage("HubertForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
+        _stage(
+            "WerEvaluator",
+            "sparkasr.spark.evaluation",
+            (
+                _spark(
+                    "predictionCol",
+                    STRING,
+                    "prediction",
+                    "transcription column: string or Spark NLP document annotations",
+                ),
+                _spark("referenceCol", STRING, "reference", "reference transcript column (string or annotations)"),
+                _spark(
+                    "metricName", STRING, "wer", "metric: wer, cer, mer or wil", choices=("wer", "cer", "mer", "wil")
+                ),
+                _spark(
+                    "normalizer",
+                    STRING,
+                    "basic",
+                    "text normaliser applied to both sides: none, basic, whisper_en, whisper_basic, ... ('+' composes)",
+                ),
+                _spark(
+                    "nullPrediction",
+                    STRING,
+                    "skip",
+                    "skip (default) or empty: how a null prediction is scored",
+                    choices=("skip", "empty"),
+                ),
+            ),
+        ),
+    ]
+    return {t.name: t for t in tables}
+
+
+_TABLES: Optional[Dict[str, StageTable]] = None
+
+
+def stage_table(name: str) -> StageTable:
+    """The option table of the stage class named ``name``."""
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = _tables()
+    return _TABLES[name]
+
+
+def stage_tables() -> Dict[str, StageTable]:
+    stage_table("WhisperForCTC")
+    assert _TABLES is not None
+    return dict(_TABLES)
+
+
+# ---------------------------------------------------------------------------------------------
+# The job (sparkasr transcribe / spark-submit): options that are not stage params
+# ---------------------------------------------------------------------------------------------
+
+
+def _job(name: str, type: str, default: Any, doc: str, **kw: Any) -> Option:
+    return Option(name, type, default, doc, field=name, **kw)
+
+
+JOB: Tuple[Option, ...] = (
+    _job(
+        "inputs",
+        LIST_STRING,
+        None,
+        "audio files, directories, globs, URIs or manifests (.csv/.tsv/.jsonl/.parquet with a path column)",
+        flag=None,
+    ),
+    _job(
+        "output",
+        STRING,
+        None,
+        "output directory (records under DIR/transcripts, report under DIR/report)",
+        aliases=("-o",),
+        required=True,
+    ),
+    _job(
+        "model",
+        STRING,
+        None,
+        "tiny.en (embedded default), base, a local CTranslate2/HF Whisper dir, or a hub id (online)",
+    ),
+    _job("format", STRING, "jsonl", "output record format", choices=("jsonl", "parquet")),
+    _job("partitions", INT, 0, "partitions to spread inputs over (0 = automatic)", minimum=0),
+    _job("master", STRING, None, "Spark master URL (default local[*]; ignored under spark-submit)"),
+    _job(
+        "subtitles",
+        LIST_STRING,
+        [],
+        "per-file subtitles to write under DIR/subtitles: srt, vtt or srt,vtt",
+        choices=("srt", "vtt"),
+        comma=True,
+    ),
+    _job(
+        "resume",
+        BOOL,
+        True,
+        "skip inputs already transcribed with the same model and options (--no-resume: refuse to run over existing results)",
+    ),
+    _job("quiet", BOOL, False, "no live progress (for schedulers)", aliases=("-q",)),
+    _job("report", BOOL, True, "write the WER report when inputs have references"),
+    _job(
+        "spark_conf",
+        MAP_STRING,
+        {},
+        "extra Spark settings (spark.* keys)",
+        flag=None,
+        example={"spark.executor.memoryOverhead": "2g"},
+    ),
+)
+
+
+def transcribe_options() -> List[Option]:
+    """Every option of ``sparkasr transcribe`` and its job file, in order: the job's own, then
+    the Whisper stage's engine options (decoding and runtime)."""
+    whisper = [o for o in stage_table("WhisperForCTC").options if o.config_key]
+    return list(JOB[:3]) + whisper + list(JOB[3:])
+
+
+# ---------------------------------------------------------------------------------------------
+# Exports: JSON, the README/docs tables, conf/job.yaml
+# ---------------------------------------------------------------------------------------------
+
+
+def to_json() -> Dict[str, Any]:
+    return {
+        "format": 1,
+        "stages": {
+            t.name: {"python_class": t.python_class, "params": describe(t.options)} for t in stage_tables().values()
+        },
+    }
+
+
+def _md(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`' if value == "" else f"`{value}`"
+    if isinstance(value, list):
+        return "`[" + ", ".join(_plain(v) for v in value) + "]`"
+    return f"`{value}`"
+
+
+def _plain(v: Any) -> str:
+    return f'"{v}"' if isinstance(v, str) else (str(v).lower() if isinstance(v, bool) else str(v))
+
+
+def markdown_table(stage: str, names: Optional[Sequence[str]] = None, skip: Sequence[str] = ()) -> str:
+    """A markdown table (param, default, meaning) of a stage's options."""
+    table = stage_table(stage)
+    rows = ["| param | default | meaning |", "| --- | --- | --- |"]
+    for o in table.options:
+        if (names is not None and o.name not in names) or o.name in skip:
+            continue
+        rows.append(f"| `{o.name}` | {_md(o.default)} | {o.doc.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+def cli_table() -> str:
+    rows = ["| flag | job.yaml key | default | meaning |", "| --- | --- | --- | --- |"]
+    for o in transcribe_options():
+        flag = f"`{o.cli_flag}`" if o.cli_flag else "(positional)" if o.name == "inputs" else "—"
+        rows.append(
+            f"| {flag} | `{o.config_key}` | {'—' if o.default is None else _md(o.default)} | {o.doc.replace('|', '/')} |"
+        )
+    return "\n".join(rows)
+
+
+_SPARK_COLS = (
+    "inputCols",
+    "outputCol",
+    "modelSource",
+    "shipModel",
+    "chunksCol",
+    "pathCol",
+    "offsetCol",
+    "durationCol",
+    "errorCol",
+)
+
+
+def _sections() -> Dict[str, str]:
+    """Generated sections of the docs: marker name -> body."""
+    return {
+        "whisper-options": markdown_table("WhisperForCTC", skip=_SPARK_COLS),
+        "ctc-options": markdown_table("Wav2Vec2ForCTC", skip=_SPARK_COLS),
+        "speech-columns": markdown_table("WhisperForCTC", names=_SPARK_COLS),
+        "assembler-options": markdown_table("AudioAssembler"),
+        "evaluator-options": markdown_table("WerEvaluator"),
+        "transcribe-options": cli_table(),
+    }
+
+
+_SECTION = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[a-z-]+) .*?-->\n)(?P<body>.*?)(<!-- END GENERATED -->)", re.S)
+
+
+def render_doc(text: str) -> str:
+    """``text`` with every generated section replaced by its current body."""
+    sections = _sections()
+
+    def sub(m):
+        return m.group(1) + sections[m.group("name")] + "\n" + m.group(4)
+
+    return _SECTION.sub(sub, text)
+
+
+def job_yaml() -> str:
+    """``conf/job.yaml``: every key the job file accepts, with its doc and default."""
+    out = [
+        "# sparkasr transcribe --config conf/job.yaml",
+        "# Every key the job file accepts (unknown keys and bad values stop the job before Spark starts,",
+        "# naming the key). Command-line flags override these values. Commented keys show defaults.",
+        "# Generated from the option table (python -m sparkasr.params --write): edit the table, not this file.",
+        "",
+    ]
+    examples = {"inputs": ["tests/data/librivox", "tests/data/cards"], "output": "out/job"}
+    for o in transcribe_options():
+        out.append(f"# {o.doc}" + (f" ({o.allowed()})" if o.allowed() and o.allowed() not in o.doc else ""))
+        key = o.config_key
+        if key in examples:
+            out.append(f"{key}: {_yaml(examples[key])}")
+        elif o.type == MAP_STRING:
+            out.append(f"# {key}:")
+            out.extend(f"#   {k}: {v}" for k, v in (o.example or {}).items())
+        else:
+            out.append(f"# {key}:" + ("" if o.default is None else f" {_yaml(o.default)}"))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _yaml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(_yaml(x) for x in v) + "]"
+    if isinstance(v, str):
+        return json.dumps(v) if v == "" or ":" in v or v.strip() != v else v
+    return str(v)
+
+
+def generated_files() -> Dict[str, str]:
+    """Repository-relative path -> the content the option table gives it."""
+    out = {JSON_SNAPSHOT: json.dumps(to_json(), indent=2) + "\n", "conf/job.yaml": job_yaml()}
+    for doc in ("README.md", "docs/ctc.md", "docs/evaluation.md"):
+        path = ROOT / doc
+        if path.is_file():
+            out[doc] = render_doc(path.read_text(encoding="utf-8"))
+    return out
+
+
+def stale_files(root: Path = ROOT) -> List[str]:
+    """The generated files under ``root`` that disagree with the option table."""
+    stale = []
+    for rel, want in generated_files().items():
+        path = root / rel
+        if not path.is_file() or path.read_text(encoding="utf-8") != want:
+            stale.append(rel)
+    return stale
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sparkasr.params", description=__doc__.split("\n\n")[0])
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--json", action="store_true", help="print every stage's option table as JSON")
+    g.add_argument("--write", action="store_true", help="regenerate the files derived from the table")
+    g.add_argument("--check", action="store_true", help="exit 1 when a derived file disagrees with the table")
+    args = p.parse_args(argv)
+    if args.json:
+        json.dump(to_json(), sys.stdout, indent=2)
+        print()
+        return 0
+    if args.write:
+        for rel, content in generated_files().items():
+            path = ROOT / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.is_file() or path.read_text(encoding="utf-8") != content:
+                path.write_text(content, encoding="utf-8")
+                print(f"wrote {rel}")
+        return 0
+    stale = stale_files()
+    for rel in stale:
+        print(f"{rel} disagrees with the option table: run python -m sparkasr.params --write", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,456 @@
+"""The Whisper engine: CTranslate2 through faster-whisper, batched across rows, no truncation.
+
+Two paths, chosen per item:
+
+* **short items** (at most one 30-s window): batched across items. Features of up to
+  ``batch_size`` items are stacked, encoded in one call, the language is detected per item when not
+  given, and one ``generate`` call decodes the whole batch (beam search, timestamps). Items whose
+  decode fails Whisper's quality checks (compression ratio, average log-probability) are decoded
+  again on the sequential path, which applies the temperature fallback. An item that stops early
+  (a dense window whose last sentence Whisper leaves open for a next window) has the rest, from its
+  last predicted timestamp, decoded in a further batched round, as faster-whisper's seek would.
+* **long items**, ``strategy="batch"`` (the default): cut at quiet points into pieces of at most
+  30 s (a cut moves back by up to 5 s to the quietest 100-ms frame, so words are not split and no
+  window ever runs past Whisper's 30 s), and the pieces of all rows are decoded like short items,
+  batched, as text (no timestamp tokens: a timestamped decode leaves a window's last sentence open
+  for a next window to seek to). A piece that fails the quality checks is decoded again with the
+  temperature fallback. Each piece is one segment, its times trimmed to the piece's speech; word
+  timestamps come from cross-attention alignment. This is faster-whisper's batched mode made safe:
+  no VAD (no speech dropped), no window over 30 s (faster-whisper's merged VAD windows can exceed
+  30 s and lose their last words), and the fallback that its batched mode lacks.
+* **long items**, ``strategy="sequential"``: faster-whisper's sequential long-form algorithm (30-s
+  windows that seek on predicted timestamps, conditioning on previous text, temperature fallback):
+  the same result as ``WhisperModel.transcribe`` on the same audio, never truncated; Whisper's own
+  sentence-level segments. Rows longer than ``1.5 * long_piece_s`` are decoded in pieces of
+  ``long_piece_s`` (bounded memory).
+
+``strategy="pack"`` hands the items to :mod:`.packing`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, cut_pieces, speech_bounds
+from ..engines import cached_engine
+from ..records import AudioItem, Chunk, Transcript, error_transcript
+from .model import _TopKModel, add_word_timestamps, compression_ratio, encode, load_model
+from .options import PIECE_SEARCH_S, WINDOW_S, RuntimeOptions, WhisperOptions
+from .packing import transcribe_packed
+from .window import WindowBatch, decode_windows
+
+log = logging.getLogger(__name__)
+
+
+class WhisperEngine:
+    """Transcribe batches of :class:`AudioItem` with one cached Whisper model."""
+
+    def __init__(
+        self, model_path: str, options: WhisperOptions = WhisperOptions(), runtime: RuntimeOptions = RuntimeOptions()
+    ):
+        self.model_path = model_path
+        self.options = options
+        self.runtime = runtime
+        self.model = load_model(model_path, runtime)
+        self.multilingual = bool(self.model.model.is_multilingual)
+        if options.language and not self.multilingual and options.language != "en":
+            raise ValueError(f"{model_path} is an English-only model; language={options.language!r} is not possible")
+        if options.task == "translate" and not self.multilingual:
+            raise ValueError(f"{model_path} is an English-only model: task='translate' needs a multilingual model")
+        if options.language and self.multilingual and options.language not in self.model.supported_languages:
+            raise ValueError(f"unknown language {options.language!r} for this model")
+
+    # -- public ------------------------------------------------------------------------------
+
+    def transcribe_batch(self, items: Sequence[AudioItem]) -> List[Transcript]:
+        if self.options.strategy == "pack":
+            return transcribe_packed(self, list(items))
+        out: List[Optional[Transcript]] = [None] * len(items)
+        short, long_ = [], []
+        for i, item in enumerate(items):
+            if item.error is not None or item.samples is None:
+                out[i] = error_transcript(item, item.error or "no audio")
+            elif np.size(item.samples) == 0:
+                out[i] = error_transcript(item, "audio has zero length (no samples)")
+            elif not np.isfinite(item.samples).all():
+                # NaN/inf features make Whisper emit garbage text instead of failing
+                out[i] = error_transcript(item, "audio contains NaN or infinite samples")
+            elif item.duration_s <= WINDOW_S and not self.options.vad_filter:
+                short.append(i)
+            else:
+                long_.append(i)
+        fw = self._model_for_call()
+        for i, r in zip(short, self._decode_in_batches([items[i] for i in short], fw, text_only=False)):
+            out[i] = r
+        if self.options.strategy == "batch" and not self.options.vad_filter:
+            for i, r in zip(long_, self._transcribe_long_batched([items[i] for i in long_], fw)):
+                out[i] = r
+        else:
+            for i in long_:
+                out[i] = self._safe_sequential(items[i], fw)
+        return [r for r in out]  # type: ignore[misc]
+
+    def _decode_in_batches(self, items: List[AudioItem], fw, text_only: bool) -> List[Transcript]:
+        """Items of at most 30 s, ``batch_size`` at a time; a failed batch is retried item by item."""
+        out: List[Transcript] = []
+        bs = self.options.batch_size
+        for start in range(0, len(items), bs):
+            batch = items[start : start + bs]
+            try:
+                out.extend(self._transcribe_short(batch, fw, text_only=text_only))
+            except Exception as exc:  # a batch failure must not lose rows: retry one by one
+                log.warning("batched decode failed (%s); retrying items one at a time", exc)
+                out.extend(self._safe_sequential(it, fw, text_only=text_only) for it in batch)
+        return out
+
+    def _transcribe_long_batched(self, items: List[AudioItem], fw) -> List[Transcript]:
+        """Long rows: cut into <=30-s pieces at quiet points, all pieces decoded batched as text,
+        joined per row (see the module docstring)."""
+        pieces: List[AudioItem] = []
+        owner: List[Tuple[int, int]] = []
+        for it in items:
+            ranges = cut_pieces(it.samples, WINDOW_S, PIECE_SEARCH_S)
+            owner.append((len(pieces), len(ranges)))
+            pieces.extend(
+                AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE) for a, b in ranges
+            )
+        done = self._decode_in_batches(pieces, fw, text_only=True)
+        out: List[Transcript] = []
+        for it, (first, count) in zip(items, owner):
+            parts = done[first : first + count]
+            errors = [f"piece at {p.offset_s:.1f} s: {p.error}" for p in parts if p.error]
+            weight: Dict[str, float] = {}
+            for p in parts:
+                if p.language and p.text:
+                    weight[p.language] = weight.get(p.language, 0.0) + p.language_probability * p.duration_s
+            lang = max(weight, key=weight.get) if weight else parts[0].language
+            out.append(
+                Transcript(
+                    text=" ".join(p.text.strip() for p in parts if p.text.strip()),
+                    chunks=[c for p in parts for c in p.chunks],
+                    language=lang,
+                    language_probability=max(
+                        (p.language_probability for p in parts if p.language == lang), default=0.0
+                    ),
+                    duration_s=it.duration_s,
+                    source=it.source,
+                    offset_s=it.offset_s,
+                    error=("; ".join(errors) if errors else None),
+                    extra={
+                        "path": "pieces",
+                        "pieces": count,
+                        "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts),
+                    },
+                )
+            )
+        return out
+
+    def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
+        return self.transcribe_batch([AudioItem(samples=samples, source=source)])[0]
+
+    # -- sequential (long-form) path -----------------------------------------------------------
+
+    def _model_for_call(self):
+        """The faster-whisper model for one ``transcribe_batch`` call.
+
+        With a ``seed`` and sampling, CTranslate2's random generator is thread-local to the model's
+        worker threads and seeded only when a thread first samples, so ``set_random_seed`` before a
+        call has no effect on a model that has sampled before: repeated calls would differ. For a
+        seeded sampling engine each call therefore gets a fresh CTranslate2 replica (new worker
+        threads) of the cached model, created after setting the seed: the same input and seed give
+        the same output on every call. Costs one replica load per call, only for seeded sampling.
+        """
+        fw = self.model
+        if self.options.seed is None or not self.options.sampling:
+            return fw
+        import copy
+
+        import ctranslate2
+
+        ctranslate2.set_random_seed(self.options.seed)
+        inner = fw.model
+        fresh = copy.copy(fw)
+        fresh.model = ctranslate2.models.Whisper(
+            self.model_path,
+            device=inner.device,
+            device_index=inner.device_index,
+            compute_type=inner.compute_type,
+            intra_threads=self.runtime.cpu_threads,
+        )
+        return fresh
+
+    def _safe_sequential(self, item: AudioItem, fw=None, text_only: bool = False) -> Transcript:
+        try:
+            return self._transcribe_sequential(item, fw, text_only=text_only)
+        except Exception as exc:
+            return error_transcript(item, f"transcription failed: {type(exc).__name__}: {exc}")
+
+    def _with_topk(self, fw=None):
+        model = self.model if fw is None else fw
+        if self.options.top_k > 0 and not isinstance(model.model, _TopKModel):
+            # Per-call proxy (the cached model is shared by engines with other options).
+            import copy
+
+            inner = model.model
+            model = copy.copy(model)
+            model.model = _TopKModel(inner, self.options.top_k)
+        return model
+
+    def _transcribe_sequential(self, item: AudioItem, fw=None, text_only: bool = False) -> Transcript:
+        """faster-whisper's ``transcribe`` on one item. ``text_only``: a piece of a long row (at most
+        30 s), decoded without timestamp tokens as one segment, with the temperature fallback."""
+        opts = self.options
+        model = self._with_topk(fw)
+        kwargs = opts.fw_kwargs()
+        if not self.multilingual:
+            kwargs["language"] = "en"
+        if text_only:
+            kwargs.update(without_timestamps=True, condition_on_previous_text=False)
+            t = self._run_sequential(item, model, kwargs)
+            if opts.timestamps == "segment" and t.text:
+                t.chunks = [_piece_segment(item, t.text)]
+            return t
+        if opts.seed is not None:
+            import ctranslate2
+
+            ctranslate2.set_random_seed(opts.seed)
+        if item.duration_s > 1.5 * opts.long_piece_s:
+            return self._transcribe_in_pieces(item, model, kwargs)
+        return self._run_sequential(item, model, kwargs)
+
+    def _transcribe_in_pieces(self, item: AudioItem, model, kwargs) -> Transcript:
+        """Very long rows: faster-whisper's long-form algorithm on pieces of ``long_piece_s`` cut at
+        quiet points, the language fixed by the first piece and the previous piece's last words as
+        the prompt, so a worker's memory no longer grows with the file (faster-whisper computes the
+        log-mel features of its whole input at once)."""
+        from ..audio import iter_segments
+
+        parts: List[Transcript] = []
+        kw = dict(kwargs)
+        for off, samples in iter_segments(iter([item.samples]), self.options.long_piece_s, search_s=10.0):
+            if samples.size == 0:
+                continue
+            sub = AudioItem(samples, source=item.source, offset_s=item.offset_s + off)
+            t = self._run_sequential(sub, model, kw)
+            parts.append(t)
+            kw["language"] = kw.get("language") or t.language
+            if self.options.condition_on_previous_text and t.text:
+                tail = " ".join(t.text.split()[-40:])
+                kw["initial_prompt"] = (
+                    tail if not self.options.initial_prompt else f"{self.options.initial_prompt} {tail}"
+                )
+        first = parts[0] if parts else Transcript()
+        return Transcript(
+            text=" ".join(p.text for p in parts if p.text).strip(),
+            chunks=[c for p in parts for c in p.chunks],
+            language=first.language,
+            language_probability=first.language_probability,
+            duration_s=item.duration_s,
+            source=item.source,
+            offset_s=item.offset_s,
+            extra={"path": "sequential-pieces", "pieces": len(parts)},
+        )
+
+    def _run_sequential(self, item: AudioItem, model, kwargs) -> Transcript:
+        opts = self.options
+        segments, info = model.transcribe(item.samples, **kwargs)
+        chunks: List[Chunk] = []
+        texts: List[str] = []
+        dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
+        for seg in segments:  # generator: memory stays bounded by one window
+            texts.append(seg.text)
+            if opts.timestamps == "segment":
+                chunks.append(
+                    Chunk(
+                        seg.text.strip(),
+                        _r(min(seg.start, dur) + item.offset_s),
+                        _r(min(seg.end, dur) + item.offset_s),
+                        "segment",
+                    )
+                )
+            elif opts.timestamps == "word" and seg.words:
+                for w in seg.words:
+                    chunks.append(
+                        Chunk(
+                            w.word.strip(),
+                            _r(min(w.start, dur) + item.offset_s),
+                            _r(min(w.end, dur) + item.offset_s),
+                            "word",
+                            float(w.probability),
+                        )
+                    )
+        return Transcript(
+            text="".join(texts).strip(),
+            chunks=chunks,
+            language=info.language,
+            language_probability=float(info.language_probability),
+            duration_s=item.duration_s,
+            source=item.source,
+            offset_s=item.offset_s,
+            extra={"path": "sequential"},
+        )
+
+    # -- batched (short items) path --------------------------------------------------------------
+
+    def _transcribe_short(
+        self,
+        items: List[AudioItem],
+        fw=None,
+        text_only: bool = False,
+        languages: Optional[List[Tuple[str, float]]] = None,
+        contexts: Optional[List[str]] = None,
+    ) -> List[Transcript]:
+        """One batch of items of at most 30 s: one encode, one ``generate``. ``text_only``: pieces
+        of long rows, decoded without timestamp tokens, one segment each (see the module docstring)."""
+        fw = self.model if fw is None else fw
+        opts = self.options
+        batch = decode_windows(
+            fw,
+            opts,
+            [it.samples for it in items],
+            multilingual=self.multilingual,
+            languages=languages,
+            contexts=contexts,
+            without_timestamps=text_only or opts.timestamps == "none",
+        )
+        langs = [(w.language, w.language_probability) for w in batch.windows]
+
+        out: List[Optional[Transcript]] = [None] * len(items)
+        per_item_segments: List[List[dict]] = []
+        segment_sizes: List[int] = []
+        redo: List[int] = []
+        rest_from: Dict[int, float] = {}  # stopped early: decode the rest from this time (s)
+        for i, (item, w) in enumerate(zip(items, batch.windows)):
+            tk = batch.tokenizers[w.language]
+            # faster-whisper's rule: unless the output ends on a single timestamp (nothing after it),
+            # the last, unfinished segment is dropped and decoding resumes at the last timestamp
+            stopped_early = (
+                not text_only and opts.timestamps != "none" and not w.checks.no_speech and w.rest_s < w.size_s
+            )
+            subsegments = w.segments
+            if w.checks.no_speech:
+                subsegments = []
+            elif (w.checks.failed and len(opts.temperature) > 1) or (stopped_early and w.rest_s < 0.1):
+                redo.append(i)
+            elif stopped_early:
+                rest_from[i] = w.rest_s
+            segs = [
+                dict(
+                    text=tk.decode(s["tokens"]),
+                    tokens=s["tokens"],
+                    start=s["start"],
+                    end=s["end"],
+                    seek=0,
+                    avg_logprob=w.avg_logprob,
+                    no_speech_prob=w.no_speech_prob,
+                    compression_ratio=compression_ratio(tk.decode(s["tokens"])),
+                )
+                for s in subsegments
+            ]
+            per_item_segments.append(segs)
+            segment_sizes.append(w.size)
+            out[i] = Transcript(
+                language=w.language,
+                language_probability=w.language_probability,
+                duration_s=item.duration_s,
+                source=item.source,
+                offset_s=item.offset_s,
+                extra={"path": "batched-piece" if text_only else "batched"},
+            )
+
+        if opts.timestamps == "word":
+            self._add_words(per_item_segments, langs, batch, segment_sizes, fw)
+
+        for i, (item, segs) in enumerate(zip(items, per_item_segments)):
+            if i in redo:
+                continue
+            t = out[i]
+            assert t is not None
+            t.text = "".join(s["text"] for s in segs).strip()
+            dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
+            if opts.timestamps == "segment" and text_only:
+                t.chunks = [_piece_segment(item, t.text)] if t.text else []
+            elif opts.timestamps == "segment":
+                t.chunks = [
+                    Chunk(
+                        s["text"].strip(),
+                        _r(min(s["start"], dur) + item.offset_s),
+                        _r(min(s["end"], dur) + item.offset_s),
+                        "segment",
+                    )
+                    for s in segs
+                ]
+            elif opts.timestamps == "word":
+                t.chunks = [
+                    Chunk(
+                        w["word"].strip(),
+                        _r(min(w["start"], dur) + item.offset_s),
+                        _r(min(w["end"], dur) + item.offset_s),
+                        "word",
+                        float(w["probability"]),
+                    )
+                    for s in segs
+                    for w in s.get("words", [])
+                ]
+        if rest_from:  # the rest of each early-stopped item, batched (recursion ends: each rest is shorter)
+            idx = list(rest_from)
+            rests = [
+                AudioItem(
+                    items[i].samples[int(round(rest_from[i] * SAMPLE_RATE)) :],
+                    source=items[i].source,
+                    offset_s=items[i].offset_s + rest_from[i],
+                )
+                for i in idx
+            ]
+            # conditioned on the text so far, as faster-whisper's next window would be
+            contexts = [out[i].text if opts.condition_on_previous_text else "" for i in idx]  # type: ignore[union-attr]
+            for i, r in zip(
+                idx,
+                self._transcribe_short(
+                    rests, fw, text_only=text_only, languages=[langs[i] for i in idx], contexts=contexts
+                ),
+            ):
+                t = out[i]
+                assert t is not None
+                if r.error:
+                    redo.append(i)
+                    continue
+                t.text = f"{t.text} {r.text}".strip()
+                t.chunks = t.chunks + r.chunks
+                t.extra["continued"] = 1 + r.extra.get("continued", 0)
+                if r.extra.get("path") == "sequential":  # the rest needed the temperature fallback
+                    t.extra["rest_path"] = "sequential"
+        for i in redo:  # temperature fallback: the full sequential algorithm
+            out[i] = self._safe_sequential(items[i], fw, text_only=text_only)
+        return [t for t in out]  # type: ignore[misc]
+
+    def _add_words(self, per_item_segments, langs, batch: WindowBatch, segment_sizes, fw=None):
+        fw = self.model if fw is None else fw
+        groups: Dict[str, List[int]] = {}
+        for i, (lang, _) in enumerate(langs):
+            groups.setdefault(lang, []).append(i)
+        for lang, idx in groups.items():
+            enc = batch.encoder_output if len(groups) == 1 else encode(fw, batch.features[idx])
+            sub = [per_item_segments[i] for i in idx]
+            if not any(sub):
+                continue
+            # faster-whisper skips empty segment lists incorrectly; give each item at least a list.
+            add_word_timestamps(fw, sub, batch.tokenizers[lang], enc, [segment_sizes[i] for i in idx])
+
+
+def _r(x: float) -> float:
+    return round(float(x), 3)
+
+
+def _piece_segment(item: AudioItem, text: str) -> Chunk:
+    """A long row's piece as one segment, its times trimmed to the piece's sound."""
+    start, end = speech_bounds(item.samples)
+    return Chunk(text.strip(), _r(start + item.offset_s), _r(end + item.offset_s), "segment")
+
+
+def get_engine(model_path: str, options: WhisperOptions, runtime: RuntimeOptions) -> WhisperEngine:
+    """The process's cached engine for ``model_path``, ``options`` and ``runtime``."""
+    return cached_engine(("whisper", model_path, options, runtime), lambda: WhisperEngine(model_path, options, runtime))

@@ -1,0 +1,246 @@
+"""The option table is the one source of truth: the stages' Params, the engine options, the CLI
+flags, the job file, the docs and the JSON table for the Scala stages all agree with it."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sparkasr import params as P
+from sparkasr.ctc.engine import CTCOptions
+from sparkasr.ctc.lm import BeamOptions
+from sparkasr.options import engine_only_fields, options_of
+from sparkasr.whisper import RuntimeOptions, WhisperOptions
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Engine fields tuned in code, not by users. A new field must be declared an option (with
+# sparkasr.options.option) or added here, on purpose.
+ENGINE_ONLY = {
+    WhisperOptions: {"compression_ratio_threshold", "log_prob_threshold", "no_speech_threshold"},
+    RuntimeOptions: {"device_index"},
+    CTCOptions: {"auto_chunk_length_s", "max_batch_samples", "max_padding_ratio", "beam"},
+    BeamOptions: {"kenlm_model_path", "unigrams", "beam_prune_logp", "token_min_logp", "unk_score_offset"},
+}
+
+
+def _stage_classes():
+    from sparkasr import AudioAssembler, HubertForCTC, Wav2Vec2ForCTC, WerEvaluator, WhisperForCTC
+
+    return {c.__name__: c for c in (AudioAssembler, WhisperForCTC, Wav2Vec2ForCTC, HubertForCTC, WerEvaluator)}
+
+
+def test_generated_files_agree_with_the_table():
+    """README/docs tables, conf/job.yaml and the Scala JSON snapshot are what the table gives."""
+    assert P.stale_files() == []
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparkasr.params", "--check"], capture_output=True, text=True, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_check_fails_on_a_stale_file(tmp_path, monkeypatch):
+    for rel, content in P.generated_files().items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(content)
+    assert P.stale_files(tmp_path) == []
+    readme = tmp_path / "README.md"
+    readme.write_text(readme.read_text().replace("| `beamSize` | `5` |", "| `beamSize` | `4` |"))
+    assert P.stale_files(tmp_path) == ["README.md"]
+
+
+@pytest.mark.parametrize("cls", list(ENGINE_ONLY), ids=lambda c: c.__name__)
+def test_every_engine_field_is_an_option_or_declared_engine_only(cls):
+    assert set(engine_only_fields(cls)) == ENGINE_ONLY[cls]
+    for opt in options_of(cls):
+        # the dataclass default is the engine value of the param default
+        assert getattr(cls(), opt.field) == opt.to_engine(opt.default), opt.name
+        if opt.convert is None:  # beamWidth's 0 is the engine's 100 (one way)
+            assert opt.from_engine(opt.to_engine(opt.default)) == opt.default, opt.name
+
+
+def test_stage_params_are_exactly_the_table():
+    from pyspark.ml.param import TypeConverters
+
+    converters = {
+        "string": TypeConverters.toString,
+        "int": TypeConverters.toInt,
+        "float": TypeConverters.toFloat,
+        "bool": TypeConverters.toBoolean,
+        "list<string>": TypeConverters.toListString,
+    }
+    classes = _stage_classes()
+    assert set(classes) == set(P.stage_tables())
+    for name, table in P.stage_tables().items():
+        cls = classes[name]
+        assert table.python_class == f"{cls.__module__}.{cls.__name__}"
+        stage = cls()
+        assert sorted(p.name for p in stage.params) == sorted(table.names), name
+        sig = inspect.signature(cls.__init__)
+        assert [p for p in sig.parameters if p != "self"] == table.names
+        assert [p for p in inspect.signature(cls.setParams).parameters if p != "self"] == table.names
+        for opt in table.options:
+            param = getattr(stage, opt.name)
+            assert param.doc == opt.doc
+            if opt.type in converters:
+                assert param.typeConverter is converters[opt.type], opt.name
+            cap = opt.name[0].upper() + opt.name[1:]
+            assert callable(getattr(stage, "set" + cap)) and callable(getattr(stage, "get" + cap)), opt.name
+            if opt.default is not None:
+                assert stage.getOrDefault(opt.name) == opt.default, opt.name
+
+
+def _a_value(opt):
+    """A valid value other than the default."""
+    if opt.choices:
+        return next(c for c in opt.choices if c != opt.default)
+    return {
+        "int": lambda d: (d or 0) + 2 if opt.maximum is None else min(opt.maximum, (d or 0) + 2),
+        "float": lambda d: (d or 0.0) + 61.5 if opt.maximum is None else opt.maximum - 0.5,
+        "bool": lambda d: not d,
+        "string": lambda d: (d or "") + "x",
+        "list<float>": lambda d: [0.0, 0.5],
+        "list<string>": lambda d: ["alpha", "beta"],
+        "list<int>": lambda d: [-1, 50],
+    }[opt.type](opt.default)
+
+
+@pytest.mark.parametrize(
+    "cls,stage",
+    [
+        (WhisperOptions, "WhisperForCTC"),
+        (RuntimeOptions, "WhisperForCTC"),
+        (CTCOptions, "Wav2Vec2ForCTC"),
+        (BeamOptions, "Wav2Vec2ForCTC"),
+    ],
+    ids=["whisper", "runtime", "ctc", "beam"],
+)
+def test_a_param_reaches_its_engine_field_through_keyword_and_setter(cls, stage):
+    """Every engine option set on the stage (keyword or setter) arrives in the engine options."""
+    stage_cls = _stage_classes()[stage]
+    for opt in options_of(cls):
+        if opt.name == "topP":  # 1.0 is its only valid value (CTranslate2 has no nucleus sampling)
+            continue
+        value = _a_value(opt)
+        if opt.name == "strideLengthS":
+            value = [1.0, 2.0]
+            extra = {"chunkLengthS": 10.0}
+        else:
+            extra = {"beamWidth": 4} if cls is BeamOptions and opt.name != "beamWidth" else {}  # the beam on
+        by_kw = stage_cls(**{opt.name: value}, **extra)
+        by_setter = stage_cls(**extra)
+        getattr(by_setter, "set" + opt.name[0].upper() + opt.name[1:])(value)
+        for st in (by_kw, by_setter):
+            engine = st._runtime() if cls is RuntimeOptions else st._options()
+            if cls is BeamOptions:
+                engine = engine.beam
+            assert getattr(engine, opt.field) == opt.to_engine(value), (opt.name, value)
+
+
+def test_bad_values_fail_naming_the_param_and_the_allowed_values():
+    from sparkasr import AudioAssembler, WerEvaluator, WhisperForCTC
+
+    with pytest.raises(
+        ValueError, match=r"^WhisperForCTC: computeType must be one of default, auto, int8, .* \(got 'int3'\)$"
+    ):
+        WhisperForCTC(computeType="int3")
+    with pytest.raises(ValueError, match=r"^WhisperForCTC: beamSize must be an integer >= 1 \(got 0\)$"):
+        WhisperForCTC().setBeamSize(0)
+    with pytest.raises(ValueError, match=r"^WerEvaluator: metricName must be one of wer, cer, mer, wil \(got 'acc'\)$"):
+        WerEvaluator(metricName="acc")
+    with pytest.raises(ValueError, match=r"^AudioAssembler: channels must be an integer >= 1 \(got 0\)$"):
+        AudioAssembler(channels=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'beamsize'"):
+        WhisperForCTC(beamsize=2)
+    with pytest.raises(TypeError):
+        WhisperForCTC("positional")
+
+
+def test_model_specific_options_are_checked_on_the_driver():
+    from sparkasr import WhisperForCTC
+
+    with pytest.raises(ValueError, match="language 'de' is not possible with tiny.en, an English-only model"):
+        WhisperForCTC.pretrained().setLanguage("de").validateModel()
+    with pytest.raises(ValueError, match="task 'translate' needs a multilingual model"):
+        WhisperForCTC.pretrained().setTask("translate").validateModel()
+    with pytest.raises(ValueError, match=r"language 'klingon' is not a language of base \(choices: en, zh, de"):
+        WhisperForCTC.pretrained("base").setLanguage("klingon").validateModel()
+    WhisperForCTC.pretrained("base").setLanguage("de").setTask("translate").validateModel()
+
+
+def _transcribe_parser():
+    import argparse
+
+    from sparkasr import cli
+
+    parser = argparse.ArgumentParser()
+    cli._add_transcribe(parser.add_subparsers(dest="command"))
+    return parser._subparsers._group_actions[0].choices["transcribe"]
+
+
+def test_cli_flags_are_the_tables():
+    sub = _transcribe_parser()
+    flags = {s for a in sub._actions for s in a.option_strings if s.startswith("--")}
+    by_table = set()
+    for opt in P.transcribe_options():
+        if opt.cli_flag:
+            by_table.add(opt.cli_flag)
+            if opt.type == "bool":
+                by_table.add("--no-" + opt.cli_flag[2:])
+    assert flags - {"--help", "--config", "--print"} == by_table
+    dests = {a.dest for a in sub._actions}
+    assert {o.config_key for o in P.transcribe_options() if o.cli_flag} <= dests
+
+
+def test_job_file_keys_are_the_tables():
+    from sparkasr.config import KEYS, load_config
+
+    text = (REPO / "conf" / "job.yaml").read_text()
+    blocks = [b.splitlines() for b in text.split("\n\n")[1:]]  # after the header: doc lines, then the key
+    keyed = []
+    for block in blocks:
+        line = next(ln for ln in block if not ln.startswith("# ") or ":" in ln and ln[2:].split(":")[0] in KEYS)
+        commented = line.startswith("# ")
+        key, _, value = line[2 if commented else 0 :].partition(":")
+        keyed.append((commented, key, value))
+    assert [k for _, k, _ in keyed] == list(KEYS)  # every key, once, in the table's order
+    assert load_config(str(REPO / "conf" / "job.yaml")) == {
+        "inputs": ["tests/data/librivox", "tests/data/cards"],
+        "output": "out/job",
+    }
+    for commented, key, value in keyed:  # each commented default, uncommented, is the table's default
+        if commented and value.strip():
+            assert KEYS[key].check(yaml.safe_load(value)) == KEYS[key].default, key
+
+
+def test_the_exported_json_is_the_table():
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparkasr.params", "--json"], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    data = json.loads(proc.stdout)
+    assert data == json.loads((REPO / P.JSON_SNAPSHOT).read_text())
+    whisper = {p["name"]: p for p in data["stages"]["WhisperForCTC"]["params"]}
+    assert whisper["beamSize"] == {
+        "name": "beamSize",
+        "type": "int",
+        "default": 5,
+        "doc": whisper["beamSize"]["doc"],
+        "choices": None,
+    }
+    assert whisper["computeType"]["choices"][:3] == ["default", "auto", "int8"]
+    assert whisper["temperature"]["default"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    for stage in data["stages"].values():
+        for p in stage["params"]:
+            assert p["type"] in ("string", "int", "float", "bool", "list<string>", "list<float>", "list<int>"), p
+
+
+def test_engine_options_dataclasses_are_frozen_and_hashable():
+    for cls in ENGINE_ONLY:
+        assert dataclasses.fields(cls) and hash(cls()) == hash(cls())
