@@ -67,7 +67,7 @@ TESTS=(
   tests/test_spark_whisper.py               # Whisper pipeline on real clips, mapInArrow, reader, assembler, persistence
   "tests/test_ctc_spark.py::test_pipeline_on_real_audio"  # CTC pipeline on real clips, error rows, save/load
   tests/test_eval_spark.py                  # Evaluator, CrossValidator/TrainValidationSplit, pandas UDF, grouped mapInArrow
-  # (but its two property tests over many partitionings, a third of this leg's time: the same
+  # (but its two property tests over many partitionings, over a quarter of this leg's test time: the same
   # aggregation runs in test_same_result_as_pure_python_including_substitutions and the group_by test)
   --deselect tests/test_eval_spark.py::test_distributed_totals_equal_jiwer_across_partitionings
   --deselect tests/test_eval_spark.py::test_grouped_normalised_totals_and_substitutions_across_partitionings
