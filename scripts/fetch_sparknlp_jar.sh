@@ -4,11 +4,15 @@
 #
 #   SPARKASR_TEST_JARS="$(scripts/fetch_sparknlp_jar.sh)" pytest tests/test_sparknlp_interop.py
 #
+# CI's pyspark 3.5 leg (scripts/test_spark35.sh) takes SPARKNLP_VERSION=5.5.3
+# SPARKNLP_ARTIFACT=spark-nlp_2.12: the default (7.0.0, Scala 2.13) is not on the Maven Central CI reaches.
+#
 # The Maven jar of Spark NLP is not an assembly: even Tokenizer needs its transitive dependencies
 # (e.g. com.amazonaws:aws-java-sdk-s3 through the Feature serializer), so the script resolves them
 # with Maven into one folder. The deep-learning runtimes (TensorFlow, ONNX Runtime, llama.cpp,
 # OpenVINO; several hundred MB of native code) and the storage/office back ends are excluded: the
-# interop tests use DocumentAssembler, SentenceDetector, Tokenizer and AudioAssembler only.
+# interop tests use AudioAssembler, DocumentAssembler, SentenceDetector, Tokenizer, Normalizer,
+# StopWordsCleaner and LightPipeline only.
 # Set SPARKNLP_FULL=1 to keep every dependency.
 #
 # Idempotent: a finished fetch leaves "$DEST/.complete" and later calls only print the list, with

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -31,7 +32,16 @@ def _root() -> Path:
 
 
 def tiny_models() -> Dict[str, Dict[str, Path]]:
-    """{"wav2vec2"|"hubert": {"hf": dir, "onnx": dir}}, built once per process."""
+    """{"wav2vec2"|"hubert": {"hf": dir, "onnx": dir}}, built once per process, or the ones
+    ``tests/fixtures/make_ctc_models.py`` built under ``$SPARKASR_TEST_CTC_MODELS`` in another
+    environment (``scripts/test_spark35.sh``: its pyspark 3.5 environment has no torch)."""
+    prebuilt = os.environ.get("SPARKASR_TEST_CTC_MODELS")
+    if prebuilt:
+        models = {kind: {f: Path(prebuilt) / kind / f for f in ("hf", "onnx")} for kind in ("wav2vec2", "hubert")}
+        missing = [str(p) for m in models.values() for p in m.values() if not (p / "config.json").is_file()]
+        if missing:
+            pytest.fail(f"SPARKASR_TEST_CTC_MODELS={prebuilt}: no model in {missing}", pytrace=False)
+        return models
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     pytest.importorskip("onnx")

@@ -112,6 +112,24 @@ def test_light_pipeline_matches_spark(pipeline_model, audio_df, clips):
     assert t.text == res[0]["transcription"][0] and t.language == "en"
 
 
+def test_light_pipeline_refuses_stages_it_cannot_run(spark, pipeline_model):
+    """Only an assembler, speech annotators and then Spark NLP annotators run without a Spark job."""
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.feature import SQLTransformer
+
+    asm, asr = pipeline_model.stages
+    sql = SQLTransformer(statement="SELECT * FROM __THIS__")
+    for stages, refused in (
+        ([asm, asr, sql], "SQLTransformer"),
+        ([sql, asm, asr], "SQLTransformer"),
+        ([asm, asr, asm], "AudioAssembler"),
+    ):
+        with pytest.raises(TypeError, match=f"; {refused} here needs a Spark job"):
+            LightPipeline(PipelineModel(stages))
+    with pytest.raises(ValueError, match="no speech annotator"):
+        LightPipeline(PipelineModel([asm]))
+
+
 def test_keyword_constructor_and_params():
     asr = WhisperForCTC(inputCols=["a"], outputCol="t", beamSize=2, timestamps="word", temperature=0.0, language="en")
     assert asr.getBeamSize() == 2 and asr.getTimestamps() == "word" and asr.getTemperature() == [0.0]

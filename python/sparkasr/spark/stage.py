@@ -29,6 +29,7 @@ from .. import annotation as A
 from ..cells import cell_items, cell_source
 from ..engines import transcribe_isolating
 from ..records import AudioItem, Transcript, error_transcript
+from .compat import load_metadata, save_metadata
 from .context import EngineSpec, task_engine
 from .inputs import INPUT_PATH, classify_input, column_values, input_cells
 from .params import HasInputCols, HasReaderCols
@@ -260,7 +261,7 @@ class _SpeechModelWriter(DefaultParamsWriter):
             else:
                 raise ValueError(f"cannot save {stage.uid}: model files at {ref.path} are not local to the driver")
             extra["weights"] = "weights/" + stage.uid
-        DefaultParamsWriter.saveMetadata(stage, path, self.sparkSession, extraMetadata=extra)
+        save_metadata(stage, path, self.sparkSession, extra)
 
 
 class _SpeechModelReader(MLReader):
@@ -269,7 +270,7 @@ class _SpeechModelReader(MLReader):
         self.cls = cls
 
     def load(self, path: str):
-        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        metadata = load_metadata(path, self.sparkSession)
         instance = self.cls()
         instance._resetUid(metadata["uid"])
         DefaultParamsReader.getAndSetParams(instance, metadata)
