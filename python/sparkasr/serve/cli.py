@@ -144,7 +144,7 @@ def serve_main(args) -> int:
 
 def demo_main(args) -> int:
     try:
-        from .demo import build_demo
+        from .demo import PAGE, build_demo
     except ImportError as exc:
         print(f"sparkasr: error: {_MISSING} ({exc})", file=sys.stderr)
         return 2
@@ -153,5 +153,5 @@ def demo_main(args) -> int:
         return 2
     service.start()
     print(f"sparkasr: demo of {service.model.name} on http://{args.host}:{args.port}/", flush=True)
-    build_demo(service).launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False)
+    build_demo(service).launch(server_name=args.host, server_port=args.port, share=False, **PAGE)
     return 0
