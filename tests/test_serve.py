@@ -20,7 +20,7 @@ import soundfile as sf
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
-from serve_support import CommandServer, ThreadServer, percentiles, wav_bytes, wer
+from serve_support import CommandServer, ThreadServer, load_requests, percentiles, run_load, wav_bytes, wer
 from sparkasr.audio import decode_audio
 from sparkasr.records import AudioItem
 from sparkasr.serve.app import HttpLimits, create_app
@@ -372,59 +372,6 @@ def test_npm_client(command_server, clips):
     assert bad.returncode == 1 and "decodable" in bad.stderr
 
 
-def load_requests(clips, n_good: int, n_bad: int):
-    """(name, body, headers, expected status, reference) in a seeded shuffle: the clips as WAV,
-    FLAC, 44.1-kHz stereo and base64 JSON, and bad inputs of every kind."""
-    rng = np.random.default_rng(7)
-    good = []
-    for i in range(n_good):
-        wav, ref = clips[i % len(clips)]
-        samples, rate = sf.read(wav, dtype="float32")
-        kind = ("wav", "flac", "stereo44k", "json")[i % 4]
-        if kind == "wav":
-            body, headers = wav.read_bytes(), {}
-        elif kind == "flac":
-            body, headers = wav_bytes(samples, rate, fmt="FLAC"), {"content-type": "audio/flac"}
-        elif kind == "stereo44k":
-            import soxr
-
-            up = soxr.resample(samples, rate, 44100)
-            body, headers = wav_bytes(np.stack([up, up], axis=1), 44100), {}
-        else:
-            doc = {"inputs": base64.b64encode(wav.read_bytes()).decode(), "parameters": {"return_timestamps": True}}
-            body, headers = json.dumps(doc).encode(), {"content-type": "application/json"}
-        good.append((f"{kind}:{wav.name}", body, headers, 200, ref))
-    bad_kinds = [
-        (b"not audio at all", {}, 400),
-        (b"", {}, 400),
-        (wav_bytes(np.full(8000, np.nan, np.float32), subtype="FLOAT"), {}, 400),
-        (wav_bytes(np.zeros(8000, np.float32)), {}, 400),
-        (clips[0][0].read_bytes()[:60], {}, 400),  # a WAV header and no data
-        (b"RIFF" + bytes((2 << 20) + 10), {}, 413),
-        (b'{"inputs": "%%%"}', {"content-type": "application/json"}, 400),
-        (b'{"inputs": "AAAA", "parameters": {"generation_parameters": {"top_p": 0.3}}}', {}, 422),
-    ]
-    bad = [(f"bad{i % len(bad_kinds)}", *bad_kinds[i % len(bad_kinds)], None) for i in range(n_bad)]
-    reqs = good + bad
-    return [reqs[i] for i in rng.permutation(len(reqs))]
-
-
-def run_load(url: str, requests, clients: int):
-    """Send ``requests`` from ``clients`` concurrent threads; per request (status, body, seconds)."""
-
-    def one(req):
-        _, body, headers, _, _ = req
-        t = time.monotonic()
-        try:
-            r = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT)
-            return r.status_code, r.json(), time.monotonic() - t
-        except Exception as exc:  # a hang or a broken connection counts as a failure
-            return -1, {"error": f"{type(exc).__name__}: {exc}"}, time.monotonic() - t
-
-    with cf.ThreadPoolExecutor(clients) as pool:
-        return list(pool.map(one, requests))
-
-
 def test_load_and_faults(command_server, clips):
     """24 clients send 32 good and 16 bad requests at once: every good one gets its transcript,
     every bad one its 4xx, nothing hangs, the server's memory stays bounded and it keeps serving."""
@@ -445,3 +392,32 @@ def test_load_and_faults(command_server, clips):
         f"{percentiles([res[2] for res in results])}, batches {health['batch_sizes']}, "
         f"RSS {rss0 >> 20} -> {rss1 >> 20} MB"
     )
+
+
+def test_ctc_model_directory(clips):
+    """A CTC directory (sparkasr convert output) is served by the CTC engine: the same text as
+    CTCEngine on the same audio; generation parameters and Whisper-only options are refused."""
+    from ctc_support import tiny_models
+    from sparkasr.ctc import CTCEngine, CTCOptions
+
+    onnx_dir = tiny_models()["wav2vec2"]["onnx"]
+    with pytest.raises(ValueError, match="beamSize"):
+        ModelService(resolve_model(str(onnx_dir)), {"beamSize": 2})
+    svc = ModelService(resolve_model(str(onnx_dir)), {"batchSize": 4})
+    assert svc.model.kind == "ctc" and svc.cacheable(svc.default_options)
+    svc.load()
+    srv = ThreadServer(create_app(svc))
+    try:
+        wav, _ = clips[0]
+        want = CTCEngine(onnx_dir, CTCOptions(num_threads=svc.base["cpuThreads"])).transcribe(decode_audio(str(wav)))
+        r = _post(srv.url, wav.read_bytes())
+        assert r.status_code == 200 and r.json()["text"] == want.text and want.text
+        assert [c["timestamp"] for c in r.json()["chunks"]] == [[c.start, c.end] for c in want.chunks]
+        doc = {"inputs": base64.b64encode(wav.read_bytes()).decode(), "parameters": {"return_timestamps": False}}
+        assert _post(srv.url, json_body=doc).json() == {"text": want.text}
+        doc["parameters"] = {"generation_parameters": {"num_beams": 4}}
+        r = _post(srv.url, json_body=doc)
+        assert r.status_code == 422 and "CTC" in r.json()["error"]
+    finally:
+        srv.close()
+        svc.stop()

@@ -132,3 +132,21 @@ def test_demo_command_serves_the_app(clip):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_demo_behind_the_token_asks_for_it_as_password():
+    """With --token the API wants the Bearer header and the mounted demo Gradio's login."""
+    from serve_support import ThreadServer
+    from sparkasr.serve.app import HttpLimits, create_app
+
+    svc = ModelService(resolve_model(None), {})  # not loaded: nothing here transcribes
+    srv = ThreadServer(create_app(svc, HttpLimits(token="tok"), demo=True))
+    try:
+        with httpx.Client(base_url=srv.url, timeout=TIMEOUT) as c:
+            assert c.get("/demo/config").status_code == 401
+            assert c.post("/demo/login", data={"username": "me", "password": "nope"}).status_code == 400
+            assert c.post("/demo/login", data={"username": "me", "password": "tok"}).status_code == 200
+            assert c.get("/demo/config").json()["version"]
+            assert c.post("/", content=b"x").status_code == 401  # the login is not the API's token
+    finally:
+        srv.close()
