@@ -122,7 +122,10 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
                     f"Model {service.model.name} is currently loading",
                     estimated_time=service.estimated_time(),
                 )
-            await asyncio.wrap_future(service.ready)
+            try:
+                await asyncio.wrap_future(service.ready)
+            except Exception:
+                pass  # reported just below
         if service.ready.exception() is not None:
             raise RequestError(500, f"the model failed to load: {service.ready.exception()}")
         use_cache = _flag(request.headers.get("x-use-cache"))
