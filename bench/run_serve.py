@@ -65,13 +65,14 @@ def _batches(url: str) -> dict:
     return httpx.get(f"{url}/health", timeout=TIMEOUT).json()["batch_sizes"]
 
 
-def batching(strategy: str, n: int, rounds: int, max_batch: int, logdir: Path) -> dict:
+def batching(strategy: str, n: int, rounds: int, max_batch: int, logdir: Path, extra=()) -> dict:
     clips = [ALL_CLIPS[i % len(ALL_CLIPS)] for i in range(n)]
     bodies = [p.read_bytes() for p, _ in clips]
     refs = [r for _, r in clips]
     audio_s = sum(len(b) - 44 for b in bodies) / 32000  # 16-bit 16-kHz WAVs
     srv = CommandServer(
-        ["--strategy", strategy, "--max-batch", str(max_batch), "--no-demo"], log=logdir / f"serve-{strategy}.log"
+        ["--strategy", strategy, "--max-batch", str(max_batch), "--no-demo", *extra],
+        log=logdir / f"serve-{strategy}.log",
     )
     try:
         _post(srv.url, bodies[0])  # warm-up
@@ -90,6 +91,7 @@ def batching(strategy: str, n: int, rounds: int, max_batch: int, logdir: Path) -
     med_seq, med_conc = statistics.median(seq), statistics.median(conc)
     return {
         "strategy": strategy,
+        "server_args": list(extra),
         "clips": n,
         "audio_s": round(audio_s, 2),
         "max_batch": max_batch,
@@ -180,20 +182,26 @@ def main(argv=None) -> int:
     p.add_argument("--demo", action="store_true", help="also measure the demo's streaming latency in Chromium")
     p.add_argument("--strategies", default="batch,pack")
     p.add_argument("--clips", type=int, default=16, help="concurrent short clips")
+    p.add_argument("--server-args", default="", help="more sparkasr serve flags for the batching runs")
+    p.add_argument("--skip-load", action="store_true", help="no load + fault run")
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     logdir = Path(tempfile.mkdtemp(prefix="sparkasr-bench-serve-"))
     rounds = 1 if args.quick else 3
     result = {
         "quick": args.quick,
-        "batching": [batching(s, args.clips, rounds, 16, logdir) for s in args.strategies.split(",")],
-        "load": load(16, 8, 12, logdir) if args.quick else load(48, 24, 32, logdir),
+        "batching": [
+            batching(s, args.clips, rounds, 16, logdir, args.server_args.split()) for s in args.strategies.split(",")
+        ],
     }
+    if not args.skip_load:
+        result["load"] = load(16, 8, 12, logdir) if args.quick else load(48, 24, 32, logdir)
     if args.demo:
         result["streaming"] = streaming(1 if args.quick else 3, logdir)
     for b in result["batching"]:
         log(f"{b['strategy']}: dynamic batching {b['ratio']}x one at a time ({b['batch_sizes']})")
-    log(f"load: {result['load']['requests']} requests, {result['load']['failures']} failures")
+    if "load" in result:
+        log(f"load: {result['load']['requests']} requests, {result['load']['failures']} failures")
     write_result(args.name or ("serve_quick" if args.quick else "serve"), result)
     return 0
 
