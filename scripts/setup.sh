@@ -2,7 +2,9 @@
 # Create/refresh the project virtualenv (.venv) and install sparkasr into it.
 #   scripts/setup.sh            core + Spark (enough for the demo job)
 #   scripts/setup.sh --all      + CTC (onnxruntime, pyctcdecode, kenlm), conversion (torch, transformers),
-#                                 Whisper base model, report and test tools
+#                                 Whisper base model, serving (FastAPI, uvicorn, gradio), report and test tools,
+#                                 and for the serving tests Debian's chromium + chromium-driver (apt) and
+#                                 tests/js's npm client (npm ci)
 # Needs: python3 >= 3.10 and Java 17 (for Spark). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,7 @@ command -v java >/dev/null || { echo "setup: Java 17 is needed by Spark 4 (apt-g
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [[ $ALL == 1 ]]; then
-  .venv/bin/pip install -q -e ".[spark,ctc,report,convert,torch,base-model,test]"
+  .venv/bin/pip install -q -e ".[spark,ctc,report,convert,torch,base-model,serve,test]"
   # pyctcdecode 0.5 pins numpy<2 in its metadata but runs on numpy 2; pyarrow (Spark) needs numpy 2.
   .venv/bin/pip install -q --no-deps "pyctcdecode==0.5.0" && .venv/bin/pip install -q "pygtrie>=2.1,<3"
   .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null  # notebooks tests
@@ -21,6 +23,17 @@ if [[ $ALL == 1 ]]; then
   # Java is served at, beside (not instead of) the venv's own onnxruntime.
   [[ -d .venv/onnxruntime-1.29.0/onnxruntime ]] || \
     .venv/bin/pip install -q --no-deps --target .venv/onnxruntime-1.29.0 "onnxruntime==1.29.0"
+  # serving tests: a real browser (Debian's, Playwright drives it; no browser download) and the npm client
+  if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+      echo "setup: the demo's browser tests need Debian's chromium: apt-get install chromium chromium-driver" >&2
+    fi
+  fi
+  if command -v npm >/dev/null && ! cmp -s tests/js/package-lock.json tests/js/node_modules/.installed-lock.json; then
+    (cd tests/js && npm ci --no-audit --no-fund --silent && cp package-lock.json node_modules/.installed-lock.json)
+  fi
 else
   .venv/bin/pip install -q -e ".[spark]"
 fi

@@ -1,4 +1,5 @@
-"""``sparkasr`` command line: ``transcribe`` (the batch job) and ``convert`` (CTC checkpoints to ONNX).
+"""``sparkasr`` command line: ``transcribe`` (the batch job), ``convert`` (CTC checkpoints to ONNX),
+``serve`` and ``demo`` (:mod:`sparkasr.serve`).
 
 Exit codes: 0 the job ran (even if some inputs failed: they are error rows), 2 a setup problem
 stopped it before work started (bad option, missing input/model, unwritable output).
@@ -214,6 +215,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "convert", help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) to ONNX", add_help=False
     )
     conv.add_argument("rest", nargs=argparse.REMAINDER)
+    from .serve.cli import add_commands  # serve, demo (their flags and mains live in sparkasr.serve)
+
+    servers = add_commands(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "convert":
         from .convert import convert_main
@@ -222,6 +226,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "transcribe":
         return cmd_transcribe(args)
+    if args.command in servers:
+        return servers[args.command](args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,0 +1,157 @@
+"""``sparkasr serve`` and ``sparkasr demo``: their flags and entry points.
+
+The Whisper flags are the option table's, exactly those of ``sparkasr transcribe``
+(:func:`sparkasr.cli.add_option_flags` over :func:`.service.option_flags`); the flags that only a
+server has (address, token, batching and size limits) are defined here. Importing this module
+needs neither FastAPI nor Gradio (``pip install 'sparkasr[serve]'``): the commands import them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable, Dict
+
+from .service import Limits, option_flags
+
+TOKEN_ENV = "SPARKASR_SERVE_TOKEN"
+_MISSING = "the serve extra is not installed: pip install 'sparkasr[serve]'"
+
+
+def _number(kind, minimum):
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum} (got {text!r})")
+        return value
+
+    return convert
+
+
+def _common(p: argparse.ArgumentParser, port: int) -> None:
+    from ..cli import add_option_flags
+
+    p.add_argument(
+        "--model",
+        default=None,
+        help="tiny.en (embedded default), base, a local CTranslate2/Hugging Face Whisper directory, a hub id "
+        "(online), or a CTC model directory (sparkasr convert output)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=port, help=f"port to listen on (default: {port})")
+    d = Limits()
+    p.add_argument(
+        "--max-batch",
+        type=_number(int, 1),
+        default=d.max_batch,
+        help=f"concurrent requests gathered into one engine call (default: {d.max_batch})",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=_number(float, 0),
+        default=d.max_wait_ms,
+        help=f"how long a batch waits for more requests after its first (default: {d.max_wait_ms:g})",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=_number(int, 1),
+        default=d.max_queue,
+        help=f"requests waiting for the engine; more get 429 (default: {d.max_queue})",
+    )
+    add_option_flags(p, option_flags())
+
+
+def add_commands(sub) -> Dict[str, Callable[[Any], int]]:
+    """Add ``serve`` and ``demo`` to the ``sparkasr`` subparsers; command name -> main."""
+    serve = sub.add_parser(
+        "serve",
+        help="serve a model over HTTP (Hugging Face Inference API for automatic-speech-recognition)",
+        description="Serve a model over HTTP with the Hugging Face Inference API's automatic-speech-recognition "
+        "requests and responses, dynamic batching, and the microphone demo at /demo. The Whisper flags are "
+        "those of sparkasr transcribe; requests may change decoding through generation_parameters.",
+    )
+    _common(serve, 8000)
+    serve.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV}; none: no authentication); "
+        "the demo then asks for it as its password",
+    )
+    serve.add_argument(
+        "--max-body-mb",
+        type=_number(float, 0),
+        default=64.0,
+        help="largest request body in MB; larger ones get 413 (default: 64)",
+    )
+    serve.add_argument(
+        "--cache-size",
+        type=_number(int, 0),
+        default=Limits().cache_size,
+        help="deterministic results kept for x-use-cache (0: no cache; default: %(default)s)",
+    )
+    serve.add_argument("--no-demo", dest="demo", action="store_false", help="do not mount the demo at /demo")
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    demo = sub.add_parser(
+        "demo",
+        help="microphone demo in the browser (Gradio): full-context and streaming transcription",
+        description="A Gradio app: record or upload audio and transcribe it, or speak and watch the transcript "
+        "grow. Same engine and Whisper flags as sparkasr transcribe; offline.",
+    )
+    _common(demo, 7860)
+    return {"serve": serve_main, "demo": demo_main}
+
+
+def _service(args, cache_size: int = 0):
+    from ..ctc import CheckpointError
+    from ..models import ModelNotFoundError
+    from .service import ModelService, resolve_model
+
+    values = {o.name: getattr(args, o.config_key) for o in option_flags() if getattr(args, o.config_key) is not None}
+    limits = Limits(args.max_batch, args.max_wait_ms, args.max_queue, cache_size)
+    try:
+        return ModelService(resolve_model(args.model), values, limits)
+    except (ModelNotFoundError, CheckpointError, ValueError) as exc:
+        print(f"sparkasr: error: {exc}", file=sys.stderr)
+        return None
+
+
+def serve_main(args) -> int:
+    try:
+        import uvicorn
+
+        from .app import HttpLimits, create_app
+    except ImportError as exc:
+        print(f"sparkasr: error: {_MISSING} ({exc})", file=sys.stderr)
+        return 2
+    service = _service(args, args.cache_size)
+    if service is None:
+        return 2
+    limits = HttpLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), token=args.token)
+    app = create_app(service, limits, demo=args.demo)
+    service.start()
+    print(
+        f"sparkasr: serving {service.model.name} ({service.model.kind}) on http://{args.host}:{args.port}/"
+        + (f" (demo: http://{args.host}:{args.port}/demo)" if args.demo else ""),
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def demo_main(args) -> int:
+    try:
+        from .demo import PAGE, build_demo
+    except ImportError as exc:
+        print(f"sparkasr: error: {_MISSING} ({exc})", file=sys.stderr)
+        return 2
+    service = _service(args)
+    if service is None:
+        return 2
+    service.start()
+    print(f"sparkasr: demo of {service.model.name} on http://{args.host}:{args.port}/", flush=True)
+    build_demo(service).launch(server_name=args.host, server_port=args.port, share=False, **PAGE)
+    return 0

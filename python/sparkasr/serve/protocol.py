@@ -1,0 +1,262 @@
+"""The Hugging Face Inference API's automatic-speech-recognition request, read into our options.
+
+A request is raw audio bytes, or JSON ``{"inputs": "<base64 audio>", "parameters":
+{"return_timestamps": bool, "generation_parameters": {...}}}``. :func:`parse_body` turns it into
+the audio bytes and :func:`request_options` turns its parameters into option values of the option
+table (:mod:`sparkasr.params`) by param name, on top of the server's own; the engine options are
+then built from them as a Spark stage builds them (:func:`sparkasr.options.engine_kwargs`).
+
+Every generation parameter of the spec is honoured or refused (:class:`RequestError`, 422, naming
+it): those that map onto an option of the table are :data:`WHISPER_MAPPING` and ``temperature`` /
+``do_sample``; those whose one value is what the engine always does (``use_cache=true``, ...) are
+accepted with that value only (:data:`NEUTRAL`); the rest are refused with the reason
+(:data:`UNSUPPORTED`). Plain Python: no web framework here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+#: the spec's generation parameters (``AutomaticSpeechRecognitionGenerationParameters``)
+SPEC_GENERATION_PARAMETERS = (
+    "do_sample",
+    "early_stopping",
+    "epsilon_cutoff",
+    "eta_cutoff",
+    "max_length",
+    "max_new_tokens",
+    "min_length",
+    "min_new_tokens",
+    "num_beam_groups",
+    "num_beams",
+    "penalty_alpha",
+    "temperature",
+    "top_k",
+    "top_p",
+    "typical_p",
+    "use_cache",
+)
+
+#: generation parameter -> the Whisper option of the table it sets (by param name)
+WHISPER_MAPPING = {
+    "num_beams": "beamSize",
+    "top_k": "topK",
+    "top_p": "topP",
+    "max_new_tokens": "maxNewTokens",
+}
+
+#: generation parameters with one accepted value: what the engine does anyway
+NEUTRAL: Dict[str, Any] = {
+    "use_cache": True,  # CTranslate2 always decodes with its key/value cache
+    "num_beam_groups": 1,  # no diverse beam search groups
+    "penalty_alpha": 0.0,  # no contrastive search
+    "typical_p": 1.0,  # no typical sampling
+    "epsilon_cutoff": 0.0,  # no truncation sampling
+    "eta_cutoff": 0.0,
+}
+
+#: generation parameters CTranslate2's Whisper decoder cannot honour, and why
+UNSUPPORTED = {
+    "max_length": "it counts the decoder prompt; use max_new_tokens",
+    "min_length": "the Whisper decoder has no minimum length",
+    "min_new_tokens": "the Whisper decoder has no minimum length",
+}
+
+PARAMETERS = ("return_timestamps", "generation_parameters")
+
+
+class RequestError(ValueError):
+    """A request the server refuses: HTTP ``status`` and a message for ``{"error": ...}``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a request asks for: the encoded audio, its parameters (``None`` when absent), and the
+    legacy Inference API's ``options`` (``wait_for_model``, ``use_cache``: as the headers)."""
+
+    audio: bytes
+    parameters: Optional[Dict[str, Any]] = None
+    wait_for_model: Optional[bool] = None
+    use_cache: Optional[bool] = None
+
+
+def _is_json(body: bytes, content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return True
+    # No (or a generic) content type: a JSON object is told apart from audio by its first byte
+    # (no audio container starts with '{'; headerless PCM is not accepted without a format).
+    return media in ("", "application/octet-stream", "text/plain") and body.lstrip()[:1] == b"{"
+
+
+def parse_body(body: bytes, content_type: str = "") -> Request:
+    """The request body as audio bytes and parameters; :class:`RequestError` (400) when it is
+    neither audio bytes nor the spec's JSON object."""
+    if not body:
+        raise RequestError(400, "empty request body: send audio bytes, or JSON {'inputs': '<base64 audio>'}")
+    if not _is_json(body, content_type or ""):
+        return Request(bytes(body))
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RequestError(400, f"the body is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or "inputs" not in doc:
+        raise RequestError(400, "a JSON body must be an object with 'inputs' (base64-encoded audio)")
+    extra = sorted(set(doc) - {"inputs", "parameters", "options"})
+    if extra:
+        raise RequestError(422, f"unknown field(s) {', '.join(map(repr, extra))} (accepted: inputs, parameters)")
+    legacy = doc.get("options") or {}
+    if not isinstance(legacy, dict) or set(legacy) - {"wait_for_model", "use_cache"}:
+        raise RequestError(422, f"'options' may hold wait_for_model and use_cache only (got {legacy!r})")
+    for name, value in legacy.items():
+        _want(f"options.{name}", value, bool)
+    inputs = doc["inputs"]
+    if not isinstance(inputs, str):
+        raise RequestError(400, f"'inputs' must be a base64-encoded audio string (got {type(inputs).__name__})")
+    try:
+        audio = base64.b64decode(inputs, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(400, f"'inputs' is not valid base64 ({exc})") from None
+    if not audio:
+        raise RequestError(400, "'inputs' is empty: no audio")
+    params = doc.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise RequestError(422, f"'parameters' must be an object (got {type(params).__name__})")
+    return Request(audio, params, legacy.get("wait_for_model"), legacy.get("use_cache"))
+
+
+def _want(name: str, value: Any, kind: type) -> Any:
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise RequestError(422, f"{name} must be {'a boolean' if kind is bool else 'a number'} (got {value!r})")
+    return value
+
+
+def request_options(
+    parameters: Optional[Dict[str, Any]], base: Dict[str, Any], whisper: bool, timestamp_modes: Tuple[str, ...]
+) -> Dict[str, Any]:
+    """The option values (by param name) a request asks for: ``base`` (the server's: every
+    engine option's value, the table's default where no flag set it) overridden.
+
+    ``whisper``: the model is Whisper (else CTC, which has no generation parameters but the
+    neutral ones). ``timestamp_modes``: the engine's ``timestamps`` choices (for
+    ``return_timestamps``). The values are checked by the caller when it builds the engine
+    options; here only what the spec itself defines is checked."""
+    values = dict(base)
+    params = dict(parameters or {})
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise RequestError(
+            422, f"unknown parameter(s) {', '.join(map(repr, unknown))} (accepted: {', '.join(PARAMETERS)})"
+        )
+    ts = params.get("return_timestamps")
+    if ts is not None:
+        if ts is False:
+            values["timestamps"] = "none"
+        elif ts is True:  # the server's mode, or the engine's coarsest when the server has none
+            if base.get("timestamps", "none") == "none":
+                values["timestamps"] = "segment" if whisper else "word"
+        elif isinstance(ts, str) and ts in timestamp_modes and ts != "none":
+            values["timestamps"] = ts  # the transformers pipeline's return_timestamps="word"
+        else:
+            modes = ", ".join(m for m in timestamp_modes if m != "none")
+            raise RequestError(422, f"parameters.return_timestamps must be true, false or one of {modes} (got {ts!r})")
+    gen = params.get("generation_parameters")
+    if gen is None:
+        return values
+    if not isinstance(gen, dict):
+        raise RequestError(422, f"parameters.generation_parameters must be an object (got {type(gen).__name__})")
+    unknown = sorted(set(gen) - set(SPEC_GENERATION_PARAMETERS))
+    if unknown:
+        raise RequestError(
+            422,
+            f"unknown generation parameter(s) {', '.join(map(repr, unknown))} "
+            f"(the spec's: {', '.join(SPEC_GENERATION_PARAMETERS)})",
+        )
+    gen = {k: v for k, v in gen.items() if v is not None}  # clients send null for "not set"
+    for name, neutral in NEUTRAL.items():
+        if name in gen and gen.pop(name) != neutral:
+            raise RequestError(
+                422,
+                f"generation_parameters.{name} is not supported: the only value honoured is {json.dumps(neutral)}",
+            )
+    for name, why in UNSUPPORTED.items():
+        if name in gen:
+            raise RequestError(422, f"generation_parameters.{name} is not supported: {why}")
+    if not whisper:
+        if gen.get("do_sample") is False:
+            gen.pop("do_sample")  # CTC decoding never samples
+        if gen:
+            raise RequestError(
+                422,
+                f"generation parameter(s) {', '.join(sorted(gen))} do not apply to a CTC model "
+                "(it decodes without sampling or beams)",
+            )
+        return values
+    return _whisper_generation(gen, values)
+
+
+def _whisper_generation(gen: Dict[str, Any], values: Dict[str, Any]) -> Dict[str, Any]:
+    """Whisper's generation parameters onto the table's options (transformers' Whisper rules: a
+    temperature > 0 samples, one temperature means no fallback)."""
+    sample = gen.pop("do_sample", None)
+    if sample is not None:
+        _want("generation_parameters.do_sample", sample, bool)
+    temp = gen.pop("temperature", None)
+    if temp is not None:
+        temp = _want("generation_parameters.temperature", temp, float)
+        if temp < 0:
+            raise RequestError(422, f"generation_parameters.temperature must be >= 0 (got {temp!r})")
+    if sample is True:
+        temp = 1.0 if temp is None else temp
+        if temp == 0:
+            raise RequestError(422, "generation_parameters.do_sample=true needs a temperature > 0 (got 0)")
+        values["temperature"] = [temp]
+    elif sample is False:
+        if temp:
+            raise RequestError(
+                422, f"generation_parameters.temperature={temp!r} samples, which do_sample=false forbids"
+            )
+        values["temperature"] = [0.0]
+    elif temp is not None:
+        values["temperature"] = [temp]
+    early = gen.pop("early_stopping", None)
+    if early is not None and not (early is True and float(values["patience"]) == 1.0):
+        raise RequestError(
+            422,
+            "generation_parameters.early_stopping is not supported except true: CTranslate2's beam search "
+            "stops when num_beams hypotheses are finished (patience 1)",
+        )
+    temps = [float(t) for t in values["temperature"]]
+    greedy_or_beam = 0.0 in temps
+    if "num_beams" in gen and not greedy_or_beam:
+        raise RequestError(
+            422,
+            "generation_parameters.num_beams applies to temperature-0 decoding; with sampling only "
+            f"(temperature {temps}) Whisper draws best-of candidates instead of beams",
+        )
+    if "top_k" in gen and not any(t > 0 for t in temps):
+        raise RequestError(
+            422, "generation_parameters.top_k applies to sampling only (do_sample=true or temperature > 0)"
+        )
+    for name, option in WHISPER_MAPPING.items():
+        if name in gen:
+            values[option] = gen.pop(name)
+    assert not gen, gen  # every spec name is handled above
+    return values
+
+
+def is_deterministic(whisper_options) -> bool:
+    """Whether the same audio and options always give the same transcript (cacheable): no
+    temperature above 0, so no sampling, not even in the fallback."""
+    return whisper_options is None or not whisper_options.sampling
