@@ -113,3 +113,26 @@ def test_partition_function_keeps_the_batch(engine):
     assert "model failed: ValueError: boom" in meta[4]["error"] and bad in meta[4]["error"] and docs[4]["result"] == ""
     assert all("error" not in m for i, m in enumerate(meta) if i != 4)
     assert all(d["result"] for i, d in enumerate(docs) if i != 4)
+
+
+def test_engine_cache_keeps_the_most_recently_used(monkeypatch):
+    """One engine per key, built once; past MAX_ENGINES the least recently used is dropped (a
+    server makes one small engine per distinct request options)."""
+    from sparkasr import engines
+
+    monkeypatch.setattr(engines, "_ENGINES", type(engines._ENGINES)())
+    monkeypatch.setattr(engines, "MAX_ENGINES", 3)
+    built = []
+
+    def build(k):
+        built.append(k)
+        return object()
+
+    first = engines.cached_engine("a", lambda: build("a"))
+    assert engines.cached_engine("a", lambda: build("a")) is first
+    for k in "bcd":
+        engines.cached_engine(k, lambda k=k: build(k))
+    assert list(engines._ENGINES) == ["b", "c", "d"]  # "a" was the least recently used
+    engines.cached_engine("b", lambda: build("b"))  # a hit moves "b" to the end
+    engines.cached_engine("e", lambda: build("e"))
+    assert list(engines._ENGINES) == ["d", "b", "e"] and built == ["a", "b", "c", "d", "e"]

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Hashable, List, Sequence
+from collections import OrderedDict
+from typing import Any, Callable, Hashable, List, Sequence
 
 from .records import AudioItem, Transcript, error_transcript
 
 log = logging.getLogger(__name__)
 
-_ENGINES: Dict[Hashable, Any] = {}
+#: engines kept per process; the least recently used beyond this are dropped (a server builds one
+#: small engine per distinct request options; their models stay in the model cache)
+MAX_ENGINES = 32
+
+_ENGINES: OrderedDict[Hashable, Any] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -27,6 +32,10 @@ def cached_engine(key: Hashable, build: Callable[[], Any]) -> Any:
         engine = _ENGINES.get(key)
         if engine is None:
             engine = _ENGINES[key] = build()
+            while len(_ENGINES) > MAX_ENGINES:
+                _ENGINES.popitem(last=False)
+        else:
+            _ENGINES.move_to_end(key)
     return engine
 
 
