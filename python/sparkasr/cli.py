@@ -1,4 +1,4 @@
-"""``sparkasr`` command line: ``transcribe`` (the batch job) and ``convert`` (CTC checkpoints to ONNX).
+"""``sparkasr`` command line: ``transcribe`` (the batch job) and ``convert`` (CTC checkpoints and Whisper to ONNX).
 
 Exit codes: 0 the job ran (even if some inputs failed: they are error rows), 2 a setup problem
 stopped it before work started (bad option, missing input/model, unwritable output).
@@ -211,7 +211,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_transcribe(sub)
     conv = sub.add_parser(
-        "convert", help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) to ONNX", add_help=False
+        "convert",
+        help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) or a Whisper model to ONNX",
+        add_help=False,
     )
     conv.add_argument("rest", nargs=argparse.REMAINDER)
     argv = list(sys.argv[1:] if argv is None else argv)
