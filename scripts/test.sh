@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything and run the whole test suite (one shared local[2] SparkSession).
+# Set up everything and run the whole test suite: the Scala tests (sbt), then the Python tests
+# (one shared local[2] SparkSession).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --all
@@ -8,6 +9,9 @@ export PYSPARK_PYTHON="$PWD/.venv/bin/python"
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/python -m sparkasr.params --check
+# The JVM side: compile, run the Scala tests (they run Python fixtures from .venv) and build the user
+# jar that tests/test_scala_jar.py runs in spark-shell.
+scripts/sbt test assembly
 # Spark NLP interop tests need its jar + dependencies from Maven Central; they skip, with the
 # reason, when it cannot be fetched (spark-nlp_2.13:7.0.0 is not on the Maven Central we reach).
 if jars="$(bash scripts/fetch_sparknlp_jar.sh 2>/tmp/sparknlp_fetch.err)"; then

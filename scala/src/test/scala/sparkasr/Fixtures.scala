@@ -1,0 +1,88 @@
+package sparkasr
+
+import java.io.File
+import java.nio.charset.StandardCharsets
+import java.nio.file.{Files, Path, Paths}
+import java.nio.{ByteBuffer, ByteOrder}
+
+import scala.jdk.CollectionConverters._
+import scala.sys.process._
+
+import org.json4s._
+import org.json4s.jackson.JsonMethods
+
+/** What the Python side computes on the vendored clips (tests/fixtures/make_jvm_fixtures.py), made
+  * once per change of its inputs into target/jvm-fixtures, with the project's Python (`.venv`, or
+  * `$SPARKASR_PYTHON`) and onnxruntime 1.29.0 (the Java runtime's version) first on its path
+  * (`.venv/onnxruntime-1.29.0`, installed by scripts/setup.sh --all, or `$SPARKASR_ORT_PARITY`). */
+object Fixtures {
+  val repo: File = new File(".").getCanonicalFile
+  val dir: File = new File(repo, "target/jvm-fixtures")
+  val python: String = sys.env.getOrElse("SPARKASR_PYTHON", new File(repo, ".venv/bin/python").getPath)
+  val ortPath: String = sys.env.getOrElse("SPARKASR_ORT_PARITY", new File(repo, ".venv/onnxruntime-1.29.0").getPath)
+
+  private def inputs: Seq[File] = {
+    def walk(f: File): Seq[File] = if (f.isDirectory) Option(f.listFiles()).toSeq.flatten.sortBy(_.getName).flatMap(walk) else Seq(f)
+    (walk(new File(repo, "python/sparkasr")) ++ walk(new File(repo, "tests/fixtures")) ++ walk(new File(repo, "tests/data")) ++
+      Seq(new File(repo, "tests/conftest.py"))).filter(f => f.isFile && !f.getPath.contains("__pycache__"))
+  }
+
+  private def stamp: String = {
+    val md = java.security.MessageDigest.getInstance("SHA-256")
+    inputs.foreach { f => md.update(f.getPath.getBytes(StandardCharsets.UTF_8)); md.update(Files.readAllBytes(f.toPath)) }
+    md.digest().map("%02x".format(_)).mkString
+  }
+
+  /** Python commands with the fixture environment; their output goes to `log`. */
+  def runPython(args: Seq[String], log: File): Int = {
+    require(new File(python).canExecute, s"no Python at $python: run scripts/setup.sh --all (or set SPARKASR_PYTHON)")
+    require(new File(ortPath, "onnxruntime").isDirectory,
+      s"onnxruntime 1.29.0 is not at $ortPath: run scripts/setup.sh --all (or set SPARKASR_ORT_PARITY)")
+    val env = Seq("PYTHONPATH" -> s"$ortPath${File.pathSeparator}${new File(repo, "python").getPath}", "PYSPARK_PYTHON" -> python,
+      "PYSPARK_DRIVER_PYTHON" -> python)
+    (Process(python +: args, repo, env: _*) #> log).!
+  }
+
+  lazy val ready: File = synchronized {
+    val s = stamp
+    val stampFile = new File(dir, ".stamp")
+    if (!(stampFile.isFile && new String(Files.readAllBytes(stampFile.toPath), StandardCharsets.UTF_8) == s)) {
+      if (dir.exists()) deleteRecursively(dir)
+      dir.getParentFile.mkdirs()
+      val log = new File(repo, "target/jvm-fixtures.log")
+      val rc = runPython(Seq("tests/fixtures/make_jvm_fixtures.py", dir.getPath), log)
+      if (rc != 0) throw new IllegalStateException(s"make_jvm_fixtures.py failed ($rc); see $log")
+      Files.write(stampFile.toPath, s.getBytes(StandardCharsets.UTF_8))
+    }
+    dir
+  }
+
+  def file(rel: String): File = new File(ready, rel)
+  def json(rel: String): JValue = JsonMethods.parse(new String(Files.readAllBytes(file(rel).toPath), StandardCharsets.UTF_8))
+  def floats(f: File): Array[Float] = {
+    val b = ByteBuffer.wrap(Files.readAllBytes(f.toPath)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
+    val out = new Array[Float](b.remaining())
+    b.get(out)
+    out
+  }
+  def model(kind: String): String = file(s"models/$kind/onnx").getPath
+
+  def deleteRecursively(f: File): Unit = {
+    if (f.isDirectory) Option(f.listFiles()).toSeq.flatten.foreach(deleteRecursively)
+    f.delete()
+  }
+
+  def tempDir(prefix: String): File = {
+    val base = new File(repo, "target/tmp")
+    base.mkdirs()
+    Files.createTempDirectory(base.toPath, prefix).toFile
+  }
+
+  /** The vendored WAV clips (name, path). */
+  lazy val clips: Seq[(String, String)] = {
+    implicit val f: Formats = DefaultFormats
+    json("clips.json").extract[List[Map[String, String]]].map(m => m("name") -> m("path"))
+  }
+
+  def wavPaths: Seq[String] = clips.map(_._2).filter(_.endsWith(".wav")).sorted
+}
