@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from common import log, machine, rtfx, write_result  # noqa: E402
+from common import log, rtfx, write_result  # noqa: E402
 
 
 def corpus(dest: Path, repeats: int) -> float:
@@ -61,9 +61,9 @@ def main(argv=None) -> int:
         print(f"{args.jar} not found: build it with scripts/sbt assembly", file=sys.stderr)
         return 2
 
-    from ctc_onnx_vs_torch import make_base
     from pyspark.sql import DataFrame, SparkSession
 
+    from ctc_onnx_vs_torch import make_base
     from sparkasr.convert import convert_checkpoint
     from sparkasr.spark.assembler import AudioAssembler
     from sparkasr.spark.ctc import Wav2Vec2ForCTC
@@ -75,15 +75,25 @@ def main(argv=None) -> int:
         audio_s = corpus(work / "clips", args.repeats)
         files = sorted(str(p) for p in (work / "clips").iterdir())
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        spark = (SparkSession.builder.master("local[2]").appName("bench-scala-ctc")
-                 .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-                 .config("spark.jars", args.jar).config("spark.driver.memory", "4g")
-                 .config("spark.sql.execution.arrow.maxRecordsPerBatch", "8").getOrCreate())
+        spark = (
+            SparkSession.builder.master("local[2]")
+            .appName("bench-scala-ctc")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.jars", args.jar)
+            .config("spark.driver.memory", "4g")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", "8")
+            .getOrCreate()
+        )
         jvm = spark.sparkContext._jvm
 
         def python_pipeline(df):
             asm = AudioAssembler(inputCol="content", outputCol="audio_assembler")
-            asr = Wav2Vec2ForCTC.loadSavedModel(str(onnx_dir), spark).setInputCols(["audio_assembler"]).setOutputCol("transcription")
+            asr = (
+                Wav2Vec2ForCTC.loadSavedModel(str(onnx_dir), spark)
+                .setInputCols(["audio_assembler"])
+                .setOutputCol("transcription")
+            )
             return asr.transform(asm.transform(df))
 
         def scala_pipeline(df):
@@ -108,12 +118,20 @@ def main(argv=None) -> int:
             log(f"{name}: {wall:.1f} s, RTFx {results[name]['rtfx']}")
         # the two stages' texts on the same files agree (same ONNX model and decoding)
         df = spark.read.format("binaryFile").load(files[:10])
-        py = {r["path"]: r["t"] for r in python_pipeline(df).selectExpr("path", "transcription[0].result AS t").collect()}
-        sc = {r["path"]: r["t"] for r in scala_pipeline(df).selectExpr("path", "transcription[0].result AS t").collect()}
+        py = {
+            r["path"]: r["t"] for r in python_pipeline(df).selectExpr("path", "transcription[0].result AS t").collect()
+        }
+        sc = {
+            r["path"]: r["t"] for r in scala_pipeline(df).selectExpr("path", "transcription[0].result AS t").collect()
+        }
         spark.stop()
         payload = {
             "model": "random-weight Wav2Vec2ForCTC, wav2vec2-base-960h architecture (fp32 ONNX)",
-            "files": len(files), "audio_s": round(audio_s, 1), "master": "local[2]", "batch_size": 8, "threads_per_task": 1,
+            "files": len(files),
+            "audio_s": round(audio_s, 1),
+            "master": "local[2]",
+            "batch_size": 8,
+            "threads_per_task": 1,
             "results": results,
             "scala_over_python_throughput": round(results["python"]["wall_s"] / results["scala"]["wall_s"], 3),
             "texts_equal_on_10_files": py == sc,

@@ -52,8 +52,17 @@ def test_readme_example_runs_in_spark_shell(jar, tmp_path):
     model = tiny_models()["wav2vec2"]["onnx"]
     script = tmp_path / "example.scala"
     script.write_text(_readme_example() + '\nprintln("EXAMPLE-ROWS " + model.transform(audio).count())\n')
-    cmd = [str(_spark_home() / "bin" / "spark-shell"), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-           "--jars", str(jar), "-i", str(script)]
+    cmd = [
+        str(_spark_home() / "bin" / "spark-shell"),
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--jars",
+        str(jar),
+        "-i",
+        str(script),
+    ]
     res = subprocess.run(cmd, input=":quit\n", capture_output=True, text=True, cwd=ROOT, env=_env(model), timeout=900)
     out = res.stdout + res.stderr
     assert "EXAMPLE-ROWS 5" in out, out[-4000:]
@@ -63,8 +72,20 @@ def test_readme_example_runs_in_spark_shell(jar, tmp_path):
 def test_compiled_job_runs_in_spark_submit(jar, tmp_path):
     model = tiny_models()["hubert"]["onnx"]
     out_dir = tmp_path / "out"
-    cmd = [str(_spark_home() / "bin" / "spark-submit"), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-           "--class", "sparkasr.examples.Transcribe", str(jar), str(model), str(ROOT / "tests" / "data" / "cards"), str(out_dir), "hubert"]
+    cmd = [
+        str(_spark_home() / "bin" / "spark-submit"),
+        "--master",
+        "local[2]",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--class",
+        "sparkasr.examples.Transcribe",
+        str(jar),
+        str(model),
+        str(ROOT / "tests" / "data" / "cards"),
+        str(out_dir),
+        "hubert",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=_env(model), timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     rows = [json.loads(line) for f in sorted(out_dir.glob("part-*.json")) for line in f.read_text().splitlines()]
