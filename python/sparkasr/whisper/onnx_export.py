@@ -447,6 +447,8 @@ def export_whisper(
         raise
     except Exception as exc:  # e.g. a Hugging Face directory CTranslate2's converter cannot read
         raise ExportError(f"{model} could not be read as a Whisper model: {type(exc).__name__}: {exc}") from exc
+    if source.kind == "onnx-export":
+        raise ExportError(f"{model} is already a Whisper ONNX export")
     src = Path(source.path)
     try:
         import torch
