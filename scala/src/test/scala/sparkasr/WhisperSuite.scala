@@ -56,7 +56,7 @@ object WhisperFixtures {
 class WhisperSuite extends AnyFunSuite with SparkTest {
   import WhisperFixtures._
 
-  private lazy val export = WhisperExport.load(new File(exportDir))
+  private lazy val spec = WhisperExport.load(new File(exportDir))
   private def engine(o: WhisperOptions) = WhisperEngine.get(exportDir, o, 2)
   private lazy val audio: List[Array[Float]] = clips.map(c => samples((c \ "path").extract[String]))
 
