@@ -228,7 +228,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
 object WhisperEngine {
   private val cache = new ConcurrentHashMap[(String, WhisperOptions, Int), WhisperEngine]()
 
-  /** The engine for an spec directory, options and thread count, built once per JVM. */
+  /** The engine for an export directory, options and thread count, built once per JVM. */
   def get(dir: String, options: WhisperOptions, threads: Int): WhisperEngine =
     cache.computeIfAbsent((new File(dir).getAbsolutePath, options, threads),
       k => new WhisperEngine(WhisperExport.load(new File(k._1)), k._2, k._3))

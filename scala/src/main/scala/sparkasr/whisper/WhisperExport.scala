@@ -29,7 +29,7 @@ final case class WhisperExport(
     files: Map[String, String]) {
   def graph(role: String): File = new File(dir, files(role))
   def tokenizerFile: File = new File(new File(dir, WhisperExport.AssetsDir), "tokenizer.json")
-  /** `float32` or `int8`: what the spec's weights are (the JVM has nothing else to choose). */
+  /** `float32` or `int8`: what the export's weights are (the JVM has nothing else to choose). */
   def precision: String = quantize.getOrElse("float32")
   def headDim: Int = dModel / nHeads
   def languageToken(code: String): Option[Int] = languages.get(code)
@@ -53,7 +53,7 @@ object WhisperExport {
       noTimestamps: Int,
       timestampBegin: Int)
 
-  /** Whether `dir` holds an spec (its metadata file and the four graphs). */
+  /** Whether `dir` holds an export (its metadata file and the four graphs). */
   def isExport(dir: File): Boolean =
     new File(dir, MetaFile).isFile && (try { load(dir); true } catch { case _: IllegalArgumentException => false })
 

@@ -8,7 +8,7 @@ import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer
 import ai.onnxruntime.OnnxTensor
 import sparkasr.onnx.OnnxModel
 
-/** The spec's tokenizer (Hugging Face tokenizers, the library faster-whisper uses, reading the same
+/** The export's tokenizer (Hugging Face tokenizers, the library faster-whisper uses, reading the same
   * `tokenizer.json`): text tokens only, no special tokens added. */
 final class WhisperTokenizer(spec: WhisperExport) {
   private val tk: HuggingFaceTokenizer = HuggingFaceTokenizer.newInstance(
@@ -23,7 +23,7 @@ final class WhisperTokenizer(spec: WhisperExport) {
   }
 }
 
-/** The spec's four ONNX Runtime sessions (shared per JVM through [[OnnxModel]]) and the calls the
+/** The export's four ONNX Runtime sessions (shared per JVM through [[OnnxModel]]) and the calls the
   * decoder makes: features, encoder, the prompt through `decoder_model`, one step through
   * `decoder_with_past_model`. Encoder keys/values stay ONNX Runtime tensors (one copy per input, shared
   * by its beams); self-attention keys/values come back as arrays so beams can be reordered. */

@@ -9,7 +9,7 @@ import sparkasr.SpeechEngine
 import sparkasr.spark.{Choices, EngineFactory, ModelCache, SpeechAnnotatorModel, SpeechModelReader}
 import sparkasr.whisper.{WhisperEngine, WhisperExport, WhisperOptions}
 
-/** Builds the Whisper engine on an executor (cached per JVM by spec directory, options, threads). */
+/** Builds the Whisper engine on an executor (cached per JVM by export directory, options, threads). */
 final case class WhisperEngineFactory(options: WhisperOptions, threads: Int) extends EngineFactory {
   override def build(modelDir: String, taskCpus: Int): SpeechEngine =
     WhisperEngine.get(modelDir, options, if (threads == 0) taskCpus else threads)
@@ -114,7 +114,7 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
   def getLongPieceS: Double = $(longPieceS)
   def setDevice(v: String): this.type = checked(set(device, v))
   def getDevice: String = $(device)
-  def setComputeType(v: String): this.type = set(computeType, v) // checked against the spec when resolved
+  def setComputeType(v: String): this.type = set(computeType, v) // checked against the export when resolved
   def getComputeType: String = $(computeType)
   def setCpuThreads(v: Int): this.type = checked(set(cpuThreads, v))
   def getCpuThreads: Int = $(cpuThreads)
@@ -174,7 +174,7 @@ object WhisperForCTC extends MLReadable[WhisperForCTC] {
 
   def pretrained(): WhisperForCTC = pretrained("tiny.en")
 
-  /** An spec by path, or a model name exported before into the sparkasr cache
+  /** An export by path, or a model name exported before into the sparkasr cache
     * (`<cache>/models/whisper-onnx-<name>[-int8]`, see [[cacheDir]]). */
   def pretrained(name: String): WhisperForCTC = {
     val m = new WhisperForCTC().setModelSource(name)
@@ -182,7 +182,7 @@ object WhisperForCTC extends MLReadable[WhisperForCTC] {
     m
   }
 
-  /** Where `sparkasr convert` should write a named model's spec for `pretrained(name)` to find it. */
+  /** Where `sparkasr convert` should write a named model's export for `pretrained(name)` to find it. */
   def cacheDir(name: String, precision: String): File = {
     val safe = name.replaceAll("[^A-Za-z0-9_.-]+", "--")
     new File(ModelCache.root("models"), s"whisper-onnx-$safe${if (precision == "int8") "-int8" else ""}")
@@ -190,7 +190,7 @@ object WhisperForCTC extends MLReadable[WhisperForCTC] {
 
   private val Int8Types = Set("int8", "int8_float32")
 
-  /** A model source -> an spec directory: an spec by path, or a name converted into the cache. */
+  /** A model source -> an export directory: an export by path, or a name converted into the cache. */
   def resolve(name: String, computeType: String): String = {
     val direct = new File(sparkasr.audio.AudioDecoder.localPath(name))
     if (direct.isDirectory) {
@@ -209,7 +209,7 @@ object WhisperForCTC extends MLReadable[WhisperForCTC] {
       throw new IllegalArgumentException(
         s"WhisperForCTC: '$name' is neither a Whisper ONNX export directory nor exported in the sparkasr cache ($target). Export " +
           s"it once with Python: `sparkasr convert --model $name --output $target${if (wanted.head == "int8") " --quantize int8" else ""}` " +
-          "(pip install 'sparkasr[ctc,convert]'), or pass an spec directory")
+          "(pip install 'sparkasr[ctc,convert]'), or pass an export directory")
     }
   }
 
