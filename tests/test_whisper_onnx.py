@@ -194,3 +194,17 @@ def test_convert_refuses_what_it_cannot_export(tmp_path, capsys):
     with pytest.raises(ox.ExportError, match="--quantize"):
         ox.export_whisper("tiny.en", tmp_path / "o", quantize="int4")
     assert not (tmp_path / "o").exists()
+
+
+def test_python_stage_keeps_an_export_as_its_model_but_refuses_to_run_it(export):
+    """A Python pipeline can carry an ONNX export for the JVM stage (saved with its files); the Python
+    stage itself runs CTranslate2 and says so instead of failing inside faster-whisper."""
+    from sparkasr.models import resolve_whisper_model
+    from sparkasr.spark.whisper import WhisperForCTC
+
+    assert resolve_whisper_model(str(export)).kind == "onnx-export"
+    stage = WhisperForCTC(modelSource=str(export), computeType="float32")
+    with pytest.raises(ValueError, match="ONNX export .* JVM WhisperForCTC"):
+        stage._check_model(stage._resolve_model()[1])
+    with pytest.raises(ox.ExportError, match="already a Whisper ONNX export"):
+        ox.export_whisper(str(export), export.parent / "again")

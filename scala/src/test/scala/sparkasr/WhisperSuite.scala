@@ -132,6 +132,17 @@ class WhisperSuite extends AnyFunSuite with SparkTest {
     assert(stage.getModelSource.startsWith(saved) && WhisperExport.isExport(new File(stage.getModelSource)))
   }
 
+  test("a pipeline saved by pyspark whose WhisperForCTC points at the export loads and runs in Scala") {
+    val model = sparkasr.spark.Pipelines.load(new File(dir, "py_pipeline").getPath, spark)
+    val stage = model.stages(1).asInstanceOf[WhisperForCTC]
+    assert(stage.getBeamSize == 1 && stage.getComputeType == "float32" && stage.getModelSource.contains("/weights/"))
+    val paths = clips.take(3).map(c => (c \ "path").extract[String])
+    val df = spark.read.format("binaryFile").load(paths: _*).orderBy("path").coalesce(1)
+    val got = model.transform(df).selectExpr("path", "transcription[0].result AS text").collect().map(r => r.getString(0) -> r.getString(1)).toMap
+    val direct = engine(WhisperOptions(beamSize = 1)).transcribeBatch(paths.map(p => AudioItem(samples(p), p)))
+    paths.zip(direct).foreach { case (p, t) => assert(got.find(_._1.endsWith(p)).map(_._2).contains(t.text), p) }
+  }
+
   test("values the JVM engine cannot honour are refused, naming the param") {
     val asr = WhisperForCTC.loadSavedModel(exportDir, spark)
     val schema = new AudioAssembler().setInputCol("content").transformSchema(
