@@ -53,7 +53,7 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from .torch_backend import HOP, N_FFT, N_FRAMES, N_SAMPLES, TIME_PRECISION, Dims, load_weights, mel_filters
+from .torch_backend import HOP, N_FFT, N_FRAMES, N_SAMPLES, TIME_PRECISION, Dims, hf_config, load_weights, mel_filters
 
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
@@ -376,18 +376,8 @@ def _write_assets(src: Path, assets: Path, dims: Dims, ct2_config: dict, meta: d
     added = {t["content"]: t["id"] for t in json.loads((src / "tokenizer.json").read_text())["added_tokens"]}
     (assets / "added_tokens.json").write_text(json.dumps(added, indent=2, ensure_ascii=False) + "\n")
     forced = [[1, tok["no_timestamps"]]] if not meta["multilingual"] else [[1, None], [2, tok["transcribe"]]]
-    cfg = transformers.WhisperConfig(
-        vocab_size=dims.n_vocab,
-        num_mel_bins=dims.n_mels,
-        d_model=dims.d_model,
-        encoder_layers=dims.encoder_layers,
-        decoder_layers=dims.decoder_layers,
-        encoder_attention_heads=dims.n_heads,
-        decoder_attention_heads=dims.n_heads,
-        encoder_ffn_dim=4 * dims.d_model,
-        decoder_ffn_dim=4 * dims.d_model,
-        max_source_positions=dims.n_audio_ctx,
-        max_target_positions=dims.n_text_ctx,
+    cfg = hf_config(
+        dims,
         decoder_start_token_id=tok["sot"],
         bos_token_id=tok["eot"],
         eos_token_id=tok["eot"],

@@ -202,15 +202,11 @@ def to_hf_state_dict(w: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return sd
 
 
-def hf_whisper(w: Dict[str, np.ndarray], **config):
-    """transformers' ``WhisperForConditionalGeneration`` (float32, CPU, eval mode) holding ``w``,
-    loaded strictly through :func:`to_hf_state_dict`; ``config`` adds ``WhisperConfig`` fields
-    (token ids). Needs transformers."""
-    import torch
+def hf_config(d: Dims, **config):
+    """transformers' ``WhisperConfig`` of a model of dimensions ``d``, plus ``config`` fields."""
     import transformers
 
-    d = Dims.of(w)
-    cfg = transformers.WhisperConfig(
+    return transformers.WhisperConfig(
         vocab_size=d.n_vocab,
         num_mel_bins=d.n_mels,
         d_model=d.d_model,
@@ -224,7 +220,16 @@ def hf_whisper(w: Dict[str, np.ndarray], **config):
         max_target_positions=d.n_text_ctx,
         **config,
     )
-    hf = transformers.WhisperForConditionalGeneration(cfg)
+
+
+def hf_whisper(w: Dict[str, np.ndarray], **config):
+    """transformers' ``WhisperForConditionalGeneration`` (float32, CPU, eval mode) holding ``w``,
+    loaded strictly through :func:`to_hf_state_dict`; ``config`` adds ``WhisperConfig`` fields
+    (token ids). Needs transformers."""
+    import torch
+    import transformers
+
+    hf = transformers.WhisperForConditionalGeneration(hf_config(Dims.of(w), **config))
     hf.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in to_hf_state_dict(w).items()})
     return hf.eval()
 

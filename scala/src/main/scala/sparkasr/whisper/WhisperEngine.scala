@@ -46,14 +46,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
   private val WindowS = 30.0
   private val rng = options.seed.map(s => new java.util.Random(s)).getOrElse(new java.util.Random())
 
-  options.language.foreach { l =>
-    if (!spec.multilingual && l != "en")
-      throw new IllegalArgumentException(s"language '$l' is not possible with ${spec.source}, an English-only model (choices: en, or '' to detect)")
-    if (spec.multilingual && !spec.languages.contains(l))
-      throw new IllegalArgumentException(s"language '$l' is not a language of ${spec.source}")
-  }
-  if (options.task == "translate" && !spec.multilingual)
-    throw new IllegalArgumentException(s"task 'translate' needs a multilingual model; ${spec.source} is English-only")
+  WhisperEngine.checkLanguage(spec, options)
 
   override def transcribeBatch(items: Seq[AudioItem]): Seq[Transcript] = synchronized {
     val out = Array.fill[Transcript](items.size)(null)
@@ -232,6 +225,18 @@ object WhisperEngine {
   def get(dir: String, options: WhisperOptions, threads: Int): WhisperEngine =
     cache.computeIfAbsent((new File(dir).getAbsolutePath, options, threads),
       k => new WhisperEngine(WhisperExport.load(new File(k._1)), k._2, k._3))
+
+  /** Refuses a language or task the model cannot do (an English-only model: en and transcribe only). */
+  def checkLanguage(spec: WhisperExport, options: WhisperOptions): Unit = {
+    options.language.foreach { l =>
+      if (!spec.multilingual && l != "en")
+        throw new IllegalArgumentException(s"language '$l' is not possible with ${spec.source}, an English-only model (choices: en, or '' to detect)")
+      if (spec.multilingual && !spec.languages.contains(l))
+        throw new IllegalArgumentException(s"language '$l' is not a language of ${spec.source}")
+    }
+    if (options.task == "translate" && !spec.multilingual)
+      throw new IllegalArgumentException(s"task 'translate' needs a multilingual model; ${spec.source} is English-only")
+  }
 
   /** zlib's compression ratio of the UTF-8 text (Python: `len(data) / len(zlib.compress(data))`). */
   def compressionRatio(text: String): Double = {

@@ -219,15 +219,9 @@ object WhisperForCTC extends MLReadable[WhisperForCTC] {
     val ok = ct == "default" || ct == "auto" || (spec.precision == "int8" && Int8Types(ct)) || (spec.precision == "float32" && ct == "float32")
     if (!ok)
       throw new IllegalArgumentException(s"WhisperForCTC: computeType '$ct' cannot be honoured: the JVM stage runs the export's " +
-        s"${spec.precision} weights (${spec.dir}); set computeType '${spec.precision}' (or 'default'), or spec the model " +
+        s"${spec.precision} weights (${spec.dir}); set computeType '${spec.precision}' (or 'default'), or export the model " +
         s"again${if (spec.precision == "int8") " without --quantize" else " with --quantize int8"}")
-    o.language.foreach { l =>
-      if (!spec.multilingual && l != "en")
-        throw new IllegalArgumentException(s"WhisperForCTC: language '$l' is not possible with ${spec.source}, an English-only model (choices: en, or '' to detect)")
-      if (spec.multilingual && !spec.languages.contains(l))
-        throw new IllegalArgumentException(s"WhisperForCTC: language '$l' is not a language of ${spec.source}")
-    }
-    if (o.task == "translate" && !spec.multilingual)
-      throw new IllegalArgumentException(s"WhisperForCTC: task 'translate' needs a multilingual model; ${spec.source} is English-only")
+    try WhisperEngine.checkLanguage(spec, o)
+    catch { case e: IllegalArgumentException => throw new IllegalArgumentException(s"WhisperForCTC: ${e.getMessage}") }
   }
 }
