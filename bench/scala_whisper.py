@@ -2,6 +2,7 @@
 audio, the same threads and the default options (beam 5, temperature fallback): RTFx and their ratio.
 
     python bench/scala_whisper.py [--threads 2] [--fixtures target/jvm-whisper-fixtures] [--out bench/results/scala_whisper.json]
+    python bench/scala_whisper.py --quick      # the clips only, Python float32 only: checks that it runs
 
 Audio: the vendored clips (one batch) and the >= 10-minute concatenation that the Scala tests use
 (tests/fixtures/make_jvm_whisper_fixtures.py writes it, with the float32 export). The JVM side runs
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def python_side(fixtures: Path, threads: int, compute_type: str) -> dict:
+def python_side(fixtures: Path, threads: int, compute_type: str, quick: bool = False) -> dict:
     import soundfile as sf
 
     from conftest import ALL_CLIPS
@@ -42,17 +43,19 @@ def python_side(fixtures: Path, threads: int, compute_type: str) -> dict:
     engine.transcribe_batch(clips[:1])
     out = {}
     long = AudioItem(np.fromfile(fixtures / "long.f32", dtype="<f4"), source="long")
-    for name, items in (("clips", clips), ("long", [long])):
+    for name, items in (("clips", clips),) + (() if quick else (("long", [long]),)):
         t0 = time.perf_counter()
         engine.transcribe_batch(items)
         out[name] = {"audio_s": sum(it.duration_s for it in items), "wall_s": time.perf_counter() - t0}
     return out
 
 
-def jvm_side(fixtures: Path, threads: int) -> dict:
+def jvm_side(fixtures: Path, threads: int, quick: bool = False) -> dict:
     from conftest import ALL_CLIPS
 
-    args = [str(fixtures / "tiny.en-onnx"), str(threads), str(fixtures / "long.f32")] + [str(p) for p, _ in ALL_CLIPS]
+    args = [str(fixtures / "tiny.en-onnx"), str(threads), "-" if quick else str(fixtures / "long.f32")] + [
+        str(p) for p, _ in ALL_CLIPS
+    ]
     res = subprocess.run(
         [str(ROOT / "scripts" / "sbt"), "Test/runMain sparkasr.WhisperBench " + " ".join(args)],
         cwd=ROOT,
@@ -68,18 +71,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fixtures", type=Path, default=ROOT / "target" / "jvm-whisper-fixtures")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scala_whisper.json")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true", help="the clips only, Python float32 only (a check that it runs)")
     args = ap.parse_args(argv)
-    jvm = jvm_side(args.fixtures, args.threads)
+    out = args.out or ROOT / "bench" / "results" / ("scala_whisper_quick.json" if args.quick else "scala_whisper.json")
+    jvm = jvm_side(args.fixtures, args.threads, args.quick)
     result = {
         "threads": args.threads,
-        "model": "tiny.en",
+        "model": "tiny.en (JVM: the float32 ONNX export)",
         "options": "defaults (beam 5, temperature fallback)",
+        "quick": args.quick,
         "runs": {},
     }
-    for ct in ("float32", "int8"):
-        py = python_side(args.fixtures, args.threads, ct)
-        for corpus in ("clips", "long"):
+    for ct in ("float32",) if args.quick else ("float32", "int8"):
+        py = python_side(args.fixtures, args.threads, ct, args.quick)
+        for corpus in ("clips",) if args.quick else ("clips", "long"):
             j, p = jvm[corpus], py[corpus]
             rj, rp = j["audio_s"] / j["wall_s"], p["audio_s"] / p["wall_s"]
             result["runs"][f"{corpus}/python_{ct}"] = {
@@ -88,7 +94,7 @@ def main(argv=None) -> int:
                 "python_rtfx": round(rp, 2),
                 "ratio_jvm_over_python": round(rj / rp, 3),
             }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 
