@@ -108,6 +108,7 @@ def _a_value(opt):
         "string": lambda d: (d or "") + "x",
         "list<float>": lambda d: [0.0, 0.5],
         "list<string>": lambda d: ["alpha", "beta"],
+        "list<int>": lambda d: [-1, 50],
     }[opt.type](opt.default)
 
 

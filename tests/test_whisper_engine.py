@@ -160,6 +160,27 @@ def test_word_timestamps_batched_and_sequential(tiny_path, items):
             assert "".join(c.text for c in t.chunks) == t.text.replace(" ", "")
 
 
+def test_suppressed_tokens_are_never_generated(tiny_path):
+    """suppressTokens: ids the decoder must not emit (on top of Whisper's default set), on the
+    batched path and the sequential one."""
+    from faster_whisper.tokenizer import Tokenizer
+
+    from conftest import GOFORWARD
+
+    item = AudioItem(decode_audio(str(GOFORWARD[0])), source="goforward.raw")
+    plain = WhisperEngine(tiny_path, WhisperOptions(beam_size=1), RUNTIME)
+    assert "forward" in plain.transcribe_batch([item])[0].text.lower()
+    tk = Tokenizer(plain.model.hf_tokenizer, False, task="transcribe", language="en")
+    banned = sorted({t for w in (" forward", " Forward", "forward", "Forward") for t in tk.encode(w)})
+    opts = WhisperOptions(beam_size=1, suppress_tokens=(-1, *banned))
+    eng = WhisperEngine(tiny_path, opts, RUNTIME)
+    for t in (eng.transcribe_batch([item])[0], eng._transcribe_sequential(item)):
+        assert t.error is None and t.text.strip(), t
+        assert "forward" not in t.text.lower(), t.text
+    with pytest.raises(ValueError, match="suppressTokens must be an integer >= -1"):
+        WhisperOptions(suppress_tokens=(-2,))
+
+
 def test_no_timestamps_gives_no_chunks(tiny_path, items):
     eng = WhisperEngine(tiny_path, WhisperOptions(timestamps="none"), RUNTIME)
     res = eng.transcribe_batch(items[5:8])

@@ -116,6 +116,11 @@ class Option:
             if not isinstance(value, bool):
                 raise ValueError(_reason("true or false", value))
         elif kind == INT:
+            if isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    pass
             if isinstance(value, bool) or not isinstance(value, int):
                 if isinstance(value, float) and value.is_integer():
                     value = int(value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from ..options import BOOL, FLOAT, INT, LIST_FLOAT, STRING, option, validate
+from ..options import BOOL, FLOAT, INT, LIST_FLOAT, LIST_INT, STRING, option, validate
 
 WINDOW_S = 30.0
 TIMESTAMP_MODES = ("none", "segment", "word")
@@ -131,6 +131,13 @@ class WhisperOptions:
         True,
         "long audio: prompt each window with the previous text",
     )
+    suppress_tokens: Tuple[int, ...] = option(
+        "suppressTokens",
+        LIST_INT,
+        [-1],
+        "token ids the decoder never generates; -1 stands for Whisper's default set (symbols and special tokens)",
+        minimum=-1,
+    )
     compression_ratio_threshold: Optional[float] = 2.4
     log_prob_threshold: Optional[float] = -1.0
     no_speech_threshold: Optional[float] = 0.6
@@ -189,6 +196,7 @@ class WhisperOptions:
             no_speech_threshold=self.no_speech_threshold,
             condition_on_previous_text=self.condition_on_previous_text,
             initial_prompt=self.initial_prompt,
+            suppress_tokens=list(self.suppress_tokens),
             without_timestamps=self.timestamps == "none",
             word_timestamps=self.timestamps == "word",
             max_new_tokens=self.max_new_tokens,

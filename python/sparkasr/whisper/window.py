@@ -151,7 +151,7 @@ def decode_windows(
         return_scores=True,
         return_no_speech_prob=True,
         suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(next(iter(tokenizers.values())), [-1]),
+        suppress_tokens=get_suppressed_tokens(next(iter(tokenizers.values())), list(opts.suppress_tokens)),
         max_initial_timestamp_index=int(round(1.0 / fw.time_precision)),
         **gen_kwargs,
     )

@@ -33,6 +33,11 @@ class CTCParitySuite extends AnyFunSuite {
     }
   }
 
+  test("the Python side ran ONNX Runtime 1.29.0, the Java runtime's version") {
+    assert((Fixtures.json("versions.json") \ "onnxruntime").extract[String] == ai.onnxruntime.OrtEnvironment.getEnvironment().getVersion)
+    assert(ai.onnxruntime.OrtEnvironment.getEnvironment().getVersion == "1.29.0")
+  }
+
   test("model input: the normalised samples are bit-identical to numpy's") {
     val eng = engine("wav2vec2", CTCOptions(numThreads = 1))
     val first = Fixtures.clips.head._2

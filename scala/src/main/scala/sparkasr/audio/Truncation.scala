@@ -56,14 +56,10 @@ object Truncation {
   private def truncated(declared: Long, present: Long): Boolean = present + 2 < declared && declared < UnknownSize
 
   private def riff(bytes: Bytes, rf64: Boolean): Option[String] = {
-    var pos = 12L
     var blockAlign = 0
     var rate = 0L
     var ds64Data = -1L
-    while (pos + 8 <= bytes.length) {
-      val h = bytes.read(pos, 8)
-      val id = tag(h, 0)
-      val size = le32(h, 4)
+    for ((id, pos, size) <- chunks(bytes, bigEndian = false)) {
       id match {
         case "fmt " =>
           val f = bytes.read(pos + 8, 16)
@@ -81,20 +77,27 @@ object Truncation {
           return None
         case _ =>
       }
-      pos += 8 + size + (size & 1)
     }
     None
   }
 
+  /** The chunks after a RIFF/FORM header: (id, position of its header, declared size). */
+  private def chunks(bytes: Bytes, bigEndian: Boolean): Iterator[(String, Long, Long)] =
+    Iterator.iterate(12L)(pos => {
+      val size = chunkSize(bytes.read(pos, 8), bigEndian)
+      pos + 8 + size + (size & 1)
+    }).takeWhile(_ + 8 <= bytes.length).map { pos =>
+      val h = bytes.read(pos, 8)
+      (tag(h, 0), pos, chunkSize(h, bigEndian))
+    }
+
+  private def chunkSize(h: Array[Byte], bigEndian: Boolean): Long = if (bigEndian) be32(h, 4) else le32(h, 4)
+
   private def aiff(bytes: Bytes): Option[String] = {
-    var pos = 12L
     var channels = 0
     var sampleBits = 0
     var rate = 0.0
-    while (pos + 8 <= bytes.length) {
-      val h = bytes.read(pos, 8)
-      val id = tag(h, 0)
-      val size = be32(h, 4)
+    for ((id, pos, size) <- chunks(bytes, bigEndian = true)) {
       id match {
         case "COMM" =>
           val c = bytes.read(pos + 8, 18)
@@ -109,7 +112,6 @@ object Truncation {
           return None
         case _ =>
       }
-      pos += 8 + size + (size & 1)
     }
     None
   }

@@ -43,12 +43,12 @@ object WhisperEnglish {
   private val Brackets = Py.re("[<\\[][^>\\]]*[>\\]]")
   private val Parens = Py.re("\\(([^)]+?)\\)")
 
+  /** Lower-cased, words between brackets and between parentheses removed (both normalisers' start). */
+  private def lowerUnbracketed(s: String): String = Py.sub(Parens, "", Py.sub(Brackets, "", Py.lower(s)))
+
   /** `BasicTextNormalizer()` (whisper_basic). */
   def basic(s0: String): String = {
-    var s = Py.lower(s0)
-    s = Py.sub(Brackets, "", s)
-    s = Py.sub(Parens, "", s)
-    s = Py.lower(removeSymbols(s))
+    val s = Py.lower(removeSymbols(lowerUnbracketed(s0)))
     Py.collapseSpaces(s)
   }
 
@@ -78,10 +78,7 @@ object WhisperEnglish {
 
   /** `EnglishTextNormalizer()(s)` (whisper_en). */
   def normalize(s0: String): String = {
-    var s = Py.lower(s0)
-    s = Py.sub(Brackets, "", s)
-    s = Py.sub(Parens, "", s)
-    s = Py.sub(Ignore, "", s)
+    var s = Py.sub(Ignore, "", lowerUnbracketed(s0))
     s = Py.sub(SpaceApostrophe, "'", s)
     for ((p, r) <- Replacers) s = Py.sub(p, r, s)
     s = Py.sub(DigitComma, "\\1\\2", s)
