@@ -21,6 +21,7 @@ final case class WhisperOptions(
     conditionOnPreviousText: Boolean = true,
     batchSize: Int = 8,
     seed: Option[Long] = None,
+    suppressTokens: Seq[Int] = Seq(-1),
     compressionRatioThreshold: Double = 2.4,
     logProbThreshold: Double = -1.0,
     noSpeechThreshold: Double = 0.6) {
@@ -45,6 +46,12 @@ final class TokenRules(spec: WhisperExport, opts: WhisperOptions, timestamps: Bo
   private val eot = t.eot
   private val maxInitial = ts0 + 50 // max_initial_timestamp 1.0 s / 0.02 s
   private val NegInf = Float.NegativeInfinity
+  /** faster-whisper's `get_suppressed_tokens`: -1 = the model's default set, plus the special tokens. */
+  private val suppress: Array[Int] = {
+    val given = opts.suppressTokens
+    val base = if (given.contains(-1)) spec.suppressTokens.toSeq ++ given.filter(_ >= 0) else given
+    (base ++ Seq(t.transcribe, t.translate, Some(t.sot), t.sotPrev, t.sotLm, t.noSpeech).flatten).distinct.toArray
+  }
 
   def apply(l: Array[Float], seq: ArrayBuffer[Int]): Unit = {
     val v = l.length
@@ -61,7 +68,7 @@ final class TokenRules(spec: WhisperExport, opts: WhisperOptions, timestamps: Bo
         i += 1
       }
     }
-    spec.suppressTokens.foreach(id => if (id < v) l(id) = NegInf)
+    suppress.foreach(id => if (id >= 0 && id < v) l(id) = NegInf)
     if (seq.isEmpty) spec.suppressTokensBegin.foreach(id => if (id < v) l(id) = NegInf)
     if (!timestamps) return
     l(t.noTimestamps) = NegInf

@@ -53,6 +53,8 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
     "none, segment or word: chunk annotations with start/end seconds (the JVM stage: none or segment)", Seq("none", "segment", "word"))
   final val conditionOnPreviousText: BooleanParam = new BooleanParam(this, "conditionOnPreviousText",
     "long audio: prompt each window with the previous text")
+  final val suppressTokens: IntArrayParam = new IntArrayParam(this, "suppressTokens",
+    "token ids the decoder never generates; -1 stands for Whisper's default set (symbols and special tokens)")
   final val vadFilter: BooleanParam = new BooleanParam(this, "vadFilter", "skip non-speech with Silero VAD (Python stage only)")
   final val seed: IntParam = new IntParam(this, "seed", "random seed for sampling (-1 = unset)", ParamValidators.gtEq(-1))
   final val strategy: Param[String] = Choices.param(this, "strategy",
@@ -70,7 +72,7 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
   setDefault(modelSource -> "tiny.en", language -> "", task -> "transcribe", beamSize -> 5, bestOf -> 5, patience -> 1.0,
     lengthPenalty -> 1.0, repetitionPenalty -> 1.0, noRepeatNgramSize -> 0, temperature -> Array(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     topK -> 0, topP -> 1.0, maxNewTokens -> 0, initialPrompt -> "", timestamps -> "segment", conditionOnPreviousText -> true,
-    vadFilter -> false, seed -> -1, strategy -> "batch", longPieceS -> 600.0, device -> "cpu", computeType -> "int8", cpuThreads -> 0)
+    suppressTokens -> Array(-1), vadFilter -> false, seed -> -1, strategy -> "batch", longPieceS -> 600.0, device -> "cpu", computeType -> "int8", cpuThreads -> 0)
 
   private def checked(f: => Any): this.type = { f; options(); this }
   def setLanguage(v: String): this.type = checked(set(language, v))
@@ -104,6 +106,8 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
   def getTimestamps: String = $(timestamps)
   def setConditionOnPreviousText(v: Boolean): this.type = checked(set(conditionOnPreviousText, v))
   def getConditionOnPreviousText: Boolean = $(conditionOnPreviousText)
+  def setSuppressTokens(v: Array[Int]): this.type = checked(set(suppressTokens, v))
+  def getSuppressTokens: Array[Int] = $(suppressTokens)
   def setVadFilter(v: Boolean): this.type = checked(set(vadFilter, v))
   def getVadFilter: Boolean = $(vadFilter)
   def setSeed(v: Int): this.type = checked(set(seed, v))
@@ -140,7 +144,7 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
       noRepeatNgramSize = getNoRepeatNgramSize, temperature = temps.toSeq, topK = getTopK,
       maxNewTokens = Some(getMaxNewTokens).filter(_ > 0), initialPrompt = Some(getInitialPrompt).filter(_.nonEmpty),
       timestamps = getTimestamps, conditionOnPreviousText = getConditionOnPreviousText, batchSize = getBatchSize,
-      seed = Some(getSeed.toLong).filter(_ >= 0))
+      seed = Some(getSeed.toLong).filter(_ >= 0), suppressTokens = getSuppressTokens.toSeq)
     catch { case e: IllegalArgumentException => fail(e.getMessage.stripPrefix("requirement failed: ")) }
   }
 
