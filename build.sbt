@@ -34,6 +34,8 @@ lazy val root = (project in file("."))
       "org.bytedeco" % "javacpp" % javacppVersion classifier nativePlatform,
       "org.bytedeco" % "ffmpeg" % ffmpegVersion,
       "org.bytedeco" % "ffmpeg" % ffmpegVersion classifier nativePlatform,
+      // Hugging Face tokenizers (the Rust library Python's tokenizers wraps) for Whisper's tokenizer.json
+      "ai.djl.huggingface" % "tokenizers" % "0.38.0",
       "org.scalatest" %% "scalatest" % "3.2.20" % Test
     ),
     // Spark in local mode inside the tests: a forked JVM with the module options spark-submit adds

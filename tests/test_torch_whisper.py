@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import ALL_CLIPS
+from whisper_support import ct2_greedy
 
 torch = pytest.importorskip("torch")
 tw = pytest.importorskip("sparkasr.whisper.torch_backend")
@@ -55,27 +56,6 @@ def ct2(model_path):
     return WhisperModel(model_path, device="cpu", compute_type="float32", cpu_threads=2)
 
 
-def _ct2_greedy(fw, windows, timestamps):
-    import ctranslate2
-    from faster_whisper.audio import pad_or_trim
-    from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_suppressed_tokens
-
-    tk = Tokenizer(fw.hf_tokenizer, False, task="transcribe", language="en")
-    feats = np.stack([pad_or_trim(fw.feature_extractor(x)[..., :-1], 3000) for x in windows])
-    return fw.model.generate(
-        fw.model.encode(ctranslate2.StorageView.from_array(feats)),
-        [fw.get_prompt(tk, [], without_timestamps=not timestamps)] * len(windows),
-        beam_size=1,
-        max_length=448,
-        return_scores=True,
-        return_no_speech_prob=True,
-        suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tk, [-1]),
-        max_initial_timestamp_index=50,
-    )
-
-
 def test_log_mel_equals_faster_whisper_features_per_window(clips, windows):
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.feature_extractor import FeatureExtractor
@@ -91,7 +71,7 @@ def test_log_mel_equals_faster_whisper_features_per_window(clips, windows):
 @pytest.mark.parametrize("timestamps", [True, False])
 def test_greedy_tokens_equal_ctranslate2_on_packed_windows(model, ct2, windows, timestamps):
     ours = model.transcribe(windows, batch_size=len(windows), timestamps=timestamps)
-    theirs = _ct2_greedy(ct2, windows, timestamps)
+    theirs = ct2_greedy(ct2, windows, timestamps)
     for o, t in zip(ours, theirs):
         toks = t.sequences_ids[0]
         assert o.tokens == toks
@@ -112,7 +92,7 @@ def test_single_clips_batched_equal_ctranslate2_and_match_references(model, ct2,
     from whisper_normalizer.english import EnglishTextNormalizer
 
     ours = model.transcribe(clips, batch_size=4)  # three batches, the last one short
-    theirs = _ct2_greedy(ct2, clips, True)
+    theirs = ct2_greedy(ct2, clips, True)
     assert [o.tokens for o in ours] == [t.sequences_ids[0] for t in theirs]
     norm = EnglishTextNormalizer()
     refs = [" ".join(norm(r).split()) for _, r in ALL_CLIPS]

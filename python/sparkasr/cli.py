@@ -1,5 +1,5 @@
-"""``sparkasr`` command line: ``transcribe`` (the batch job), ``convert`` (CTC checkpoints to ONNX),
-``serve`` and ``demo`` (:mod:`sparkasr.serve`).
+"""``sparkasr`` command line: ``transcribe`` (the batch job), ``convert`` (CTC checkpoints and Whisper to
+ONNX), ``serve`` and ``demo`` (:mod:`sparkasr.serve`).
 
 Exit codes: 0 the job ran (even if some inputs failed: they are error rows), 2 a setup problem
 stopped it before work started (bad option, missing input/model, unwritable output).
@@ -212,7 +212,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_transcribe(sub)
     conv = sub.add_parser(
-        "convert", help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) to ONNX", add_help=False
+        "convert",
+        help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) or a Whisper model to ONNX",
+        add_help=False,
     )
     conv.add_argument("rest", nargs=argparse.REMAINDER)
     from .serve.cli import add_commands  # serve, demo (their flags and mains live in sparkasr.serve)

@@ -1,7 +1,15 @@
-"""``sparkasr convert``: a Hugging Face CTC checkpoint -> a directory executors can run on ONNX Runtime.
+"""``sparkasr convert``: a CTC checkpoint or a Whisper model -> a directory ONNX Runtime runs.
 
     sparkasr convert --model facebook/wav2vec2-base-960h --output /models/w2v2-base-960h [--quantize int8]
     sparkasr convert --model ./my-hubert-ctc --output /models/hubert [--allow-pickle]
+    sparkasr convert --model tiny.en --output /models/whisper-tiny.en-onnx [--quantize int8]
+
+**Whisper** (the embedded ``tiny.en``, ``base``, a CTranslate2 or Hugging Face Whisper directory:
+detected by itself; ``--whisper`` for a hub id) is written as encoder/decoder ONNX graphs in Spark
+NLP's layout plus the log-Mel front end as a graph, for the JVM ``WhisperForCTC``: see
+:mod:`sparkasr.whisper.onnx_export`.
+
+**CTC checkpoints:**
 
 The output directory holds ``model.onnx`` (input ``input_values`` [batch, samples] float32, plus
 ``attention_mask`` [batch, samples] int64 when the model's feature extractor uses one; output
@@ -162,17 +170,42 @@ def convert_checkpoint(
     return out
 
 
+def is_whisper_source(model: str) -> bool:
+    """Whether ``model`` names a Whisper model without asking a hub: an embedded name, or a local
+    CTranslate2 Whisper or Hugging Face Whisper directory."""
+    from .models import _BASE_ALIASES, _EMBEDDED_ALIASES, is_ct2_dir, is_hf_whisper_dir
+
+    if model in _EMBEDDED_ALIASES or model in _BASE_ALIASES:
+        return True
+    path = Path(os.path.expanduser(model))
+    return is_hf_whisper_dir(path) or (is_ct2_dir(path) and (path / "tokenizer.json").is_file())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sparkasr convert",
-        description="Convert a Hugging Face CTC checkpoint (wav2vec2 / HuBERT / data2vec-audio / WavLM ...ForCTC) to ONNX.",
+        description="Convert a Hugging Face CTC checkpoint (wav2vec2 / HuBERT / data2vec-audio / WavLM ...ForCTC) "
+        "or a Whisper model (tiny.en, base, a CTranslate2 or Hugging Face Whisper directory) to ONNX.",
     )
     p.add_argument(
-        "--model", required=True, help="local checkpoint directory or Hub id (e.g. facebook/wav2vec2-base-960h)"
+        "--model",
+        required=True,
+        help="local checkpoint directory or Hub id (e.g. facebook/wav2vec2-base-960h); Whisper: tiny.en, base or a "
+        "CTranslate2 / Hugging Face Whisper directory",
     )
-    p.add_argument("--output", required=True, help="output directory (model.onnx + config/tokenizer files)")
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output directory (CTC: model.onnx + config/tokenizer files; Whisper: encoder_model.onnx, "
+        "decoder_model.onnx, decoder_with_past_model.onnx, log_mel_model.onnx, assets/, sparkasr_whisper.json)",
+    )
     p.add_argument(
         "--quantize", choices=QUANTIZE_CHOICES, default=None, help="dynamic int8 quantisation of the MatMul weights"
+    )
+    p.add_argument(
+        "--whisper",
+        action="store_true",
+        help="the model is Whisper (found by itself for embedded names and local directories; needed for a hub id)",
     )
     p.add_argument(
         "--allow-pickle",
@@ -186,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def convert_main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.whisper or is_whisper_source(args.model):
+        return _whisper_main(args)
     try:
         out = convert_checkpoint(
             args.model,
@@ -199,6 +234,22 @@ def convert_main(argv: List[str]) -> int:
         print(f"sparkasr convert: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {out / ONNX_FILE}")
+    return 0
+
+
+def _whisper_main(args) -> int:
+    from .models import ModelNotFoundError
+    from .whisper.onnx_export import ENCODER_FILE, ExportError, export_whisper
+
+    if args.allow_pickle or args.revision:
+        print("sparkasr convert: error: --allow-pickle and --revision apply to CTC checkpoints only", file=sys.stderr)
+        return 2
+    try:
+        out = export_whisper(args.model, args.output, quantize=args.quantize, opset=args.opset)
+    except (ExportError, ModelNotFoundError, ValueError) as exc:
+        print(f"sparkasr convert: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out / ENCODER_FILE} and the decoder, front-end and tokenizer files beside it")
     return 0
 
 

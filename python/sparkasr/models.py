@@ -45,7 +45,7 @@ class ModelSource:
     """A resolved model: a local CTranslate2 directory plus how we got it."""
 
     path: str
-    kind: str  # embedded | package | ct2-dir | hf-converted | hub
+    kind: str  # embedded | package | ct2-dir | hf-converted | hub | onnx-export
     name: str
 
     @property
@@ -279,6 +279,10 @@ def resolve_whisper_model(name: Optional[Union[str, os.PathLike]] = None) -> Mod
         if expanded.startswith("//"):
             expanded = expanded[2:]
     if os.path.exists(expanded):
+        if os.path.isfile(os.path.join(expanded, "sparkasr_whisper.json")):
+            # a Whisper ONNX export (sparkasr convert): the JVM WhisperForCTC runs it; the Python
+            # stage keeps it as its model (saved pipelines carry it) but refuses to transcribe with it
+            return ModelSource(os.path.abspath(expanded), "onnx-export", os.path.basename(os.path.abspath(expanded)))
         if is_ct2_dir(expanded):
             return ModelSource(os.path.abspath(expanded), "ct2-dir", os.path.basename(os.path.abspath(expanded)))
         if is_hf_whisper_dir(expanded):

@@ -75,6 +75,11 @@ class WhisperForCTC(SpeechAnnotatorModel):
         self._runtime()
 
     def _check_model(self, local_dir: str) -> None:
+        if local_dir and self._source().kind == "onnx-export":
+            raise ValueError(
+                f"WhisperForCTC: {local_dir} is a Whisper ONNX export (sparkasr convert), which the JVM WhisperForCTC "
+                "runs; the Python stage runs CTranslate2 models (tiny.en, base, a CTranslate2 or Hugging Face directory)"
+            )
         if local_dir:
             try:
                 check_whisper_options(local_dir, self._model_name(), self.getLanguage(), self.getTask())

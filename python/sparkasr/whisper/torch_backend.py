@@ -202,15 +202,11 @@ def to_hf_state_dict(w: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return sd
 
 
-def hf_whisper(w: Dict[str, np.ndarray], **config):
-    """transformers' ``WhisperForConditionalGeneration`` (float32, CPU, eval mode) holding ``w``,
-    loaded strictly through :func:`to_hf_state_dict`; ``config`` adds ``WhisperConfig`` fields
-    (token ids). Needs transformers."""
-    import torch
+def hf_config(d: Dims, **config):
+    """transformers' ``WhisperConfig`` of a model of dimensions ``d``, plus ``config`` fields."""
     import transformers
 
-    d = Dims.of(w)
-    cfg = transformers.WhisperConfig(
+    return transformers.WhisperConfig(
         vocab_size=d.n_vocab,
         num_mel_bins=d.n_mels,
         d_model=d.d_model,
@@ -224,7 +220,16 @@ def hf_whisper(w: Dict[str, np.ndarray], **config):
         max_target_positions=d.n_text_ctx,
         **config,
     )
-    hf = transformers.WhisperForConditionalGeneration(cfg)
+
+
+def hf_whisper(w: Dict[str, np.ndarray], **config):
+    """transformers' ``WhisperForConditionalGeneration`` (float32, CPU, eval mode) holding ``w``,
+    loaded strictly through :func:`to_hf_state_dict`; ``config`` adds ``WhisperConfig`` fields
+    (token ids). Needs transformers."""
+    import torch
+    import transformers
+
+    hf = transformers.WhisperForConditionalGeneration(hf_config(Dims.of(w), **config))
     hf.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in to_hf_state_dict(w).items()})
     return hf.eval()
 
@@ -397,6 +402,22 @@ def _build_module(dims: Dims):
     return Whisper()
 
 
+def build_module(weights: Dict[str, np.ndarray]):
+    """(the Whisper ``nn.Module`` holding ``weights`` in float32 on the CPU, eval mode, its :class:`Dims`):
+    the model :class:`TorchWhisper` runs and :mod:`.onnx_export` traces."""
+    import torch
+
+    dims = Dims.of(weights)
+    module = _build_module(dims)
+    module.load_state_dict(
+        {
+            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+            for k, v in _state_from_ct2(weights, dims).items()
+        }
+    )
+    return module.eval(), dims
+
+
 def _state_from_ct2(w: Dict[str, np.ndarray], dims: Dims) -> Dict[str, np.ndarray]:
     sd = {}
 
@@ -459,16 +480,10 @@ class TorchWhisper:
 
         self.path = str(model)
         weights, self.config = load_weights(model)
-        self.dims = Dims.of(weights)
+        module, self.dims = build_module(weights)
         self.device = torch.device(device)
         self.dtype = getattr(torch, dtype or ("float16" if self.device.type == "cuda" else "float32"))
-        module = _build_module(self.dims)
-        state = {
-            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
-            for k, v in _state_from_ct2(weights, self.dims).items()
-        }
-        module.load_state_dict(state)
-        self.module = module.to(self.device, self.dtype).eval()
+        self.module = module.to(self.device, self.dtype)
         tk_dir = Path(tokenizer) if tokenizer is not None else Path(model)
         tk_file = tk_dir / "tokenizer.json" if tk_dir.is_dir() else tk_dir.parent / "tokenizer.json"
         self.tokenizer = Tokenizer.from_file(str(tk_file))
@@ -560,11 +575,7 @@ class TorchWhisper:
 
         m, dims, dev = self.module, self.dims, self.device
         B, P = mel.shape[0], len(prompt)
-        if max_new_tokens is None:
-            max_new_tokens = dims.n_text_ctx // 2
-        max_new_tokens = min(max_new_tokens, dims.n_text_ctx - P)
-        timestamps = self.no_timestamps not in prompt
-        V, ts0, eot = dims.n_vocab, self.timestamp_begin, self.eot
+        max_new_tokens = self.max_new_tokens(P, max_new_tokens)
         with torch.inference_mode():
             enc = m.encode(mel.to(dev, self.dtype))
             cross = [layer.cross_kv(enc) for layer in m.dec_layers]
@@ -577,8 +588,34 @@ class TorchWhisper:
                 )
                 for _ in m.dec_layers
             ]
-            prompt_t = torch.tensor([list(prompt)] * B, device=dev)
-            logits = m.decode(prompt_t, 0, caches, cross).float()  # [B, P, V]
+            prompt_logits = m.decode(torch.tensor([list(prompt)] * B, device=dev), 0, caches, cross).float()
+
+            def step_fn(tokens, pos):
+                return m.decode(tokens[:, None], pos, caches, cross)[:, -1].float()
+
+            return self.greedy(prompt_logits, prompt, step_fn, max_new_tokens, sync_every)
+
+    def max_new_tokens(self, prompt_length: int, max_new_tokens: Optional[int] = None) -> int:
+        """New tokens a decode may write after a prompt of ``prompt_length`` (default: half the
+        decoder's context, as Whisper; never past its end)."""
+        if max_new_tokens is None:
+            max_new_tokens = self.dims.n_text_ctx // 2
+        return min(max_new_tokens, self.dims.n_text_ctx - prompt_length)
+
+    def greedy(self, prompt_logits, prompt: Sequence[int], step_fn, max_new_tokens: int, sync_every: int = 8):
+        """Whisper's greedy search over any decoder: ``prompt_logits`` ``[B, P, V]`` (float32 tensor,
+        the decoder's output at every prompt position), ``step_fn(tokens [B], position) -> logits [B, V]``
+        feeds one token per row at ``position`` and returns the next logits. Returns what
+        :meth:`generate` returns. Suppressed tokens, a blank or end-of-text first, and the timestamp
+        rules are applied to all rows at once as masks."""
+        import torch
+
+        dims, dev = self.dims, prompt_logits.device
+        B, P = prompt_logits.shape[0], len(prompt)
+        timestamps = self.no_timestamps not in prompt
+        V, ts0, eot = dims.n_vocab, self.timestamp_begin, self.eot
+        with torch.inference_mode():
+            logits = prompt_logits
             sot_at = list(prompt).index(self.sot)
             no_speech = (
                 logits[:, sot_at].softmax(-1)[:, self.no_speech]
@@ -642,7 +679,7 @@ class TorchWhisper:
                 if (step + 1) % sync_every == 0 and bool(done.all()):
                     break
                 if step + 1 < max_new_tokens:
-                    logits = m.decode(nxt[:, None], P + step, caches, cross)[:, -1].float()
+                    logits = step_fn(nxt, P + step)
             return out[:, :n], sum_lp, no_speech
 
     # ---------------------------------------------------------------- text

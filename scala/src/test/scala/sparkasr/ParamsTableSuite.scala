@@ -79,7 +79,7 @@ class ParamsTableSuite extends AnyFunSuite {
     assume(table.isDefined, "scala/src/test/resources/sparkasr/params.json is not there yet (the Python side exports it)")
     val stages = (table.get \ "stages").extract[Map[String, JValue]]
     var checked = 0
-    for ((stage, spec) <- stages if stage != "WhisperForCTC") { // Whisper on the JVM is issue 22
+    for ((stage, spec) <- stages) {
       val cls = (spec \ "python_class").extract[String]
       val instance = Class.forName(cls).getConstructor().newInstance().asInstanceOf[Params]
       val rows = (spec \ "params").extract[List[JValue]]

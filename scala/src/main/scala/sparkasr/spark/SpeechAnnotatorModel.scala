@@ -265,8 +265,13 @@ object ModelShipping {
           try {
             out.setMethod(java.util.zip.ZipOutputStream.DEFLATED)
             out.setLevel(0)
-            Option(src.listFiles()).getOrElse(Array.empty).filter(_.isFile).sortBy(_.getName).foreach { f =>
-              out.putNextEntry(new java.util.zip.ZipEntry(f.getName))
+            // files in subdirectories too (a Whisper export's assets/), by their relative paths
+            def files(d: java.io.File, prefix: String): Seq[(String, java.io.File)] =
+              Option(d.listFiles()).getOrElse(Array.empty).sortBy(_.getName).toSeq.flatMap { f =>
+                if (f.isDirectory) files(f, prefix + f.getName + "/") else Seq(prefix + f.getName -> f)
+              }
+            files(src, "").foreach { case (name, f) =>
+              out.putNextEntry(new java.util.zip.ZipEntry(name))
               java.nio.file.Files.copy(f.toPath, out)
               out.closeEntry()
             }

@@ -1,0 +1,277 @@
+package sparkasr.whisper
+
+import java.io.File
+import java.util.concurrent.ConcurrentHashMap
+
+import scala.collection.mutable.ArrayBuffer
+
+import sparkasr.{AudioItem, Chunk, SpeechEngine, Transcript}
+import sparkasr.Records.SampleRate
+import sparkasr.annotation.PyFormat
+import sparkasr.audio.QuietCuts
+
+/** One decoded window (at most 30 s): tokens (timestamps included), text and Whisper's measures. */
+final case class Window(
+    tokens: Array[Int],
+    text: String,
+    language: String,
+    languageProbability: Double,
+    avgLogprob: Double,
+    noSpeechProb: Double,
+    temperature: Double,
+    compressionRatio: Double) {
+  def noSpeech(o: WhisperOptions): Boolean = noSpeechProb > o.noSpeechThreshold && avgLogprob < o.logProbThreshold
+}
+
+/** Whisper on ONNX Runtime Java over a `sparkasr convert` spec, the Python `batch` strategy
+  * (Python: `sparkasr.whisper.engine`):
+  *
+  *  - rows of at most 30 s are decoded together, `batchSize` per call: one front-end and one encoder
+  *    call, the language given or detected per row, one batched search (beam search at the first
+  *    temperature, greedy for beam 1); rows that fail Whisper's checks (compression ratio > 2.4,
+  *    average log-probability < -1, unless no-speech) are decoded again, batched, at the next
+  *    temperature (sampling, `bestOf` candidates), keeping faster-whisper's choice when all fail; a row
+  *    whose decode stops early (its last sentence left open for a next window) has the rest decoded
+  *    in a further batched round, conditioned on the text so far;
+  *  - longer rows are cut at quiet points into pieces of at most 30 s, all pieces decoded batched as
+  *    text (no timestamp tokens), with the same fallback, one segment per piece trimmed to its sound.
+  *
+  * Segment times are on the file's clock (the item's offset added). Never throws for a bad item. */
+final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, threads: Int) extends SpeechEngine {
+  val onnx = new WhisperOnnx(spec, threads)
+  val tokenizer = new WhisperTokenizer(spec)
+  private val search = new Search(onnx, options)
+  private val tok = spec.tokens
+  private val withTimestamps = options.timestamps != "none"
+  private val WindowS = 30.0
+  private val rng = options.seed.map(s => new java.util.Random(s)).getOrElse(new java.util.Random())
+
+  WhisperEngine.checkLanguage(spec, options)
+
+  override def transcribeBatch(items: Seq[AudioItem]): Seq[Transcript] = synchronized {
+    val out = Array.fill[Transcript](items.size)(null)
+    val short = ArrayBuffer.empty[Int]
+    val long = ArrayBuffer.empty[Int]
+    items.zipWithIndex.foreach { case (it, i) =>
+      if (it.error.isDefined || it.samples == null) out(i) = Transcript.error(it, it.error.getOrElse("no audio"))
+      else if (it.samples.isEmpty) out(i) = Transcript.error(it, "audio has zero length (no samples)")
+      else if (it.samples.exists(x => x.isNaN || x.isInfinite)) out(i) = Transcript.error(it, "audio contains NaN or infinite samples")
+      else if (it.durationS <= WindowS) short += i
+      else long += i
+    }
+    short.grouped(options.batchSize).foreach { g => g.zip(transcribeShort(g.map(items).toSeq)).foreach { case (i, t) => out(i) = t } }
+    if (long.nonEmpty) long.zip(transcribeLong(long.map(items).toSeq)).foreach { case (i, t) => out(i) = t }
+    out.toSeq
+  }
+
+  // -- windows -------------------------------------------------------------------------------------
+
+  /** Decode windows (at most 30 s each, any number: `batchSize` per model call) with the
+    * temperature fallback. `languages`: per window, else given/English/detected; `contexts`: the
+    * previous text per window. */
+  def decodeWindows(samples: Seq[Array[Float]], withoutTimestamps: Boolean, languages: Option[Seq[(String, Double)]] = None,
+      contexts: Option[Seq[String]] = None): Seq[Window] =
+    samples.indices.grouped(options.batchSize).flatMap { g =>
+      decodeBatch(g.map(samples), withoutTimestamps, languages.map(ls => g.map(ls)), contexts.map(cs => g.map(cs)))
+    }.toSeq
+
+  private def decodeBatch(samples: Seq[Array[Float]], withoutTimestamps: Boolean, languages: Option[Seq[(String, Double)]],
+      contexts: Option[Seq[String]]): Seq[Window] = {
+    val encoded = onnx.encode(onnx.features(samples))
+    try {
+      val langs = languages.getOrElse {
+        if (options.language.isDefined || !spec.multilingual) Seq.fill(samples.size)((options.language.getOrElse("en"), 1.0))
+        else detectLanguages(encoded, samples.size)
+      }
+      val prompts = buildPrompts(langs.map(_._1), contexts, withoutTimestamps)
+      val all = Array.fill(samples.size)(ArrayBuffer.empty[Window])
+      var pending: IndexedSeq[Int] = samples.indices
+      for (t <- options.temperature if pending.nonEmpty) {
+        val res =
+          if (pending.size == samples.size) search.generate(encoded, pending.map(prompts), !withoutTimestamps, t, rng)
+          else {
+            // the windows still failing: their own features and encoder states (a smaller batch)
+            val e = onnx.encode(onnx.features(pending.map(samples)))
+            try search.generate(e, pending.map(prompts), !withoutTimestamps, t, rng) finally e.close()
+          }
+        pending = pending.zip(res).toIndexedSeq.flatMap { case (i, (hyp, noSpeechProb)) =>
+          val text = tokenizer.decode(hyp.tokens).trim
+          val w = Window(hyp.tokens, text, langs(i)._1, langs(i)._2, hyp.avgLogprob, noSpeechProb, t, WhisperEngine.compressionRatio(text))
+          all(i) += w
+          val tooRepetitive = w.compressionRatio > options.compressionRatioThreshold
+          val needs = (tooRepetitive || w.avgLogprob < options.logProbThreshold) && !w.noSpeech(options)
+          if (needs) Some(i) else None
+        }
+      }
+      all.toSeq.zipWithIndex.map { case (ws, i) =>
+        if (!pending.contains(i)) ws.last
+        else {
+          val below = ws.filter(_.compressionRatio <= options.compressionRatioThreshold)
+          (if (below.nonEmpty) below else ws).maxBy(_.avgLogprob)
+        }
+      }
+    } finally encoded.close()
+  }
+
+  private def detectLanguages(encoded: Encoded, n: Int): Seq[(String, Double)] = {
+    val (logits, cross, _) = onnx.prompt(encoded, Seq.fill(n)(Array(tok.sot)), Seq(0))
+    cross.close()
+    val ids = spec.languages.values.toArray.sorted
+    logits.toSeq.map { l =>
+      val mx = ids.map(l(_)).max
+      val e = ids.map(i => math.exp(l(i) - mx))
+      val s = e.sum
+      val best = e.indices.maxBy(e(_))
+      (spec.languageOf(ids(best)), e(best) / s)
+    }
+  }
+
+  /** Whisper's prompts: [previous text: `<|startofprev|>` initial prompt + context, the last 223
+    * tokens] `<|startoftranscript|>` [language, task] [`<|notimestamps|>`]; with contexts, every row
+    * keeps the same number of previous tokens (one prompt length per batch, as CTranslate2 needs). */
+  private def buildPrompts(langs: Seq[String], contexts: Option[Seq[String]], withoutTimestamps: Boolean): IndexedSeq[Array[Int]] = {
+    val initial = options.initialPrompt.map(p => tokenizer.encode(" " + p.trim)).getOrElse(Array.empty[Int])
+    var previous = langs.indices.map { i =>
+      initial ++ contexts.map(_(i)).filter(_.trim.nonEmpty).map(c => tokenizer.encode(" " + c.trim)).getOrElse(Array.empty[Int])
+    }
+    val maxPrev = spec.nTextCtx / 2 - 1
+    val keep = math.min(previous.map(_.length).min, maxPrev)
+    previous = previous.map(p => p.takeRight(keep))
+    langs.indices.map { i =>
+      val prev = if (previous(i).nonEmpty) tok.sotPrev.toArray ++ previous(i) else Array.empty[Int]
+      val lang =
+        if (spec.multilingual) Array(spec.languages(langs(i)), (if (options.task == "translate") tok.translate else tok.transcribe).get)
+        else Array.empty[Int]
+      prev ++ Array(tok.sot) ++ lang ++ (if (withoutTimestamps) Array(tok.noTimestamps) else Array.empty[Int])
+    }
+  }
+
+  // -- short rows ----------------------------------------------------------------------------------
+
+  private def transcribeShort(items: Seq[AudioItem], languages: Option[Seq[(String, Double)]] = None,
+      contexts: Option[Seq[String]] = None): Seq[Transcript] = {
+    val ws = decodeWindows(items.map(_.samples), withoutTimestamps = !withTimestamps, languages, contexts)
+    val out = ArrayBuffer.empty[Transcript]
+    val rest = ArrayBuffer.empty[(Int, Double)]
+    items.zip(ws).zipWithIndex.foreach { case ((item, w), i) =>
+      val dur = item.durationS
+      val size = math.min(math.ceil(dur).toInt * 100, 3000) // frames of the window that hold audio
+      val (segs, restS) =
+        if (w.noSpeech(options)) (Nil, size / 100.0)
+        else if (!withTimestamps) (if (w.text.nonEmpty) Seq((0.0, dur, w.tokens.toSeq)) else Nil, size / 100.0)
+        else WhisperEngine.splitByTimestamps(w.tokens, tok.timestampBegin, dur, size)
+      val texts = segs.map(s => tokenizer.decode(s._3))
+      val chunks =
+        if (!withTimestamps) Nil
+        else segs.zip(texts).filter(_._2.trim.nonEmpty).map { case ((s, e, _), text) =>
+          Chunk(text.trim, r(math.min(s, dur) + item.offsetS), r(math.min(e, dur) + item.offsetS), "segment")
+        }
+      out += Transcript(text = texts.mkString.trim, chunks = chunks, language = Some(w.language),
+        languageProbability = Some(w.languageProbability), durationS = dur, source = item.source, offsetS = item.offsetS,
+        extra = Map("path" -> "batched"))
+      if (withTimestamps && !w.noSpeech(options) && restS < size / 100.0 && restS >= 0.1) rest += ((i, restS))
+    }
+    if (rest.nonEmpty) { // the rest of each early-stopped row, batched, conditioned on the text so far
+      val rests = rest.map { case (i, s) =>
+        val it = items(i)
+        val from = math.round(s * SampleRate).toInt
+        AudioItem(java.util.Arrays.copyOfRange(it.samples, from, it.samples.length), it.source, it.offsetS + from.toDouble / SampleRate)
+      }
+      val langs = rest.map { case (i, _) => (out(i).language.get, out(i).languageProbability.get) }
+      val ctx = rest.map { case (i, _) => if (options.conditionOnPreviousText) out(i).text else "" }
+      transcribeShort(rests.toSeq, Some(langs.toSeq), Some(ctx.toSeq)).zip(rest).foreach { case (t, (i, _)) =>
+        val o = out(i)
+        out(i) = o.copy(text = s"${o.text} ${t.text}".trim, chunks = o.chunks ++ t.chunks,
+          extra = o.extra + ("continued" -> (1 + t.extra.get("continued").map(_.toInt).getOrElse(0)).toString))
+      }
+    }
+    out.toSeq
+  }
+
+  // -- long rows -----------------------------------------------------------------------------------
+
+  private def transcribeLong(items: Seq[AudioItem]): Seq[Transcript] = {
+    val pieces = ArrayBuffer.empty[(Int, Int, Int)] // (item, start, end)
+    items.zipWithIndex.foreach { case (it, i) =>
+      QuietCuts.cutPieces(it.samples, WindowS, 5.0).foreach { case (a, b) => pieces += ((i, a, b)) }
+    }
+    val ws = decodeWindows(pieces.toSeq.map { case (i, a, b) => java.util.Arrays.copyOfRange(items(i).samples, a, b) },
+      withoutTimestamps = true)
+    items.zipWithIndex.map { case (it, i) =>
+      val mine = pieces.zip(ws).filter(_._1._1 == i)
+      val parts = mine.map { case ((_, a, b), w) => (a, b, if (w.noSpeech(options)) "" else w.text, w) }
+      val weight = parts.filter(p => p._3.nonEmpty).groupBy(_._4.language).map { case (l, ps) =>
+        l -> ps.map(p => p._4.languageProbability * (p._2 - p._1)).sum
+      }
+      val lang = if (weight.nonEmpty) weight.maxBy(_._2)._1 else parts.head._4.language
+      val chunks = if (!withTimestamps) Nil else parts.filter(_._3.nonEmpty).map { case (a, b, text, _) =>
+        val (s, e) = QuietCuts.speechBounds(it.samples, a, b)
+        val off = it.offsetS + a.toDouble / SampleRate
+        Chunk(text, r(s + off), r(e + off), "segment")
+      }
+      Transcript(text = parts.map(_._3).filter(_.nonEmpty).mkString(" "), chunks = chunks.toSeq, language = Some(lang),
+        languageProbability = Some(parts.filter(_._4.language == lang).map(_._4.languageProbability).max), durationS = it.durationS,
+        source = it.source, offsetS = it.offsetS, extra = Map("path" -> "pieces", "pieces" -> parts.size.toString))
+    }
+  }
+
+  private def r(x: Double): Double = PyFormat.round(x, 3)
+}
+
+object WhisperEngine {
+  private val cache = new ConcurrentHashMap[(String, WhisperOptions, Int), WhisperEngine]()
+
+  /** The engine for an export directory, options and thread count, built once per JVM. */
+  def get(dir: String, options: WhisperOptions, threads: Int): WhisperEngine =
+    cache.computeIfAbsent((new File(dir).getAbsolutePath, options, threads),
+      k => new WhisperEngine(WhisperExport.load(new File(k._1)), k._2, k._3))
+
+  /** Refuses a language or task the model cannot do (an English-only model: en and transcribe only). */
+  def checkLanguage(spec: WhisperExport, options: WhisperOptions): Unit = {
+    options.language.foreach { l =>
+      if (!spec.multilingual && l != "en")
+        throw new IllegalArgumentException(s"language '$l' is not possible with ${spec.source}, an English-only model (choices: en, or '' to detect)")
+      if (spec.multilingual && !spec.languages.contains(l))
+        throw new IllegalArgumentException(s"language '$l' is not a language of ${spec.source}")
+    }
+    if (options.task == "translate" && !spec.multilingual)
+      throw new IllegalArgumentException(s"task 'translate' needs a multilingual model; ${spec.source} is English-only")
+  }
+
+  /** zlib's compression ratio of the UTF-8 text (Python: `len(data) / len(zlib.compress(data))`). */
+  def compressionRatio(text: String): Double = {
+    val data = text.getBytes(java.nio.charset.StandardCharsets.UTF_8)
+    if (data.isEmpty) return 0.0
+    val d = new java.util.zip.Deflater(6)
+    d.setInput(data)
+    d.finish()
+    val buf = new Array[Byte](data.length * 2 + 64)
+    var n = 0
+    while (!d.finished()) n += d.deflate(buf, n, buf.length - n)
+    d.end()
+    data.length.toDouble / n
+  }
+
+  /** faster-whisper's segments of a timestamped decode (`_split_segments_by_timestamps`):
+    * (start s, end s, tokens) and where its seek goes on, in seconds (`size` frames of audio). */
+  def splitByTimestamps(tokens: Array[Int], ts0: Int, durationS: Double, size: Int): (Seq[(Double, Double, Seq[Int])], Double) = {
+    val segs = ArrayBuffer.empty[(Double, Double, Seq[Int])]
+    val singleEnding = tokens.length >= 2 && tokens(tokens.length - 2) < ts0 && tokens.last >= ts0
+    val consecutive = (1 until tokens.length).filter(i => tokens(i) >= ts0 && tokens(i - 1) >= ts0)
+    if (consecutive.nonEmpty) {
+      val slices = if (singleEnding) consecutive :+ tokens.length else consecutive
+      var lastSlice = 0
+      for (cur <- slices) {
+        val sliced = tokens.slice(lastSlice, cur)
+        segs += (((sliced.head - ts0) * 0.02, (sliced.last - ts0) * 0.02, sliced.toSeq))
+        lastSlice = cur
+      }
+      val seekFrames = if (singleEnding) size else (tokens(lastSlice - 1) - ts0) * 2
+      (segs.toSeq, seekFrames / 100.0)
+    } else {
+      val stamps = tokens.filter(_ >= ts0)
+      val duration = if (stamps.nonEmpty && stamps.last != ts0) (stamps.last - ts0) * 0.02 else durationS
+      (Seq((0.0, duration, tokens.toSeq)), size / 100.0)
+    }
+  }
+}
