@@ -19,10 +19,6 @@ if [[ $ALL == 1 ]]; then
   # pyctcdecode 0.5 pins numpy<2 in its metadata but runs on numpy 2; pyarrow (Spark) needs numpy 2.
   .venv/bin/pip install -q --no-deps "pyctcdecode==0.5.0" && .venv/bin/pip install -q "pygtrie>=2.1,<3"
   .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null  # notebooks tests
-  # The Scala parity tests run the Python CTC engine on ONNX Runtime 1.29.0, the version ONNX Runtime
-  # Java is served at, beside (not instead of) the venv's own onnxruntime.
-  [[ -d .venv/onnxruntime-1.29.0/onnxruntime ]] || \
-    .venv/bin/pip install -q --no-deps --target .venv/onnxruntime-1.29.0 "onnxruntime==1.29.0"
   # serving tests: a real browser (Debian's, Playwright drives it; no browser download) and the npm client
   if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
     if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then

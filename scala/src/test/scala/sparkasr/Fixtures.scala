@@ -13,13 +13,12 @@ import org.json4s.jackson.JsonMethods
 
 /** What the Python side computes on the vendored clips (tests/fixtures/make_jvm_fixtures.py), made
   * once per change of its inputs into target/jvm-fixtures, with the project's Python (`.venv`, or
-  * `$SPARKASR_PYTHON`) and onnxruntime 1.29.0 (the Java runtime's version) first on its path
-  * (`.venv/onnxruntime-1.29.0`, installed by scripts/setup.sh --all, or `$SPARKASR_ORT_PARITY`). */
+  * `$SPARKASR_PYTHON`), whose onnxruntime is pinned to 1.29.0, the Java runtime's version (the
+  * fixture script checks it). */
 object Fixtures {
   val repo: File = new File(".").getCanonicalFile
   val dir: File = new File(repo, "target/jvm-fixtures")
   val python: String = sys.env.getOrElse("SPARKASR_PYTHON", new File(repo, ".venv/bin/python").getPath)
-  val ortPath: String = sys.env.getOrElse("SPARKASR_ORT_PARITY", new File(repo, ".venv/onnxruntime-1.29.0").getPath)
 
   private def inputs: Seq[File] = {
     def walk(f: File): Seq[File] = if (f.isDirectory) Option(f.listFiles()).toSeq.flatten.sortBy(_.getName).flatMap(walk) else Seq(f)
@@ -36,9 +35,7 @@ object Fixtures {
   /** Python commands with the fixture environment; their output goes to `log`. */
   def runPython(args: Seq[String], log: File): Int = {
     require(new File(python).canExecute, s"no Python at $python: run scripts/setup.sh --all (or set SPARKASR_PYTHON)")
-    require(new File(ortPath, "onnxruntime").isDirectory,
-      s"onnxruntime 1.29.0 is not at $ortPath: run scripts/setup.sh --all (or set SPARKASR_ORT_PARITY)")
-    val env = Seq("PYTHONPATH" -> s"$ortPath${File.pathSeparator}${new File(repo, "python").getPath}", "PYSPARK_PYTHON" -> python,
+    val env = Seq("PYTHONPATH" -> new File(repo, "python").getPath, "PYSPARK_PYTHON" -> python,
       "PYSPARK_DRIVER_PYTHON" -> python)
     (Process(python +: args, repo, env: _*) #> log).!
   }
