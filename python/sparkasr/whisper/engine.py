@@ -168,8 +168,9 @@ class WhisperEngine:
         """A piece whose words end a second or more before its sound does has had the rest of its
         speech dropped: Whisper ended the window (after a tone or a long pause, say), and a decode
         without timestamps leaves no timestamp to seek from. The rest, from its last word, is decoded
-        as a further piece, conditioned on the piece's text, and joined to it (up to ``rounds``
-        times; each rest is shorter than the last)."""
+        as a further piece and joined to it (up to ``rounds`` times; each rest is shorter than the
+        last). Like the pieces, rests are not conditioned on the text before them: conditioned, Whisper
+        skipped the short prompts at the start of a rest (Asterisk Spanish long-form set, base)."""
         opts = self.options
         for _ in range(rounds):
             todo = []
@@ -188,11 +189,7 @@ class WhisperEngine:
                 for k, end in todo
             ]
             results = self._decode_in_batches(
-                rests,
-                fw,
-                text_only=True,
-                languages=[(done[k].language, done[k].language_probability) for k, _ in todo],
-                contexts=[done[k].text if opts.condition_on_previous_text else "" for k, _ in todo],
+                rests, fw, text_only=True, languages=[(done[k].language, done[k].language_probability) for k, _ in todo]
             )
             for (k, end), r in zip(todo, results):
                 t = done[k]
