@@ -93,14 +93,29 @@ class WhisperEngine:
                 out[i] = self._safe_sequential(items[i], fw)
         return [r for r in out]  # type: ignore[misc]
 
-    def _decode_in_batches(self, items: List[AudioItem], fw, text_only: bool) -> List[Transcript]:
+    def _decode_in_batches(
+        self,
+        items: List[AudioItem],
+        fw,
+        text_only: bool,
+        languages: Optional[List[Tuple[str, float]]] = None,
+        contexts: Optional[List[str]] = None,
+    ) -> List[Transcript]:
         """Items of at most 30 s, ``batch_size`` at a time; a failed batch is retried item by item."""
         out: List[Transcript] = []
         bs = self.options.batch_size
         for start in range(0, len(items), bs):
             batch = items[start : start + bs]
             try:
-                out.extend(self._transcribe_short(batch, fw, text_only=text_only))
+                out.extend(
+                    self._transcribe_short(
+                        batch,
+                        fw,
+                        text_only=text_only,
+                        languages=None if languages is None else languages[start : start + bs],
+                        contexts=None if contexts is None else contexts[start : start + bs],
+                    )
+                )
             except Exception as exc:  # a batch failure must not lose rows: retry one by one
                 log.warning("batched decode failed (%s); retrying items one at a time", exc)
                 out.extend(self._safe_sequential(it, fw, text_only=text_only) for it in batch)
@@ -117,7 +132,7 @@ class WhisperEngine:
             pieces.extend(
                 AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE) for a, b in ranges
             )
-        done = self._decode_in_batches(pieces, fw, text_only=True)
+        done = self._finish_pieces(pieces, self._decode_in_batches(pieces, fw, text_only=True), fw)
         out: List[Transcript] = []
         for it, (first, count) in zip(items, owner):
             parts = done[first : first + count]
@@ -143,10 +158,55 @@ class WhisperEngine:
                         "path": "pieces",
                         "pieces": count,
                         "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts),
+                        "continued": sum(p.extra.get("continued", 0) for p in parts),
                     },
                 )
             )
         return out
+
+    def _finish_pieces(self, pieces: List[AudioItem], done: List[Transcript], fw, rounds: int = 3) -> List[Transcript]:
+        """A piece whose words end a second or more before its sound does has had the rest of its
+        speech dropped: Whisper ended the window (after a tone or a long pause, say), and a decode
+        without timestamps leaves no timestamp to seek from. The rest, from its last word, is decoded
+        as a further piece and joined to it (up to ``rounds`` times; each rest is shorter than the
+        last). Like the pieces, rests are not conditioned on the text before them: conditioned, Whisper
+        skipped the short prompts at the start of a rest (Asterisk Spanish long-form set, base)."""
+        opts = self.options
+        for _ in range(rounds):
+            todo = []
+            for k, (piece, t) in enumerate(zip(pieces, done)):
+                end = t.extra.pop("text_end_s", None)
+                if end is not None and t.text and 1.0 <= end and speech_bounds(piece.samples)[1] - end >= 1.0:
+                    todo.append((k, end))
+            if not todo:
+                break
+            rests = [
+                AudioItem(
+                    pieces[k].samples[int(round(end * SAMPLE_RATE)) :],
+                    source=pieces[k].source,
+                    offset_s=pieces[k].offset_s + end,
+                )
+                for k, end in todo
+            ]
+            results = self._decode_in_batches(
+                rests, fw, text_only=True, languages=[(done[k].language, done[k].language_probability) for k, _ in todo]
+            )
+            for (k, end), r in zip(todo, results):
+                t = done[k]
+                rest_end = r.extra.pop("text_end_s", None)
+                if r.error or not r.text.strip():
+                    continue
+                t.text = f"{t.text} {r.text}".strip()
+                if opts.timestamps == "segment":
+                    t.chunks = [_piece_segment(pieces[k], t.text)]
+                else:
+                    t.chunks = t.chunks + r.chunks
+                t.extra["continued"] = t.extra.get("continued", 0) + 1
+                if rest_end is not None:
+                    t.extra["text_end_s"] = end + rest_end
+        for t in done:
+            t.extra.pop("text_end_s", None)
+        return done
 
     def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
         return self.transcribe_batch([AudioItem(samples=samples, source=source)])[0]
@@ -327,8 +387,13 @@ class WhisperEngine:
             tk = batch.tokenizers[w.language]
             # faster-whisper's rule: unless the output ends on a single timestamp (nothing after it),
             # the last, unfinished segment is dropped and decoding resumes at the last timestamp
+            # and only while audio is left: a last timestamp at or past the audio's end (29.2 s of a
+            # 29.18-s row) ends the row, as faster-whisper's seek loop ends at its content frames
             stopped_early = (
-                not text_only and opts.timestamps != "none" and not w.checks.no_speech and w.rest_s < w.size_s
+                not text_only
+                and opts.timestamps != "none"
+                and not w.checks.no_speech
+                and w.rest_s < min(w.size_s, w.content_s)
             )
             subsegments = w.segments
             if w.checks.no_speech:
@@ -361,7 +426,7 @@ class WhisperEngine:
                 extra={"path": "batched-piece" if text_only else "batched"},
             )
 
-        if opts.timestamps == "word":
+        if opts.timestamps == "word" or text_only:  # pieces: where their words end (_finish_pieces)
             self._add_words(per_item_segments, langs, batch, segment_sizes, fw)
 
         for i, (item, segs) in enumerate(zip(items, per_item_segments)):
@@ -371,6 +436,10 @@ class WhisperEngine:
             assert t is not None
             t.text = "".join(s["text"] for s in segs).strip()
             dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
+            if text_only:
+                ends = [w["end"] for s in segs for w in s.get("words", [])]
+                if ends:
+                    t.extra["text_end_s"] = min(max(ends), dur)
             if opts.timestamps == "segment" and text_only:
                 t.chunks = [_piece_segment(item, t.text)] if t.text else []
             elif opts.timestamps == "segment":
