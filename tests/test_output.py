@@ -243,3 +243,24 @@ def test_errors_are_retried_on_request_and_current_has_one_record_per_input(spar
     (row,) = _current(tmp_path / "o2")
     assert row["error"] is None and row["text"] and row["path"] == str(late)
     assert len(_history(tmp_path / "o2")) == 2
+
+
+def test_the_lock_for_remote_outputs_is_an_exclusive_marker_file(spark, tmp_path):
+    """Outputs on s3a://, hdfs://, dbfs:/ are locked through Hadoop's FileSystem API (here on the
+    local filesystem through the same API): a second holder is refused, naming the marker."""
+    from sparkasr.output import LOCK_NAME, OutputInUse, _HadoopLock
+
+    uri = "file:" + str(tmp_path / "remote-out")
+    first = _HadoopLock(uri, spark)
+    first.acquire()
+    try:
+        marker = tmp_path / "remote-out" / LOCK_NAME
+        assert f'"pid": {os.getpid()}' in marker.read_text()
+        with pytest.raises(OutputInUse, match=f"pid {os.getpid()}.*delete it"):
+            _HadoopLock(uri, spark).acquire()
+    finally:
+        first.release()
+    assert not marker.exists()
+    again = _HadoopLock(uri, spark)
+    again.acquire()
+    again.release()

@@ -361,6 +361,27 @@ def _records_frame(asr, out, df, cfg_id: str):
     )
 
 
+def _kept(spark, run_dir: str, fmt: str) -> int:
+    """Records an interrupted run committed (its finished tasks' part files). Counted without
+    Spark for local outputs: under spark-submit, Ctrl-C reaches the JVM too, which may be gone."""
+    if is_remote_uri(run_dir):
+        files, _ = run_files(spark, run_dir.rsplit("/", 1)[0])
+        kept = read_records(spark, [f for f in files if f.startswith(run_dir)], run_dir, fmt)
+        return 0 if kept is None else kept.count()
+    import glob
+
+    n = 0
+    for f in glob.glob(os.path.join(glob.escape(local_path(run_dir)), "part-*")):
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            n += pq.ParquetFile(f).metadata.num_rows
+        else:
+            with open(f, "rb") as fh:
+                n += sum(1 for line in fh if line.strip())
+    return n
+
+
 def _in_record_order(df):
     """Records' columns in their documented order (JSON schema inference sorts them by name)."""
     head = [c for c in RECORD_COLUMNS[:8] if c in df.columns]
@@ -529,11 +550,7 @@ def _run(
         except Exception:
             if interruption is not None and interruption.signame:
                 progress.stop_printing()
-                kept_files, _ = run_files(spark, records_root)
-                kept = read_records(spark, [f for f in kept_files if f"/run={run_id}/" in f], records_root, fmt)
-                raise Interrupted(
-                    interruption.signame, 0 if kept is None else kept.count(), n, local_path(target)
-                ) from None
+                raise Interrupted(interruption.signame, _kept(spark, target, fmt), n, local_path(target)) from None
             raise
         finally:
             sc.setLocalProperty(PROPERTY, None)
