@@ -241,7 +241,7 @@ def _transcribe(args, cfg: dict, params: dict) -> int:
     return 0
 
 
-PRINT_WIDTH = 100  # characters of transcript per printed line
+PRINT_WIDTH = 160  # characters of transcript per printed line (a sentence or two stay on one)
 PRINT_LINES = 12  # printed lines per transcript at most
 
 
