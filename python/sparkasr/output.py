@@ -232,11 +232,12 @@ def read_records(spark, files: List[str], records_root: str, fmt: str, schema=No
     if not files:
         return None
     reader = spark.read.option("basePath", hadoop_uri(records_root))
+    files = [hadoop_uri(f) for f in files]
     if fmt == "parquet":
         return reader.parquet(*files)
     if schema is not None:
         reader = reader.schema(schema)
-    return reader.json(list(files))
+    return reader.json(files)
 
 
 def newest_per_input(records):
