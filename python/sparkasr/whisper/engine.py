@@ -34,12 +34,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import progress
 from ..audio import SAMPLE_RATE, cut_pieces, speech_bounds
 from ..engines import cached_engine
 from ..records import AudioItem, Chunk, Transcript, error_transcript
 from .model import _TopKModel, add_word_timestamps, compression_ratio, encode, load_model
 from .options import PIECE_SEARCH_S, WINDOW_S, RuntimeOptions, WhisperOptions
 from .packing import transcribe_packed
+from .vad import SpeechMap
 from .window import WindowBatch, decode_windows
 
 log = logging.getLogger(__name__)
@@ -67,9 +69,10 @@ class WhisperEngine:
 
     def transcribe_batch(self, items: Sequence[AudioItem]) -> List[Transcript]:
         if self.options.strategy == "pack":
-            return transcribe_packed(self, list(items))
+            return self._transcribe_packed(list(items))
         out: List[Optional[Transcript]] = [None] * len(items)
         short, long_ = [], []
+        always = self.options.vad_gate == "always"
         for i, item in enumerate(items):
             if item.error is not None or item.samples is None:
                 out[i] = error_transcript(item, item.error or "no audio")
@@ -78,6 +81,8 @@ class WhisperEngine:
             elif not np.isfinite(item.samples).all():
                 # NaN/inf features make Whisper emit garbage text instead of failing
                 out[i] = error_transcript(item, "audio contains NaN or infinite samples")
+            elif always and not SpeechMap(item.samples, self.options.vad_threshold).has_speech():
+                out[i] = self._no_speech(item)
             elif item.duration_s <= WINDOW_S and not self.options.vad_filter:
                 short.append(i)
             else:
@@ -92,6 +97,47 @@ class WhisperEngine:
             for i in long_:
                 out[i] = self._safe_sequential(items[i], fw)
         return [r for r in out]  # type: ignore[misc]
+
+    def _transcribe_packed(self, items: List[AudioItem]) -> List[Transcript]:
+        """strategy=pack: with the VAD gate on, clips without speech are left out of the windows
+        (a silent clip packed next to speech would be given words)."""
+        if self.options.vad_gate == "off":
+            return transcribe_packed(self, items)
+        out: List[Optional[Transcript]] = [None] * len(items)
+        rest = []
+        for i, it in enumerate(items):
+            ok = it.error is None and it.samples is not None and np.size(it.samples) and np.isfinite(it.samples).all()
+            if ok and not SpeechMap(it.samples, self.options.vad_threshold).has_speech():
+                out[i] = self._no_speech(it)
+            else:
+                rest.append(i)
+        for i, r in zip(rest, transcribe_packed(self, [items[i] for i in rest]) if rest else []):
+            out[i] = r
+        return [r for r in out]  # type: ignore[misc]
+
+    def _no_speech(self, item: AudioItem) -> Transcript:
+        """The transcript of audio the VAD finds no speech in: empty, not an error."""
+        return Transcript(
+            language=self.options.language or (None if self.multilingual else "en"),
+            language_probability=None if self.multilingual and not self.options.language else 1.0,
+            duration_s=item.duration_s,
+            source=item.source,
+            offset_s=item.offset_s,
+            extra={"path": "no-speech"},
+        )
+
+    def _doubtful(self, no_speech_prob: float, failed: bool) -> bool:
+        """vadGate auto or always: a decode Whisper is unsure of, which the VAD must confirm."""
+        return self.options.vad_gate != "off" and (failed or no_speech_prob > self.options.vad_check_no_speech)
+
+    def _silent_windows(self, items: Sequence[AudioItem], windows) -> set:
+        """The windows of a batch whose decode is doubtful and whose audio holds no speech."""
+        return {
+            i
+            for i, (it, w) in enumerate(zip(items, windows))
+            if self._doubtful(w.no_speech_prob, w.checks.failed)
+            and not SpeechMap(it.samples, self.options.vad_threshold).has_speech()
+        }
 
     def _decode_in_batches(
         self,
@@ -119,6 +165,8 @@ class WhisperEngine:
             except Exception as exc:  # a batch failure must not lose rows: retry one by one
                 log.warning("batched decode failed (%s); retrying items one at a time", exc)
                 out.extend(self._safe_sequential(it, fw, text_only=text_only) for it in batch)
+            for it in batch:  # live progress: how far into its file each piece reached
+                progress.advance(it.source, it.offset_s + it.duration_s)
         return out
 
     def _transcribe_long_batched(self, items: List[AudioItem], fw) -> List[Transcript]:
@@ -126,13 +174,19 @@ class WhisperEngine:
         joined per row (see the module docstring)."""
         pieces: List[AudioItem] = []
         owner: List[Tuple[int, int]] = []
+        silent: Dict[int, Transcript] = {}  # vadGate=always: pieces without speech, not decoded
         for it in items:
             ranges = cut_pieces(it.samples, WINDOW_S, PIECE_SEARCH_S)
             owner.append((len(pieces), len(ranges)))
-            pieces.extend(
-                AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE) for a, b in ranges
-            )
-        done = self._finish_pieces(pieces, self._decode_in_batches(pieces, fw, text_only=True), fw)
+            speech = SpeechMap(it.samples, self.options.vad_threshold) if self.options.vad_gate == "always" else None
+            for a, b in ranges:
+                piece = AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE)
+                if speech is not None and not speech.has_speech(a / SAMPLE_RATE, b / SAMPLE_RATE):
+                    silent[len(pieces)] = self._no_speech(piece)
+                pieces.append(piece)
+        live = [pieces[j] for j in range(len(pieces)) if j not in silent]
+        decoded = iter(self._finish_pieces(live, self._decode_in_batches(live, fw, text_only=True), fw))
+        done = [silent[j] if j in silent else next(decoded) for j in range(len(pieces))]
         out: List[Transcript] = []
         for it, (first, count) in zip(items, owner):
             parts = done[first : first + count]
@@ -320,7 +374,15 @@ class WhisperEngine:
         chunks: List[Chunk] = []
         texts: List[str] = []
         dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
+        speech = SpeechMap(item.samples, opts.vad_threshold)
         for seg in segments:  # generator: memory stays bounded by one window
+            progress.advance(item.source, item.offset_s + min(seg.end, dur))
+            failed = (opts.log_prob_threshold is not None and seg.avg_logprob < opts.log_prob_threshold) or (
+                opts.compression_ratio_threshold is not None
+                and seg.compression_ratio > opts.compression_ratio_threshold
+            )
+            if self._doubtful(seg.no_speech_prob, failed) and not speech.has_speech(seg.start, seg.end):
+                continue  # vadGate: text with no speech under it
             texts.append(seg.text)
             if opts.timestamps == "segment":
                 chunks.append(
@@ -377,6 +439,7 @@ class WhisperEngine:
             without_timestamps=text_only or opts.timestamps == "none",
         )
         langs = [(w.language, w.language_probability) for w in batch.windows]
+        silent = self._silent_windows(items, batch.windows)
 
         out: List[Optional[Transcript]] = [None] * len(items)
         per_item_segments: List[List[dict]] = []
@@ -396,7 +459,7 @@ class WhisperEngine:
                 and w.rest_s < min(w.size_s, w.content_s)
             )
             subsegments = w.segments
-            if w.checks.no_speech:
+            if w.checks.no_speech or i in silent:
                 subsegments = []
             elif (w.checks.failed and len(opts.temperature) > 1) or (stopped_early and w.rest_s < 0.1):
                 redo.append(i)
