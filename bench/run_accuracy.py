@@ -4,6 +4,7 @@ faster-whisper, same model, same audio, same machine and cores.
     scripts/fetch_eval_corpus.sh && python bench/run_accuracy.py   # all of it -> results/accuracy.{json,md}
     python bench/run_accuracy.py --quick     # the CI subset (every 8th file, the 3-min long files)
     python bench/run_accuracy.py --parts short,lid --sets asterisk-en
+    python bench/run_accuracy.py --sets asterisk-es --models base --resume   # add to a run of the same name
 
 Systems, per set and model (tiny.en on English sets, Whisper base on every set; CTranslate2 int8,
 beam 5, ``--threads`` threads, the same 16-kHz samples decoded once with ``sparkasr.audio``):
@@ -479,6 +480,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--parts", default="short,long,lid", help="short, long, lid (comma-separated)")
     ap.add_argument("--sets", default="", help="sets to run (default: every set of eval_sources.tsv + pocketsphinx)")
     ap.add_argument("--systems", default="", help="subset of: faster-whisper, engine batch|sequential|pack, spark job")
+    ap.add_argument(
+        "--models", default="", help="subset of: tiny.en, base (default: tiny.en on English sets, base on every set)"
+    )
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--name", default="")
     ap.add_argument("--resume", action="store_true", help="keep the parts an interrupted run of the same name finished")
@@ -533,6 +537,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             samples = decode(entries)
             audio_s = sum(len(x) for x in samples) / 16000
             for model in models_for(language):
+                if args.models and model not in args.models.split(","):
+                    continue
                 key = f"{kind}/{set_name}/{model}"
                 if key in done:
                     res[kind] += done[key]
