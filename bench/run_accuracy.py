@@ -537,11 +537,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             samples = decode(entries)
             audio_s = sum(len(x) for x in samples) / 16000
             for model in models_for(language):
-                if args.models and model not in args.models.split(","):
-                    continue
                 key = f"{kind}/{set_name}/{model}"
-                if key in done:
+                if key in done:  # --resume: measured before (whatever --models says now)
                     res[kind] += done[key]
+                    continue
+                if args.models and model not in args.models.split(","):
                     continue
                 common.log(f"{kind} {set_name} {model}: {len(entries)} files, {audio_s / 60:.1f} min")
                 outputs = run_systems(model, entries, samples, language, args.threads, systems, texts_dir)
