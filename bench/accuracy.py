@@ -9,7 +9,8 @@ its own words (:meth:`sparkasr.evaluation.WordAlignment.span`). A prompt of two 
 next to it (between the previous prompt's last word and the next prompt's first) hold a copy of
 it: at least half of its words, and two at least, again. One-word prompts (digits, letters) are
 left to the WER: a lost or doubled single word ("nineteen" + "s" heard as "19s") cannot be told
-from a recognition error. A stretch of dropped speech spans several prompts, longer ones among them.
+from a recognition error; so are prompts of single letters, abbreviations spoken as one word
+(Spanish "a.m.", normalised "a m", is written "AM." by faster-whisper and by us alike). A stretch of dropped speech spans several prompts, longer ones among them.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def score_long(parts: Sequence[dict], text: str, normalizer: str) -> LongScore:
         c = al.span(start, end)
         out.prompts.append(c)
         out.names.append(p["name"])
-        if n < 2:
+        if n < 2 or all(len(w) == 1 for w in al.reference[start:end]):
             continue
         if c.deletions * 2 > n:
             out.dropped.append(p["name"])

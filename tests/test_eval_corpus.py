@@ -151,6 +151,10 @@ def test_score_long_finds_dropped_and_repeated_prompts():
     assert once_more.complete and once_more.total.insertions == 1
     lost = accuracy.score_long(parts, full.replace("Goodbye.", ""), "basic")
     assert lost.complete and lost.total.deletions == 1
+    # an abbreviation of single letters written as one word ("a.m." as "AM.") is not dropped
+    abbrev = parts + [{"name": "e", "reference": "a.m.", "speech": True}]
+    spelled = accuracy.score_long(abbrev, full + " AM.", "basic")
+    assert spelled.complete and spelled.total.errors == 2
     # an ordinary error is neither
     wrong = accuracy.score_long(parts, full.replace("account", "count").replace("calling", "call in"), "basic")
     assert wrong.complete and wrong.total.errors == 3
