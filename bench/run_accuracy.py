@@ -320,7 +320,13 @@ def render(res: dict) -> str:
         f"({time.strftime('%Y-%m-%d', time.gmtime())}, code `{m.get('git')}`), "
         f"{res['threads']} threads on {m['nproc']} cores ({m['cpu_model']}), "
         f"faster-whisper {m['versions'].get('faster-whisper')}, CTranslate2 {m['versions'].get('ctranslate2')} "
-        f"({res.get('ct2_backend', '?')}), int8, beam 5. Full run: {res['total_wall_s'] / 60:.0f} min.",
+        f"({res.get('ct2_backend', '?')}), int8, beam 5. "
+        + (
+            f"Wall time of the last invocation: {res['total_wall_s'] / 60:.0f} min; {len(res['resumed'])} parts were "
+            "measured by earlier invocations of the same name (`--resume`)."
+            if res.get("resumed")
+            else f"Full run: {res['total_wall_s'] / 60:.0f} min."
+        ),
         "",
         "Corpus: Debian's Asterisk core prompts (CC-BY-SA-3.0), professional recordings of one voice per "
         "language, 8-kHz mono telephone band, resampled to 16 kHz (soxr) once for every system; built by "
@@ -540,6 +546,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 key = f"{kind}/{set_name}/{model}"
                 if key in done:  # --resume: measured before (whatever --models says now)
                     res[kind] += done[key]
+                    res.setdefault("resumed", []).append(key)
                     continue
                 if args.models and model not in args.models.split(","):
                     continue
