@@ -319,3 +319,25 @@ def test_light_pipeline_annotate_raises_for_a_bad_file(spark, tmp_path):
     (full,) = light.fullAnnotate(str(bad))
     assert "bad.wav" in full["transcription"][0]["metadata"]["error"]
     assert light.annotate("tests/data/cards/001.wav")["transcription"][0]
+
+
+def test_manifest_csv_quoting_as_python_writes_it(spark, tmp_path):
+    """References with commas, doubled quotes and line breaks (Python's csv/pandas quoting): each row
+    stays one row with its own path, reference and name (a doubled quote once split a row and its
+    file's record was lost)."""
+    import csv
+
+    from sparkasr.job import _read_manifest
+
+    rows = [
+        ("a.wav", 'Dial 4 to send this caller to a polite "don\'t call" menu, now and forevermore.', "a"),
+        ("b.wav", "two lines,\nof reference", "b"),
+        ("c.wav", "plain", "c"),
+    ]
+    m = tmp_path / "m.csv"
+    with open(m, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "reference", "name"])
+        w.writerows(rows)
+    got = sorted(tuple(r) for r in _read_manifest(spark, str(m)).select("path", "reference", "name").collect())
+    assert got == sorted(rows)

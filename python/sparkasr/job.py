@@ -175,7 +175,17 @@ def _read_manifest(spark, path: str):
     elif low.endswith((".jsonl", ".json")):
         df = spark.read.json(uri)
     else:
-        df = spark.read.option("header", "true").option("sep", "\t" if low.endswith(".tsv") else ",").csv(uri)
+        # RFC 4180 quoting, as Python's csv, pandas and spreadsheets write it: a quote inside a quoted
+        # field is doubled ("a ""quoted"" word"), and a quoted field may hold line breaks. (Spark's
+        # default escape is a backslash: a doubled quote split the row and lost the file's record.)
+        df = (
+            spark.read.option("header", "true")
+            .option("sep", "\t" if low.endswith(".tsv") else ",")
+            .option("quote", '"')
+            .option("escape", '"')
+            .option("multiLine", "true")
+            .csv(uri)
+        )
     if "path" not in df.columns:
         raise SetupError(f"manifest {path} has no 'path' column (columns: {', '.join(df.columns)})")
     # Relative paths are relative to the manifest's directory (made plain in _stat_inputs).
