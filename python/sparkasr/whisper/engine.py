@@ -130,14 +130,34 @@ class WhisperEngine:
         """vadGate auto or always: a decode Whisper is unsure of, which the VAD must confirm."""
         return self.options.vad_gate != "off" and (failed or no_speech_prob > self.options.vad_check_no_speech)
 
-    def _silent_windows(self, items: Sequence[AudioItem], windows) -> set:
-        """The windows of a batch whose decode is doubtful and whose audio holds no speech."""
-        return {
-            i
-            for i, (it, w) in enumerate(zip(items, windows))
-            if self._doubtful(w.no_speech_prob, w.checks.failed)
-            and not SpeechMap(it.samples, self.options.vad_threshold).has_speech()
-        }
+    def _silent_windows(self, items: Sequence[AudioItem], windows, stretches=None) -> set:
+        """The windows of a batch whose decode is doubtful and whose audio holds no speech.
+        ``stretches[i]``, where given, is ``(SpeechMap, start_s, end_s)``: the rest of a row or piece
+        is asked about on its row's map, over the rest's stretch (with the row's audio around it: the
+        VAD run on a cut-off rest of a few tenths of a second missed the words in it)."""
+        out = set()
+        for i, (it, w) in enumerate(zip(items, windows)):
+            if not self._doubtful(w.no_speech_prob, w.checks.failed):
+                continue
+            where = stretches[i] if stretches is not None else None
+            if where is not None:
+                speech = where[0].has_speech(where[1], where[2])
+            else:
+                speech = SpeechMap(it.samples, self.options.vad_threshold).has_speech()
+            if not speech:
+                out.add(i)
+        return out
+
+    def _rest_stretches(self, items: Sequence[AudioItem], starts: Sequence[float], stretches=None) -> list:
+        """Where each rest (``items[k]`` from ``starts[k]`` s) lies on its row's speech map."""
+        out = []
+        for k, (it, start) in enumerate(zip(items, starts)):
+            given = stretches[k] if stretches is not None else None
+            if given is not None:  # a rest of a rest: the same row's map, further on
+                out.append((given[0], given[1] + start, given[2]))
+            else:
+                out.append((SpeechMap(it.samples, self.options.vad_threshold), start, it.duration_s))
+        return out
 
     def _decode_in_batches(
         self,
@@ -146,6 +166,7 @@ class WhisperEngine:
         text_only: bool,
         languages: Optional[List[Tuple[str, float]]] = None,
         contexts: Optional[List[str]] = None,
+        stretches: Optional[list] = None,
     ) -> List[Transcript]:
         """Items of at most 30 s, ``batch_size`` at a time; a failed batch is retried item by item."""
         out: List[Transcript] = []
@@ -160,6 +181,7 @@ class WhisperEngine:
                         text_only=text_only,
                         languages=None if languages is None else languages[start : start + bs],
                         contexts=None if contexts is None else contexts[start : start + bs],
+                        stretches=None if stretches is None else stretches[start : start + bs],
                     )
                 )
             except Exception as exc:  # a batch failure must not lose rows: retry one by one
@@ -226,6 +248,7 @@ class WhisperEngine:
         last). Like the pieces, rests are not conditioned on the text before them: conditioned, Whisper
         skipped the short prompts at the start of a rest (Asterisk Spanish long-form set, base)."""
         opts = self.options
+        maps: Dict[int, SpeechMap] = {}  # vadGate: each piece's speech, asked over its rest's stretch
         for _ in range(rounds):
             todo = []
             for k, (piece, t) in enumerate(zip(pieces, done)):
@@ -242,8 +265,14 @@ class WhisperEngine:
                 )
                 for k, end in todo
             ]
+            for k, _ in todo:
+                maps.setdefault(k, SpeechMap(pieces[k].samples, opts.vad_threshold))
             results = self._decode_in_batches(
-                rests, fw, text_only=True, languages=[(done[k].language, done[k].language_probability) for k, _ in todo]
+                rests,
+                fw,
+                text_only=True,
+                languages=[(done[k].language, done[k].language_probability) for k, _ in todo],
+                stretches=[(maps[k], end, pieces[k].duration_s) for k, end in todo],
             )
             for (k, end), r in zip(todo, results):
                 t = done[k]
@@ -404,6 +433,7 @@ class WhisperEngine:
                             float(w.probability),
                         )
                     )
+        progress.advance(item.source, item.offset_s + dur)  # done: the last segment may end before the audio
         return Transcript(
             text="".join(texts).strip(),
             chunks=chunks,
@@ -424,6 +454,7 @@ class WhisperEngine:
         text_only: bool = False,
         languages: Optional[List[Tuple[str, float]]] = None,
         contexts: Optional[List[str]] = None,
+        stretches: Optional[list] = None,
     ) -> List[Transcript]:
         """One batch of items of at most 30 s: one encode, one ``generate``. ``text_only``: pieces
         of long rows, decoded without timestamp tokens, one segment each (see the module docstring)."""
@@ -439,7 +470,7 @@ class WhisperEngine:
             without_timestamps=text_only or opts.timestamps == "none",
         )
         langs = [(w.language, w.language_probability) for w in batch.windows]
-        silent = self._silent_windows(items, batch.windows)
+        silent = self._silent_windows(items, batch.windows, stretches)
 
         out: List[Optional[Transcript]] = [None] * len(items)
         per_item_segments: List[List[dict]] = []
@@ -542,7 +573,16 @@ class WhisperEngine:
             for i, r in zip(
                 idx,
                 self._transcribe_short(
-                    rests, fw, text_only=text_only, languages=[langs[i] for i in idx], contexts=contexts
+                    rests,
+                    fw,
+                    text_only=text_only,
+                    languages=[langs[i] for i in idx],
+                    contexts=contexts,
+                    stretches=self._rest_stretches(
+                        [items[i] for i in idx],
+                        [rest_from[i] for i in idx],
+                        None if stretches is None else [stretches[i] for i in idx],
+                    ),
                 ),
             ):
                 t = out[i]
