@@ -99,7 +99,9 @@ def main(argv=None) -> int:
         def scala_pipeline(df):
             asm = jvm.sparkasr.spark.assembler.AudioAssembler().setInputCol("content").setOutputCol("audio_assembler")
             asr = jvm.sparkasr.spark.ctc.Wav2Vec2ForCTC.loadSavedModel(str(onnx_dir), spark._jsparkSession)
-            asr = asr.setInputCols(["audio_assembler"]).setOutputCol("transcription")
+            cols = spark.sparkContext._gateway.new_array(jvm.java.lang.String, 1)  # Array[String], not a list
+            cols[0] = "audio_assembler"
+            asr = asr.setInputCols(cols).setOutputCol("transcription")
             return DataFrame(asr.transform(asm.transform(df._jdf)), spark)
 
         def run(build, paths) -> float:
