@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (core + Spark) and transcribe the bundled sample audio with the embedded default model
-# (Whisper tiny.en), printing one line per file. Output records land in out/demo/transcripts.
+# (Whisper tiny.en), printing one line per file. Output records land in out/demo/current (one per file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

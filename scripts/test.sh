@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --all
+# The evaluation corpus for tests/test_accuracy.py: Debian's Asterisk prompts, downloaded once with
+# apt-get (no root) into a cache outside the repository; it says why and stops where it cannot.
+scripts/fetch_eval_corpus.sh
 export PYSPARK_PYTHON="$PWD/.venv/bin/python"
 # Format and lint first (configured in pyproject.toml), then the option table's derived files.
 .venv/bin/ruff format --check .

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -202,3 +204,118 @@ def test_safe_subtitle_names():
     c = safe_name("file:/y/a b?.wav")
     assert "/" not in a and ".." not in a
     assert b != c and b.startswith("a_b-")
+
+
+@pytest.mark.parametrize(
+    "args, option, choices",
+    [
+        (["--language", "de"], "language", "en"),
+        (["--task", "translate"], "task", "transcribe"),
+        (["--model", "base", "--language", "klingon"], "language", "en, "),
+        (["--compute-type", "int3"], "compute", "int8, int8_float32"),
+    ],
+)
+def test_impossible_model_options_stop_with_one_line_before_spark(tmp_path, args, option, choices):
+    """Exit 2 with one line naming the option and what it allows, before Spark starts: Java is
+    taken away, so a run that tried to start Spark would fail otherwise, not with this line."""
+    env = dict(os.environ, JAVA_HOME=str(tmp_path / "no-java"), PATH=os.path.dirname(sys.executable))
+    t0 = time.time()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparkasr.cli",
+            "transcribe",
+            "tests/data/cards",
+            "--output",
+            str(tmp_path / "o"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    wall = time.time() - t0
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert option in lines[0] and choices in lines[0], lines[0]
+    assert not (tmp_path / "o" / "transcripts").exists()
+    assert wall < 30, wall  # measured 0.5-5 s here; Spark's cold start alone is 10-15 s
+    print(f"\n[cli] {' '.join(args)}: exit 2 after {wall:.1f} s: {lines[0]}")
+
+
+def test_every_flag_has_a_description_and_output_says_it_is_required():
+    from sparkasr.cli import _add_transcribe, _Parser
+
+    parser = _Parser(prog="sparkasr")
+    _add_transcribe(parser.add_subparsers(dest="command"))
+    transcribe = parser._subparsers._group_actions[0].choices["transcribe"]
+    for action in transcribe._actions:
+        assert action.help and len(action.help) > 10, action.option_strings
+    (out,) = [a for a in transcribe._actions if "--output" in a.option_strings]
+    assert "required" in out.help
+    usage = transcribe.format_usage()
+    assert "INPUT... --output DIR [options]" in usage and "[--output" not in usage, usage
+
+
+def test_print_wraps_long_transcripts(capsys):
+    from sparkasr.cli import PRINT_LINES, PRINT_WIDTH, print_records
+
+    long_text = " ".join(f"word{i % 97}" for i in range(20000))  # about two hours of speech
+    rows = [
+        {"path": "/d/long.wav", "text": long_text, "duration_s": 7200.0, "error": None},
+        {"path": "/d/short.wav", "text": "ten of clubs", "duration_s": 1.1, "error": None},
+        {"path": "/d/bad.wav", "text": "", "duration_s": None, "error": "/d/bad.wav: not audio"},
+    ]
+    print_records(rows, "out/current")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("long.wav\t7200.0s\tword0 word1")
+    assert len(lines) == PRINT_LINES + 1 + 2
+    assert all(len(line.split("\t")[-1]) <= PRINT_WIDTH for line in lines)
+    shown = sum(len(line.split("\t")[-1].split()) for line in lines[:PRINT_LINES])
+    assert lines[PRINT_LINES] == f"\t\t[... {20000 - shown} more words: the whole text is in out/current]"
+    assert lines[-2:] == ["short.wav\t1.1s\tten of clubs", "bad.wav\tERROR\t/d/bad.wav: not audio"]
+
+
+def test_names_spark_cannot_list_are_inputs_and_paths_are_plain(spark, tmp_path, clips, capsys):
+    """A glob matching '10:30 meeting.wav' (Hadoop: URISyntaxException), '_x.wav' (hidden by
+    Spark's file index), a directory holding '.x.wav' (skipped, and the summary says so), the same
+    file named explicitly (transcribed), a manifest: every path in one plain form."""
+    d = tmp_path / "a dir [1]"
+    d.mkdir()
+    for name, (src, _) in zip(["10:30 meeting.wav", "_x.wav", ".x.wav", "n%20.wav"], clips[5:9]):
+        shutil.copy(src, d / name)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path\n" + "a dir [1]/n%20.wav\n")
+    out = tmp_path / "out"
+    assert (
+        main(["transcribe", glob.escape(str(d)) + "/*.wav", str(d), str(manifest), "--output", str(out), "--quiet"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    rows = _records(out)
+    paths = sorted(r["path"] for r in rows)
+    assert paths == sorted([str(d / "10:30 meeting.wav"), str(d / "_x.wav"), str(d / "n%20.wav"), str(d / "n%20.wav")])
+    assert all(not r["error"] and r["text"] for r in rows)
+    assert "skipped 1 audio file with hidden names" in printed and ".x.wav" in printed, printed
+    assert main(["transcribe", str(d / ".x.wav"), "--output", str(tmp_path / "o2"), "--quiet"]) == 0
+    (row,) = _records(tmp_path / "o2")
+    assert row["path"] == str(d / ".x.wav") and row["text"] and not row["error"]
+
+
+def test_light_pipeline_annotate_raises_for_a_bad_file(spark, tmp_path):
+    from sparkasr import LightPipeline, WhisperForCTC
+
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    light = LightPipeline(WhisperForCTC.pretrained().setInputCols(["path"]))
+    with pytest.raises(ValueError, match=r"bad\.wav"):
+        light.annotate(str(bad))
+    with pytest.raises(ValueError, match=r"bad\.wav"):
+        light.annotate(["tests/data/cards/001.wav", str(bad)])
+    (full,) = light.fullAnnotate(str(bad))
+    assert "bad.wav" in full["transcription"][0]["metadata"]["error"]
+    assert light.annotate("tests/data/cards/001.wav")["transcription"][0]

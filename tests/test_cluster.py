@@ -445,3 +445,47 @@ def _cmdline_kind(pid: int) -> str:
     if "pyspark.daemon" in c or "pyspark" in c and "python" in c:
         return "python workers"
     return "other"
+
+
+def test_readme_spark_submit_on_the_standalone_cluster(cluster, tmp_path, expected_texts):
+    """The README's spark-submit command with the cluster's master added (client deploy mode: Spark
+    refuses cluster deploy mode for Python applications on standalone clusters, checked too)."""
+    from test_submit import checkout_like, readme_command, user_env
+
+    command = readme_command("spark-submit --properties-file conf/spark-defaults.conf python/sparkasr/submit.py")
+    remote = command.replace("spark-submit ", f"spark-submit --master {cluster.url} ", 1)
+    cwd = checkout_like(tmp_path)
+    env = user_env(**{k: v for k, v in cluster.env.items() if k.startswith("SPARK_")})
+    env["PYSPARK_PYTHON"] = PY  # the cluster's workers run this Python, as they were started with it
+    t0 = time.time()
+    proc = subprocess.run(["bash", "-c", remote], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    wall = time.time() - t0
+    assert proc.returncode == 0, proc.stderr[-6000:] + cluster.logs()
+    got = {Path(_rel(r["path"])).name: r for r in _records_current(cwd / "out" / "o")}
+    assert sorted(got) == [f"00{i}.wav" for i in range(1, 6)]
+    assert all(r["error"] is None and r["text"] for r in got.values())
+    cards = {Path(p).name: t for p, t in expected_texts.items() if "/cards/" in p}
+    changed = [n for n in cards if got[n]["text"] != cards[n]]  # batch size 8 here, 1 in the reference
+    print(
+        f"\n[cluster] {remote}: exit 0 in {wall:.1f} s; {proc.stdout.strip().splitlines()[-1]};"
+        f" {len(changed)} of 5 texts differ from the local batch-size-1 run"
+    )
+    refused = subprocess.run(
+        ["bash", "-c", remote.replace("spark-submit ", "spark-submit --deploy-mode cluster ", 1)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode != 0
+    assert "Cluster deploy mode is currently not supported for python applications on standalone clusters" in (
+        refused.stdout + refused.stderr
+    )
+
+
+def _records_current(out: Path) -> List[dict]:
+    rows = []
+    for f in sorted((out / "current").glob("part-*.json")):
+        rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return rows

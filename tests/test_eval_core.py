@@ -340,3 +340,81 @@ def test_write_report_handles_nan_and_no_groups(tmp_path):
     payload = json.loads((tmp_path / "metrics.json").read_text())
     assert payload["overall"]["wer"] is None and payload["overall"]["n_null"] == 1
     assert "n/a" in (tmp_path / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Diacritics, word alignment per span, bootstrap intervals (the accuracy benchmark's tools)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_nodiacritics_normaliser_composes_after_whisper_basic():
+    n = get_normalizer("whisper_basic+nodiacritics")
+    assert n.name == "whisper_basic+nodiacritics"
+    assert n("Trés para expulsar al último usuario. ¿Qué? Año") == "tres para expulsar al ultimo usuario que ano"
+    assert get_normalizer("nodiacritics")("ça Ünï ﬁn") == "ca Uni fin"  # NFKD also splits the ligature
+    assert pickle.loads(pickle.dumps(n))("é") == "e"
+    # accents are errors without it, not with it
+    assert pair_counts("numero", "número", "whisper_basic").substitutions == 1
+    assert pair_counts("numero", "número", n).substitutions == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, texts, st.lists(st.integers(0, 8), max_size=4))
+def test_word_alignment_spans_add_up_to_the_pair_counts(ref, hyp, cuts):
+    from sparkasr.evaluation import word_alignment
+
+    al = word_alignment(ref, hyp, "none")
+    c = pair_counts(ref, hyp, "none")
+    assert (al.ops.count("hit"), al.ops.count("sub"), al.ops.count("del")) == (c.hits, c.substitutions, c.deletions)
+    assert sum(len(x) for x in al.inserted) == c.insertions
+    n = len(al.reference)
+    bounds = sorted({0, n, *[min(k, n) for k in cuts]})
+    spans = [al.span(a, b) for a, b in zip(bounds, bounds[1:])] or [al.span(0, 0)]
+    total = ErrorCounts.sum(spans)
+    assert (total.hits, total.substitutions, total.deletions, total.insertions) == (
+        c.hits,
+        c.substitutions,
+        c.deletions,
+        c.insertions,
+    )
+
+
+def test_word_alignment_attributes_a_repeated_part_to_it():
+    from sparkasr.evaluation import word_alignment
+
+    al = word_alignment("one two three four five", "one two three four three four five")
+    assert al.ops == ["hit"] * 5 and al.inserted[4] == ["three", "four"]
+    assert al.span(2, 4).insertions == 2 and al.span(4, 5).insertions == 0 and al.span(0, 2).insertions == 0
+
+
+def test_bootstrap_interval_by_enumeration_and_pairing():
+    from sparkasr.evaluation import bootstrap_difference, bootstrap_rate
+
+    a = ErrorCounts(hits=9, substitutions=1, n_rows=1)  # 0.1
+    b = ErrorCounts(hits=7, substitutions=3, n_rows=1)  # 0.3
+    # two units: the resamples are (a, a), (a, b), (b, b) with probabilities 1/4, 1/2, 1/4
+    iv = bootstrap_rate([a, b], resamples=4000, seed=1)
+    assert iv.estimate == pytest.approx(0.2) and (iv.low, iv.high) == pytest.approx((0.1, 0.3))
+    assert iv.contains(0.2) and iv.units == 2 and iv.resamples == 4000
+    assert bootstrap_rate([a, b], resamples=4000, seed=1) == iv  # seeded: the same interval
+    # one unit: no spread
+    one = bootstrap_rate([a], resamples=100)
+    assert (one.low, one.estimate, one.high) == pytest.approx((0.1, 0.1, 0.1))
+    # the same system against itself: exactly zero, whatever the resample
+    units = [ErrorCounts(hits=10 - k, substitutions=k, n_rows=1) for k in range(6)]
+    same = bootstrap_difference(units, units)
+    assert (same.low, same.estimate, same.high) == (0.0, 0.0, 0.0)
+    # one more error in every unit: +0.1 in every resample, so the interval excludes 0
+    worse = [ErrorCounts(hits=c.hits - 1, substitutions=c.substitutions + 1, n_rows=1) for c in units]
+    d = bootstrap_difference(worse, units)
+    assert d.estimate == pytest.approx(0.1) and d.low == pytest.approx(0.1) and d.high == pytest.approx(0.1)
+    # unpaired noise: a difference that only some units show has an interval around it
+    mixed = units[:3] + worse[3:]
+    m = bootstrap_difference(mixed, units)
+    assert m.low < m.estimate < m.high and m.low >= 0.0
+    with pytest.raises(ValueError, match="same references"):
+        bootstrap_difference(units, [ErrorCounts(hits=1, n_rows=1)] * 6)
+    with pytest.raises(ValueError, match="cer"):
+        bootstrap_rate(units, "mer")
+    cer = bootstrap_rate([pair_counts("abc", "abd"), pair_counts("abcd", "abcd")], "cer", resamples=500)
+    assert cer.estimate == pytest.approx(1 / 7)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 
@@ -84,6 +85,12 @@ def _as_file(source: Source, name: Optional[str]) -> Tuple[BinaryIO, str]:
             raise AudioError("file not found")
         if os.path.isdir(path):
             raise AudioError("is a directory, not an audio file")
+        if stat.S_ISFIFO(os.stat(path).st_mode):  # a named pipe cannot seek: read it to its end
+            with open(path, "rb") as f:
+                data = f.read()
+            if not data:
+                raise AudioError("empty file (0 bytes)")
+            return io.BytesIO(data), name or path
         if os.path.getsize(path) == 0:
             raise AudioError("empty file (0 bytes)")
         return open(path, "rb"), name or path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -112,6 +113,8 @@ def add_option_flags(parser: argparse.ArgumentParser, options: Sequence[Option])
 def _add_transcribe(sub):
     p = sub.add_parser(
         "transcribe",
+        # --output is required, but may come from --config, so argparse cannot enforce it (nor show it)
+        usage="%(prog)s INPUT... --output DIR [options]\n       %(prog)s --config JOB.yaml [options]",
         help="transcribe audio files/directories/globs/manifests with Whisper on Spark",
         description="Transcribe audio with Whisper on Spark. Every flag is also a key of the --config job file "
         "(conf/job.yaml); flags override the file.",
@@ -150,54 +153,86 @@ def job_config(args) -> dict:
 
 
 def cmd_transcribe(args) -> int:
+    from .output import OutputInUse, OutputLock
+
+    # Everything that can be checked without Spark is checked before Spark starts, and the output
+    # directory is held (one run at a time) from here to the end.
+    try:
+        cfg, params = _checked_config(args)
+        with OutputLock(cfg["output"]):
+            return _transcribe(args, cfg, params)
+    except (OutputInUse, _SetupFailed) as exc:
+        print(f"sparkasr: error: {exc}", file=sys.stderr)
+        return 2
+
+
+class _SetupFailed(Exception):
+    """A setup problem (exit status 2), found before or after Spark started."""
+
+
+def _checked_config(args):
     from .config import ConfigError, stage_params
-    from .job import SetupError, check_inputs, check_output, run_transcription
+    from .job import SetupError, check_inputs, check_output, with_subtitle_timestamps
     from .models import ModelNotFoundError
 
-    # Everything that can be checked without Spark is checked before Spark starts.
     try:
         cfg = job_config(args)
-        params = stage_params(cfg)
+        params = with_subtitle_timestamps(stage_params(cfg), cfg["subtitles"])
         check_inputs(cfg["inputs"])
         check_output(cfg["output"])
         from .spark.whisper import WhisperForCTC
 
         WhisperForCTC.pretrained(cfg["model"]).setParams(**params).validateModel()
     except (SetupError, ModelNotFoundError, ConfigError, ValueError) as exc:
-        print(f"sparkasr: error: {exc}", file=sys.stderr)
-        return 2
+        raise _SetupFailed(str(exc)) from None
+    return cfg, params
+
+
+def _transcribe(args, cfg: dict, params: dict) -> int:
     from pyspark.sql import SparkSession
+
+    from .job import Interrupted, Interruption, SetupError, run_transcription
+    from .models import ModelNotFoundError
 
     owned = SparkSession.getActiveSession() is None
     spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"])
     try:
-        res = run_transcription(
-            spark,
-            cfg["inputs"],
-            cfg["output"],
-            model=cfg["model"],
-            fmt=cfg["format"],
-            whisper_params=params,
-            partitions=cfg["partitions"],
-            report=cfg["report"],
-            resume=cfg["resume"],
-            subtitles=cfg["subtitles"],
-            quiet=cfg["quiet"],
-        )
+        with Interruption(spark) as interruption:
+            res = run_transcription(
+                spark,
+                cfg["inputs"],
+                cfg["output"],
+                model=cfg["model"],
+                fmt=cfg["format"],
+                whisper_params=params,
+                partitions=cfg["partitions"],
+                report=cfg["report"],
+                resume=cfg["resume"],
+                retry_errors=cfg["retry_errors"],
+                subtitles=cfg["subtitles"],
+                quiet=cfg["quiet"],
+                interruption=interruption,
+            )
+    except Interrupted as exc:
+        print(exc.line(), file=sys.stderr, flush=True)
+        if owned:
+            spark.stop()
+        return 128 + int(getattr(signal, exc.signame))
     except (SetupError, ModelNotFoundError) as exc:
-        print(f"sparkasr: error: {exc}", file=sys.stderr)
-        return 2
+        raise _SetupFailed(str(exc)) from None
     if args.print_rows:
-        for r in res.records.orderBy("path").limit(args.print_rows).collect():
-            name = r["path"].rsplit("/", 1)[-1]
-            if r["error"]:
-                print(f"{name}\tERROR\t{r['error']}")
-            else:
-                print(f"{name}\t{r['duration_s']:.1f}s\t{r['text']}")
+        print_records(res.records.orderBy("path").limit(args.print_rows).collect(), res.current_path)
     print(
         f"sparkasr: {res.n_inputs} files, {res.audio_s / 3600:.3f} h of audio, {res.n_errors} errors "
-        f"({res.processed} transcribed now, {res.skipped} already done), {res.wall_s:.1f} s wall -> {res.records_path}"
+        f"({res.processed} transcribed now, {res.skipped} already done), {res.wall_s:.1f} s wall -> {res.current_path}"
     )
+    if res.kept_errors:
+        print(
+            f"sparkasr: {res.kept_errors} of the errors are records kept from earlier runs; --retry-errors "
+            "transcribes those inputs again"
+        )
+    if res.hidden_note:
+        print(f"sparkasr: {res.hidden_note}")
     if res.metrics:
         print(
             f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {cfg['output'].rstrip('/')}/report"
@@ -205,6 +240,29 @@ def cmd_transcribe(args) -> int:
     if owned:
         spark.stop()
     return 0
+
+
+PRINT_WIDTH = 160  # characters of transcript per printed line (a sentence or two stay on one)
+PRINT_LINES = 12  # printed lines per transcript at most
+
+
+def print_records(rows, where: str) -> None:
+    """``--print``: one line per file (``name  duration  text``); a long transcript wraps onto
+    indented lines, at most :data:`PRINT_LINES` of them, then says how much more is in ``where``."""
+    import textwrap
+
+    for r in rows:
+        name = r["path"].rstrip("/").rsplit("/", 1)[-1]
+        if r["error"]:
+            print(f"{name}\tERROR\t{r['error']}")
+            continue
+        lines = textwrap.wrap(r["text"] or "", PRINT_WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
+        print(f"{name}\t{r['duration_s']:.1f}s\t{lines[0]}")
+        for line in lines[1:PRINT_LINES]:
+            print(f"\t\t{line}")
+        if len(lines) > PRINT_LINES:
+            rest = sum(len(line.split()) for line in lines[PRINT_LINES:])
+            print(f"\t\t[... {rest} more words: the whole text is in {where}]")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -5,29 +5,76 @@ Inputs: audio files, directories (recursive), globs, any Hadoop URI, or manifest
 ``reference`` or ``speaker``, are carried through). Output: one record per input file::
 
     path, text, language, language_probability, duration_s,
-    chunks: array<struct<text: string, timestamp: array<double>>>, error, model, <carried columns>
+    chunks: array<struct<text: string, timestamp: array<double>>>, error, model, <carried columns>,
+    input_id, config_id
 
-Local files are read by the Python workers themselves (path mode: bounded memory, no audio
-bytes through the JVM); other URIs go through Spark's ``binaryFile`` source.
+Local inputs are listed by the driver (:mod:`sparkasr.listing`) and read by the Python workers
+themselves (path mode: bounded memory, no audio bytes through the JVM); other URIs go through
+Spark's ``binaryFile`` source. Record paths have one plain form (:func:`~sparkasr.listing.plain_path`).
+The output directory's layout, lock and current view: :mod:`sparkasr.output`.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .audio import AUDIO_EXTENSIONS
-from .paths import is_remote_uri, local_path, spark_uri
+from .listing import Listing, has_glob, list_local, plain_path
+from .output import (
+    RUNS,
+    OutputLock,
+    hadoop_uri,
+    new_run_id,
+    newest_per_input,
+    read_records,
+    run_files,
+    write_current,
+)
+from .paths import is_remote_uri, local_path
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+# Columns of a record that are not carried input columns
+RECORD_COLUMNS = (
+    "path",
+    "text",
+    "language",
+    "language_probability",
+    "duration_s",
+    "chunks",
+    "error",
+    "model",
+    "input_id",
+    "config_id",
+    "run",
+)
 
 
 class SetupError(Exception):
     """A problem that stops the job before any work starts (bad input set, model, output dir)."""
+
+
+class Interrupted(Exception):
+    """The run was stopped by a signal; what finished before it is kept (``kept`` records under
+    ``run_dir``), and a re-run transcribes the rest."""
+
+    def __init__(self, signame: str, kept: int, total: int, run_dir: str):
+        super().__init__(signame)
+        self.signame, self.kept, self.total, self.run_dir = signame, kept, total, run_dir
+
+    def line(self) -> str:
+        if not self.total:
+            return f"sparkasr: interrupted by {self.signame} before any file was transcribed; nothing was written"
+        left = self.total - self.kept
+        return (
+            f"sparkasr: interrupted by {self.signame}: kept {self.kept} of the {self.total} files this run was "
+            f"transcribing ({self.run_dir}); run the same command again to transcribe the other {left}"
+        )
 
 
 @dataclass
@@ -39,13 +86,16 @@ class JobResult:
     wall_s: float
     records_path: str
     metrics: Optional[Dict[str, Any]] = None
-    records: Any = None  # all committed records for this model+options, read back (DataFrame)
+    records: Any = None  # the current view: one record per input of this run (DataFrame)
     processed: int = 0  # inputs transcribed by this run
     skipped: int = 0  # inputs already done by earlier runs (resume)
+    kept_errors: int = 0  # error records of earlier runs kept (not retried) in the current view
+    current_path: str = ""  # DIR/current
+    hidden_note: str = ""  # what the listing left out, and why ('' when nothing)
 
 
 def is_manifest(p: str) -> bool:
-    return p.lower().endswith(MANIFEST_SUFFIXES) and not any(ch in p for ch in "*?[")
+    return p.lower().endswith(MANIFEST_SUFFIXES) and not has_glob(p)
 
 
 def check_manifest_columns(path: str) -> None:
@@ -87,10 +137,12 @@ def check_inputs(inputs: Sequence[str]) -> Tuple[List[str], List[str]]:
             continue
         if not is_remote_uri(p):
             local = local_path(p)
-            if any(ch in local for ch in "*?["):
-                if not glob.glob(local, recursive=True):
+            if has_glob(local) and not os.path.exists(os.path.expanduser(local)):
+                import glob
+
+                if not glob.glob(os.path.expanduser(local), recursive=True):
                     raise SetupError(f"glob {p} matches nothing")
-            elif not os.path.exists(local):
+            elif not os.path.exists(os.path.expanduser(local)):
                 raise SetupError(f"input {p} does not exist")
         audio.append(p)
     return audio, manifests
@@ -117,43 +169,43 @@ def _read_manifest(spark, path: str):
     from pyspark.sql import functions as F
 
     low = path.lower()
+    uri = hadoop_uri(path)
     if low.endswith(".parquet"):
-        df = spark.read.parquet(path)
+        df = spark.read.parquet(uri)
     elif low.endswith((".jsonl", ".json")):
-        df = spark.read.json(path)
+        df = spark.read.json(uri)
     else:
-        df = spark.read.option("header", "true").option("sep", "\t" if low.endswith(".tsv") else ",").csv(path)
+        df = spark.read.option("header", "true").option("sep", "\t" if low.endswith(".tsv") else ",").csv(uri)
     if "path" not in df.columns:
         raise SetupError(f"manifest {path} has no 'path' column (columns: {', '.join(df.columns)})")
-    base = spark_uri(path).rsplit("/", 1)[0]
-    # Relative paths are relative to the manifest's directory.
-    resolved = F.when(F.col("path").rlike(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|/)"), F.col("path")).otherwise(
-        F.concat(F.lit(base + "/"), F.col("path"))
-    )
-    return df.withColumn("path", resolved.cast("string"))
+    # Relative paths are relative to the manifest's directory (made plain in _stat_inputs).
+    base = plain_path(path).rsplit("/", 1)[0] or "/"
+    return df.withColumn("path", F.col("path").cast("string")).withColumn("_manifest_dir", F.lit(base))
 
 
-def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str]):
-    """One DataFrame of inputs: ``path`` (+ ``content`` for non-local URIs) + carried columns."""
+def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], listing: Optional[Listing] = None):
+    """One DataFrame of inputs: ``path`` (+ ``content`` for non-local URIs) + carried columns.
 
+    ``listing``: the local inputs already listed (:func:`~sparkasr.listing.list_local`)."""
     from .spark.reader import read_binary
 
     frames = []
     remote = [p for p in audio if is_remote_uri(p)]
+    local = [p for p in audio if not is_remote_uri(p)]
     if remote and manifests:
         raise SetupError("remote audio URIs and manifests cannot be mixed in one run; run them separately")
     if remote:
-        # Not readable by the Python workers: binaryFile brings the bytes.
-        frames.append(read_binary(spark, audio).select("path", "content"))
-    elif audio:
-        # Spark's file index lists the inputs (in parallel for big directories); its scan would skip
-        # 0-byte files, so rows are made from the listing itself: every file gets a row.
-        files = read_binary(spark, audio).inputFiles()
-        frames.append(spark.createDataFrame([(f,) for f in sorted(files)], "path string"))
+        # Not readable by the Python workers: binaryFile brings the bytes (Spark's file index
+        # lists them, and hides names starting with '_' or '.').
+        frames.append(read_binary(spark, remote).select("path", "content"))
+    if local:
+        files = (listing or list_local(local)).files
+        if files:
+            frames.append(spark.createDataFrame([(f,) for f in files], "path string"))
     for m in manifests:
         frames.append(_read_manifest(spark, m))
     if not frames:
-        raise SetupError("nothing to read")
+        return None
     df = frames[0]
     for f in frames[1:]:
         df = df.unionByName(f, allowMissingColumns=True)
@@ -161,34 +213,54 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str]):
 
 
 def _stat_inputs(df):
-    """Add ``input_id`` (sha1 of path + size + mtime; path alone when the file cannot be stat-ed)."""
+    """Paths in their plain form (:func:`~sparkasr.listing.plain_path`; a manifest's relative paths
+    against its directory) and ``input_id`` (sha1 of path + size + mtime; path alone when the file
+    cannot be stat-ed)."""
     from pyspark.sql.types import StringType, StructField, StructType
 
-    schema = StructType(df.schema.fields + [StructField("input_id", StringType(), False)])
+    fields = [f for f in df.schema.fields if f.name != "_manifest_dir"]
+    schema = StructType(fields + [StructField("input_id", StringType(), False)])
+    names = [f.name for f in fields]
     has_meta = "length" in df.columns and "modificationTime" in df.columns
+    has_base = "_manifest_dir" in df.columns
 
     def run(batches):
         import hashlib
 
         for pdf in batches:
-            ids = []
-            for i, p in enumerate(pdf["path"].tolist()):
+            ids, paths = [], []
+            bases = pdf["_manifest_dir"].tolist() if has_base else [None] * len(pdf)
+            for i, (p, base) in enumerate(zip(pdf["path"].tolist(), bases)):
+                if p is not None and not has_meta:
+                    p = plain_path(str(p), base if isinstance(base, str) else None)
+                paths.append(p)
                 key = str(p)
                 if has_meta:
                     key += f"|{pdf['length'].iloc[i]}|{pdf['modificationTime'].iloc[i]}"
                 elif p is not None:
-                    local = local_path(str(p))
                     try:
-                        st = os.stat(local)
+                        st = os.stat(local_path(p))
                         key += f"|{st.st_size}|{int(st.st_mtime)}"
                     except OSError:
                         key += "|missing"
                 ids.append(hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest())
-            pdf = pdf.copy()
+            pdf = pdf[names].copy()
+            pdf["path"] = paths
             pdf["input_id"] = ids
             yield pdf
 
     return df.mapInPandas(run, schema=schema)
+
+
+def with_subtitle_timestamps(params: Dict[str, Any], subtitles: Sequence[str]) -> Dict[str, Any]:
+    """The stage params for a run that writes ``subtitles``: cues are cut at pauses and punctuation
+    by word times, so timestamps default to ``word`` (an explicit ``segment`` is honoured: its
+    segments are shared out among their words by length); ``none`` cannot give subtitles."""
+    if not subtitles:
+        return params
+    if params.get("timestamps") == "none":
+        raise SetupError("--subtitles needs timestamps: leave --timestamps unset (word timestamps are then used)")
+    return {**params, "timestamps": params.get("timestamps") or "word"}
 
 
 def config_id(model_name: str, params: Dict[str, Any]) -> str:
@@ -206,90 +278,115 @@ def config_id(model_name: str, params: Dict[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    p = jvm.org.apache.hadoop.fs.Path(path)
-    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p, jvm
+class Interruption:
+    """``with Interruption(spark):`` turns SIGINT and SIGTERM into a clean stop of the job: the
+    first signal cancels the running Spark jobs (tasks that finished stay committed) and quiets
+    Spark's logging, so :func:`run_transcription` raises :class:`Interrupted`; a second one ends
+    the process at once. Only in the main thread (signal handlers live there).
 
+    The handler itself only records the signal: the main thread is inside a Py4J call whose
+    connection it owns, so the cancelling is done by a thread of its own (its own connection)."""
 
-def committed_runs(spark, records_root: str) -> Tuple[List[str], List[str]]:
-    """(committed run dirs, crashed run dirs) under ``records_root`` (``run=<id>`` with/without _SUCCESS)."""
-    fs, root, jvm = _fs(spark, records_root)
-    if not fs.exists(root):
-        return [], []
-    done, crashed = [], []
-    for st in fs.listStatus(root):
-        name = st.getPath().getName()
-        if not st.isDirectory() or not name.startswith("run="):
-            continue
-        target = done if fs.exists(jvm.org.apache.hadoop.fs.Path(st.getPath(), "_SUCCESS")) else crashed
-        target.append(st.getPath().toString())
-    return sorted(done), sorted(crashed)
+    def __init__(self, spark):
+        self.spark = spark
+        self.signame: Optional[str] = None
+        self._saved: Dict[int, Any] = {}
+        self._signalled = threading.Event()
+        self._closed = False
 
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.signame is not None:  # second signal: stop now
+            os.write(2, f"sparkasr: {name} again: stopping at once\n".encode())
+            os._exit(128 + signum)
+        self.signame = name
+        self._signalled.set()
 
-def _read_records(spark, paths: List[str], fmt: str, schema=None):
-    if not paths:
-        return None
-    reader = spark.read.option("basePath", paths[0].rsplit("/", 1)[0])
-    if fmt == "parquet":
-        return reader.parquet(*paths)
-    if schema is not None:
-        reader = reader.schema(schema)
-    return reader.json(list(paths))
-
-
-class _Progress:
-    """Live progress on the driver: files and audio hours done, throughput, ETA, errors so far."""
-
-    def __init__(self, spark, total: int, quiet: bool, interval: float = 10.0):
-        import threading
-
-        sc = spark.sparkContext
-        self.files = sc.accumulator(0)
-        self.audio = sc.accumulator(0.0)
-        self.errors = sc.accumulator(0)
-        self.total = total
-        self.quiet = quiet
-        self.interval = interval
-        self.t0 = time.time()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def line(self) -> str:
-        done, audio, errs = self.files.value, self.audio.value, self.errors.value
-        el = time.time() - self.t0
-        rate = audio / el if el > 0 else 0.0
-        eta = (el / done * (self.total - done)) if done else float("nan")
-        eta_s = "?" if eta != eta else f"{eta / 60:.1f} min"
-        return (
-            f"sparkasr: {done}/{self.total} files, {audio / 3600:.3f} h audio, {errs} errors, "
-            f"{rate:.1f}x real time, ETA {eta_s}"
-        )
-
-    def _loop(self):
-        while not self._stop.wait(self.interval):
-            print(self.line(), flush=True)
+    def _cancel_on_signal(self):
+        self._signalled.wait()
+        if self._closed:
+            return
+        try:
+            self.spark.sparkContext.setLogLevel("OFF")  # cancelled tasks are not errors to report
+            self.spark.sparkContext.cancelAllJobs()
+        except Exception:
+            pass
 
     def __enter__(self):
-        if not self.quiet:
-            self._thread.start()
+        if threading.current_thread() is threading.main_thread():
+            threading.Thread(target=self._cancel_on_signal, name="sparkasr-interrupt", daemon=True).start()
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._saved[s] = signal.signal(s, self._handle)
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
+        for s, h in self._saved.items():
+            signal.signal(s, h)
+        self._saved.clear()
+        if not self.signame:
+            self._closed = True
+            self._signalled.set()  # let the waiting thread end
 
-    def counting(self, df):
-        """Pass records through unchanged while counting them into the accumulators."""
-        files, audio, errors = self.files, self.audio, self.errors
 
-        def run(batches):
-            for pdf in batches:
-                files.add(len(pdf))
-                audio.add(float(pdf["duration_s"].fillna(0).sum()))
-                errors.add(int(pdf["error"].notna().sum()))
-                yield pdf
+def _records_frame(asr, out, df, cfg_id: str):
+    """The record columns from the stage's output."""
+    from pyspark.sql import functions as F
 
-        return df.mapInPandas(run, schema=df.schema)
+    doc = F.col("transcription")[0]
+    carried = [c for c in df.columns if c not in ("path", "content", "input_id", "length", "modificationTime")]
+    chunks_col = asr.getChunksCol()
+    chunk_expr = (
+        F.transform(
+            F.col(chunks_col),
+            lambda c: F.struct(
+                c["result"].alias("text"),
+                F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias("timestamp"),
+            ),
+        )
+        if chunks_col
+        else F.array().cast("array<struct<text:string,timestamp:array<double>>>")
+    )
+    return out.select(
+        F.col("path"),
+        F.coalesce(doc["result"], F.lit("")).alias("text"),
+        doc["metadata"]["language"].alias("language"),
+        doc["metadata"]["language_probability"].cast("double").alias("language_probability"),
+        doc["metadata"]["duration_s"].cast("double").alias("duration_s"),
+        chunk_expr.alias("chunks"),
+        doc["metadata"]["error"].alias("error"),
+        F.lit(asr._model_name()).alias("model"),
+        *[F.col(c) for c in carried],
+        F.col("input_id"),
+        F.lit(cfg_id).alias("config_id"),
+    )
+
+
+def _kept(spark, run_dir: str, fmt: str) -> int:
+    """Records an interrupted run committed (its finished tasks' part files). Counted without
+    Spark for local outputs: under spark-submit, Ctrl-C reaches the JVM too, which may be gone."""
+    if is_remote_uri(run_dir):
+        files, _ = run_files(spark, run_dir.rsplit("/", 1)[0])
+        kept = read_records(spark, [f for f in files if f.startswith(run_dir)], run_dir, fmt)
+        return 0 if kept is None else kept.count()
+    import glob
+
+    n = 0
+    for f in glob.glob(os.path.join(glob.escape(local_path(run_dir)), "part-*")):
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            n += pq.ParquetFile(f).metadata.num_rows
+        else:
+            with open(f, "rb") as fh:
+                n += sum(1 for line in fh if line.strip())
+    return n
+
+
+def _in_record_order(df):
+    """Records' columns in their documented order (JSON schema inference sorts them by name)."""
+    head = [c for c in RECORD_COLUMNS[:8] if c in df.columns]
+    tail = [c for c in RECORD_COLUMNS[8:] if c in df.columns]
+    return df.select(*head, *[c for c in df.columns if c not in RECORD_COLUMNS], *tail)
 
 
 def write_subtitles(records, out_dir: str, kinds: Sequence[str]) -> None:
@@ -330,19 +427,67 @@ def run_transcription(
     partitions: int = 0,
     report: bool = True,
     resume: bool = True,
+    retry_errors: bool = False,
     subtitles: Sequence[str] = (),
     quiet: bool = True,
+    interruption: Optional[Interruption] = None,
+    progress_interval: float = 10.0,
 ) -> JobResult:
-    """Transcribe ``inputs`` into ``output`` (see module docstring).
+    """Transcribe ``inputs`` into ``output`` (see the module docstring and :mod:`sparkasr.output`).
 
-    Records go to ``<output>/transcripts/run=<id>/``; a run becomes visible only when Spark commits
-    it (``_SUCCESS``), so a crash leaves nothing a reader would take for results, and crashed run
-    directories are removed by the next run. With ``resume`` (default) inputs whose stable id
-    (path + size + mtime) already has a record for the same model and options are skipped, so re-runs
-    never duplicate rows.
+    One run at a time per ``output`` (:class:`~sparkasr.output.OutputLock`). Records go to
+    ``<output>/transcripts/run=<id>/``, committed task by task, so an interrupted run keeps what
+    finished. With ``resume`` (default) inputs whose stable id (path + size + mtime) already has a
+    record for the same model and options are skipped; with ``retry_errors`` those whose records
+    are all errors are transcribed again. The result is ``<output>/current/``: one record per input,
+    the newest. ``interruption``: its signal makes this raise :class:`Interrupted`.
     """
+    with OutputLock(output, spark):
+        try:
+            return _run(
+                spark,
+                inputs,
+                output,
+                model=model,
+                fmt=fmt,
+                whisper_params=whisper_params,
+                partitions=partitions,
+                report=report,
+                resume=resume,
+                retry_errors=retry_errors,
+                subtitles=subtitles,
+                quiet=quiet,
+                interruption=interruption,
+                progress_interval=progress_interval,
+            )
+        except Interrupted:
+            raise
+        except Exception:
+            if interruption is not None and interruption.signame:
+                raise Interrupted(interruption.signame, 0, 0, "") from None
+            raise
+
+
+def _run(
+    spark,
+    inputs,
+    output,
+    *,
+    model,
+    fmt,
+    whisper_params,
+    partitions,
+    report,
+    resume,
+    retry_errors,
+    subtitles,
+    quiet,
+    interruption,
+    progress_interval,
+) -> JobResult:
     from pyspark.sql import functions as F
 
+    from .progress import PROPERTY, Progress
     from .spark.whisper import WhisperForCTC
 
     t0 = time.time()
@@ -351,89 +496,81 @@ def run_transcription(
     audio, manifests = check_inputs(inputs)
     check_output(output)
     asr = WhisperForCTC.pretrained(model) if model else WhisperForCTC.pretrained()
-    asr.setParams(**(whisper_params or {}))
+    asr.setParams(**with_subtitle_timestamps(whisper_params or {}, subtitles))
     cfg_id = config_id(asr._model_name(), {p.name: v for p, v in asr.extractParamMap().items()})
-    records_root = output.rstrip("/") + "/transcripts"
+    out_root = output.rstrip("/")
+    records_root = f"{out_root}/{RUNS}"
+    listing = list_local([p for p in audio if not is_remote_uri(p)])
 
-    df = _stat_inputs(build_input_frame(spark, audio, manifests))
-    done_runs, crashed = committed_runs(spark, records_root)
-    for c in crashed:  # never committed: nothing in them is a result
-        fs, p, _ = _fs(spark, c)
-        fs.delete(p, True)
-    previous = _read_records(spark, done_runs, fmt) if done_runs else None
-    if not resume and done_runs:
+    frame = build_input_frame(spark, audio, manifests, listing)
+    if frame is None:
+        why = f"; {listing.hidden_note()}" if listing.hidden else ""
+        raise SetupError(
+            f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)}){why}"
+        )
+    inputs_df = _stat_inputs(frame).cache()  # stat-ed once: the run's inputs, for the current view too
+    n_inputs = inputs_df.count()
+    files, _ = run_files(spark, records_root, clean=True)  # interrupted runs: keep their committed tasks
+    if files and not resume:
         raise SetupError(f"{records_root} already holds results; use a new --output or keep resume on")
-    skipped = 0
-    if previous is not None and "input_id" in previous.columns:
-        seen = previous.where(F.col("config_id") == cfg_id).select("input_id").distinct()
-        df = df.join(F.broadcast(seen) if len(done_runs) < 2 else seen, "input_id", "left_anti")
-    n = df.count()
-    if previous is not None and "config_id" in previous.columns:
-        skipped = previous.where(F.col("config_id") == cfg_id).count()
-    if n == 0 and not done_runs:
+    previous = read_records(spark, files, records_root, fmt)
+    has_ids = previous is not None and "input_id" in previous.columns and "config_id" in previous.columns
+    todo = inputs_df
+    if has_ids:
+        mine = previous.where(F.col("config_id") == cfg_id)
+        done = (mine.where(F.col("error").isNull()) if retry_errors else mine).select("input_id").distinct()
+        todo = inputs_df.join(done, "input_id", "left_anti")
+    n = todo.count()
+    if n_inputs == 0:
         raise SetupError(f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
 
-    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-    written = None
+    run_id = new_run_id()
+    target = f"{records_root}/run={run_id}"
     if n > 0:
         if partitions <= 0:
             dp = spark.sparkContext.defaultParallelism
             partitions = max(1, min(n, max(dp * 4, n // 64)))
-        df = df.repartition(partitions)
-        in_col = "content" if "content" in df.columns else "path"
+        todo = todo.repartition(partitions)
+        in_col = "content" if "content" in todo.columns else "path"
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
-        out = asr.transform(df)
-        doc = F.col("transcription")[0]
-        carried = [c for c in df.columns if c not in ("path", "content", "input_id", "length", "modificationTime")]
-        chunks_col = asr.getChunksCol()
-        chunk_expr = (
-            F.transform(
-                F.col(chunks_col),
-                lambda c: F.struct(
-                    c["result"].alias("text"),
-                    F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias(
-                        "timestamp"
-                    ),
-                ),
-            )
-            if chunks_col
-            else F.array().cast("array<struct<text:string,timestamp:array<double>>>")
-        )
-        records = out.select(
-            F.col("path"),
-            F.coalesce(doc["result"], F.lit("")).alias("text"),
-            doc["metadata"]["language"].alias("language"),
-            doc["metadata"]["language_probability"].cast("double").alias("language_probability"),
-            doc["metadata"]["duration_s"].cast("double").alias("duration_s"),
-            chunk_expr.alias("chunks"),
-            doc["metadata"]["error"].alias("error"),
-            F.lit(asr._model_name()).alias("model"),
-            *[F.col(c) for c in carried],
-            F.col("input_id"),
-            F.lit(cfg_id).alias("config_id"),
-        )
-        progress = _Progress(spark, n, quiet)
+        records = _records_frame(asr, asr.transform(todo), todo, cfg_id)
+        progress = Progress(spark, n, quiet, interval=progress_interval)
         records = progress.counting(records)
-        target = f"{records_root}/run={run_id}"
-        with progress:
-            writer = records.write.mode("errorifexists")
-            if fmt == "parquet":
-                writer.parquet(target)
-            else:
-                writer.option("ignoreNullFields", "false").json(target)
+        sc = spark.sparkContext
+        # Algorithm 2: each task's file moves into the run directory when the task finishes, so an
+        # interrupted run keeps every finished task (v1 would move them only when all are done).
+        writer = records.write.mode("errorifexists").option("mapreduce.fileoutputcommitter.algorithm.version", "2")
+        sc.setLocalProperty(PROPERTY, progress.address)
+        try:
+            with progress:
+                if fmt == "parquet":
+                    writer.parquet(hadoop_uri(target))
+                else:
+                    writer.option("ignoreNullFields", "false").json(hadoop_uri(target))
+        except Exception:
+            if interruption is not None and interruption.signame:
+                progress.stop_printing()
+                raise Interrupted(interruption.signame, _kept(spark, target, fmt), n, local_path(target)) from None
+            raise
+        finally:
+            sc.setLocalProperty(PROPERTY, None)
         if not quiet:
             print(progress.line(), flush=True)
-        written = _read_records(spark, [target], fmt, records.schema)
-        if subtitles:
-            write_subtitles(written, output.rstrip("/") + "/subtitles", subtitles)
 
-    all_runs, _ = committed_runs(spark, records_root)
-    back = _read_records(spark, all_runs, fmt)
-    if back is not None and "config_id" in back.columns:
-        back = back.where(F.col("config_id") == cfg_id)
+    files, _ = run_files(spark, records_root)
+    everything = read_records(spark, files, records_root, fmt)
+    mine = everything.where(F.col("config_id") == cfg_id) if "config_id" in everything.columns else everything
+    current = newest_per_input(mine.join(inputs_df.select("input_id").distinct(), "input_id", "left_semi"))
+    current_path = write_current(spark, output, _in_record_order(current), fmt, run_id)
+    back = read_records(spark, [current_path], current_path, fmt)
     stats = back.agg(
-        F.count("*").alias("n"), F.count("error").alias("errors"), F.sum("duration_s").alias("audio")
+        F.count("*").alias("n"),
+        F.count("error").alias("errors"),
+        F.sum("duration_s").alias("audio"),
+        F.sum(F.when(F.col("error").isNotNull() & (F.col("run") != run_id), 1).otherwise(0)).alias("kept_errors"),
     ).collect()[0]
+    if subtitles:
+        write_subtitles(back, f"{out_root}/subtitles", subtitles)
     result = JobResult(
         output,
         int(stats["n"]),
@@ -442,29 +579,16 @@ def run_transcription(
         time.time() - t0,
         records_root,
         records=back,
+        processed=n,
+        skipped=n_inputs - n,
+        kept_errors=int(stats["kept_errors"] or 0),
+        current_path=current_path,
+        hidden_note=listing.hidden_note(),
     )
-    result.processed = n
-    result.skipped = skipped
     if report and "reference" in back.columns:
-        carried = [
-            c
-            for c in back.columns
-            if c
-            not in (
-                "path",
-                "text",
-                "language",
-                "language_probability",
-                "duration_s",
-                "chunks",
-                "error",
-                "model",
-                "input_id",
-                "config_id",
-                "run",
-            )
-        ]
+        carried = [c for c in back.columns if c not in RECORD_COLUMNS]
         result.metrics = _write_eval_report(back, output, asr, carried)
+    inputs_df.unpersist()
     return result
 
 

@@ -4,7 +4,7 @@ Same engines, same options, same results as the Spark ``transform`` (Spark NLP's
 role)::
 
     light = LightPipeline(pipeline_model)
-    light.annotate("clip.wav")            # {"transcription": ["..."]}
+    light.annotate("clip.wav")            # {"transcription": ["..."]}; raises for a bad file
     light.fullAnnotate(["a.wav", samples]) # [{"transcription": [annotation dicts], ...}, ...]
     light.transcribe("clip.wav")          # Transcript(text, chunks, language, ...)
 
@@ -109,7 +109,18 @@ class LightPipeline:
         return out
 
     def annotate(self, audio: Union[AudioInput, List[AudioInput]]):
+        """The texts only (``{outputCol: [text], ...}``). An input that could not be transcribed
+        raises ``ValueError`` naming it and the reason (texts alone would hide it as ``['']``);
+        :meth:`fullAnnotate` returns such inputs' annotations with the error in their metadata."""
+        from .annotation import ERROR_KEY
+
         full = self.fullAnnotate(audio)
+        failed = [
+            a["metadata"][ERROR_KEY] for row in full for v in row.values() for a in v if a["metadata"].get(ERROR_KEY)
+        ]
+        if failed:
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise ValueError(f"LightPipeline.annotate: {failed[0]}{more}; fullAnnotate keeps errors in the metadata")
         simple = [{k: [a["result"] for a in v] for k, v in row.items()} for row in full]
         return simple if isinstance(audio, list) else simple[0]
 

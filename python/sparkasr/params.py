@@ -251,7 +251,8 @@ JOB: Tuple[Option, ...] = (
         "output",
         STRING,
         None,
-        "output directory (records under DIR/transcripts, report under DIR/report)",
+        "output directory: DIR/current holds one record per input (the latest run's result), DIR/transcripts every "
+        "run's records, DIR/report the WER report; one run at a time",
         aliases=("-o",),
         required=True,
     ),
@@ -277,6 +278,13 @@ JOB: Tuple[Option, ...] = (
         BOOL,
         True,
         "skip inputs already transcribed with the same model and options (--no-resume: refuse to run over existing results)",
+    ),
+    _job(
+        "retry_errors",
+        BOOL,
+        False,
+        "transcribe again the inputs whose records (same model and options) are all errors, e.g. after fixing a "
+        "file's permissions; their new records supersede the errors in DIR/current",
     ),
     _job("quiet", BOOL, False, "no live progress (for schedulers)", aliases=("-q",)),
     _job("report", BOOL, True, "write the WER report when inputs have references"),

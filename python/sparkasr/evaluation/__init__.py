@@ -4,17 +4,20 @@ This package is plain Python (no Spark). The distributed layer lives in
 :mod:`sparkasr.spark.evaluation` (``WerEvaluator``, ``evaluate_wer``).
 """
 
+from .bootstrap import Interval, bootstrap_difference, bootstrap_rate
 from .counts import (
     COUNT_FIELDS,
     METRICS,
     Accumulator,
     ErrorCounts,
     WerResult,
+    WordAlignment,
     chars,
     corpus_counts,
     evaluate_pairs,
     pair_counts,
     top_k,
+    word_alignment,
     words,
 )
 from .normalizers import NORMALIZERS, Compose, Normalizer, get_normalizer, normalizer_name
@@ -27,8 +30,11 @@ __all__ = [
     "Accumulator",
     "Compose",
     "ErrorCounts",
+    "Interval",
     "Normalizer",
     "WerResult",
+    "bootstrap_difference",
+    "bootstrap_rate",
     "chars",
     "corpus_counts",
     "evaluate_pairs",
@@ -37,6 +43,8 @@ __all__ = [
     "pair_counts",
     "render_markdown",
     "top_k",
+    "WordAlignment",
+    "word_alignment",
     "words",
     "write_metrics_json",
     "write_report",

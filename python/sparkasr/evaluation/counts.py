@@ -45,6 +45,8 @@ __all__ = [
     "pair_counts",
     "corpus_counts",
     "evaluate_pairs",
+    "WordAlignment",
+    "word_alignment",
     "words",
     "top_k",
     "chars",
@@ -290,6 +292,60 @@ def pair_counts(
     rc, hc = chars(ref_n), chars(hyp_n)
     c.char_hits, c.char_substitutions, c.char_deletions, c.char_insertions = _align_counts(rc, hc)
     return c
+
+
+@dataclass
+class WordAlignment:
+    """The word alignment of one pair, the same one :func:`pair_counts` counts: what happened to
+    each reference word (``ops``: ``"hit"``, ``"sub"`` or ``"del"``) and the hypothesis words
+    inserted before each reference word (``inserted[i]``; ``inserted[len(reference)]``: after the
+    last). For a reference joined from parts (the prompts of a long recording), :meth:`span`
+    gives the counts of one part."""
+
+    reference: List[str]
+    hypothesis: List[str]
+    ops: List[str]
+    inserted: List[List[str]]
+
+    def span(self, start: int, end: int) -> ErrorCounts:
+        """Word counts of reference words ``[start, end)``, with the insertions after each of
+        them up to the next part (and those before the first word when ``start == 0``), so that
+        consecutive spans covering the reference add up to the pair's counts."""
+        ops = self.ops[start:end]
+        ins = sum(len(x) for x in self.inserted[start + 1 : end + 1])
+        if start == 0:
+            ins += len(self.inserted[0])
+        return ErrorCounts(
+            hits=ops.count("hit"),
+            substitutions=ops.count("sub"),
+            deletions=ops.count("del"),
+            insertions=ins,
+            n_rows=1,
+            n_empty_reference=int(start == end),
+        )
+
+
+def word_alignment(reference: str, prediction: str, normalizer: NormalizerLike = "basic") -> WordAlignment:
+    """Align the words of one (reference, prediction) pair after ``normalizer`` (see
+    :class:`WordAlignment`)."""
+    norm = get_normalizer(normalizer)
+    rw, hw = words(norm(str(reference))), words(norm(str(prediction or "")))
+    ops = ["hit"] * len(rw)
+    inserted: List[List[str]] = [[] for _ in range(len(rw) + 1)]
+    ri, hi = _to_ints(rw, hw)
+    if not rw:
+        inserted[0] = list(hw)
+    elif not hw:
+        ops = ["del"] * len(rw)
+    else:
+        for tag, r, h in Levenshtein.editops(ri, hi):
+            if tag == "replace":
+                ops[r] = "sub"
+            elif tag == "delete":
+                ops[r] = "del"
+            else:
+                inserted[r].append(hw[h])
+    return WordAlignment(rw, hw, ops, inserted)
 
 
 def corpus_counts(

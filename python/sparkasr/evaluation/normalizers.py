@@ -29,6 +29,10 @@ Built-in names (see :data:`NORMALIZERS`):
 ``whisper_basic``
     Whisper's multilingual ``BasicTextNormalizer`` (same package): lower-case, brackets and
     symbols removed, keeps diacritics.
+``nodiacritics``
+    remove diacritics: NFKD, combining marks dropped, NFC (``"Trés último año"`` -> ``"Tres ultimo
+    ano"``). For references written without accents (the Spanish Asterisk prompts): compose it
+    after the language's normaliser, e.g. ``whisper_basic+nodiacritics``.
 ``nospace``
     remove all whitespace. For CER on languages written without spaces (Chinese, Japanese,
     Thai) when one side is segmented and the other is not; makes WER meaningless.
@@ -53,6 +57,7 @@ __all__ = [
     "Whitespace",
     "NFKC",
     "NoSpace",
+    "NoDiacritics",
     "WhisperEnglish",
     "WhisperBasic",
     "FunctionNormalizer",
@@ -140,6 +145,14 @@ class NoSpace(Normalizer):
         return _WS.sub("", text)
 
 
+class NoDiacritics(Normalizer):
+    name = "nodiacritics"
+
+    def __call__(self, text: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", text)
+        return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
 class _WhisperBase(Normalizer):
     """Lazily built wrapper around a ``whisper_normalizer`` class (instances are expensive)."""
 
@@ -225,6 +238,7 @@ NORMALIZERS = {
     "ws": Whitespace,
     "nfkc": NFKC,
     "nospace": NoSpace,
+    "nodiacritics": NoDiacritics,
     "whisper_en": WhisperEnglish,
     "whisper_basic": WhisperBasic,
 }

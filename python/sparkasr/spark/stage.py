@@ -26,6 +26,7 @@ from pyspark.ml import Model
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
 
 from .. import annotation as A
+from .. import progress
 from ..cells import cell_items, cell_source
 from ..engines import transcribe_isolating
 from ..records import AudioItem, Transcript, error_transcript
@@ -63,6 +64,11 @@ def make_partition_fn(
     """
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
+        # engines report how far into each file they are (the job's live progress; else a no-op)
+        with progress.reporting(progress.task_address()):
+            yield from _run(batches)
+
+    def _run(batches: Iterator[Any]) -> Iterator[Any]:
         from .arrow import arrow_type
 
         names = [f.name for f in out_schema.fields]
@@ -103,7 +109,11 @@ def make_partition_fn(
         live = [it for it in flat if it.error is None]
         results: List[Transcript] = []
         if live:
+            for it in live:
+                progress.advance(it.source, it.offset_s, it.offset_s + it.duration_s)
             results = transcribe_isolating(engine, live)
+            for it in live:
+                progress.advance(it.source, it.offset_s + it.duration_s)
         it_res = iter(results)
         for batch, rows in pending:
             docs, chunks = [], []

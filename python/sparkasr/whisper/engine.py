@@ -34,12 +34,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import progress
 from ..audio import SAMPLE_RATE, cut_pieces, speech_bounds
 from ..engines import cached_engine
 from ..records import AudioItem, Chunk, Transcript, error_transcript
 from .model import _TopKModel, add_word_timestamps, compression_ratio, encode, load_model
 from .options import PIECE_SEARCH_S, WINDOW_S, RuntimeOptions, WhisperOptions
 from .packing import transcribe_packed
+from .vad import SpeechMap
 from .window import WindowBatch, decode_windows
 
 log = logging.getLogger(__name__)
@@ -67,9 +69,10 @@ class WhisperEngine:
 
     def transcribe_batch(self, items: Sequence[AudioItem]) -> List[Transcript]:
         if self.options.strategy == "pack":
-            return transcribe_packed(self, list(items))
+            return self._transcribe_packed(list(items))
         out: List[Optional[Transcript]] = [None] * len(items)
         short, long_ = [], []
+        always = self.options.vad_gate == "always"
         for i, item in enumerate(items):
             if item.error is not None or item.samples is None:
                 out[i] = error_transcript(item, item.error or "no audio")
@@ -78,6 +81,8 @@ class WhisperEngine:
             elif not np.isfinite(item.samples).all():
                 # NaN/inf features make Whisper emit garbage text instead of failing
                 out[i] = error_transcript(item, "audio contains NaN or infinite samples")
+            elif always and not SpeechMap(item.samples, self.options.vad_threshold).has_speech():
+                out[i] = self._no_speech(item)
             elif item.duration_s <= WINDOW_S and not self.options.vad_filter:
                 short.append(i)
             else:
@@ -93,17 +98,75 @@ class WhisperEngine:
                 out[i] = self._safe_sequential(items[i], fw)
         return [r for r in out]  # type: ignore[misc]
 
-    def _decode_in_batches(self, items: List[AudioItem], fw, text_only: bool) -> List[Transcript]:
+    def _transcribe_packed(self, items: List[AudioItem]) -> List[Transcript]:
+        """strategy=pack: with the VAD gate on, clips without speech are left out of the windows
+        (a silent clip packed next to speech would be given words)."""
+        if self.options.vad_gate == "off":
+            return transcribe_packed(self, items)
+        out: List[Optional[Transcript]] = [None] * len(items)
+        rest = []
+        for i, it in enumerate(items):
+            ok = it.error is None and it.samples is not None and np.size(it.samples) and np.isfinite(it.samples).all()
+            if ok and not SpeechMap(it.samples, self.options.vad_threshold).has_speech():
+                out[i] = self._no_speech(it)
+            else:
+                rest.append(i)
+        for i, r in zip(rest, transcribe_packed(self, [items[i] for i in rest]) if rest else []):
+            out[i] = r
+        return [r for r in out]  # type: ignore[misc]
+
+    def _no_speech(self, item: AudioItem) -> Transcript:
+        """The transcript of audio the VAD finds no speech in: empty, not an error."""
+        return Transcript(
+            language=self.options.language or (None if self.multilingual else "en"),
+            language_probability=None if self.multilingual and not self.options.language else 1.0,
+            duration_s=item.duration_s,
+            source=item.source,
+            offset_s=item.offset_s,
+            extra={"path": "no-speech"},
+        )
+
+    def _doubtful(self, no_speech_prob: float, failed: bool) -> bool:
+        """vadGate auto or always: a decode Whisper is unsure of, which the VAD must confirm."""
+        return self.options.vad_gate != "off" and (failed or no_speech_prob > self.options.vad_check_no_speech)
+
+    def _silent_windows(self, items: Sequence[AudioItem], windows) -> set:
+        """The windows of a batch whose decode is doubtful and whose audio holds no speech."""
+        return {
+            i
+            for i, (it, w) in enumerate(zip(items, windows))
+            if self._doubtful(w.no_speech_prob, w.checks.failed)
+            and not SpeechMap(it.samples, self.options.vad_threshold).has_speech()
+        }
+
+    def _decode_in_batches(
+        self,
+        items: List[AudioItem],
+        fw,
+        text_only: bool,
+        languages: Optional[List[Tuple[str, float]]] = None,
+        contexts: Optional[List[str]] = None,
+    ) -> List[Transcript]:
         """Items of at most 30 s, ``batch_size`` at a time; a failed batch is retried item by item."""
         out: List[Transcript] = []
         bs = self.options.batch_size
         for start in range(0, len(items), bs):
             batch = items[start : start + bs]
             try:
-                out.extend(self._transcribe_short(batch, fw, text_only=text_only))
+                out.extend(
+                    self._transcribe_short(
+                        batch,
+                        fw,
+                        text_only=text_only,
+                        languages=None if languages is None else languages[start : start + bs],
+                        contexts=None if contexts is None else contexts[start : start + bs],
+                    )
+                )
             except Exception as exc:  # a batch failure must not lose rows: retry one by one
                 log.warning("batched decode failed (%s); retrying items one at a time", exc)
                 out.extend(self._safe_sequential(it, fw, text_only=text_only) for it in batch)
+            for it in batch:  # live progress: how far into its file each piece reached
+                progress.advance(it.source, it.offset_s + it.duration_s)
         return out
 
     def _transcribe_long_batched(self, items: List[AudioItem], fw) -> List[Transcript]:
@@ -111,13 +174,19 @@ class WhisperEngine:
         joined per row (see the module docstring)."""
         pieces: List[AudioItem] = []
         owner: List[Tuple[int, int]] = []
+        silent: Dict[int, Transcript] = {}  # vadGate=always: pieces without speech, not decoded
         for it in items:
             ranges = cut_pieces(it.samples, WINDOW_S, PIECE_SEARCH_S)
             owner.append((len(pieces), len(ranges)))
-            pieces.extend(
-                AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE) for a, b in ranges
-            )
-        done = self._decode_in_batches(pieces, fw, text_only=True)
+            speech = SpeechMap(it.samples, self.options.vad_threshold) if self.options.vad_gate == "always" else None
+            for a, b in ranges:
+                piece = AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE)
+                if speech is not None and not speech.has_speech(a / SAMPLE_RATE, b / SAMPLE_RATE):
+                    silent[len(pieces)] = self._no_speech(piece)
+                pieces.append(piece)
+        live = [pieces[j] for j in range(len(pieces)) if j not in silent]
+        decoded = iter(self._finish_pieces(live, self._decode_in_batches(live, fw, text_only=True), fw))
+        done = [silent[j] if j in silent else next(decoded) for j in range(len(pieces))]
         out: List[Transcript] = []
         for it, (first, count) in zip(items, owner):
             parts = done[first : first + count]
@@ -143,10 +212,55 @@ class WhisperEngine:
                         "path": "pieces",
                         "pieces": count,
                         "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts),
+                        "continued": sum(p.extra.get("continued", 0) for p in parts),
                     },
                 )
             )
         return out
+
+    def _finish_pieces(self, pieces: List[AudioItem], done: List[Transcript], fw, rounds: int = 3) -> List[Transcript]:
+        """A piece whose words end a second or more before its sound does has had the rest of its
+        speech dropped: Whisper ended the window (after a tone or a long pause, say), and a decode
+        without timestamps leaves no timestamp to seek from. The rest, from its last word, is decoded
+        as a further piece and joined to it (up to ``rounds`` times; each rest is shorter than the
+        last). Like the pieces, rests are not conditioned on the text before them: conditioned, Whisper
+        skipped the short prompts at the start of a rest (Asterisk Spanish long-form set, base)."""
+        opts = self.options
+        for _ in range(rounds):
+            todo = []
+            for k, (piece, t) in enumerate(zip(pieces, done)):
+                end = t.extra.pop("text_end_s", None)
+                if end is not None and t.text and 1.0 <= end and speech_bounds(piece.samples)[1] - end >= 1.0:
+                    todo.append((k, end))
+            if not todo:
+                break
+            rests = [
+                AudioItem(
+                    pieces[k].samples[int(round(end * SAMPLE_RATE)) :],
+                    source=pieces[k].source,
+                    offset_s=pieces[k].offset_s + end,
+                )
+                for k, end in todo
+            ]
+            results = self._decode_in_batches(
+                rests, fw, text_only=True, languages=[(done[k].language, done[k].language_probability) for k, _ in todo]
+            )
+            for (k, end), r in zip(todo, results):
+                t = done[k]
+                rest_end = r.extra.pop("text_end_s", None)
+                if r.error or not r.text.strip():
+                    continue
+                t.text = f"{t.text} {r.text}".strip()
+                if opts.timestamps == "segment":
+                    t.chunks = [_piece_segment(pieces[k], t.text)]
+                else:
+                    t.chunks = t.chunks + r.chunks
+                t.extra["continued"] = t.extra.get("continued", 0) + 1
+                if rest_end is not None:
+                    t.extra["text_end_s"] = end + rest_end
+        for t in done:
+            t.extra.pop("text_end_s", None)
+        return done
 
     def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
         return self.transcribe_batch([AudioItem(samples=samples, source=source)])[0]
@@ -260,7 +374,15 @@ class WhisperEngine:
         chunks: List[Chunk] = []
         texts: List[str] = []
         dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
+        speech = SpeechMap(item.samples, opts.vad_threshold)
         for seg in segments:  # generator: memory stays bounded by one window
+            progress.advance(item.source, item.offset_s + min(seg.end, dur))
+            failed = (opts.log_prob_threshold is not None and seg.avg_logprob < opts.log_prob_threshold) or (
+                opts.compression_ratio_threshold is not None
+                and seg.compression_ratio > opts.compression_ratio_threshold
+            )
+            if self._doubtful(seg.no_speech_prob, failed) and not speech.has_speech(seg.start, seg.end):
+                continue  # vadGate: text with no speech under it
             texts.append(seg.text)
             if opts.timestamps == "segment":
                 chunks.append(
@@ -317,6 +439,7 @@ class WhisperEngine:
             without_timestamps=text_only or opts.timestamps == "none",
         )
         langs = [(w.language, w.language_probability) for w in batch.windows]
+        silent = self._silent_windows(items, batch.windows)
 
         out: List[Optional[Transcript]] = [None] * len(items)
         per_item_segments: List[List[dict]] = []
@@ -327,11 +450,16 @@ class WhisperEngine:
             tk = batch.tokenizers[w.language]
             # faster-whisper's rule: unless the output ends on a single timestamp (nothing after it),
             # the last, unfinished segment is dropped and decoding resumes at the last timestamp
+            # and only while audio is left: a last timestamp at or past the audio's end (29.2 s of a
+            # 29.18-s row) ends the row, as faster-whisper's seek loop ends at its content frames
             stopped_early = (
-                not text_only and opts.timestamps != "none" and not w.checks.no_speech and w.rest_s < w.size_s
+                not text_only
+                and opts.timestamps != "none"
+                and not w.checks.no_speech
+                and w.rest_s < min(w.size_s, w.content_s)
             )
             subsegments = w.segments
-            if w.checks.no_speech:
+            if w.checks.no_speech or i in silent:
                 subsegments = []
             elif (w.checks.failed and len(opts.temperature) > 1) or (stopped_early and w.rest_s < 0.1):
                 redo.append(i)
@@ -361,7 +489,7 @@ class WhisperEngine:
                 extra={"path": "batched-piece" if text_only else "batched"},
             )
 
-        if opts.timestamps == "word":
+        if opts.timestamps == "word" or text_only:  # pieces: where their words end (_finish_pieces)
             self._add_words(per_item_segments, langs, batch, segment_sizes, fw)
 
         for i, (item, segs) in enumerate(zip(items, per_item_segments)):
@@ -371,6 +499,10 @@ class WhisperEngine:
             assert t is not None
             t.text = "".join(s["text"] for s in segs).strip()
             dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
+            if text_only:
+                ends = [w["end"] for s in segs for w in s.get("words", [])]
+                if ends:
+                    t.extra["text_end_s"] = min(max(ends), dur)
             if opts.timestamps == "segment" and text_only:
                 t.chunks = [_piece_segment(item, t.text)] if t.text else []
             elif opts.timestamps == "segment":

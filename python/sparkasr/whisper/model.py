@@ -16,6 +16,42 @@ _LOCK = threading.Lock()
 LOAD_COUNT: Dict[str, int] = {}  # model path -> times actually loaded in this process (observable by tests)
 
 
+#: CPU flags (as /proc/cpuinfo names them) of the kernel sets portable_cpu_env pins, best first
+_AVX512_VNNI = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni")
+PORTABLE_LEVELS = (
+    (_AVX512_VNNI, {"CT2_USE_MKL": "0", "CT2_FORCE_CPU_ISA": "AVX512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"}),
+    (("avx2",), {"CT2_USE_MKL": "0", "CT2_FORCE_CPU_ISA": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}),
+)
+
+
+def portable_cpu_env(cpuinfo: str = "/proc/cpuinfo") -> Dict[str, str]:
+    """Environment variables that make CTranslate2 run the same CPU kernels on every x86-64 machine
+    of a class (AVX-512 with VNNI; else AVX2), whoever made the CPU, so that results do not depend
+    on which of those machines a process lands on.
+
+    Left alone, CTranslate2 chooses by CPU vendor: on Intel, Intel MKL and its own AVX-512 code;
+    on others (AMD EPYC), oneDNN and its AVX2 code, with oneDNN's kernels chosen by the CPU's ISA in
+    turn (AVX-512 VNNI, bf16, AMX, or AVX2). Their int8 results differ, and so can the decoded text.
+    These variables select oneDNN (``CT2_USE_MKL=0``), CTranslate2's code for one ISA
+    (``CT2_FORCE_CPU_ISA``) and oneDNN's kernels up to the same ISA (``ONEDNN_MAX_CPU_ISA``). They
+    are read when CTranslate2 is first used in a process, so they must be set before that (Spark
+    executors: ``spark.executorEnv.*``). Empty where there is nothing to pin (not x86-64, no AVX2).
+    Machines of different classes (AVX-512 VNNI and AVX2 only) still differ."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return {}
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            flags = set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
+    except OSError:
+        return {}
+    for needed, env in PORTABLE_LEVELS:
+        if flags.issuperset(needed):
+            return dict(env)
+    return {}
+
+
 def load_model(path: str, runtime: RuntimeOptions = RuntimeOptions()):
     """The cached ``faster_whisper.WhisperModel`` for ``path`` and ``runtime``."""
     key = (path, runtime)

@@ -28,6 +28,7 @@ COMPUTE_TYPES = (
 DEVICES = ("cpu", "cuda", "auto")
 TASKS = ("transcribe", "translate")
 STRATEGIES = ("batch", "sequential", "pack")
+VAD_GATES = ("auto", "always", "off")
 PIECE_SEARCH_S = 5.0  # a long row's piece boundary moves back by up to this much to a quiet point
 
 
@@ -143,6 +144,18 @@ class WhisperOptions:
     no_speech_threshold: Optional[float] = 0.6
     batch_size: int = option("batchSize", INT, 8, "short rows (<= 30 s) decoded together in one model call", minimum=1)
     vad_filter: bool = option("vadFilter", BOOL, False, "skip non-speech with Silero VAD (sequential path)")
+    vad_gate: str = option(
+        "vadGate",
+        STRING,
+        "auto",
+        "empty transcripts, not hallucinated text, for near-silence, noise and tones: audio in which Silero VAD finds "
+        "no speech gives no text. auto: Whisper's doubtful windows (no-speech probability over 0.2, or failing its "
+        "checks) are checked, and with strategy=pack every clip; always: also every row and long-row piece, before "
+        "decoding (silent ones are not decoded); off: Whisper's own no-speech rule only",
+        choices=VAD_GATES,
+    )
+    vad_check_no_speech: float = 0.2  # vadGate=auto: windows over this no-speech probability are checked
+    vad_threshold: float = 0.5  # Silero's speech probability threshold (faster-whisper's default)
     seed: Optional[int] = option("seed", INT, -1, "random seed for sampling (-1 = unset)", minimum=-1, null=-1)
     strategy: str = option(
         "strategy",

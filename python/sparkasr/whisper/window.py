@@ -59,6 +59,8 @@ class Window:
     rest_s: float  # where faster-whisper's seek would go on: before size_s, Whisper left the rest
     #                (from its last timestamp) to a next window
     duration_s: float
+    content_s: float  # the frames of audio (faster-whisper's content_frames) in seconds: a rest
+    #                   from rest_s >= content_s holds no audio (its seek loop ends there)
 
 
 @dataclass
@@ -94,7 +96,8 @@ def decode_windows(
     from faster_whisper.transcribe import get_suppressed_tokens
 
     n_frames = int(fw.feature_extractor.nb_max_frames)
-    feats = np.stack([pad_or_trim(fw.feature_extractor(x)[..., :-1], n_frames) for x in samples])
+    mels = [fw.feature_extractor(x)[..., :-1] for x in samples]
+    feats = np.stack([pad_or_trim(m, n_frames) for m in mels])
     encoder_output = encode(fw, feats)
 
     if languages is not None:
@@ -157,7 +160,7 @@ def decode_windows(
     )
 
     windows: List[Window] = []
-    for x, res, (lang, lang_p) in zip(samples, results, langs):
+    for x, mel, res, (lang, lang_p) in zip(samples, mels, results, langs):
         tk = tokenizers[lang]
         tokens = res.sequences_ids[0]
         avg_logprob = res.scores[0] * (len(tokens) ** opts.length_penalty) / (len(tokens) + 1)
@@ -186,6 +189,7 @@ def decode_windows(
                 size_s=size / fw.frames_per_second,
                 rest_s=seek / fw.frames_per_second,
                 duration_s=dur,
+                content_s=mel.shape[-1] / fw.frames_per_second,
             )
         )
     return WindowBatch(windows, tokenizers, encoder_output, feats)

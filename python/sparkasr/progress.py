@@ -1,0 +1,188 @@
+"""Live progress of the batch job, from inside long files.
+
+Spark's accumulators reach the driver only when a task ends, so a task transcribing one 2-hour file
+would show nothing for its whole run. Engines therefore report, as each piece, window or segment
+finishes, how far into its file they are (:func:`advance`); the Spark stage sends those reports
+from the Python workers to the driver as UDP datagrams (a few bytes each, fire and forget: a lost
+or refused datagram only makes the progress line lag, never fails a task), to the address the
+driver put in the job's ``sparkasr.progress`` local property. :class:`Progress`, on the driver,
+listens there and prints a line every ``interval`` seconds: files done (from accumulators, at task
+end), audio hours done (from the reports, per file the furthest point reached), errors, speed and
+an ETA from the audio still to do.
+
+Outside a Spark job (engines used directly, ``LightPipeline``) :func:`advance` does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Dict, Iterator, Optional, Tuple
+
+PROPERTY = "sparkasr.progress"  # Spark local property: "host:port" of the driver's listener
+
+_target: Optional[Tuple[str, int]] = None
+_sock: Optional[socket.socket] = None
+
+
+def advance(source: str, done_s: float, total_s: Optional[float] = None) -> None:
+    """``source`` (a file) is transcribed up to ``done_s`` seconds from its start; ``total_s``: its
+    length, when known. No-op unless a Spark task of the job is reporting (:func:`reporting`)."""
+    if _target is None or _sock is None:
+        return
+    try:
+        msg = json.dumps([source, round(float(done_s), 3), None if total_s is None else round(float(total_s), 3)])
+        _sock.sendto(msg.encode("utf-8", "surrogatepass"), _target)
+    except (OSError, ValueError, TypeError):
+        pass  # progress is best effort
+
+
+@contextmanager
+def reporting(address: Optional[str]) -> Iterator[None]:
+    """Within the block, :func:`advance` sends to ``address`` (``host:port``; None: nothing)."""
+    global _target, _sock
+    if not address:
+        yield
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        target = (host, int(port))
+        sock = _sock or socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    except (OSError, ValueError):
+        yield
+        return
+    previous, _target, _sock = _target, target, sock
+    try:
+        yield
+    finally:
+        _target = previous
+
+
+def task_address() -> Optional[str]:
+    """The listener's address for the running Spark task (its job's local property), or None."""
+    try:
+        from pyspark import TaskContext
+
+        tc = TaskContext.get()
+        return tc.getLocalProperty(PROPERTY) if tc is not None else None
+    except Exception:
+        return None
+
+
+def _driver_host(spark) -> str:
+    conf = spark.sparkContext.getConf()
+    return conf.get("spark.driver.bindAddress", None) or conf.get("spark.driver.host", "127.0.0.1")
+
+
+class Progress:
+    """The driver's side: accumulators for files and errors, a UDP listener for audio done inside
+    files, and (unless ``quiet``) a line every ``interval`` seconds. Use as a context manager
+    around the job's Spark action, with :meth:`counting` on its records and :attr:`address` set as
+    the jobs' ``sparkasr.progress`` local property."""
+
+    def __init__(self, spark, total: int, quiet: bool, interval: float = 10.0):
+        sc = spark.sparkContext
+        self.files = sc.accumulator(0)
+        self.audio = sc.accumulator(0.0)
+        self.errors = sc.accumulator(0)
+        self.total = total
+        self.quiet = quiet
+        self.interval = interval
+        self.t0 = time.time()
+        self.done: Dict[str, float] = {}  # file -> furthest point reported (s)
+        self.lengths: Dict[str, float] = {}  # file -> its length (s), once a worker has decoded it
+        self.reports = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        host = _driver_host(spark)
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind((host, 0))
+        self._sock.settimeout(0.5)
+        self.address = f"{host}:{self._sock.getsockname()[1]}"
+        self._listener = threading.Thread(target=self._listen, name="sparkasr-progress", daemon=True)
+        self._printer = threading.Thread(target=self._print_loop, name="sparkasr-progress-line", daemon=True)
+
+    # -- reports from the workers ---------------------------------------------------------------
+    def _listen(self) -> None:
+        while True:  # once stopped, what already arrived is still read, up to the first quiet 0.5 s
+            try:
+                data, _ = self._sock.recvfrom(65536)
+                source, done, total = json.loads(data.decode("utf-8", "surrogatepass"))
+            except TimeoutError:
+                if self._stop.is_set():
+                    return
+                continue
+            except (OSError, ValueError, TypeError):
+                if self._stop.is_set():
+                    return
+                continue
+            with self._lock:
+                self.reports += 1
+                if done is not None and done > self.done.get(source, 0.0):
+                    self.done[source] = float(done)
+                if total is not None and total > self.lengths.get(source, 0.0):
+                    self.lengths[source] = float(total)
+
+    def audio_done(self) -> float:
+        """Seconds of audio transcribed so far: per file the furthest point reported (at most its
+        length), or the finished records' durations when no report arrived."""
+        with self._lock:
+            live = sum(min(d, self.lengths.get(s, d)) for s, d in self.done.items())
+        return max(live, self.audio.value)
+
+    def line(self) -> str:
+        done, errs = self.files.value, self.errors.value
+        audio = self.audio_done()
+        el = time.time() - self.t0
+        rate = audio / el if el > 0 else 0.0
+        with self._lock:
+            known = dict(self.lengths)
+        of = ""
+        eta = float("nan")
+        if known:
+            seen = max(len(known), done)
+            est = sum(known.values()) + max(self.total - seen, 0) * (sum(known.values()) / len(known))
+            of = f" of {est / 3600:.3f}" if seen >= self.total else f" of ~{est / 3600:.3f}"
+            if rate > 0:
+                eta = max(est - audio, 0.0) / rate
+        elif done:
+            eta = el / done * (self.total - done)
+        eta_s = "?" if eta != eta else f"{eta / 60:.1f} min"
+        return (
+            f"sparkasr: {done}/{self.total} files, {audio / 3600:.3f}{of} h audio, {errs} errors, "
+            f"{rate:.1f}x real time, ETA {eta_s}"
+        )
+
+    def _print_loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            print(self.line(), flush=True)
+
+    def __enter__(self):
+        self._listener.start()
+        if not self.quiet:
+            self._printer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._listener.join(timeout=5)
+        self._sock.close()
+
+    def stop_printing(self) -> None:
+        self._stop.set()  # the printer stops; the listener drains and stops too
+
+    def counting(self, df):
+        """Pass records through unchanged while counting them into the accumulators."""
+        files, audio, errors = self.files, self.audio, self.errors
+
+        def run(batches):
+            for pdf in batches:
+                files.add(len(pdf))
+                audio.add(float(pdf["duration_s"].fillna(0).sum()))
+                errors.add(int(pdf["error"].notna().sum()))
+                yield pdf
+
+        return df.mapInPandas(run, schema=df.schema)

@@ -1,0 +1,101 @@
+"""Live progress from inside long files (issue 24, item 10): engines report how far into each file
+they are as pieces, windows and segments finish; the Spark stage sends the reports from the Python
+workers to the driver's listener; the progress line counts audio done before any file is done."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+
+from conftest import ALL_CLIPS
+from sparkasr import progress
+from sparkasr.audio import SAMPLE_RATE, decode_audio
+from sparkasr.models import resolve_whisper_model
+from sparkasr.records import AudioItem
+from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+
+
+def _long(target_s: float = 95.0) -> np.ndarray:
+    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
+    one = np.concatenate([x for p, _ in ALL_CLIPS for x in (decode_audio(p), pause)])
+    return np.tile(one, int(target_s * SAMPLE_RATE / len(one)) + 1)[: int(target_s * SAMPLE_RATE)]
+
+
+LONG = _long()
+
+
+def _collect(sock: socket.socket):
+    out = []
+    sock.settimeout(0.2)
+    while True:
+        try:
+            out.append(json.loads(sock.recvfrom(65536)[0]))
+        except TimeoutError:
+            return out
+
+
+@pytest.mark.parametrize("strategy", ["batch", "sequential"])
+def test_the_engine_reports_positions_inside_a_long_file_as_it_goes(strategy):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    engine = WhisperEngine(
+        resolve_whisper_model(None).path,
+        WhisperOptions(strategy=strategy, batch_size=1),
+        RuntimeOptions(cpu_threads=2),
+    )
+    with progress.reporting(f"127.0.0.1:{sock.getsockname()[1]}"):
+        (t,) = engine.transcribe_batch([AudioItem(LONG, source="long.wav")])
+    reports = [done for source, done, _ in _collect(sock) if source == "long.wav"]
+    sock.close()
+    duration = len(LONG) / SAMPLE_RATE
+    assert t.error is None and t.text
+    inside = [d for d in reports if 0 < d < duration - 1]
+    assert len(inside) >= 3, reports  # several points inside the file before its end
+    assert inside == sorted(inside) and max(reports) == pytest.approx(duration, abs=0.01)
+    print(f"\n[progress] {strategy}: {len(reports)} reports over {duration:.0f} s: {[round(d) for d in reports]}")
+
+
+def test_outside_a_job_reports_go_nowhere():
+    progress.advance("x.wav", 10.0)  # no listener configured: nothing happens, nothing raises
+
+
+@pytest.mark.spark
+def test_reports_reach_the_driver_from_spark_workers(spark, tmp_path):
+    import soundfile as sf
+
+    from sparkasr import WhisperForCTC
+    from sparkasr.progress import PROPERTY, Progress
+
+    path = tmp_path / "long.wav"
+    sf.write(path, LONG, SAMPLE_RATE, subtype="PCM_16")
+    df = spark.createDataFrame([(str(path),)], "path string")
+    asr = WhisperForCTC.pretrained().setInputCols(["path"]).setOutputCol("t").setBatchSize(1)
+    p = Progress(spark, 1, quiet=True)
+    sc = spark.sparkContext
+    sc.setLocalProperty(PROPERTY, p.address)
+    try:
+        with p:
+            (row,) = asr.transform(df).select("t").collect()
+            # the listener thread drains what arrived before the context ends
+    finally:
+        sc.setLocalProperty(PROPERTY, None)
+    duration = len(LONG) / SAMPLE_RATE
+    assert row["t"][0]["result"]
+    assert p.done[str(path)] == pytest.approx(duration, abs=0.01)
+    assert p.lengths[str(path)] == pytest.approx(duration, abs=0.01)
+    assert p.reports >= 5  # stage start, each of the 4 pieces, stage end
+    print(f"\n[progress] {p.reports} reports from the Spark worker for one {duration:.0f}-s file")
+
+
+def test_the_line_counts_audio_inside_unfinished_files(spark):
+    from sparkasr.progress import Progress
+
+    p = Progress(spark, 2, quiet=True)
+    p.done, p.lengths = {"a.wav": 1800.0}, {"a.wav": 7200.0}
+    line = p.line()
+    assert line.startswith("sparkasr: 0/2 files, 0.500 of ~4.000 h audio, 0 errors"), line
+    assert "ETA ?" not in line
+    p._sock.close()
