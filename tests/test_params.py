@@ -24,7 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 # Engine fields tuned in code, not by users. A new field must be declared an option (with
 # sparkasr.options.option) or added here, on purpose.
 ENGINE_ONLY = {
-    WhisperOptions: {"compression_ratio_threshold", "log_prob_threshold", "no_speech_threshold"},
+    WhisperOptions: {
+        "compression_ratio_threshold",
+        "log_prob_threshold",
+        "no_speech_threshold",
+        "vad_check_no_speech",
+        "vad_threshold",
+    },
     RuntimeOptions: {"device_index"},
     CTCOptions: {"auto_chunk_length_s", "max_batch_samples", "max_padding_ratio", "beam"},
     BeamOptions: {"kenlm_model_path", "unigrams", "beam_prune_logp", "token_min_logp", "unk_score_offset"},

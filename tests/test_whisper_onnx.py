@@ -52,7 +52,13 @@ def ct2(model_path):
 def test_layout_is_spark_nlps_plus_front_end_and_metadata(export, model_path):
     assert ox.is_whisper_onnx_dir(export)
     names = {p.name for p in export.iterdir()}
-    assert names == {*ox.GRAPH_FILES, ox.ASSETS_DIR, ox.META_FILE}  # no temporary files left behind
+    assert names == {*ox.GRAPH_FILES, ox.ASSETS_DIR, ox.META_FILE, ox.VAD_FILE}  # no temporary files left behind
+    # faster-whisper's Silero VAD, byte for byte, with its provenance and licence (the JVM's vadGate)
+    from faster_whisper.utils import get_assets_path
+
+    assert (export / ox.VAD_FILE).read_bytes() == (tw.Path(get_assets_path()) / ox.VAD_FILE).read_bytes()
+    vad = ox.read_meta(export)["vad"]
+    assert vad["file"] == ox.VAD_FILE and "MIT" in vad["license"] and "faster-whisper" in vad["source"]
     assets = export / ox.ASSETS_DIR
     for name in ("config.json", "generation_config.json", "preprocessor_config.json", "vocab.json", "merges.txt"):
         assert (assets / name).is_file(), name

@@ -21,15 +21,23 @@ import numpy as np
 _CACHE: Dict[str, Path] = {}
 
 
-def ct2_greedy(fw, windows: Sequence[np.ndarray], timestamps: bool, batch_size: Optional[int] = None):
+def ct2_greedy(
+    fw,
+    windows: Sequence[np.ndarray],
+    timestamps: bool,
+    batch_size: Optional[int] = None,
+    language: str = "en",
+    task: str = "transcribe",
+):
     """CTranslate2 ``generate`` results for ``windows`` (each at most 30 s) with faster-whisper's
-    model ``fw`` (English), greedy, ``batch_size`` windows per call (default: all)."""
+    model ``fw``, greedy, ``batch_size`` windows per call (default: all); ``language`` and ``task``
+    go into the prompt of a multilingual model."""
     import ctranslate2
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_suppressed_tokens
 
-    tk = Tokenizer(fw.hf_tokenizer, False, task="transcribe", language="en")
+    tk = Tokenizer(fw.hf_tokenizer, fw.model.is_multilingual, task=task, language=language)
     out = []
     step = batch_size or len(windows)
     for i in range(0, len(windows), step):

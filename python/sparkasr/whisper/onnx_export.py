@@ -16,6 +16,9 @@ layout plus the front end::
                                       lengths [B] int64 -> input_features [B, n_mels, 3000]
     DIR/assets/                       config.json, generation_config.json, preprocessor_config.json and the
                                       tokenizer (tokenizer.json, vocab.json, merges.txt, added_tokens.json, ...)
+    DIR/silero_vad_v6.onnx            the Silero VAD (v6) that faster-whisper bundles, copied from the installed
+                                      faster_whisper/assets (MIT; provenance under "vad" in the metadata):
+                                      the JVM stage's vadGate runs it
     DIR/sparkasr_whisper.json         what a decoder needs: dimensions, token ids, languages, suppressed
                                       tokens, the graphs' names, provenance
 
@@ -59,6 +62,7 @@ ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
 DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
 FEATURES_FILE = "log_mel_model.onnx"
+VAD_FILE = "silero_vad_v6.onnx"
 GRAPH_FILES = (FEATURES_FILE, ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE)
 ASSETS_DIR = "assets"
 META_FILE = "sparkasr_whisper.json"
@@ -71,6 +75,26 @@ _COPIED = ("tokenizer.json", "vocabulary.txt", "preprocessor_config.json")
 
 class ExportError(RuntimeError):
     pass
+
+
+def _copy_vad(out: Path) -> dict:
+    """faster-whisper's bundled Silero VAD into ``out``; its provenance for the metadata."""
+    try:
+        import faster_whisper
+        from faster_whisper.utils import get_assets_path
+    except ImportError as exc:  # pragma: no cover - faster-whisper is a core dependency
+        raise ExportError("copying the Silero VAD model needs faster-whisper (a sparkasr dependency)") from exc
+    src = Path(get_assets_path()) / VAD_FILE
+    if not src.is_file():
+        raise ExportError(f"faster-whisper {faster_whisper.__version__} has no {VAD_FILE} in {src.parent}")
+    shutil.copyfile(src, out / VAD_FILE)
+    return {
+        "file": VAD_FILE,
+        "model": "Silero VAD v6 (https://github.com/snakers4/silero-vad, MIT)",
+        "source": f"faster-whisper {faster_whisper.__version__}, faster_whisper/assets/{VAD_FILE}",
+        "license": "MIT (faster-whisper, Copyright (c) 2023 SYSTRAN; Silero VAD, Copyright (c) 2020-present Silero Team)",
+        "used_by": "vadGate (the JVM WhisperForCTC; the Python engine loads faster-whisper's own copy)",
+    }
 
 
 def is_whisper_onnx_dir(path: Union[str, os.PathLike]) -> bool:
@@ -506,6 +530,7 @@ def export_whisper(
         if quantize == "int8":
             _quantize(work)
         _write_assets(src, work / ASSETS_DIR, dims, ct2_config, meta)
+        meta["vad"] = _copy_vad(work)
         (work / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         # the finished files replace an older export's; the metadata goes last, so a directory
         # with sparkasr_whisper.json is complete

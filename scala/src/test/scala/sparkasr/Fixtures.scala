@@ -20,13 +20,13 @@ object Fixtures {
   val dir: File = new File(repo, "target/jvm-fixtures")
   val python: String = sys.env.getOrElse("SPARKASR_PYTHON", new File(repo, ".venv/bin/python").getPath)
 
-  private def inputs: Seq[File] = {
+  /** The files under `paths` (relative to the repo; directories walked in name order), caches left out. */
+  def files(paths: String*): Seq[File] = {
     def walk(f: File): Seq[File] = if (f.isDirectory) Option(f.listFiles()).toSeq.flatten.sortBy(_.getName).flatMap(walk) else Seq(f)
-    (walk(new File(repo, "python/sparkasr")) ++ walk(new File(repo, "tests/fixtures")) ++ walk(new File(repo, "tests/data")) ++
-      Seq(new File(repo, "tests/conftest.py"))).filter(f => f.isFile && !f.getPath.contains("__pycache__"))
+    paths.flatMap(p => walk(new File(repo, p))).filter(f => f.isFile && !f.getPath.contains("__pycache__"))
   }
 
-  private def stamp: String = {
+  private def stamp(inputs: Seq[File]): String = {
     val md = java.security.MessageDigest.getInstance("SHA-256")
     inputs.foreach { f => md.update(f.getPath.getBytes(StandardCharsets.UTF_8)); md.update(Files.readAllBytes(f.toPath)) }
     md.digest().map("%02x".format(_)).mkString
@@ -40,19 +40,25 @@ object Fixtures {
     (Process(python +: args, repo, env: _*) #> log).!
   }
 
-  lazy val ready: File = synchronized {
-    val s = stamp
-    val stampFile = new File(dir, ".stamp")
+  /** target/`name`, written by `python script target/name` once per change of `inputs` (a stamp of
+    * their paths and bytes); the script's output goes to target/`name`.log. */
+  def made(name: String, script: String, inputs: Seq[File]): File = synchronized {
+    val d = new File(repo, s"target/$name")
+    val s = stamp(inputs)
+    val stampFile = new File(d, ".stamp")
     if (!(stampFile.isFile && new String(Files.readAllBytes(stampFile.toPath), StandardCharsets.UTF_8) == s)) {
-      if (dir.exists()) deleteRecursively(dir)
-      dir.getParentFile.mkdirs()
-      val log = new File(repo, "target/jvm-fixtures.log")
-      val rc = runPython(Seq("tests/fixtures/make_jvm_fixtures.py", dir.getPath), log)
-      if (rc != 0) throw new IllegalStateException(s"make_jvm_fixtures.py failed ($rc); see $log")
+      if (d.exists()) deleteRecursively(d)
+      d.getParentFile.mkdirs()
+      val log = new File(repo, s"target/$name.log")
+      val rc = runPython(Seq(script, d.getPath), log)
+      if (rc != 0) throw new IllegalStateException(s"${new File(script).getName} failed ($rc); see $log")
       Files.write(stampFile.toPath, s.getBytes(StandardCharsets.UTF_8))
     }
-    dir
+    d
   }
+
+  lazy val ready: File = made("jvm-fixtures", "tests/fixtures/make_jvm_fixtures.py",
+    files("python/sparkasr", "tests/fixtures", "tests/data", "tests/conftest.py"))
 
   def file(rel: String): File = new File(ready, rel)
   def json(rel: String): JValue = JsonMethods.parse(new String(Files.readAllBytes(file(rel).toPath), StandardCharsets.UTF_8))

@@ -21,28 +21,10 @@ import sparkasr.whisper.{WhisperEngine, WhisperExport, WhisperOptions}
   * directory made before). */
 object WhisperFixtures {
   implicit val formats: Formats = DefaultFormats
-  private def stamp: String = {
-    val md = java.security.MessageDigest.getInstance("SHA-256")
-    def walk(f: File): Seq[File] = if (f.isDirectory) Option(f.listFiles()).toSeq.flatten.sortBy(_.getName).flatMap(walk) else Seq(f)
-    (walk(new File(Fixtures.repo, "python/sparkasr/whisper")) ++ walk(new File(Fixtures.repo, "tests/data")) ++
-      Seq("tests/fixtures/make_jvm_whisper_fixtures.py", "tests/whisper_support.py", "python/sparkasr/audio.py").map(new File(Fixtures.repo, _)))
-      .filter(f => f.isFile && !f.getPath.contains("__pycache__")).foreach { f => md.update(f.getPath.getBytes); md.update(Files.readAllBytes(f.toPath)) }
-    md.digest().map("%02x".format(_)).mkString
-  }
-  lazy val dir: File = sys.env.get("SPARKASR_WHISPER_FIXTURES").map(new File(_)).getOrElse {
-    val d = new File(Fixtures.repo, "target/jvm-whisper-fixtures")
-    val s = stamp
-    val sf = new File(d, ".stamp")
-    if (!(sf.isFile && new String(Files.readAllBytes(sf.toPath), StandardCharsets.UTF_8) == s)) {
-      if (d.exists()) Fixtures.deleteRecursively(d)
-      d.getParentFile.mkdirs()
-      val log = new File(Fixtures.repo, "target/jvm-whisper-fixtures.log")
-      val rc = Fixtures.runPython(Seq("tests/fixtures/make_jvm_whisper_fixtures.py", d.getPath), log)
-      if (rc != 0) throw new IllegalStateException(s"make_jvm_whisper_fixtures.py failed ($rc); see $log")
-      Files.write(sf.toPath, s.getBytes(StandardCharsets.UTF_8))
-    }
-    d
-  }
+  lazy val dir: File = sys.env.get("SPARKASR_WHISPER_FIXTURES").map(new File(_)).getOrElse(
+    Fixtures.made("jvm-whisper-fixtures", "tests/fixtures/make_jvm_whisper_fixtures.py", Fixtures.files("python/sparkasr/whisper",
+      "tests/data", "tests/fixtures/make_jvm_whisper_fixtures.py", "tests/whisper_support.py", "tests/conftest.py",
+      "python/sparkasr/audio.py", "python/sparkasr/convert.py", "python/sparkasr/models.py")))
   def json(name: String): JValue = JsonMethods.parse(new String(Files.readAllBytes(new File(dir, name).toPath), StandardCharsets.UTF_8))
   lazy val clips: List[JValue] = json("clips.json").extract[List[JValue]]
   def exportDir: String = new File(dir, "tiny.en-onnx").getPath
@@ -56,9 +38,27 @@ object WhisperFixtures {
 class WhisperSuite extends AnyFunSuite with SparkTest {
   import WhisperFixtures._
 
-  private lazy val spec = WhisperExport.load(new File(exportDir))
   private def engine(o: WhisperOptions) = WhisperEngine.get(exportDir, o, 2)
-  private lazy val audio: List[Array[Float]] = clips.map(c => samples((c \ "path").extract[String]))
+  private lazy val paths: List[String] = clips.map(c => (c \ "path").extract[String])
+  private lazy val refs: List[String] = clips.map(c => (c \ "reference").extract[String])
+  private lazy val audio: List[Array[Float]] = paths.map(samples)
+  /** The float32 export's transcripts with the default options (beam 5, temperature fallback). */
+  private lazy val defaults: Seq[Transcript] = engine(WhisperOptions()).transcribeBatch(audio.zip(paths).map { case (x, p) => AudioItem(x, p) })
+  private lazy val base: List[JValue] = json("base.json").extract[List[JValue]]
+  private def baseDir: String = new File(dir, "base-onnx").getPath
+  private def int8Dir: String = new File(dir, "tiny.en-int8-onnx").getPath
+  private def assembler = new AudioAssembler().setInputCol("path").setOutputCol("audio_assembler")
+
+  /** AudioAssembler -> `asr` on `files` (a column of paths, one partition, in this order, so rows are
+    * batched as the Python engine batched them): per file its text and its document's metadata. */
+  private def transcribe(asr: WhisperForCTC, files: Seq[String]): Seq[(String, Map[String, String])] = {
+    import spark.implicits._
+    val df = files.zipWithIndex.toDF("path", "i").coalesce(1)
+    val stage = asr.setInputCols("audio_assembler").setOutputCol("transcription").setCpuThreads(2)
+    new Pipeline().setStages(Array(assembler, stage)).fit(df).transform(df).orderBy("i")
+      .selectExpr("transcription[0].result", "transcription[0].metadata").collect()
+      .map(r => (r.getString(0), r.getAs[Map[String, String]](1))).toSeq
+  }
 
   test("the front-end graph computes faster-whisper's features on every clip (batched, one batch of mixed lengths)") {
     val e = engine(WhisperOptions(beamSize = 1, temperature = Seq(0.0)))
@@ -82,9 +82,7 @@ class WhisperSuite extends AnyFunSuite with SparkTest {
   }
 
   test("default options (beam 5, temperature fallback): WER on the clips within 0.5 points of the Python engine") {
-    val e = engine(WhisperOptions())
-    val ts = e.transcribeBatch(audio.zip(clips).map { case (x, c) => AudioItem(x, (c \ "path").extract[String]) })
-    val refs = clips.map(c => (c \ "reference").extract[String])
+    val ts = defaults
     val ours = wer(refs, ts.map(_.text))
     val python = wer(refs, clips.map(c => (c \ "default_text").extract[String]))
     info(f"WER JVM $ours%.4f, Python $python%.4f")
@@ -92,7 +90,11 @@ class WhisperSuite extends AnyFunSuite with SparkTest {
     assert(ts.forall(t => t.error.isEmpty && t.chunks.nonEmpty && t.chunks.forall(c => c.start <= c.end && c.end <= t.durationS + 1e-6)))
   }
 
-  test("a >= 10-minute row: cut at Python's quiet points, transcribed completely, WER within 0.5 points of Python") {
+  // Python's batch strategy also decodes the rest of a piece whose words end >= 1 s before its sound
+  // does (engine._finish_pieces, from word timestamps: cross-attention alignment, not on the JVM),
+  // so Python recovers speech the JVM loses where Whisper ends a piece early: measured WER JVM 0.1009
+  // (as both were before that change), Python 0.0707. Bound: JVM no worse than Python by 3.5 points.
+  test("a >= 10-minute row: cut at Python's quiet points, transcribed completely, WER within 3.5 points of Python") {
     val long = json("long.json")
     val x = Fixtures.floats(new File(dir, "long.f32"))
     assert(x.length / 16000.0 >= 600)
@@ -103,7 +105,7 @@ class WhisperSuite extends AnyFunSuite with SparkTest {
     val ours = wer(Seq(ref), Seq(t.text))
     val python = wer(Seq(ref), Seq((long \ "default_text").extract[String]))
     info(f"long WER JVM $ours%.4f, Python $python%.4f, ${t.chunks.size} segments")
-    assert(math.abs(ours - python) <= 0.005, s"JVM $ours vs Python $python")
+    assert(ours - python <= 0.035 && python <= ours + 0.005, s"JVM $ours vs Python $python")
     assert(t.chunks.size == pieces.size && t.chunks.head.start >= 100.0 && t.chunks.last.end <= 100.0 + x.length / 16000.0 + 1e-6)
   }
 
@@ -143,6 +145,64 @@ class WhisperSuite extends AnyFunSuite with SparkTest {
     paths.zip(direct).foreach { case (p, t) => assert(got.find(_._1.endsWith(p)).map(_._2).contains(t.text), p) }
   }
 
+  test("multilingual base: English clips detected as 'en' with the Python engine's probability (stage metadata), WER within 0.5 points") {
+    val got = transcribe(WhisperForCTC.loadSavedModel(baseDir, spark), base.map(c => (c \ "path").extract[String]))
+    val pyProb = base.map(c => (c \ "language_probability").extract[Double])
+    val diffs = got.zip(base).map { case ((_, meta), c) =>
+      assert(!meta.contains("error") && meta("language") == "en" && (c \ "language").extract[String] == "en", meta)
+      math.abs(meta("language_probability").toDouble - (c \ "language_probability").extract[Double])
+    }
+    val baseRefs = base.map(c => (c \ "reference").extract[String])
+    val pyTexts = base.map(c => (c \ "default_text").extract[String])
+    val (ours, python) = (wer(baseRefs, got.map(_._1)), wer(baseRefs, pyTexts))
+    info(f"probability: JVM ${got.map(_._2("language_probability").toDouble).min}%.4f-${got.map(_._2("language_probability").toDouble).max}%.4f, " +
+      f"Python ${pyProb.min}%.4f-${pyProb.max}%.4f, max |diff| ${diffs.max}%.2e; WER JVM $ours%.4f, Python $python%.4f; " +
+      s"text equal on ${got.map(_._1).zip(pyTexts).count { case (a, b) => a == b }} of ${got.size} clips")
+    assert(diffs.max <= 1e-3, s"language probability differs from Python's by ${diffs.max}")
+    assert(pyProb.forall(p => p > 0.5 && p <= 1.0))
+    assert(math.abs(ours - python) <= 0.005, s"JVM $ours vs Python $python")
+  }
+
+  test("multilingual base, language given: greedy float32 token ids equal CTranslate2's on every clip (transcribe and translate)") {
+    val x = base.map(c => samples((c \ "path").extract[String]))
+    for ((task, key, noTs) <- Seq(("transcribe", "greedy_en_timestamps", false), ("translate", "greedy_en_translate", true))) {
+      val ws = WhisperEngine.get(baseDir, WhisperOptions(language = Some("en"), task = task, beamSize = 1, temperature = Seq(0.0)), 2)
+        .decodeWindows(x, withoutTimestamps = noTs)
+      assert(ws.forall(w => w.language == "en" && w.languageProbability == 1.0))
+      ws.map(_.tokens.toList).zip(base.map(c => (c \ key).extract[List[Int]])).zipWithIndex.foreach { case ((o, t), i) =>
+        assert(o == t && o.nonEmpty, s"$task, clip $i")
+      }
+    }
+    val fixed = transcribe(WhisperForCTC.loadSavedModel(baseDir, spark).setLanguage("en").setBeamSize(1), base.take(2).map(c => (c \ "path").extract[String]))
+    assert(fixed.forall { case (text, meta) => text.nonEmpty && meta("language") == "en" && meta("language_probability") == "1.0" }, fixed)
+  }
+
+  // Measured: WER int8 0.1209 vs float32 0.0769 (4 more word errors of 91; text equal on 5 of 10 clips),
+  // while CTranslate2's int8 tiny.en scores 0.0769 on the same clips: ONNX Runtime's dynamic int8
+  // quantisation of the de-quantised weights loses more than CTranslate2's int8. The bound is the
+  // measured gap with a word of margin (tests/test_whisper_onnx.py allows 0.1 between the exports).
+  test("an int8 export (sparkasr convert --quantize int8) transcribes the clips within 5 points of WER of the float32 export") {
+    val asr = WhisperForCTC.loadSavedModel(int8Dir, spark)
+    assert(asr.getComputeType == "int8" && WhisperExport.load(new File(int8Dir)).quantize.contains("int8"))
+    val got = transcribe(asr, paths)
+    assert(got.forall { case (text, meta) => text.nonEmpty && !meta.contains("error") })
+    val (q, f) = (wer(refs, got.map(_._1)), wer(refs, defaults.map(_.text)))
+    info(f"WER int8 $q%.4f, float32 $f%.4f; text equal on ${got.map(_._1).zip(defaults.map(_.text)).count { case (a, b) => a == b }} of ${paths.size} clips")
+    assert(math.abs(q - f) <= 0.05, s"int8 $q vs float32 $f")
+  }
+
+  test("computeType is checked against the export's precision") {
+    val schema = assembler.transformSchema(new org.apache.spark.sql.types.StructType().add("path", "string"))
+    def check(dir: String, ct: String) = WhisperForCTC.loadSavedModel(dir, spark).setInputCols("audio_assembler").setComputeType(ct).transformSchema(schema)
+    for ((d, ok) <- Seq(int8Dir -> Seq("int8", "int8_float32", "default", "auto"), exportDir -> Seq("float32", "default", "auto"))) ok.foreach(check(d, _))
+    for ((d, ct, precision) <- Seq((int8Dir, "float32", "int8"), (int8Dir, "float16", "int8"), (exportDir, "int8", "float32"),
+        (exportDir, "int8_float32", "float32"))) {
+      val e = intercept[IllegalArgumentException](check(d, ct))
+      assert(e.getMessage.startsWith(s"WhisperForCTC: computeType '$ct' cannot be honoured") && e.getMessage.contains(s"export's $precision weights"),
+        e.getMessage)
+    }
+  }
+
   test("values the JVM engine cannot honour are refused, naming the param") {
     val asr = WhisperForCTC.loadSavedModel(exportDir, spark)
     val schema = new AudioAssembler().setInputCol("content").transformSchema(
@@ -153,7 +213,9 @@ class WhisperSuite extends AnyFunSuite with SparkTest {
       "strategy 'pack'" -> (() => asr.copy(ParamMap.empty).setStrategy("pack")),
       "device 'cuda'" -> (() => asr.copy(ParamMap.empty).setDevice("cuda")),
       "computeType 'float16'" -> (() => asr.copy(ParamMap.empty).setComputeType("float16").transformSchema(schema)),
-      "language 'de'" -> (() => asr.copy(ParamMap.empty).setLanguage("de").transformSchema(schema)))
+      "language 'de'" -> (() => asr.copy(ParamMap.empty).setLanguage("de").transformSchema(schema)),
+      "task 'translate'" -> (() => asr.copy(ParamMap.empty).setTask("translate").transformSchema(schema)),
+      "language 'xx'" -> (() => WhisperForCTC.loadSavedModel(baseDir, spark).setLanguage("xx").transformSchema(schema)))
     for ((what, f) <- cases) {
       val e = intercept[IllegalArgumentException](f())
       assert(e.getMessage.startsWith("WhisperForCTC: ") && e.getMessage.contains(what.split(" ").head), s"$what: ${e.getMessage}")

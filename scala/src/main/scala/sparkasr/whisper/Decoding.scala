@@ -24,11 +24,21 @@ final case class WhisperOptions(
     suppressTokens: Seq[Int] = Seq(-1),
     compressionRatioThreshold: Double = 2.4,
     logProbThreshold: Double = -1.0,
-    noSpeechThreshold: Double = 0.6) {
+    noSpeechThreshold: Double = 0.6,
+    vadGate: String = "auto",
+    vadCheckNoSpeech: Double = 0.2,
+    vadThreshold: Double = 0.5) {
   require(beamSize >= 1 && bestOf >= 1 && batchSize >= 1, "beamSize, bestOf and batchSize must be >= 1")
   require(temperature.nonEmpty && temperature.forall(_ >= 0), "temperature must be a non-empty list of values >= 0")
   require(maxNewTokens.forall(n => n >= 1 && n <= 440), "maxNewTokens must be in 1..440, or unset (0)")
   require(Seq("none", "segment").contains(timestamps), s"timestamps '$timestamps' is not decoded on the JVM")
+  require(WhisperOptions.VadGates.contains(vadGate), s"vadGate must be one of ${WhisperOptions.VadGates.mkString(", ")}, got '$vadGate'")
+}
+
+object WhisperOptions {
+  /** vadGate (Python: `options.VAD_GATES`): auto (Whisper's doubtful windows are checked by Silero
+    * VAD), always (also every row and long-row piece, before decoding), off (Whisper's own rule). */
+  val VadGates: Seq[String] = Seq("auto", "always", "off")
 }
 
 /** One finished hypothesis: its tokens (end-of-text excluded), the sum of their log-probabilities

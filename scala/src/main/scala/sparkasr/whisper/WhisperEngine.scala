@@ -19,8 +19,14 @@ final case class Window(
     avgLogprob: Double,
     noSpeechProb: Double,
     temperature: Double,
-    compressionRatio: Double) {
+    compressionRatio: Double,
+    silent: Boolean = false) {
+  /** Whisper's own no-speech rule (no-speech probability over 0.6 and a low average log-probability). */
   def noSpeech(o: WhisperOptions): Boolean = noSpeechProb > o.noSpeechThreshold && avgLogprob < o.logProbThreshold
+  /** Whisper's checks failed (faster-whisper then tries the next temperature). */
+  def failed(o: WhisperOptions): Boolean = compressionRatio > o.compressionRatioThreshold || avgLogprob < o.logProbThreshold
+  /** No text: Whisper's rule, or the VAD gate found no speech under a doubtful decode. */
+  def empty(o: WhisperOptions): Boolean = silent || noSpeech(o)
 }
 
 /** Whisper on ONNX Runtime Java over a `sparkasr convert` spec, the Python `batch` strategy
@@ -34,7 +40,12 @@ final case class Window(
   *    whose decode stops early (its last sentence left open for a next window) has the rest decoded
   *    in a further batched round, conditioned on the text so far;
   *  - longer rows are cut at quiet points into pieces of at most 30 s, all pieces decoded batched as
-  *    text (no timestamp tokens), with the same fallback, one segment per piece trimmed to its sound.
+  *    text (no timestamp tokens), with the same fallback, one segment per piece trimmed to its sound;
+  *  - `vadGate` (Python: `engine._doubtful`, `_silent_windows`, `_no_speech`): unless `off`, a window
+  *    whose first decode is doubtful (no-speech probability over 0.2, or failing Whisper's checks) and
+  *    in whose audio Silero VAD finds no speech gets no text (and no fallback, no continuation);
+  *    `always` also leaves out, undecoded, every row and long-row piece without speech. Such rows
+  *    come back with empty text, not an error.
   *
   * Segment times are on the file's clock (the item's offset added). Never throws for a bad item. */
 final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, threads: Int) extends SpeechEngine {
@@ -47,15 +58,28 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
   private val rng = options.seed.map(s => new java.util.Random(s)).getOrElse(new java.util.Random())
 
   WhisperEngine.checkLanguage(spec, options)
+  /** Silero VAD from the export directory, unless vadGate is off. */
+  val vad: Option[SileroVad] = if (options.vadGate == "off") None else Some(WhisperEngine.loadVad(spec, options.vadGate))
+  private def speechMap(samples: Array[Float]): SpeechMap = new SpeechMap(samples, vad.get, options.vadThreshold)
+  /** vadGate auto or always: a decode Whisper is unsure of, which the VAD must confirm. */
+  private def doubtful(w: Window): Boolean = vad.isDefined && (w.failed(options) || w.noSpeechProb > options.vadCheckNoSpeech)
+
+  /** The transcript of audio the VAD finds no speech in: empty, not an error. */
+  private def noSpeechTranscript(it: AudioItem): Transcript = Transcript(
+    language = options.language.orElse(if (spec.multilingual) None else Some("en")),
+    languageProbability = if (spec.multilingual && options.language.isEmpty) None else Some(1.0),
+    durationS = it.durationS, source = it.source, offsetS = it.offsetS, extra = Map("path" -> "no-speech"))
 
   override def transcribeBatch(items: Seq[AudioItem]): Seq[Transcript] = synchronized {
     val out = Array.fill[Transcript](items.size)(null)
     val short = ArrayBuffer.empty[Int]
     val long = ArrayBuffer.empty[Int]
+    val always = options.vadGate == "always"
     items.zipWithIndex.foreach { case (it, i) =>
       if (it.error.isDefined || it.samples == null) out(i) = Transcript.error(it, it.error.getOrElse("no audio"))
       else if (it.samples.isEmpty) out(i) = Transcript.error(it, "audio has zero length (no samples)")
       else if (it.samples.exists(x => x.isNaN || x.isInfinite)) out(i) = Transcript.error(it, "audio contains NaN or infinite samples")
+      else if (always && !speechMap(it.samples).hasSpeech()) out(i) = noSpeechTranscript(it)
       else if (it.durationS <= WindowS) short += i
       else long += i
     }
@@ -86,6 +110,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
       val prompts = buildPrompts(langs.map(_._1), contexts, withoutTimestamps)
       val all = Array.fill(samples.size)(ArrayBuffer.empty[Window])
       var pending: IndexedSeq[Int] = samples.indices
+      val first = options.temperature.head
       for (t <- options.temperature if pending.nonEmpty) {
         val res =
           if (pending.size == samples.size) search.generate(encoded, pending.map(prompts), !withoutTimestamps, t, rng)
@@ -96,10 +121,12 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
           }
         pending = pending.zip(res).toIndexedSeq.flatMap { case (i, (hyp, noSpeechProb)) =>
           val text = tokenizer.decode(hyp.tokens).trim
-          val w = Window(hyp.tokens, text, langs(i)._1, langs(i)._2, hyp.avgLogprob, noSpeechProb, t, WhisperEngine.compressionRatio(text))
+          val w0 = Window(hyp.tokens, text, langs(i)._1, langs(i)._2, hyp.avgLogprob, noSpeechProb, t, WhisperEngine.compressionRatio(text))
+          // vadGate: the first decode, if doubtful, is checked against the VAD (Python: _silent_windows)
+          val silent = t == first && !w0.noSpeech(options) && doubtful(w0) && !speechMap(samples(i)).hasSpeech()
+          val w = if (silent) w0.copy(silent = true) else w0
           all(i) += w
-          val tooRepetitive = w.compressionRatio > options.compressionRatioThreshold
-          val needs = (tooRepetitive || w.avgLogprob < options.logProbThreshold) && !w.noSpeech(options)
+          val needs = w.failed(options) && !w.empty(options)
           if (needs) Some(i) else None
         }
       }
@@ -156,8 +183,9 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
     items.zip(ws).zipWithIndex.foreach { case ((item, w), i) =>
       val dur = item.durationS
       val size = math.min(math.ceil(dur).toInt * 100, 3000) // frames of the window that hold audio
+      val contentS = (item.samples.length / 160) / 100.0 // faster-whisper's content frames, in seconds
       val (segs, restS) =
-        if (w.noSpeech(options)) (Nil, size / 100.0)
+        if (w.empty(options)) (Nil, size / 100.0)
         else if (!withTimestamps) (if (w.text.nonEmpty) Seq((0.0, dur, w.tokens.toSeq)) else Nil, size / 100.0)
         else WhisperEngine.splitByTimestamps(w.tokens, tok.timestampBegin, dur, size)
       val texts = segs.map(s => tokenizer.decode(s._3))
@@ -169,7 +197,8 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
       out += Transcript(text = texts.mkString.trim, chunks = chunks, language = Some(w.language),
         languageProbability = Some(w.languageProbability), durationS = dur, source = item.source, offsetS = item.offsetS,
         extra = Map("path" -> "batched"))
-      if (withTimestamps && !w.noSpeech(options) && restS < size / 100.0 && restS >= 0.1) rest += ((i, restS))
+      // continued only while audio is left: a last timestamp at or past the audio's end ends the row
+      if (withTimestamps && !w.empty(options) && restS < math.min(size / 100.0, contentS) && restS >= 0.1) rest += ((i, restS))
     }
     if (rest.nonEmpty) { // the rest of each early-stopped row, batched, conditioned on the text so far
       val rests = rest.map { case (i, s) =>
@@ -192,25 +221,40 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
 
   private def transcribeLong(items: Seq[AudioItem]): Seq[Transcript] = {
     val pieces = ArrayBuffer.empty[(Int, Int, Int)] // (item, start, end)
+    val silent = scala.collection.mutable.Set.empty[Int] // vadGate=always: pieces without speech, not decoded
     items.zipWithIndex.foreach { case (it, i) =>
-      QuietCuts.cutPieces(it.samples, WindowS, 5.0).foreach { case (a, b) => pieces += ((i, a, b)) }
-    }
-    val ws = decodeWindows(pieces.toSeq.map { case (i, a, b) => java.util.Arrays.copyOfRange(items(i).samples, a, b) },
-      withoutTimestamps = true)
-    items.zipWithIndex.map { case (it, i) =>
-      val mine = pieces.zip(ws).filter(_._1._1 == i)
-      val parts = mine.map { case ((_, a, b), w) => (a, b, if (w.noSpeech(options)) "" else w.text, w) }
-      val weight = parts.filter(p => p._3.nonEmpty).groupBy(_._4.language).map { case (l, ps) =>
-        l -> ps.map(p => p._4.languageProbability * (p._2 - p._1)).sum
+      val speech = if (options.vadGate == "always") Some(speechMap(it.samples)) else None
+      QuietCuts.cutPieces(it.samples, WindowS, 5.0).foreach { case (a, b) =>
+        if (speech.exists(m => !m.hasSpeech(a.toDouble / SampleRate, b.toDouble / SampleRate))) silent += pieces.size
+        pieces += ((i, a, b))
       }
-      val lang = if (weight.nonEmpty) weight.maxBy(_._2)._1 else parts.head._4.language
-      val chunks = if (!withTimestamps) Nil else parts.filter(_._3.nonEmpty).map { case (a, b, text, _) =>
+    }
+    val live = pieces.indices.filterNot(silent)
+    val decoded = live.zip(decodeWindows(live.map { j => val (i, a, b) = pieces(j); java.util.Arrays.copyOfRange(items(i).samples, a, b) },
+      withoutTimestamps = true)).toMap
+    val none = noSpeechTranscript(AudioItem(Array.emptyFloatArray, ""))
+    // per piece: (item, start, end, text, language, probability)
+    val all = pieces.indices.map { j =>
+      val (i, a, b) = pieces(j)
+      decoded.get(j) match {
+        case Some(w) => (i, a, b, if (w.empty(options)) "" else w.text, Option(w.language), Option(w.languageProbability))
+        case None => (i, a, b, "", none.language, none.languageProbability)
+      }
+    }
+    items.zipWithIndex.map { case (it, i) =>
+      val parts = all.filter(_._1 == i)
+      val weight = parts.filter(p => p._4.nonEmpty && p._5.isDefined).groupBy(_._5.get).map { case (l, ps) =>
+        l -> ps.map(p => p._6.getOrElse(0.0) * (p._3 - p._2)).sum
+      }
+      val lang = if (weight.nonEmpty) Some(weight.maxBy(_._2)._1) else parts.head._5
+      val chunks = if (!withTimestamps) Nil else parts.filter(_._4.nonEmpty).map { case (_, a, b, text, _, _) =>
         val (s, e) = QuietCuts.speechBounds(it.samples, a, b)
         val off = it.offsetS + a.toDouble / SampleRate
         Chunk(text, r(s + off), r(e + off), "segment")
       }
-      Transcript(text = parts.map(_._3).filter(_.nonEmpty).mkString(" "), chunks = chunks.toSeq, language = Some(lang),
-        languageProbability = Some(parts.filter(_._4.language == lang).map(_._4.languageProbability).max), durationS = it.durationS,
+      val probs = parts.filter(p => p._5 == lang).flatMap(_._6)
+      Transcript(text = parts.map(_._4).filter(_.nonEmpty).mkString(" "), chunks = chunks.toSeq, language = lang,
+        languageProbability = Some(if (probs.nonEmpty) probs.max else 0.0), durationS = it.durationS,
         source = it.source, offsetS = it.offsetS, extra = Map("path" -> "pieces", "pieces" -> parts.size.toString))
     }
   }
@@ -225,6 +269,16 @@ object WhisperEngine {
   def get(dir: String, options: WhisperOptions, threads: Int): WhisperEngine =
     cache.computeIfAbsent((new File(dir).getAbsolutePath, options, threads),
       k => new WhisperEngine(WhisperExport.load(new File(k._1)), k._2, k._3))
+
+  /** The export's Silero VAD (`silero_vad_v6.onnx`, written by `sparkasr convert`), which vadGate needs. */
+  def loadVad(spec: WhisperExport, gate: String): SileroVad = {
+    val f = spec.vadFile
+    if (!f.isFile)
+      throw new IllegalArgumentException(s"vadGate '$gate' needs the Silero VAD model ${SileroVad.FileName}, which is not in " +
+        s"the export directory ${spec.dir} (exports by an older sparkasr convert lack it): export the model again with " +
+        "`sparkasr convert`, copy faster-whisper's faster_whisper/assets/" + SileroVad.FileName + " there, or set vadGate 'off'")
+    SileroVad.load(f)
+  }
 
   /** Refuses a language or task the model cannot do (an English-only model: en and transcribe only). */
   def checkLanguage(spec: WhisperExport, options: WhisperOptions): Unit = {

@@ -26,8 +26,11 @@ final case class WhisperExport(
     tokens: WhisperExport.Tokens,
     suppressTokens: Array[Int],
     suppressTokensBegin: Array[Int],
-    files: Map[String, String]) {
+    files: Map[String, String],
+    vadFileName: String = SileroVad.FileName) {
   def graph(role: String): File = new File(dir, files(role))
+  /** faster-whisper's Silero VAD, copied beside the graphs by `sparkasr convert` (vadGate needs it). */
+  def vadFile: File = new File(dir, vadFileName)
   def tokenizerFile: File = new File(new File(dir, WhisperExport.AssetsDir), "tokenizer.json")
   /** `float32` or `int8`: what the export's weights are (the JVM has nothing else to choose). */
   def precision: String = quantize.getOrElse("float32")
@@ -89,7 +92,8 @@ object WhisperExport {
         noTimestamps = (t \ "no_timestamps").extract[Int], timestampBegin = (t \ "timestamp_begin").extract[Int]),
       suppressTokens = (meta \ "suppress_tokens").extract[List[Int]].toArray,
       suppressTokensBegin = (meta \ "suppress_tokens_begin").extract[List[Int]].toArray,
-      files = files)
+      files = files,
+      vadFileName = (meta \ "vad" \ "file").extractOpt[String].getOrElse(SileroVad.FileName))
     val missing = (Roles.filterNot(files.contains).map(r => s"($r)") ++
       Roles.filter(files.contains).map(spec.graph).filterNot(_.isFile).map(_.getName)) ++
       (if (spec.tokenizerFile.isFile) Nil else Seq(s"$AssetsDir/tokenizer.json"))

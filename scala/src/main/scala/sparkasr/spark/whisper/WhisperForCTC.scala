@@ -19,7 +19,7 @@ final case class WhisperEngineFactory(options: WhisperOptions, threads: Int) ext
   * `sparkasr convert --model <whisper>` (Python: `sparkasr.spark.whisper.WhisperForCTC`, same class
   * path, params, defaults and output). Rows of any length (longer than 30 s: cut at quiet points),
   * batched across rows, beam search and the temperature fallback, segment timestamps, language
-  * detection. The Python stage's values that the JVM engine cannot honour are refused, naming the
+  * detection, `vadGate` (the export's Silero VAD confirms speech where Whisper is unsure). The Python stage's values that the JVM engine cannot honour are refused, naming the
   * param: `timestamps=word`, `vadFilter`, `strategy` other than `batch`, `device=cuda`, a
   * `computeType` other than the export's precision, `topP < 1`.
   * {{{
@@ -56,6 +56,11 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
   final val suppressTokens: IntArrayParam = new IntArrayParam(this, "suppressTokens",
     "token ids the decoder never generates; -1 stands for Whisper's default set (symbols and special tokens)")
   final val vadFilter: BooleanParam = new BooleanParam(this, "vadFilter", "skip non-speech with Silero VAD (Python stage only)")
+  final val vadGate: Param[String] = Choices.param(this, "vadGate",
+    "empty transcripts, not hallucinated text, for near-silence, noise and tones: audio in which Silero VAD finds no speech " +
+      "gives no text. auto: Whisper's doubtful windows (no-speech probability over 0.2, or failing its checks) are checked, " +
+      "and with strategy=pack every clip; always: also every row and long-row piece, before decoding (silent ones are not " +
+      "decoded); off: Whisper's own no-speech rule only", WhisperOptions.VadGates)
   final val seed: IntParam = new IntParam(this, "seed", "random seed for sampling (-1 = unset)", ParamValidators.gtEq(-1))
   final val strategy: Param[String] = Choices.param(this, "strategy",
     "batch (the JVM stage's); sequential and pack run in the Python stage only", Seq("batch", "sequential", "pack"))
@@ -72,7 +77,7 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
   setDefault(modelSource -> "tiny.en", language -> "", task -> "transcribe", beamSize -> 5, bestOf -> 5, patience -> 1.0,
     lengthPenalty -> 1.0, repetitionPenalty -> 1.0, noRepeatNgramSize -> 0, temperature -> Array(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     topK -> 0, topP -> 1.0, maxNewTokens -> 0, initialPrompt -> "", timestamps -> "segment", conditionOnPreviousText -> true,
-    suppressTokens -> Array(-1), vadFilter -> false, seed -> -1, strategy -> "batch", longPieceS -> 600.0, device -> "cpu", computeType -> "int8", cpuThreads -> 0)
+    suppressTokens -> Array(-1), vadFilter -> false, vadGate -> "auto", seed -> -1, strategy -> "batch", longPieceS -> 600.0, device -> "cpu", computeType -> "int8", cpuThreads -> 0)
 
   private def checked(f: => Any): this.type = { f; options(); this }
   def setLanguage(v: String): this.type = checked(set(language, v))
@@ -110,6 +115,8 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
   def getSuppressTokens: Array[Int] = $(suppressTokens)
   def setVadFilter(v: Boolean): this.type = checked(set(vadFilter, v))
   def getVadFilter: Boolean = $(vadFilter)
+  def setVadGate(v: String): this.type = checked(set(vadGate, v))
+  def getVadGate: String = $(vadGate)
   def setSeed(v: Int): this.type = checked(set(seed, v))
   def getSeed: Int = $(seed)
   def setStrategy(v: String): this.type = checked(set(strategy, v))
@@ -144,7 +151,7 @@ class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid
       noRepeatNgramSize = getNoRepeatNgramSize, temperature = temps.toSeq, topK = getTopK,
       maxNewTokens = Some(getMaxNewTokens).filter(_ > 0), initialPrompt = Some(getInitialPrompt).filter(_.nonEmpty),
       timestamps = getTimestamps, conditionOnPreviousText = getConditionOnPreviousText, batchSize = getBatchSize,
-      seed = Some(getSeed.toLong).filter(_ >= 0), suppressTokens = getSuppressTokens.toSeq)
+      seed = Some(getSeed.toLong).filter(_ >= 0), suppressTokens = getSuppressTokens.toSeq, vadGate = getVadGate)
     catch { case e: IllegalArgumentException => fail(e.getMessage.stripPrefix("requirement failed: ")) }
   }
 
@@ -225,7 +232,9 @@ object WhisperForCTC extends MLReadable[WhisperForCTC] {
       throw new IllegalArgumentException(s"WhisperForCTC: computeType '$ct' cannot be honoured: the JVM stage runs the export's " +
         s"${spec.precision} weights (${spec.dir}); set computeType '${spec.precision}' (or 'default'), or export the model " +
         s"again${if (spec.precision == "int8") " without --quantize" else " with --quantize int8"}")
-    try WhisperEngine.checkLanguage(spec, o)
-    catch { case e: IllegalArgumentException => throw new IllegalArgumentException(s"WhisperForCTC: ${e.getMessage}") }
+    try {
+      WhisperEngine.checkLanguage(spec, o)
+      if (o.vadGate != "off") WhisperEngine.loadVad(spec, o.vadGate)
+    } catch { case e: IllegalArgumentException => throw new IllegalArgumentException(s"WhisperForCTC: ${e.getMessage}") }
   }
 }
