@@ -128,4 +128,3 @@ def test_compiled_job_runs_in_spark_submit(jar, tmp_path, kind):
         assert wer <= 0.25, (wer, {n: r["text"] for n, r in wavs.items()})  # measured 0.091
     else:
         assert all("language" not in r for r in wavs.values())
-
