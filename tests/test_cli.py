@@ -214,6 +214,7 @@ def test_safe_subtitle_names():
         (["--model", "base", "--language", "klingon"], "language", "en, "),
         (["--compute-type", "int3"], "compute", "int8, int8_float32"),
     ],
+    ids=["de-on-tiny.en", "translate-on-tiny.en", "klingon-on-base", "int3"],
 )
 def test_impossible_model_options_stop_with_one_line_before_spark(tmp_path, args, option, choices):
     """Exit 2 with one line naming the option and what it allows, before Spark starts: Java is
