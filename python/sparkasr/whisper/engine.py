@@ -130,34 +130,16 @@ class WhisperEngine:
         """vadGate auto or always: a decode Whisper is unsure of, which the VAD must confirm."""
         return self.options.vad_gate != "off" and (failed or no_speech_prob > self.options.vad_check_no_speech)
 
-    def _silent_windows(self, items: Sequence[AudioItem], windows, stretches=None) -> set:
+    def _silent_windows(self, windows, stretches) -> set:
         """The windows of a batch whose decode is doubtful and whose audio holds no speech.
-        ``stretches[i]``, where given, is ``(SpeechMap, start_s, end_s)``: the rest of a row or piece
-        is asked about on its row's map, over the rest's stretch (with the row's audio around it: the
-        VAD run on a cut-off rest of a few tenths of a second missed the words in it)."""
-        out = set()
-        for i, (it, w) in enumerate(zip(items, windows)):
-            if not self._doubtful(w.no_speech_prob, w.checks.failed):
-                continue
-            where = stretches[i] if stretches is not None else None
-            if where is not None:
-                speech = where[0].has_speech(where[1], where[2])
-            else:
-                speech = SpeechMap(it.samples, self.options.vad_threshold).has_speech()
-            if not speech:
-                out.add(i)
-        return out
-
-    def _rest_stretches(self, items: Sequence[AudioItem], starts: Sequence[float], stretches=None) -> list:
-        """Where each rest (``items[k]`` from ``starts[k]`` s) lies on its row's speech map."""
-        out = []
-        for k, (it, start) in enumerate(zip(items, starts)):
-            given = stretches[k] if stretches is not None else None
-            if given is not None:  # a rest of a rest: the same row's map, further on
-                out.append((given[0], given[1] + start, given[2]))
-            else:
-                out.append((SpeechMap(it.samples, self.options.vad_threshold), start, it.duration_s))
-        return out
+        ``stretches[i]`` is ``(SpeechMap, start_s, end_s)``: a row's own map over all of it, or, for
+        the rest of a row or piece, its row's map over the rest's stretch (with the row's audio around
+        it: the VAD run on a cut-off rest of a few tenths of a second missed the words in it)."""
+        return {
+            i
+            for i, (w, (speech, a, b)) in enumerate(zip(windows, stretches))
+            if self._doubtful(w.no_speech_prob, w.checks.failed) and not speech.has_speech(a, b)
+        }
 
     def _decode_in_batches(
         self,
@@ -470,7 +452,9 @@ class WhisperEngine:
             without_timestamps=text_only or opts.timestamps == "none",
         )
         langs = [(w.language, w.language_probability) for w in batch.windows]
-        silent = self._silent_windows(items, batch.windows, stretches)
+        if stretches is None:  # each item's own speech map (computed only if a window is doubtful)
+            stretches = [(SpeechMap(it.samples, opts.vad_threshold), 0.0, it.duration_s) for it in items]
+        silent = self._silent_windows(batch.windows, stretches)
 
         out: List[Optional[Transcript]] = [None] * len(items)
         per_item_segments: List[List[dict]] = []
@@ -578,11 +562,8 @@ class WhisperEngine:
                     text_only=text_only,
                     languages=[langs[i] for i in idx],
                     contexts=contexts,
-                    stretches=self._rest_stretches(
-                        [items[i] for i in idx],
-                        [rest_from[i] for i in idx],
-                        None if stretches is None else [stretches[i] for i in idx],
-                    ),
+                    # the same row's map, further on (computed once per row)
+                    stretches=[(stretches[i][0], stretches[i][1] + rest_from[i], stretches[i][2]) for i in idx],
                 ),
             ):
                 t = out[i]
