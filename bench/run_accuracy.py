@@ -140,6 +140,20 @@ def run_spark_job(model: str, entries, language: str, threads: int, workdir: Pat
     return [by_name[e.name] for e in entries], wall
 
 
+def previous_outputs(texts_file: Path, rows: List[dict], entries) -> Dict[str, Tuple[List[str], float]]:
+    """The texts and wall times a run before measured for one part (its texts file and its rows),
+    per system, in ``entries``' order; systems missing a text for an entry are left out."""
+    if not texts_file.exists():
+        return {}
+    texts = json.loads(texts_file.read_text(encoding="utf-8"))
+    wall = {r["system"]: r["wall_s"] for r in rows}
+    out = {}
+    for system, by_name in texts.items():
+        if system in wall and all(e.name in by_name for e in entries):
+            out[system] = ([by_name[e.name] for e in entries], wall[system])
+    return out
+
+
 def run_systems(model, entries, samples, language, threads, systems, workdir) -> Dict[str, Tuple[List[str], float]]:
     names = [e.name for e in entries]
     out = {}
@@ -323,8 +337,10 @@ def render(res: dict) -> str:
         f"({res.get('ct2_backend', '?')}), int8, beam 5. "
         + (
             f"Wall time of the last invocation: {res['total_wall_s'] / 60:.0f} min; {len(res['resumed'])} parts were "
-            "measured by earlier invocations of the same name (`--resume`)."
-            if res.get("resumed")
+            "measured by earlier invocations of the same name (`--resume`)"
+            + (f", {len(res['kept'])} systems' texts kept from them (`--redo`)" if res.get("kept") else "")
+            + f". {full_run(res)}"
+            if res.get("resumed") or res.get("kept")
             else f"Full run: {res['total_wall_s'] / 60:.0f} min."
         ),
         "",
@@ -480,6 +496,24 @@ def ct2_backend() -> str:
     return f"ISA {picked.get('Selected ISA', '?')}, int8 GEMM {picked.get('GEMM_S8 backend', '?')}"
 
 
+def full_run(res: dict) -> str:
+    """What one invocation measuring every part would take: the sum of the parts' wall times (each
+    part: decoding the audio, loading the models, every system, scoring) and of the LID, and the
+    code each part was measured with."""
+    parts: Dict[Tuple[str, str, str], dict] = {}
+    for kind in ("short", "long"):
+        for r in res.get(kind, []):
+            parts.setdefault((kind, r["set"], r["model"]), r)
+    if not parts or any("part_wall_s" not in r for r in parts.values()):
+        return ""
+    total = sum(r["part_wall_s"] for r in parts.values()) + res.get("lid", {}).get("wall_s", 0.0)
+    codes = sorted({r.get("code") or "?" for r in parts.values()})
+    return (
+        f"A full run takes about {total / 60:.0f} min on this machine (the sum of every part's wall time and "
+        f"the LID's); the parts were measured with code {', '.join(f'`{c}`' for c in codes)}."
+    )
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the CI subset: every 8th file and the 3-min long files")
@@ -492,6 +526,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--name", default="")
     ap.add_argument("--resume", action="store_true", help="keep the parts an interrupted run of the same name finished")
+    ap.add_argument(
+        "--redo",
+        default="",
+        help="parts to measure again under --resume (kind/set/model, comma-separated: long/asterisk-es/base); "
+        "the systems outside --systems keep their texts and times from the run before (the anchor does not "
+        "depend on our code)",
+    )
     args = ap.parse_args(argv)
     reason = eval_corpus.missing_reason()
     if reason:
@@ -508,6 +549,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     texts_dir = common.BENCH / ".accuracy" / name
     texts_dir.mkdir(parents=True, exist_ok=True)
     res = {"quick": args.quick, "threads": args.threads, "systems": systems, "ct2_backend": ct2_backend()}
+    code = common.machine()["git"]
     res["corpus"] = json.loads((eval_corpus.cache_dir() / "manifests" / "summary.json").read_text())["sets"]
     t_start = time.perf_counter()
 
@@ -544,16 +586,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             audio_s = sum(len(x) for x in samples) / 16000
             for model in models_for(language):
                 key = f"{kind}/{set_name}/{model}"
-                if key in done:  # --resume: measured before (whatever --models says now)
+                again = key in args.redo.split(",")
+                if key in done and not again:  # --resume: measured before (whatever --models says now)
                     res[kind] += done[key]
                     res.setdefault("resumed", []).append(key)
                     continue
-                if args.models and model not in args.models.split(","):
+                if args.models and model not in args.models.split(",") and not again:
                     continue
                 common.log(f"{kind} {set_name} {model}: {len(entries)} files, {audio_s / 60:.1f} min")
-                outputs = run_systems(model, entries, samples, language, args.threads, systems, texts_dir)
+                kept = previous_outputs(texts_dir / f"{kind}-{set_name}-{model}.json", done.get(key, []), entries)
+                kept = {s: v for s, v in kept.items() if s not in systems} if again else {}
+                for s in kept:
+                    res.setdefault("kept", []).append(f"{key}: {s}")
+                t_part = time.perf_counter()
+                run = run_systems(model, entries, samples, language, args.threads, systems, texts_dir)
+                order = [ANCHOR] + [f"engine {s}" for s in STRATEGIES] + [SPARK]
+                outputs = {s: {**kept, **run}[s] for s in order if s in kept or s in run}
                 keep(kind, set_name, model, entries, outputs)
                 rows = (short_rows if kind == "short" else long_rows)(set_name, model, entries, outputs, audio_s)
+                for r in rows:  # which code measured it, and what a full run spends on the part
+                    r["code"] = code
+                    r["part_wall_s"] = round(
+                        time.perf_counter() - t_part + sum(w for s, (_, w) in outputs.items() if s in kept), 1
+                    )
                 res[kind] += rows
                 done[key] = rows
                 partial.write_text(json.dumps(done))
@@ -569,7 +624,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             entries = eval_corpus.load_set(set_name)
             lid_sets[set_name] = eval_corpus.ci_subset(entries) if args.quick else entries
+        t_lid = time.perf_counter()
         res["lid"] = lid(lid_sets, args.threads)
+        res["lid"]["wall_s"] = round(time.perf_counter() - t_lid, 1)
     res["total_wall_s"] = round(time.perf_counter() - t_start, 1)
     path = common.write_result(name, res)
     md = path.with_suffix(".md")
