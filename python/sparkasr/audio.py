@@ -373,21 +373,25 @@ def cut_pieces(
     return out
 
 
-def speech_bounds(samples: np.ndarray, frame_s: float = 0.02, pad_s: float = 0.1) -> Tuple[float, float]:
-    """``(start_s, end_s)`` of the sound in ``samples``: the first and last 20-ms frames louder than a
-    tenth of the loud frames' level (95th percentile RMS), padded by ``pad_s``; the whole span when
-    nothing stands out."""
-    n = len(samples)
-    dur = n / SAMPLE_RATE
+def sound_frames(samples: np.ndarray, frame_s: float = 0.02) -> np.ndarray:
+    """One flag per ``frame_s`` frame of ``samples``: louder than a tenth of the loud frames' level
+    (95th percentile RMS). All false when nothing stands out (silence, or fewer than 3 frames)."""
     frame = max(1, int(frame_s * SAMPLE_RATE))
-    k = n // frame
+    k = len(samples) // frame
     if k < 3:
-        return 0.0, dur
+        return np.zeros(k, dtype=bool)
     rms = np.sqrt((np.asarray(samples[: k * frame], dtype=np.float32).reshape(k, frame) ** 2).mean(axis=1))
     level = float(np.percentile(rms, 95))
     if level <= 1e-5:
-        return 0.0, dur
-    loud = np.flatnonzero(rms > 0.1 * level)
+        return np.zeros(k, dtype=bool)
+    return rms > 0.1 * level
+
+
+def speech_bounds(samples: np.ndarray, frame_s: float = 0.02, pad_s: float = 0.1) -> Tuple[float, float]:
+    """``(start_s, end_s)`` of the sound in ``samples`` (:func:`sound_frames`), padded by ``pad_s``;
+    the whole span when nothing stands out."""
+    dur = len(samples) / SAMPLE_RATE
+    loud = np.flatnonzero(sound_frames(samples, frame_s))
     if loud.size == 0:
         return 0.0, dur
     return max(0.0, loud[0] * frame_s - pad_s), min(dur, (loud[-1] + 1) * frame_s + pad_s)

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import progress
-from ..audio import SAMPLE_RATE, cut_pieces, speech_bounds
+from ..audio import SAMPLE_RATE, cut_pieces, sound_frames, speech_bounds
 from ..engines import cached_engine
 from ..records import AudioItem, Chunk, Transcript, error_transcript
 from .model import _TopKModel, add_word_timestamps, compression_ratio, encode, load_model
@@ -217,6 +217,7 @@ class WhisperEngine:
                         "pieces": count,
                         "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts),
                         "continued": sum(p.extra.get("continued", 0) for p in parts),
+                        "reheard": sum(p.extra.get("reheard", 0) for p in parts),
                     },
                 )
             )
@@ -231,6 +232,7 @@ class WhisperEngine:
         skipped the short prompts at the start of a rest (Asterisk Spanish long-form set, base)."""
         opts = self.options
         maps: Dict[int, SpeechMap] = {}  # vadGate: each piece's speech, asked over its rest's stretch
+        self._rehear(pieces, done, fw, maps)
         for _ in range(rounds):
             todo = []
             for k, (piece, t) in enumerate(zip(pieces, done)):
@@ -272,6 +274,33 @@ class WhisperEngine:
         for t in done:
             t.extra.pop("text_end_s", None)
         return done
+
+    def _rehear(self, pieces: List[AudioItem], done: List[Transcript], fw, maps: Dict[int, SpeechMap]) -> None:
+        """A piece whose words leave ``UNHEARD_S`` or more of its sound in one stretch unaccounted
+        for (:func:`unheard_s`) had speech skipped inside it: the text-only decode jumped from the
+        first prompts to later ones (Asterisk Spanish long-form set, base: "para incrementar el
+        volumen..." alone for a 26-s piece whose first 16 s held four prompts). Such pieces are
+        decoded again, batched, with timestamps (faster-whisper's seek within the piece, which did
+        not skip them), and keep Whisper's segments."""
+        todo = [k for k, t in enumerate(done) if t.text and t.extra.pop("unheard_s", 0.0) >= UNHEARD_S]
+        for t in done:
+            t.extra.pop("unheard_s", None)
+        if not todo:
+            return
+        for k in todo:
+            maps.setdefault(k, SpeechMap(pieces[k].samples, self.options.vad_threshold))
+        results = self._decode_in_batches(
+            [pieces[k] for k in todo],
+            fw,
+            text_only=False,
+            languages=[(done[k].language, done[k].language_probability) for k in todo],
+            stretches=[(maps[k], 0.0, pieces[k].duration_s) for k in todo],
+        )
+        for k, r in zip(todo, results):
+            if r.error or not r.text.strip():
+                continue
+            r.extra["reheard"] = 1
+            done[k] = r
 
     def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
         return self.transcribe_batch([AudioItem(samples=samples, source=source)])[0]
@@ -478,8 +507,11 @@ class WhisperEngine:
                 subsegments = []
             elif (w.checks.failed and len(opts.temperature) > 1) or (stopped_early and w.rest_s < 0.1):
                 redo.append(i)
-            elif stopped_early:
+            elif stopped_early and speech_bounds(item.samples)[1] > w.rest_s + REST_SOUND_S:
                 rest_from[i] = w.rest_s
+            # else: the rest holds no sound (the noise after a prompt's last word): decoded alone,
+            # conditioned on the text, 70 ms of it came back as the window's last sentence twice
+            # (Asterisk Spanish long-form set, base, strategy pack)
             segs = [
                 dict(
                     text=tk.decode(s["tokens"]),
@@ -515,9 +547,10 @@ class WhisperEngine:
             t.text = "".join(s["text"] for s in segs).strip()
             dur = item.duration_s  # Whisper may predict a final timestamp past the end: clamp
             if text_only:
-                ends = [w["end"] for s in segs for w in s.get("words", [])]
-                if ends:
-                    t.extra["text_end_s"] = min(max(ends), dur)
+                words = [w for s in segs for w in s.get("words", [])]
+                if words:
+                    t.extra["text_end_s"] = min(max(w["end"] for w in words), dur)
+                    t.extra["unheard_s"] = unheard_s(item.samples, words, t.extra["text_end_s"])
             if opts.timestamps == "segment" and text_only:
                 t.chunks = [_piece_segment(item, t.text)] if t.text else []
             elif opts.timestamps == "segment":
@@ -592,6 +625,32 @@ class WhisperEngine:
                 continue
             # faster-whisper skips empty segment lists incorrectly; give each item at least a list.
             add_word_timestamps(fw, sub, batch.tokenizers[lang], enc, [segment_sizes[i] for i in idx])
+
+
+WORD_S = 2.0  # no word is spoken this long: an alignment that says so spans speech the decode skipped
+REST_SOUND_S = 0.2  # a window's rest is decoded when its sound (padded by 0.1 s) goes this far past the rest's start
+UNHEARD_S = 2.0  # sound no word accounts for, in one stretch, that marks a piece as skipped (at most 1.44 s
+# in a piece that skipped nothing on the Asterisk long-form sets; 4.8 s in the one that did)
+
+
+def unheard_s(samples: np.ndarray, words: Sequence[dict], until_s: float, frame_s: float = 0.02) -> float:
+    """The most sound (:func:`~sparkasr.audio.sound_frames`, in seconds) in one stretch of
+    ``samples`` before ``until_s`` that no word accounts for: before the first word, between two
+    words, or inside a word aligned over more than ``WORD_S`` (cross-attention alignment stretches
+    the words it has over the speech a decode skipped; only such a word's last ``WORD_S`` count as
+    heard). A text-only decode that skipped prompts shows here and nowhere else."""
+    loud = sound_frames(samples, frame_s)
+    heard = np.zeros(loud.size, dtype=bool)
+    for w in words:
+        b = max(0.0, float(w["end"]))
+        a = max(0.0, float(w["start"]), b - WORD_S)
+        heard[int(a / frame_s) : int(np.ceil(b / frame_s))] = True
+    n = min(loud.size, int(until_s / frame_s))
+    best = run = 0
+    for is_heard, is_loud in zip(heard[:n], loud[:n]):
+        run = 0 if is_heard else run + int(is_loud)
+        best = max(best, run)
+    return best * frame_s
 
 
 def _r(x: float) -> float:
