@@ -147,6 +147,91 @@ def test_long_row_piece_whose_words_end_early_is_continued(joined, monkeypatch):
     assert len(t.chunks) == t.extra["pieces"] and all(0 < c.end - c.start <= 30.0 for c in t.chunks)
 
 
+def test_unheard_sound_marks_skipped_speech():
+    """unheard_s: the most sound in one stretch that no word accounts for. Words that cover the
+    sound leave none; a decode that skipped the first half (its words start late, or its alignment
+    stretches its first words over the skipped speech: both seen with Whisper base on Spanish) leaves
+    the skipped sound; the tail after ``until_s`` is not counted (the rest decode handles it)."""
+    from sparkasr.whisper.engine import unheard_s
+
+    sr = 16000
+    t = np.arange(20 * sr) / sr
+    samples = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > -0.5)).astype(np.float32)
+    samples[int(9.5 * sr) : int(10.5 * sr)] = 0.0  # a pause in the middle
+
+    def words(a, b, step=0.4):
+        return [{"start": x, "end": x + step} for x in np.arange(a, b - 1e-9, step)]
+
+    assert unheard_s(samples, words(0.0, 20.0), 20.0) < 0.3
+    late = words(12.0, 20.0)  # words only from 12 s: 12 s of sound before them unaccounted for
+    assert unheard_s(samples, late, 20.0) > 5.0
+    stretched = [{"start": 0.0, "end": 6.0}, {"start": 6.0, "end": 12.4}] + late  # alignment over the skip
+    assert unheard_s(samples, stretched, 20.0) > 2.0
+    assert unheard_s(samples, words(0.0, 8.0), 8.0) < 0.3  # the rest after 8 s is not this check's
+
+
+def test_long_row_piece_that_skipped_speech_is_decoded_again(joined, monkeypatch):
+    """A piece whose words leave two seconds or more of its sound unaccounted for is decoded again,
+    batched, with timestamps (on the Asterisk Spanish long-form set, base, a text-only decode of a
+    26-s piece skipped four prompts; the timestamped decode did not). Forced here: the first
+    piece's measure says 5 s were skipped."""
+    from sparkasr.whisper import engine as E
+
+    audio, ref = joined
+    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+    (plain,) = eng.transcribe_batch([AudioItem(audio, source="long.wav", offset_s=3.0)])
+    assert plain.extra["reheard"] == 0
+    real = E.unheard_s
+    calls = {"n": 0}
+
+    def first_piece_skipped(*a, **kw):
+        calls["n"] += 1
+        return 5.0 if calls["n"] == 1 else real(*a, **kw)
+
+    monkeypatch.setattr(E, "unheard_s", first_piece_skipped)
+    (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav", offset_s=3.0)])
+    assert t.extra["reheard"] == 1 and t.error is None
+    assert jiwer.wer(NORM(ref), NORM(t.text)) <= jiwer.wer(NORM(ref), NORM(plain.text)) + 0.03
+    # the piece decoded again keeps Whisper's segments: in order, inside the row, on its clock
+    assert len(t.chunks) >= t.extra["pieces"] and all(c.kind == "segment" for c in t.chunks)
+    assert all(x.start <= y.start for x, y in zip(t.chunks, t.chunks[1:]))
+    assert 3.0 <= t.chunks[0].start and t.chunks[-1].end <= 3.0 + len(audio) / 16000 + 1e-3
+
+
+def test_a_window_rest_too_short_for_a_word_is_not_decoded(clips, monkeypatch):
+    """Whisper can end a window on two timestamps before the audio's end, which faster-whisper's
+    seek takes for a sentence left open. A rest that can hold a word is decoded (batched); one of
+    under 0.15 s after a window that left no text open is not: decoded alone and conditioned on
+    the text, 70 ms of noise came back as the window's last sentence twice (Asterisk Spanish
+    long-form set, base). Forced here: the first decode says each row stopped early, one a second
+    before its end, one 0.1 s before it."""
+    from sparkasr.whisper import engine as E
+
+    rng = np.random.default_rng(0)
+    speech = sf.read(str(clips[0][0]), dtype="float32")[0]
+    rows = [np.concatenate([speech, 0.001 * rng.standard_normal(16000).astype(np.float32)]) for _ in range(2)]
+    dur = len(rows[0]) / 16000
+    stop_at = [dur - 1.5, dur - 0.1]
+    real = E.decode_windows
+    calls = []
+
+    def stops_early(fw, opts, samples, **kw):
+        batch = real(fw, opts, samples, **kw)
+        calls.append([len(x) for x in samples])
+        if len(calls) == 1:
+            for w, at in zip(batch.windows, stop_at):
+                assert w.tokens[-1] >= batch.tokenizers[w.language].timestamp_begin  # nothing left open
+                w.rest_s = at
+        return batch
+
+    monkeypatch.setattr(E, "decode_windows", stops_early)
+    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+    out = eng.transcribe_batch([AudioItem(r, source=f"row{i}.wav") for i, r in enumerate(rows)])
+    assert [t.extra.get("continued", 0) for t in out] == [1, 0]
+    assert calls[1] == [len(rows[0]) - int(round(stop_at[0] * 16000))]  # only the first row's rest
+    assert NORM(out[1].text) and out[1].error is None
+
+
 def test_sequential_strategy_keeps_whisper_segments(joined):
     audio, _ = joined
     eng = WhisperEngine(

@@ -507,11 +507,13 @@ class WhisperEngine:
                 subsegments = []
             elif (w.checks.failed and len(opts.temperature) > 1) or (stopped_early and w.rest_s < 0.1):
                 redo.append(i)
-            elif stopped_early and speech_bounds(item.samples)[1] > w.rest_s + REST_SOUND_S:
+            elif stopped_early and (
+                min(w.size_s, w.content_s) - w.rest_s >= MIN_REST_S or (w.tokens and w.tokens[-1] < tk.timestamp_begin)
+            ):
                 rest_from[i] = w.rest_s
-            # else: the rest holds no sound (the noise after a prompt's last word): decoded alone,
-            # conditioned on the text, 70 ms of it came back as the window's last sentence twice
-            # (Asterisk Spanish long-form set, base, strategy pack)
+            # else: a rest too short for a word after a window that left no text open: decoded
+            # alone and conditioned on the text, 70 ms of noise came back as the window's last
+            # sentence twice (Asterisk Spanish long-form set, base, strategy pack)
             segs = [
                 dict(
                     text=tk.decode(s["tokens"]),
@@ -628,7 +630,7 @@ class WhisperEngine:
 
 
 WORD_S = 2.0  # no word is spoken this long: an alignment that says so spans speech the decode skipped
-REST_SOUND_S = 0.2  # a window's rest is decoded when its sound (padded by 0.1 s) goes this far past the rest's start
+MIN_REST_S = 0.15  # the shortest rest of a window that can hold a word
 UNHEARD_S = 2.0  # sound no word accounts for, in one stretch, that marks a piece as skipped (at most 1.44 s
 # in a piece that skipped nothing on the Asterisk long-form sets; 4.8 s in the one that did)
 
