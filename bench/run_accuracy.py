@@ -336,7 +336,7 @@ def render(res: dict) -> str:
         f"faster-whisper {m['versions'].get('faster-whisper')}, CTranslate2 {m['versions'].get('ctranslate2')} "
         f"({res.get('ct2_backend', '?')}), int8, beam 5. "
         + (
-            f"Wall time of the last invocation: {res['total_wall_s'] / 60:.0f} min; {len(res['resumed'])} parts were "
+            f"Wall time of the last invocation: {res['total_wall_s'] / 60:.0f} min; {len(res.get('resumed', []))} parts were "
             "measured by earlier invocations of the same name (`--resume`)"
             + (f", {len(res['kept'])} systems' texts kept from them (`--redo`)" if res.get("kept") else "")
             + f". {full_run(res)}"
