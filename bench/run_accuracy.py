@@ -509,8 +509,9 @@ def full_run(res: dict) -> str:
     total = sum(r["part_wall_s"] for r in parts.values()) + res.get("lid", {}).get("wall_s", 0.0)
     codes = sorted({r.get("code") or "?" for r in parts.values()})
     return (
-        f"A full run takes about {total / 60:.0f} min on this machine (the sum of every part's wall time and "
-        f"the LID's); the parts were measured with code {', '.join(f'`{c}`' for c in codes)}."
+        f"Measuring everything in this table takes about {total / 60:.0f} min on this machine (the sum of "
+        f"every part's wall time, with the systems the table shows for it, and the LID's); the parts were "
+        f"measured with code {', '.join(f'`{c}`' for c in codes)}."
     )
 
 

@@ -15,7 +15,10 @@ Two paths, chosen per item:
   batched, as text (no timestamp tokens: a timestamped decode leaves a window's last sentence open
   for a next window to seek to). A piece that fails the quality checks is decoded again with the
   temperature fallback. Each piece is one segment, its times trimmed to the piece's speech; word
-  timestamps come from cross-attention alignment. This is faster-whisper's batched mode made safe:
+  timestamps come from cross-attention alignment. The words' alignment also shows where a text
+  decode lost speech: a piece whose words end a second or more before its sound has the rest
+  decoded from its last word; a piece whose words leave two seconds of its sound in one stretch
+  unaccounted for (Whisper jumped over prompts) is decoded again with timestamps. This is faster-whisper's batched mode made safe:
   no VAD (no speech dropped), no window over 30 s (faster-whisper's merged VAD windows can exceed
   30 s and lose their last words), and the fallback that its batched mode lacks.
 * **long items**, ``strategy="sequential"``: faster-whisper's sequential long-form algorithm (30-s
