@@ -174,3 +174,30 @@ def test_score_files_keeps_non_speech_apart():
     sc = accuracy.score_files(entries, ["Hello, world!", "you", " . "], "basic")
     assert [c.errors for c in sc.counts] == [0] and sc.names == ["a"]
     assert sc.nonspeech_text == {"t": "you"} and sc.nonspeech_files == 2  # punctuation alone is no text
+
+
+def test_redo_keeps_the_texts_and_times_of_the_systems_not_run_again(tmp_path):
+    """run_accuracy --redo: a part measured again keeps, for the systems outside --systems, the
+    texts and wall times of the run before (in the entries' order; a system that lacks a text for
+    an entry is not kept), and the table's time line sums the parts and the LID and names the code
+    each part was measured with."""
+    import run_accuracy as ra
+
+    entries = [ec.Entry(n, f"/x/{n}.wav", "", "en", True, 1.0, "x") for n in ("b", "a")]
+    texts = tmp_path / "short-x-tiny.en.json"
+    texts.write_text(json.dumps({"faster-whisper": {"a": "A", "b": "B"}, "engine pack": {"a": "A"}}))
+    rows = [{"system": "faster-whisper", "wall_s": 12.5}, {"system": "engine pack", "wall_s": 3.0}]
+    assert ra.previous_outputs(texts, rows, entries) == {"faster-whisper": (["B", "A"], 12.5)}
+    assert ra.previous_outputs(tmp_path / "missing.json", rows, entries) == {}
+    res = {
+        "short": [
+            {"set": "s", "model": "m", "part_wall_s": 600.0, "code": "c1"},
+            {"set": "s", "model": "m", "part_wall_s": 600.0, "code": "c1"},
+        ],
+        "long": [{"set": "s", "model": "m", "part_wall_s": 300.0, "code": "c2"}],
+        "lid": {"wall_s": 300.0},
+    }
+    line = ra.full_run(res)
+    assert "about 20 min" in line and "`c1`, `c2`" in line
+    del res["long"][0]["part_wall_s"]
+    assert ra.full_run(res) == ""  # a part measured before the parts recorded their time
