@@ -507,7 +507,8 @@ def full_run(res: dict) -> str:
     if not parts or any("part_wall_s" not in r for r in parts.values()):
         return ""
     total = sum(r["part_wall_s"] for r in parts.values()) + res.get("lid", {}).get("wall_s", 0.0)
-    codes = sorted({r.get("code") or "?" for r in parts.values()})
+    lid_code = [res["lid"]["code"]] if res.get("lid", {}).get("code") else []
+    codes = sorted({r.get("code") or "?" for r in parts.values()} | set(lid_code))
     return (
         f"Measuring everything in this table takes about {total / 60:.0f} min on this machine (the sum of "
         f"every part's wall time, with the systems the table shows for it, and the LID's); the parts were "
@@ -530,7 +531,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument(
         "--redo",
         default="",
-        help="parts to measure again under --resume (kind/set/model, comma-separated: long/asterisk-es/base); "
+        help="parts to measure again under --resume (kind/set/model or lid, comma-separated: long/asterisk-es/base); "
         "the systems outside --systems keep their texts and times from the run before (the anchor does not "
         "depend on our code)",
     )
@@ -618,7 +619,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f"    {r['system']:18s} WER {_rate(r['wer'])}  Δ {_diff(r.get('diff_wer'))}  RTFx {r['rtfx']}"
                         + (f"  complete={r['complete']}" if kind == "long" else "")
                     )
-    if "lid" in parts:
+    if "lid" in parts and "lid" in done and "lid" not in args.redo.split(","):
+        res["lid"] = done["lid"]  # --resume: measured before
+        res.setdefault("resumed", []).append("lid")
+    elif "lid" in parts:
         lid_sets = {}
         for set_name in sets:
             if set_name == "pocketsphinx":
@@ -628,6 +632,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         t_lid = time.perf_counter()
         res["lid"] = lid(lid_sets, args.threads)
         res["lid"]["wall_s"] = round(time.perf_counter() - t_lid, 1)
+        res["lid"]["code"] = code
+        done["lid"] = res["lid"]
+        partial.write_text(json.dumps(done))
     res["total_wall_s"] = round(time.perf_counter() - t_start, 1)
     path = common.write_result(name, res)
     md = path.with_suffix(".md")
