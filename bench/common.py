@@ -95,7 +95,7 @@ def _version(mod: str) -> Optional[str]:
         return None
 
 
-def _git_revision() -> Optional[str]:
+def git_revision() -> Optional[str]:
     """The commit the measured code is at, ``+dirty`` when tracked files other than the results
     (which an earlier benchmark of the same session rewrites) differ from it."""
     try:
@@ -149,7 +149,7 @@ def machine() -> Dict[str, object]:
             )
         },
         "model": MODEL_LABEL,
-        "git": _git_revision(),
+        "git": git_revision(),
     }
 
 

@@ -53,6 +53,7 @@ from sparkasr.evaluation import ErrorCounts, bootstrap_difference, bootstrap_rat
 ANCHOR = "faster-whisper"
 STRATEGIES = ("batch", "sequential", "pack")
 SPARK = "spark job"
+SYSTEMS = [ANCHOR] + [f"engine {s}" for s in STRATEGIES] + [SPARK]  # in the table's order
 DEFAULTS = ("engine batch", SPARK)  # our default pipeline, as a library call and as the job
 TARGET = 0.005  # our default within +0.5 WER points of the anchor, by the paired interval
 RESAMPLES = 10000
@@ -497,9 +498,9 @@ def ct2_backend() -> str:
 
 
 def full_run(res: dict) -> str:
-    """What one invocation measuring every part would take: the sum of the parts' wall times (each
-    part: decoding the audio, loading the models, every system, scoring) and of the LID, and the
-    code each part was measured with."""
+    """What measuring the table takes: the sum of its parts' wall times (each part: decoding the
+    audio, loading the models, the systems it shows, scoring) and of the LID, and the code each part
+    was measured with; empty when a part did not record its time."""
     parts: Dict[Tuple[str, str, str], dict] = {}
     for kind in ("short", "long"):
         for r in res.get(kind, []):
@@ -541,17 +542,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"run_accuracy: {reason}", file=sys.stderr)
         return 2
     parts = set(args.parts.split(","))
+    redo = set(args.redo.split(","))
     sets = [s.set for s in eval_corpus.read_sources()] + ["pocketsphinx"]
     if args.sets:
         sets = [s for s in sets if s in args.sets.split(",")]
-    systems = [ANCHOR] + [f"engine {s}" for s in STRATEGIES] + [SPARK]
+    systems = list(SYSTEMS)
     if args.systems:
         systems = [s for s in systems if s in args.systems.split(",")]
     name = args.name or ("accuracy_quick" if args.quick else "accuracy")
     texts_dir = common.BENCH / ".accuracy" / name
     texts_dir.mkdir(parents=True, exist_ok=True)
     res = {"quick": args.quick, "threads": args.threads, "systems": systems, "ct2_backend": ct2_backend()}
-    code = common.machine()["git"]
+    code = common.git_revision()
     res["corpus"] = json.loads((eval_corpus.cache_dir() / "manifests" / "summary.json").read_text())["sets"]
     t_start = time.perf_counter()
 
@@ -588,7 +590,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             audio_s = sum(len(x) for x in samples) / 16000
             for model in models_for(language):
                 key = f"{kind}/{set_name}/{model}"
-                again = key in args.redo.split(",")
+                again = key in redo
                 if key in done and not again:  # --resume: measured before (whatever --models says now)
                     res[kind] += done[key]
                     res.setdefault("resumed", []).append(key)
@@ -596,14 +598,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if args.models and model not in args.models.split(",") and not again:
                     continue
                 common.log(f"{kind} {set_name} {model}: {len(entries)} files, {audio_s / 60:.1f} min")
-                kept = previous_outputs(texts_dir / f"{kind}-{set_name}-{model}.json", done.get(key, []), entries)
-                kept = {s: v for s, v in kept.items() if s not in systems} if again else {}
+                kept = {}
+                if again:  # the systems not measured again keep the texts and times of the run before
+                    before = previous_outputs(texts_dir / f"{kind}-{set_name}-{model}.json", done.get(key, []), entries)
+                    kept = {s: v for s, v in before.items() if s not in systems}
                 for s in kept:
                     res.setdefault("kept", []).append(f"{key}: {s}")
                 t_part = time.perf_counter()
                 run = run_systems(model, entries, samples, language, args.threads, systems, texts_dir)
-                order = [ANCHOR] + [f"engine {s}" for s in STRATEGIES] + [SPARK]
-                outputs = {s: {**kept, **run}[s] for s in order if s in kept or s in run}
+                outputs = {s: {**kept, **run}[s] for s in SYSTEMS if s in kept or s in run}
                 keep(kind, set_name, model, entries, outputs)
                 rows = (short_rows if kind == "short" else long_rows)(set_name, model, entries, outputs, audio_s)
                 for r in rows:  # which code measured it, and what a full run spends on the part
@@ -619,7 +622,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f"    {r['system']:18s} WER {_rate(r['wer'])}  Δ {_diff(r.get('diff_wer'))}  RTFx {r['rtfx']}"
                         + (f"  complete={r['complete']}" if kind == "long" else "")
                     )
-    if "lid" in parts and "lid" in done and "lid" not in args.redo.split(","):
+    if "lid" in parts and "lid" in done and "lid" not in redo:
         res["lid"] = done["lid"]  # --resume: measured before
         res.setdefault("resumed", []).append("lid")
     elif "lid" in parts:

@@ -18,8 +18,8 @@ Two paths, chosen per item:
   timestamps come from cross-attention alignment. The words' alignment also shows where a text
   decode lost speech: a piece whose words end a second or more before its sound has the rest
   decoded from its last word; a piece whose words leave two seconds of its sound in one stretch
-  unaccounted for (Whisper jumped over prompts) is decoded again with timestamps. This is faster-whisper's batched mode made safe:
-  no VAD (no speech dropped), no window over 30 s (faster-whisper's merged VAD windows can exceed
+  unaccounted for (Whisper jumped over prompts) is decoded again with timestamps. This is
+  faster-whisper's batched mode made safe: no VAD (no speech dropped), no window over 30 s (faster-whisper's merged VAD windows can exceed
   30 s and lose their last words), and the fallback that its batched mode lacks.
 * **long items**, ``strategy="sequential"``: faster-whisper's sequential long-form algorithm (30-s
   windows that seek on predicted timestamps, conditioning on previous text, temperature fallback):
@@ -285,9 +285,8 @@ class WhisperEngine:
         volumen..." alone for a 26-s piece whose first 16 s held four prompts). Such pieces are
         decoded again, batched, with timestamps (faster-whisper's seek within the piece, which did
         not skip them), and keep Whisper's segments."""
-        todo = [k for k, t in enumerate(done) if t.text and t.extra.pop("unheard_s", 0.0) >= UNHEARD_S]
-        for t in done:
-            t.extra.pop("unheard_s", None)
+        unheard = [t.extra.pop("unheard_s", 0.0) for t in done]
+        todo = [k for k, (t, u) in enumerate(zip(done, unheard)) if t.text and u >= UNHEARD_S]
         if not todo:
             return
         for k in todo:
