@@ -149,7 +149,10 @@ def cues_from_chunks(
         cues.append((start, end, "\n".join(wrap(" ".join(x[2] for x in g), max_line))))
     for i, (start, end, text) in enumerate(cues):  # a minimum time on screen, up to the next cue
         nxt = cues[i + 1][0] if i + 1 < len(cues) else float("inf")
-        cues[i] = (start, max(end, min(start + min_s, nxt)), text)
+        end = max(end, min(start + min_s, nxt))
+        # never past the next cue's start: aligned words of neighbouring windows can overlap by a
+        # few tenths of a second (pack strategy, tiny.en int8 on an AMD EPYC AVX2 machine: 0.16 s)
+        cues[i] = (start, max(start, min(end, nxt)), text)
     return cues
 
 
