@@ -33,7 +33,7 @@ Two paths, chosen per item:
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -235,7 +235,11 @@ class WhisperEngine:
         skipped the short prompts at the start of a rest (Asterisk Spanish long-form set, base)."""
         opts = self.options
         maps: Dict[int, SpeechMap] = {}  # vadGate: each piece's speech, asked over its rest's stretch
-        self._rehear(pieces, done, fw, maps)
+
+        def piece_map(k: int) -> SpeechMap:
+            return maps.setdefault(k, SpeechMap(pieces[k].samples, opts.vad_threshold))
+
+        self._rehear(pieces, done, fw, lambda k: (piece_map(k), 0.0, pieces[k].duration_s))
         for _ in range(rounds):
             todo = []
             for k, (piece, t) in enumerate(zip(pieces, done)):
@@ -252,15 +256,17 @@ class WhisperEngine:
                 )
                 for k, end in todo
             ]
-            for k, _ in todo:
-                maps.setdefault(k, SpeechMap(pieces[k].samples, opts.vad_threshold))
+            stretches = [(piece_map(k), end, pieces[k].duration_s) for k, end in todo]
             results = self._decode_in_batches(
                 rests,
                 fw,
                 text_only=True,
                 languages=[(done[k].language, done[k].language_probability) for k, _ in todo],
-                stretches=[(maps[k], end, pieces[k].duration_s) for k, end in todo],
+                stretches=stretches,
             )
+            # a rest skips as a piece does (Spanish long-form set, base, AVX2 kernels: the rest after
+            # a 29-s prompt jumped over the three short prompts at its start): heard again likewise
+            self._rehear(rests, results, fw, lambda j: stretches[j])
             for (k, end), r in zip(todo, results):
                 t = done[k]
                 rest_end = r.extra.pop("text_end_s", None)
@@ -272,31 +278,32 @@ class WhisperEngine:
                 else:
                     t.chunks = t.chunks + r.chunks
                 t.extra["continued"] = t.extra.get("continued", 0) + 1
+                if r.extra.get("reheard"):
+                    t.extra["reheard"] = t.extra.get("reheard", 0) + 1
                 if rest_end is not None:
                     t.extra["text_end_s"] = end + rest_end
         for t in done:
             t.extra.pop("text_end_s", None)
         return done
 
-    def _rehear(self, pieces: List[AudioItem], done: List[Transcript], fw, maps: Dict[int, SpeechMap]) -> None:
+    def _rehear(self, pieces: List[AudioItem], done: List[Transcript], fw, stretch: Callable[[int], tuple]) -> None:
         """A piece whose words leave ``UNHEARD_S`` or more of its sound in one stretch unaccounted
         for (:func:`unheard_s`) had speech skipped inside it: the text-only decode jumped from the
         first prompts to later ones (Asterisk Spanish long-form set, base: "para incrementar el
         volumen..." alone for a 26-s piece whose first 16 s held four prompts). Such pieces are
         decoded again, batched, with timestamps (faster-whisper's seek within the piece, which did
-        not skip them), and keep Whisper's segments."""
+        not skip them), and keep Whisper's segments. ``stretch(k)`` is piece ``k``'s
+        ``(SpeechMap, start_s, end_s)`` for the VAD check (see :meth:`_silent_windows`)."""
         unheard = [t.extra.pop("unheard_s", 0.0) for t in done]
         todo = [k for k, (t, u) in enumerate(zip(done, unheard)) if t.text and u >= UNHEARD_S]
         if not todo:
             return
-        for k in todo:
-            maps.setdefault(k, SpeechMap(pieces[k].samples, self.options.vad_threshold))
         results = self._decode_in_batches(
             [pieces[k] for k in todo],
             fw,
             text_only=False,
             languages=[(done[k].language, done[k].language_probability) for k in todo],
-            stretches=[(maps[k], 0.0, pieces[k].duration_s) for k in todo],
+            stretches=[stretch(k) for k in todo],
         )
         for k, r in zip(todo, results):
             if r.error or not r.text.strip():
