@@ -52,7 +52,8 @@ def ct2(model_path):
 def test_layout_is_spark_nlps_plus_front_end_and_metadata(export, model_path):
     assert ox.is_whisper_onnx_dir(export)
     names = {p.name for p in export.iterdir()}
-    assert names == {*ox.GRAPH_FILES, ox.ASSETS_DIR, ox.META_FILE, ox.VAD_FILE}  # no temporary files left behind
+    # no temporary files left behind
+    assert names == {*ox.GRAPH_FILES, *ox.OPTIONAL_GRAPH_FILES, ox.ASSETS_DIR, ox.META_FILE, ox.VAD_FILE}
     # faster-whisper's Silero VAD, byte for byte, with its provenance and licence (the JVM's vadGate)
     from faster_whisper.utils import get_assets_path
 
@@ -167,12 +168,69 @@ def test_onnx_greedy_tokens_equal_ctranslate2_float32_on_every_clip(onnx, ct2, c
     assert jiwer.wer(refs, hyps) < 0.25
 
 
+def _negative_dtw(x: np.ndarray) -> list:
+    """CTranslate2's ``negative_dtw`` (src/dtw.cc), its tie rules: the reference for the graph."""
+    n, m = x.shape
+    cost = np.full((n + 1, m + 1), np.inf, dtype=np.float32)
+    trace = -np.ones((n + 1, m + 1), dtype=int)
+    cost[0, 0] = 0
+    for j in range(1, m + 1):
+        for i in range(1, n + 1):
+            c0, c1, c2 = cost[i - 1, j - 1], cost[i - 1, j], cost[i, j - 1]
+            c, t = (c0, 0) if c0 < c1 and c0 < c2 else (c1, 1) if c1 < c0 and c1 < c2 else (c2, 2)
+            cost[i, j] = -x[i - 1, j - 1] + c
+            trace[i, j] = t
+    trace[0, :], trace[:, 0] = 2, 1
+    i, j, path = n, m, []
+    while i > 0 or j > 0:
+        path.append((i - 1, j - 1))
+        t = trace[i, j]
+        i, j = (i - 1, j - 1) if t == 0 else (i - 1, j) if t == 1 else (i, j - 1)
+    return path[::-1]
+
+
+def test_alignment_graph_gives_ctranslate2s_word_alignment_path(export, ct2, clips):
+    """The alignment heads' cross-attention scores (alignment_model.onnx), through CTranslate2's
+    post-processing (softmax over the window's frames, standardised over tokens, median filter of
+    width 7, mean over heads, negated DTW), give the path CTranslate2's ``align`` gives, on the
+    greedy text of every clip: what the JVM's word timestamps start from."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+
+    meta = ox.read_meta(export)
+    tok = meta["tokens"]
+    assert meta["files"]["alignment"] == ox.ALIGNMENT_FILE and meta["alignment_heads"]
+    sess = {f: ort.InferenceSession(str(export / f)) for f in (ox.FEATURES_FILE, ox.ENCODER_FILE, ox.ALIGNMENT_FILE)}
+    texts = [[t for t in r.sequences_ids[0] if t < tok["eot"]] for r in ct2_greedy(ct2, clips, False)]
+    for x, text in zip(clips, texts):
+        feats = sess[ox.FEATURES_FILE].run(None, {"audio": x[None].astype(np.float32), "lengths": np.array([len(x)])})[
+            0
+        ]
+        states = sess[ox.ENCODER_FILE].run(None, {"input_features": feats})[0]
+        ids = np.array([[tok["sot"], tok["no_timestamps"], *text, tok["eot"]]])
+        scores = sess[ox.ALIGNMENT_FILE].run(None, {"input_ids": ids, "encoder_hidden_states": states})[0][0]
+        assert scores.shape == (len(meta["alignment_heads"]), ids.shape[1], 1500)
+        frames = min(int(np.ceil(len(x) / 16000)) * 100, 3000)
+        w = scores[:, :, : frames // 2]
+        w = np.exp(w - w.max(-1, keepdims=True))
+        w /= w.sum(-1, keepdims=True)
+        w = (w - w.mean(-2, keepdims=True)) / np.sqrt(w.var(-2, keepdims=True))
+        idx = np.abs(np.arange(w.shape[-1])[:, None] + np.arange(-3, 4)[None, :])
+        idx = np.where(idx >= w.shape[-1], 2 * w.shape[-1] - 2 - idx, idx)
+        matrix = np.median(w[..., idx], axis=-1).mean(0)[1 : len(text) + 2]
+        feats_ct2 = np.ascontiguousarray(pad_or_trim(ct2.feature_extractor(x)[..., :-1], 3000)[None])
+        ref = ct2.model.align(
+            ct2.model.encode(ctranslate2.StorageView.from_array(feats_ct2)), [tok["sot"]], [text], [frames]
+        )[0]
+        assert _negative_dtw(matrix.astype(np.float32)) == [tuple(p) for p in ref.alignments]
+
+
 def test_int8_export_is_smaller_and_transcribes_alike(export, model_path, clips):
     import jiwer
 
     small = onnx_export("int8")
     assert ox.read_meta(small)["quantize"] == "int8"
-    for name in (ox.ENCODER_FILE, ox.DECODER_FILE, ox.DECODER_WITH_PAST_FILE):
+    for name in (ox.ENCODER_FILE, ox.DECODER_FILE, ox.DECODER_WITH_PAST_FILE, ox.ALIGNMENT_FILE):
         assert (small / name).stat().st_size < 0.4 * (export / name).stat().st_size, name
     assert (small / ox.FEATURES_FILE).read_bytes() == (export / ox.FEATURES_FILE).read_bytes()  # front end: float
     q = OnnxGreedy(small, model_path)

@@ -14,6 +14,9 @@ layout plus the front end::
                                       -> logits [R, T, V], present.{i}.decoder.key/value [R, H, P+T, Dh]
     DIR/log_mel_model.onnx            audio [B, N] float32 (16 kHz mono, N <= 480000, zero-padded rows),
                                       lengths [B] int64 -> input_features [B, n_mels, 3000]
+    DIR/alignment_model.onnx          input_ids [B, T], encoder_hidden_states -> cross_attention_scores
+                                      [B, A, T, 1500]: the alignment heads' scaled query-key scores (before
+                                      the softmax), for word timestamps (the JVM's long-row repairs)
     DIR/assets/                       config.json, generation_config.json, preprocessor_config.json and the
                                       tokenizer (tokenizer.json, vocab.json, merges.txt, added_tokens.json, ...)
     DIR/silero_vad_v6.onnx            the Silero VAD (v6) that faster-whisper bundles, copied from the installed
@@ -38,8 +41,8 @@ once where numpy reflects repeatedly.
 The graphs are traced from :mod:`.torch_backend`'s module on the model's float32 weights (int8
 CTranslate2 weights de-quantised), so torch is needed here, on the machine that converts, and
 nowhere else. ``quantize="int8"``: dynamic int8 quantisation of the MatMul weights and the token
-embeddings of the encoder and both decoders (ONNX Runtime's ``quantize_dynamic``); the convolutions
-and the front end stay float.
+embeddings of the encoder, both decoders and the alignment graph (ONNX Runtime's
+``quantize_dynamic``); the convolutions and the front end stay float.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -61,9 +64,12 @@ from .torch_backend import HOP, N_FFT, N_FRAMES, N_SAMPLES, TIME_PRECISION, Dims
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
 DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
+ALIGNMENT_FILE = "alignment_model.onnx"
 FEATURES_FILE = "log_mel_model.onnx"
 VAD_FILE = "silero_vad_v6.onnx"
-GRAPH_FILES = (FEATURES_FILE, ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE)
+GRAPH_FILES = (FEATURES_FILE, ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE)  # what every export has
+#: word alignment (the JVM's long-row repairs): exports by an older sparkasr convert lack it
+OPTIONAL_GRAPH_FILES = (ALIGNMENT_FILE,)
 ASSETS_DIR = "assets"
 META_FILE = "sparkasr_whisper.json"
 FORMAT = 1
@@ -114,8 +120,9 @@ def read_meta(path: Union[str, os.PathLike]) -> dict:
 # --------------------------------------------------------------------------- the graphs' modules
 
 
-def _modules(weights: Dict[str, np.ndarray]):
-    """The torch modules traced into the four graphs, all sharing one Whisper module's weights."""
+def _modules(weights: Dict[str, np.ndarray], alignment_heads: Sequence[Tuple[int, int]] = ((0, 0),)):
+    """The torch modules traced into the graphs, all sharing one Whisper module's weights
+    (``alignment_heads``: the model's (layer, head) pairs that :class:`Aligner` returns)."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -203,6 +210,34 @@ def _modules(weights: Dict[str, np.ndarray]):
                 out += [k, v]
             return tuple(out)
 
+    class Aligner(nn.Module):
+        """The cross-attention scores (queries times keys over sqrt(Dh), before the softmax) of the
+        alignment heads, [B, A, T, S], of the whole token sequence ``input_ids`` [B, T] at once: what
+        CTranslate2's ``align`` computes before its softmax over the window's frames, DTW and
+        word split (done by the JVM's decoder). Only the decoder layers up to the last head's run."""
+
+        def __init__(self):
+            super().__init__()
+            self.m = m
+            self.register_buffer("embed_t", embed_t)
+
+        def forward(self, input_ids, encoder_hidden_states):
+            t = input_ids.shape[1]
+            x = self.embed_t.index_select(1, input_ids.reshape(-1)).T.reshape(input_ids.shape[0], t, -1)
+            x = x + self.m.dec_pos[:t]
+            mask = torch.arange(t)[None, :] <= torch.arange(t)[:, None]
+            picked = []
+            for n, layer in enumerate(self.m.dec_layers[: max(layer for layer, _ in alignment_heads) + 1]):
+                q, k, v = layer.qkv(layer.ln1(x)).chunk(3, dim=-1)
+                x = x + layer.out(merge(F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=mask)))
+                xk, xv = layer.cross_kv(encoder_hidden_states)
+                q = heads(layer.xq(layer.ln2(x)))
+                scores = (q @ xk.transpose(-1, -2)) / float(q.shape[-1]) ** 0.5  # [B, H, T, S]
+                picked += [scores[:, h] for layer_n, h in alignment_heads if layer_n == n]
+                x = x + layer.xout(merge(torch.softmax(scores, dim=-1) @ xv))
+                x = x + layer.fc2(F.gelu(layer.fc1(layer.ln3(x))))
+            return torch.stack(picked, dim=1)
+
     class LogMel(nn.Module):
         """faster-whisper's features of each row's first ``lengths[b]`` samples (see the module docstring)."""
 
@@ -238,7 +273,13 @@ def _modules(weights: Dict[str, np.ndarray]):
             mel = torch.where(keep[:, None, :], mel, torch.zeros_like(mel))[..., :N_FRAMES]
             return F.pad(mel, (0, N_FRAMES - mel.shape[-1]))
 
-    return dims, Encoder().eval(), Decoder().eval(), DecoderWithPast().eval(), LogMel().eval()
+    return dims, Encoder().eval(), Decoder().eval(), DecoderWithPast().eval(), LogMel().eval(), Aligner().eval()
+
+
+def _default_alignment_heads(dims: Dims) -> List[Tuple[int, int]]:
+    """CTranslate2's converter's default where a model names no alignment heads: every head of the
+    decoder's last half of layers."""
+    return [(n, h) for n in range(dims.decoder_layers // 2, dims.decoder_layers) for h in range(dims.n_heads)]
 
 
 def _kv_names(prefix: str, layers: int, encoder: bool) -> List[str]:
@@ -250,10 +291,12 @@ def _kv_names(prefix: str, layers: int, encoder: bool) -> List[str]:
     return names
 
 
-def _export_graphs(weights: Dict[str, np.ndarray], out: Path, opset: int) -> Dims:
+def _export_graphs(
+    weights: Dict[str, np.ndarray], out: Path, opset: int, alignment_heads: Sequence[Tuple[int, int]]
+) -> Dims:
     import torch
 
-    dims, encoder, decoder, decoder_past, log_mel = _modules(weights)
+    dims, encoder, decoder, decoder_past, log_mel, aligner = _modules(weights, alignment_heads)
     L, H, dh, S = dims.decoder_layers, dims.n_heads, dims.d_model // dims.n_heads, dims.n_audio_ctx
     gen = torch.Generator().manual_seed(0)
     audio = torch.randn(2, 16000, generator=gen) * 0.1
@@ -315,6 +358,18 @@ def _export_graphs(weights: Dict[str, np.ndarray], out: Path, opset: int) -> Dim
                 **{name: {0: "rows", 2: "total_tokens"} for name in present_self},
             },
         ),
+        (
+            aligner,
+            (ids, enc),
+            ALIGNMENT_FILE,
+            ["input_ids", "encoder_hidden_states"],
+            ["cross_attention_scores"],
+            {
+                "input_ids": rows_t,
+                "encoder_hidden_states": {0: "batch"},
+                "cross_attention_scores": {0: "batch", 2: "tokens"},
+            },
+        ),
     ]
     with torch.inference_mode(), warnings.catch_warnings():
         # tracer warnings about shapes read as Python values: the graphs are checked on other
@@ -339,7 +394,7 @@ def _export_graphs(weights: Dict[str, np.ndarray], out: Path, opset: int) -> Dim
 def _quantize(out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    for name in (ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE):
+    for name in (ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE, ALIGNMENT_FILE):
         fp32 = out / (name + ".fp32")
         os.replace(out / name, fp32)
         # the MatMul weights, and the token embeddings (the decoders' one Gather of a weight)
@@ -493,6 +548,7 @@ def export_whisper(
             "encoder": ENCODER_FILE,
             "decoder": DECODER_FILE,
             "decoder_with_past": DECODER_WITH_PAST_FILE,
+            "alignment": ALIGNMENT_FILE,
         },
         "dims": {
             "n_mels": dims.n_mels,
@@ -526,7 +582,9 @@ def export_whisper(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=str(out), prefix=".export-") as tmp:
         work = Path(tmp)
-        _export_graphs(weights, work, opset)
+        heads = [tuple(h) for h in meta["alignment_heads"]] or _default_alignment_heads(dims)
+        meta["alignment_heads"] = [list(h) for h in heads]
+        _export_graphs(weights, work, opset, heads)
         if quantize == "int8":
             _quantize(work)
         _write_assets(src, work / ASSETS_DIR, dims, ct2_config, meta)
