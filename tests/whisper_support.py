@@ -135,3 +135,23 @@ class OnnxGreedy:
         seqs = self.generate(windows, timestamps)[0].tolist()
         eot = self.meta["tokens"]["eot"]
         return [s[: s.index(eot)] if eot in s else s for s in seqs]
+
+
+def ct2_words(fw, x: np.ndarray, tokens: Sequence[int], language: str = "en", task: str = "transcribe") -> List[dict]:
+    """faster-whisper's word timestamps (CTranslate2's ``align``) of ``tokens`` decoded without
+    timestamps from window ``x`` (at most 30 s), as the Python engine aligns a long row's piece: one
+    segment from 0 to the window's end, no speech before it."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    from sparkasr.whisper.model import add_word_timestamps
+
+    tk = Tokenizer(fw.hf_tokenizer, fw.model.is_multilingual, task=task, language=language)
+    feats = pad_or_trim(fw.feature_extractor(x)[..., :-1], 3000)[None]
+    enc = fw.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats)))
+    dur = len(x) / 16000
+    size = min(int(np.ceil(dur) * fw.frames_per_second), 3000)
+    segments = [[dict(tokens=list(tokens), start=0.0, end=dur, seek=0, text=tk.decode(list(tokens)))]]
+    add_word_timestamps(fw, segments, tk, enc, [size])
+    return segments[0][0].get("words", [])

@@ -48,15 +48,13 @@ object QuietCuts {
     out.result()
   }
 
-  /** `(startS, endS)` of the sound in `samples(from until until)`: the first and last 20-ms frames
-    * louder than a tenth of the loud frames' level (95th percentile RMS), padded by `padS`; the whole
-    * span when nothing stands out. */
-  def speechBounds(samples: Array[Float], from: Int, until: Int, frameS: Double = 0.02, padS: Double = 0.1): (Double, Double) = {
-    val n = until - from
-    val dur = n.toDouble / SampleRate
+  /** One flag per `frameS` frame of `samples(from until until)` (Python: `audio.sound_frames`): louder
+    * than a tenth of the loud frames' level (95th percentile RMS). All false when nothing stands out
+    * (silence, or fewer than 3 frames). */
+  def soundFrames(samples: Array[Float], from: Int, until: Int, frameS: Double = 0.02): Array[Boolean] = {
     val frame = math.max(1, (frameS * SampleRate).toInt)
-    val k = n / frame
-    if (k < 3) return (0.0, dur)
+    val k = (until - from) / frame
+    if (k < 3) return new Array[Boolean](k)
     val rms = Array.tabulate(k) { f =>
       var s = 0.0
       var i = from + f * frame
@@ -65,10 +63,17 @@ object QuietCuts {
       math.sqrt((s / frame).toFloat.toDouble).toFloat.toDouble
     }
     val level = percentile(rms, 95.0)
-    if (level <= 1e-5) return (0.0, dur)
-    val loud = (0 until k).filter(rms(_) > 0.1 * level)
-    if (loud.isEmpty) return (0.0, dur)
-    (math.max(0.0, loud.head * frameS - padS), math.min(dur, (loud.last + 1) * frameS + padS))
+    if (level <= 1e-5) new Array[Boolean](k) else rms.map(_ > 0.1 * level)
+  }
+
+  /** `(startS, endS)` of the sound in `samples(from until until)` ([[soundFrames]]), padded by
+    * `padS`; the whole span when nothing stands out. */
+  def speechBounds(samples: Array[Float], from: Int, until: Int, frameS: Double = 0.02, padS: Double = 0.1): (Double, Double) = {
+    val dur = (until - from).toDouble / SampleRate
+    val loud = soundFrames(samples, from, until, frameS)
+    val first = loud.indexOf(true)
+    if (first < 0) return (0.0, dur)
+    (math.max(0.0, first * frameS - padS), math.min(dur, (loud.lastIndexOf(true) + 1) * frameS + padS))
   }
 
   /** numpy's default (linear) percentile. */

@@ -20,7 +20,8 @@ final case class Window(
     noSpeechProb: Double,
     temperature: Double,
     compressionRatio: Double,
-    silent: Boolean = false) {
+    silent: Boolean = false,
+    words: Option[Seq[Word]] = None) {
   /** Whisper's own no-speech rule (no-speech probability over 0.6 and a low average log-probability). */
   def noSpeech(o: WhisperOptions): Boolean = noSpeechProb > o.noSpeechThreshold && avgLogprob < o.logProbThreshold
   /** Whisper's checks failed (faster-whisper then tries the next temperature). */
@@ -41,6 +42,10 @@ final case class Window(
   *    in a further batched round, conditioned on the text so far;
   *  - longer rows are cut at quiet points into pieces of at most 30 s, all pieces decoded batched as
   *    text (no timestamp tokens), with the same fallback, one segment per piece trimmed to its sound;
+  *    from the pieces' word timestamps ([[WordAlignment]], the export's alignment graph), a piece that
+  *    skipped speech is decoded again with timestamps and a piece whose words end a second or more
+  *    before its sound has the rest decoded and joined (`finishPieces`; exports without the
+  *    alignment graph, by an older `sparkasr convert`, get neither);
   *  - `vadGate` (Python: `engine._doubtful`, `_silent_windows`, `_no_speech`): unless `off`, a window
   *    whose first decode is doubtful (no-speech probability over 0.2, or failing Whisper's checks) and
   *    in whose audio Silero VAD finds no speech gets no text (and no fallback, no continuation);
@@ -94,13 +99,20 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
     * temperature fallback. `languages`: per window, else given/English/detected; `contexts`: the
     * previous text per window. */
   def decodeWindows(samples: Seq[Array[Float]], withoutTimestamps: Boolean, languages: Option[Seq[(String, Double)]] = None,
-      contexts: Option[Seq[String]] = None): Seq[Window] =
+      contexts: Option[Seq[String]] = None, align: Boolean = false, speech: Option[Seq[() => Boolean]] = None): Seq[Window] =
     samples.indices.grouped(options.batchSize).flatMap { g =>
-      decodeBatch(g.map(samples), withoutTimestamps, languages.map(ls => g.map(ls)), contexts.map(cs => g.map(cs)))
+      decodeBatch(g.map(samples), withoutTimestamps, languages.map(ls => g.map(ls)), contexts.map(cs => g.map(cs)), align,
+        speech.map(sp => g.map(sp)))
     }.toSeq
 
+  /** Whether word alignment is possible (the export has the alignment graph). */
+  def canAlign: Boolean = onnx.alignmentModel.isDefined
+
+  /** `align`: windows with text get their words ([[WordAlignment]]), where the export can align.
+    * `speech`: per window, whether the VAD finds speech in it (default: the VAD on the window). */
   private def decodeBatch(samples: Seq[Array[Float]], withoutTimestamps: Boolean, languages: Option[Seq[(String, Double)]],
-      contexts: Option[Seq[String]]): Seq[Window] = {
+      contexts: Option[Seq[String]], align: Boolean, speech: Option[Seq[() => Boolean]]): Seq[Window] = {
+    def hasSpeech(i: Int): Boolean = speech.map(_(i)()).getOrElse(speechMap(samples(i)).hasSpeech())
     val encoded = onnx.encode(onnx.features(samples))
     try {
       val langs = languages.getOrElse {
@@ -123,21 +135,41 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
           val text = tokenizer.decode(hyp.tokens).trim
           val w0 = Window(hyp.tokens, text, langs(i)._1, langs(i)._2, hyp.avgLogprob, noSpeechProb, t, WhisperEngine.compressionRatio(text))
           // vadGate: the first decode, if doubtful, is checked against the VAD (Python: _silent_windows)
-          val silent = t == first && !w0.noSpeech(options) && doubtful(w0) && !speechMap(samples(i)).hasSpeech()
+          val silent = t == first && !w0.noSpeech(options) && doubtful(w0) && !hasSpeech(i)
           val w = if (silent) w0.copy(silent = true) else w0
           all(i) += w
           val needs = w.failed(options) && !w.empty(options)
           if (needs) Some(i) else None
         }
       }
-      all.toSeq.zipWithIndex.map { case (ws, i) =>
+      val chosen = all.toSeq.zipWithIndex.map { case (ws, i) =>
         if (!pending.contains(i)) ws.last
         else {
           val below = ws.filter(_.compressionRatio <= options.compressionRatioThreshold)
           (if (below.nonEmpty) below else ws).maxBy(_.avgLogprob)
         }
       }
+      if (align && canAlign) withWords(encoded, samples, chosen) else chosen
     } finally encoded.close()
+  }
+
+  /** faster-whisper's word timestamps ([[WordAlignment]]) of the windows with text, one model call. */
+  private def withWords(encoded: Encoded, samples: Seq[Array[Float]], windows: Seq[Window]): Seq[Window] = {
+    val texts = windows.map(w => if (w.empty(options) || w.text.isEmpty) Array.emptyIntArray else w.tokens.filter(_ < tok.eot))
+    if (texts.forall(_.isEmpty)) return windows
+    val sot = windows.map(w => Array(tok.sot) ++ (if (spec.multilingual)
+      Array(spec.languages(w.language), (if (options.task == "translate") tok.translate else tok.transcribe).get) else Array.empty[Int]))
+    val sequences = windows.indices.map(i => sot(i) ++ Array(tok.noTimestamps) ++ texts(i) ++ Array(tok.eot))
+    val (scores, (heads, rowTokens, frameCount)) = onnx.crossScores(encoded, sequences, tok.eot)
+    windows.indices.map { i =>
+      if (texts(i).isEmpty) windows(i)
+      else {
+        val dur = samples(i).length.toDouble / SampleRate
+        val frames = math.min(math.ceil(dur).toInt * 100, 3000)
+        windows(i).copy(words = Some(WordAlignment.words(scores(i), heads, rowTokens, frameCount, sot(i).length, texts(i), tok.eot,
+          frames, dur, tokenizer.decodeRaw)))
+      }
+    }
   }
 
   private def detectLanguages(encoded: Encoded, n: Int): Seq[(String, Double)] = {
@@ -219,6 +251,23 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
 
   // -- long rows -----------------------------------------------------------------------------------
 
+  /** A long row's piece as decoded so far: its text, Whisper's segments where it was heard again
+    * with timestamps (else one segment per piece), where its words end and the sound no word
+    * accounts for (the repairs' measures, from word alignment), and the repairs done. */
+  private final class PieceState(var text: String, val language: Option[String], val probability: Option[Double],
+      var segments: Option[Seq[Chunk]] = None, var textEndS: Option[Double] = None, var unheardS: Double = 0.0,
+      var continued: Int = 0, var reheard: Int = 0)
+
+  private def pieceState(samples: Array[Float], w: Window): PieceState = {
+    val st = new PieceState(if (w.empty(options)) "" else w.text, Option(w.language), Option(w.languageProbability))
+    w.words.filter(_.nonEmpty && st.text.nonEmpty).foreach { words =>
+      val end = math.min(words.map(_.end).max, samples.length.toDouble / SampleRate)
+      st.textEndS = Some(end)
+      st.unheardS = WordAlignment.unheardS(QuietCuts.soundFrames(samples, 0, samples.length), words, end)
+    }
+    st
+  }
+
   private def transcribeLong(items: Seq[AudioItem]): Seq[Transcript] = {
     val pieces = ArrayBuffer.empty[(Int, Int, Int)] // (item, start, end)
     val silent = scala.collection.mutable.Set.empty[Int] // vadGate=always: pieces without speech, not decoded
@@ -229,33 +278,101 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
         pieces += ((i, a, b))
       }
     }
-    val live = pieces.indices.filterNot(silent)
-    val decoded = live.zip(decodeWindows(live.map { j => val (i, a, b) = pieces(j); java.util.Arrays.copyOfRange(items(i).samples, a, b) },
-      withoutTimestamps = true)).toMap
-    val none = noSpeechTranscript(AudioItem(Array.emptyFloatArray, ""))
-    // per piece: (item, start, end, text, language, probability)
-    val all = pieces.indices.map { j =>
+    def pieceItem(j: Int): AudioItem = {
       val (i, a, b) = pieces(j)
-      decoded.get(j) match {
-        case Some(w) => (i, a, b, if (w.empty(options)) "" else w.text, Option(w.language), Option(w.languageProbability))
-        case None => (i, a, b, "", none.language, none.languageProbability)
+      AudioItem(java.util.Arrays.copyOfRange(items(i).samples, a, b), items(i).source, items(i).offsetS + a.toDouble / SampleRate)
+    }
+    val live = pieces.indices.filterNot(silent)
+    val liveItems = live.map(pieceItem)
+    val decoded = live.zip(liveItems.zip(decodeWindows(liveItems.map(_.samples), withoutTimestamps = true, align = true))
+      .map { case (p, w) => pieceState(p.samples, w) }).toMap
+    finishPieces(live.map(pieceItem).toIndexedSeq, live.map(decoded).toIndexedSeq)
+    val none = noSpeechTranscript(AudioItem(Array.emptyFloatArray, ""))
+    val all = pieces.indices.map(j => decoded.getOrElse(j, new PieceState("", none.language, none.languageProbability)))
+    items.zipWithIndex.map { case (it, i) =>
+      val parts = pieces.indices.filter(pieces(_)._1 == i)
+      val weight = parts.filter(j => all(j).text.nonEmpty && all(j).language.isDefined).groupBy(all(_).language.get).map { case (l, js) =>
+        l -> js.map(j => all(j).probability.getOrElse(0.0) * (pieces(j)._3 - pieces(j)._2)).sum
+      }
+      val lang = if (weight.nonEmpty) Some(weight.maxBy(_._2)._1) else all(parts.head).language
+      val chunks = if (!withTimestamps) Nil else parts.filter(all(_).text.nonEmpty).flatMap { j =>
+        val (_, a, b) = pieces(j)
+        all(j).segments.getOrElse {
+          val (s, e) = QuietCuts.speechBounds(it.samples, a, b)
+          val off = it.offsetS + a.toDouble / SampleRate
+          Seq(Chunk(all(j).text, r(s + off), r(e + off), "segment"))
+        }
+      }
+      val probs = parts.filter(all(_).language == lang).flatMap(all(_).probability)
+      Transcript(text = parts.map(all(_).text).filter(_.nonEmpty).mkString(" "), chunks = chunks, language = lang,
+        languageProbability = Some(if (probs.nonEmpty) probs.max else 0.0), durationS = it.durationS,
+        source = it.source, offsetS = it.offsetS, extra = Map("path" -> "pieces", "pieces" -> parts.size.toString,
+          "continued" -> parts.map(all(_).continued).sum.toString, "reheard" -> parts.map(all(_).reheard).sum.toString))
+    }
+  }
+
+  /** Python's `engine._finish_pieces` and `_rehear`, from the pieces' word alignment (where the export
+    * can align):
+    *
+    *  - a piece whose words leave 2 s or more of its sound in one stretch unaccounted for skipped
+    *    speech inside it: it is decoded again, batched, with timestamps, and keeps Whisper's segments;
+    *  - a piece whose words end a second or more before its sound does had the rest of its speech
+    *    dropped (Whisper ended the window early, and a decode without timestamps leaves no timestamp
+    *    to seek from): the rest, from its last word, is decoded as a further piece (not conditioned on
+    *    the text before it) and joined to it, up to 3 times; a rest that skipped speech is heard again
+    *    likewise. */
+  private def finishPieces(pieces: IndexedSeq[AudioItem], done: IndexedSeq[PieceState]): Unit = {
+    val maps = scala.collection.mutable.Map.empty[Int, SpeechMap]
+    def pieceMap(k: Int): SpeechMap = maps.getOrElseUpdate(k, speechMap(pieces(k).samples))
+    def rehear(items: IndexedSeq[AudioItem], states: IndexedSeq[PieceState]): Unit = {
+      val todo = states.indices.filter(k => states(k).text.nonEmpty && states(k).unheardS >= WordAlignment.UnheardS)
+      if (todo.isEmpty) return
+      val again = transcribeShort(todo.map(items), Some(todo.map(k => (states(k).language.get, states(k).probability.get))))
+      todo.zip(again).foreach { case (k, t) =>
+        if (t.error.isEmpty && t.text.trim.nonEmpty) {
+          val st = states(k)
+          st.text = t.text
+          st.segments = Some(t.chunks)
+          st.textEndS = None
+          st.unheardS = 0.0
+          st.reheard = 1
+        }
       }
     }
-    items.zipWithIndex.map { case (it, i) =>
-      val parts = all.filter(_._1 == i)
-      val weight = parts.filter(p => p._4.nonEmpty && p._5.isDefined).groupBy(_._5.get).map { case (l, ps) =>
-        l -> ps.map(p => p._6.getOrElse(0.0) * (p._3 - p._2)).sum
+    rehear(pieces, done)
+    var round = 0
+    var todo = done.indices.flatMap { k =>
+      val st = done(k)
+      st.textEndS.filter(end => st.text.nonEmpty && end >= 1.0 &&
+        QuietCuts.speechBounds(pieces(k).samples, 0, pieces(k).samples.length)._2 - end >= 1.0).map(k -> _)
+    }
+    while (todo.nonEmpty && round < 3) {
+      round += 1
+      val rests = todo.map { case (k, end) =>
+        val p = pieces(k)
+        val from = math.round(end * SampleRate).toInt
+        AudioItem(java.util.Arrays.copyOfRange(p.samples, from, p.samples.length), p.source, p.offsetS + end)
       }
-      val lang = if (weight.nonEmpty) Some(weight.maxBy(_._2)._1) else parts.head._5
-      val chunks = if (!withTimestamps) Nil else parts.filter(_._4.nonEmpty).map { case (_, a, b, text, _, _) =>
-        val (s, e) = QuietCuts.speechBounds(it.samples, a, b)
-        val off = it.offsetS + a.toDouble / SampleRate
-        Chunk(text, r(s + off), r(e + off), "segment")
+      val states = rests.zip(decodeWindows(rests.map(_.samples), withoutTimestamps = true,
+        languages = Some(todo.map { case (k, _) => (done(k).language.get, done(k).probability.get) }), align = true,
+        speech = Some(todo.map { case (k, end) => () => pieceMap(k).hasSpeech(end, pieces(k).durationS) })))
+        .map { case (rest, w) => pieceState(rest.samples, w) }
+      rehear(rests, states)
+      val next = ArrayBuffer.empty[(Int, Double)]
+      todo.zip(states).foreach { case ((k, end), rest) =>
+        if (rest.text.trim.nonEmpty) {
+          val st = done(k)
+          st.text = s"${st.text} ${rest.text}".trim
+          st.continued += 1
+          st.reheard += rest.reheard
+          rest.textEndS.foreach { e =>
+            val total = end + e
+            if (QuietCuts.speechBounds(pieces(k).samples, 0, pieces(k).samples.length)._2 - total >= 1.0 && total >= 1.0)
+              next += ((k, total))
+          }
+        }
       }
-      val probs = parts.filter(p => p._5 == lang).flatMap(_._6)
-      Transcript(text = parts.map(_._4).filter(_.nonEmpty).mkString(" "), chunks = chunks.toSeq, language = lang,
-        languageProbability = Some(if (probs.nonEmpty) probs.max else 0.0), durationS = it.durationS,
-        source = it.source, offsetS = it.offsetS, extra = Map("path" -> "pieces", "pieces" -> parts.size.toString))
+      todo = next.toIndexedSeq
     }
   }
 

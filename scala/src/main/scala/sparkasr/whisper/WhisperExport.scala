@@ -29,6 +29,8 @@ final case class WhisperExport(
     files: Map[String, String],
     vadFileName: String = SileroVad.FileName) {
   def graph(role: String): File = new File(dir, files(role))
+  /** The word-alignment graph (`alignment_model.onnx`), which exports by an older `sparkasr convert` lack. */
+  def alignmentFile: Option[File] = files.get("alignment").map(new File(dir, _)).filter(_.isFile)
   /** faster-whisper's Silero VAD, copied beside the graphs by `sparkasr convert` (vadGate needs it). */
   def vadFile: File = new File(dir, vadFileName)
   def tokenizerFile: File = new File(new File(dir, WhisperExport.AssetsDir), "tokenizer.json")

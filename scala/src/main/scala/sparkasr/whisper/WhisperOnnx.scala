@@ -21,6 +21,10 @@ final class WhisperTokenizer(spec: WhisperExport) {
     val text = tokens.filter(_ < spec.tokens.eot).map(_.toLong).toArray
     if (text.isEmpty) "" else tk.decode(text, true)
   }
+
+  /** The text of `tokens`, special tokens included (faster-whisper's `decode_with_timestamps` on
+    * tokens without timestamps: word splitting). */
+  def decodeRaw(tokens: Seq[Int]): String = if (tokens.isEmpty) "" else tk.decode(tokens.map(_.toLong).toArray, false)
 }
 
 /** The export's four ONNX Runtime sessions (shared per JVM through [[OnnxModel]]) and the calls the
@@ -33,6 +37,9 @@ final class WhisperOnnx(val spec: WhisperExport, threads: Int) {
   val encoderModel: OnnxModel = model("encoder")
   val decoderModel: OnnxModel = model("decoder")
   val decoderWithPast: OnnxModel = model("decoder_with_past")
+  /** The alignment heads' cross-attention scores (word timestamps), where the export has the graph
+    * (exports by an older `sparkasr convert` do not). */
+  lazy val alignmentModel: Option[OnnxModel] = spec.alignmentFile.map(f => OnnxModel.get(f.getAbsolutePath, threads))
   private val layers = spec.decoderLayers
   private val h = spec.nHeads
   private val dh = spec.headDim
@@ -136,6 +143,25 @@ final class WhisperOnnx(val spec: WhisperExport, threads: Int) {
         (logits, next)
       } finally res.close()
     } finally owned.foreach(_.close())
+  }
+
+  /** The alignment heads' cross-attention scores of whole token sequences (one per encoder row; padded
+    * at the end, which causal attention makes harmless): per row its [A, T, S] scores as one array,
+    * and (A, T, S). */
+  def crossScores(encoded: Encoded, sequences: Seq[Array[Int]], pad: Int): (Seq[Array[Float]], (Int, Int, Int)) = {
+    val m = alignmentModel.getOrElse(throw new IllegalStateException(s"${spec.dir} has no alignment graph"))
+    val t = sequences.map(_.length).max
+    val ids = m.longTensor(sequences.flatMap(s => s.map(_.toLong) ++ Array.fill(t - s.length)(pad.toLong)).toArray,
+      Array(sequences.size.toLong, t.toLong))
+    val res = try m.session.run(Map("input_ids" -> ids, "encoder_hidden_states" -> encoded.states).asJava) finally ids.close()
+    try {
+      val out = res.get(0).asInstanceOf[OnnxTensor]
+      val shape = out.getInfo.getShape
+      val (a, tt, ss) = (shape(1).toInt, shape(2).toInt, shape(3).toInt)
+      val b = out.getFloatBuffer
+      val row = a * tt * ss
+      (sequences.indices.map { _ => val x = new Array[Float](row); b.get(x); x }, (a, tt, ss))
+    } finally res.close()
   }
 
   private def floats(v: ai.onnxruntime.OnnxValue): Array[Float] = {
