@@ -455,8 +455,7 @@ def render_numerics() -> List[str]:
         f"The same inputs decoded with tiny.en by our default and by faster-whisper under process settings in which "
         f"machines differ, each in a fresh process, on this machine ({res['machine']['cpu_model']}). `intel-like` asks "
         "for what CTranslate2 picks on an Intel AVX-512 CPU (MKL, its AVX-512 code; MKL's own dispatch still sees this "
-        "CPU); `pinned` is `portable_cpu_env()` (oneDNN, AVX-512 VNNI kernels; the tests pin the AVX2 level, "
-        "`portable_cpu_env(lowest=True)`, which every CI machine has). Old rule: the "
+        "CPU); `pinned` is `portable_cpu_env()` (oneDNN, AVX-512 VNNI kernels), what the tests set. Old rule: the "
         "deleted long-file test's point estimates (ours <= faster-whisper + 0.5 points); new rule: the lower end of "
         "the paired interval <= +0.5 points (what the tests assert now). Changed: texts that differ from `default`'s "
         "(ours / faster-whisper).",

@@ -15,10 +15,8 @@ DATA = Path(__file__).resolve().parent / "data"
 
 # The same CPU kernels on every machine the suite runs on (before anything loads CTranslate2; the
 # Spark workers inherit the variables): the transcripts every test compares, and so their
-# verdicts, then do not depend on the CPU's vendor or ISA (see portable_cpu_env). The lowest level,
-# AVX2, on every machine: CI lands on AVX-512 and on AVX2-only machines, and the two levels' int8
-# kernels decode some prompts differently (a Spanish long-form prompt passed on one, failed on the other).
-for _k, _v in portable_cpu_env(lowest=True).items():
+# verdicts, then do not depend on the CPU's vendor or ISA (see portable_cpu_env).
+for _k, _v in portable_cpu_env().items():
     os.environ.setdefault(_k, _v)
 
 

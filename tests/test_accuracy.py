@@ -5,7 +5,7 @@ long-form files), our engine next to raw faster-whisper with the same model on t
 Verdicts come from paired bootstrap intervals over files (long-form: over prompts), not from point
 estimates: a few words that flip between two machines' kernels move a point estimate across any
 fixed line, while the interval says what the data can tell. The tests pin CTranslate2's CPU kernels
-(tests/conftest.py, ``portable_cpu_env(lowest=True)``: AVX2 on every machine) so the transcripts, and so the verdicts, are the same on
+(tests/conftest.py, ``portable_cpu_env``) so the transcripts, and so the verdicts, are the same on
 every machine; the intervals keep the verdict where the kernels differ anyway. The full corpus is
 measured by ``bench/run_accuracy.py`` (``bench/results/accuracy.md``).
 

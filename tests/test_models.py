@@ -235,28 +235,3 @@ def test_hf_whisper_directory_is_converted_and_loads(hf_dirs, tmp_path, monkeypa
     # random weights: any text, but the pipeline runs end to end without an error
     assert res[0].error is None, res[0].error
     assert res[0].duration_s == pytest.approx(len(samples) / 16000)
-
-
-@pytest.mark.parametrize(
-    "flags, best, lowest",
-    [
-        ("fpu avx2 avx512f avx512cd avx512bw avx512dq avx512vl avx512_vnni", "AVX512", "AVX2"),
-        ("fpu avx2 avx512f", "AVX2", "AVX2"),  # AVX-512 without VNNI: the AVX2 level
-        ("fpu sse4_2", None, None),  # nothing to pin
-    ],
-)
-def test_portable_cpu_env_levels(tmp_path, flags, best, lowest):
-    """The kernels pinned: the best level the CPU has, or with ``lowest`` (what the tests set) the
-    lowest, so that AVX-512 and AVX2-only machines run the same ones."""
-    import platform
-
-    from sparkasr.whisper.model import portable_cpu_env
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("portable_cpu_env pins x86-64 kernels only")
-    info = tmp_path / "cpuinfo"
-    info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-    assert portable_cpu_env(str(info)).get("CT2_FORCE_CPU_ISA") == best
-    env = portable_cpu_env(str(info), lowest=True)
-    assert env.get("CT2_FORCE_CPU_ISA") == lowest
-    assert env.get("ONEDNN_MAX_CPU_ISA") == lowest

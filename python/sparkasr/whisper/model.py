@@ -24,7 +24,7 @@ PORTABLE_LEVELS = (
 )
 
 
-def portable_cpu_env(cpuinfo: str = "/proc/cpuinfo", lowest: bool = False) -> Dict[str, str]:
+def portable_cpu_env(cpuinfo: str = "/proc/cpuinfo") -> Dict[str, str]:
     """Environment variables that make CTranslate2 run the same CPU kernels on every x86-64 machine
     of a class (AVX-512 with VNNI; else AVX2), whoever made the CPU, so that results do not depend
     on which of those machines a process lands on.
@@ -36,9 +36,7 @@ def portable_cpu_env(cpuinfo: str = "/proc/cpuinfo", lowest: bool = False) -> Di
     (``CT2_FORCE_CPU_ISA``) and oneDNN's kernels up to the same ISA (``ONEDNN_MAX_CPU_ISA``). They
     are read when CTranslate2 is first used in a process, so they must be set before that (Spark
     executors: ``spark.executorEnv.*``). Empty where there is nothing to pin (not x86-64, no AVX2).
-    Machines of different classes (AVX-512 VNNI and AVX2 only) still differ, unless ``lowest``:
-    then the lowest level the CPU has (AVX2 on every x86-64 machine with AVX2) is pinned, so that
-    machines of both classes run the same kernels (the tests; slower int8 on AVX-512 machines)."""
+    Machines of different classes (AVX-512 VNNI and AVX2 only) still differ."""
     import platform
 
     if platform.machine().lower() not in ("x86_64", "amd64"):
@@ -48,7 +46,7 @@ def portable_cpu_env(cpuinfo: str = "/proc/cpuinfo", lowest: bool = False) -> Di
             flags = set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
     except OSError:
         return {}
-    for needed, env in reversed(PORTABLE_LEVELS) if lowest else PORTABLE_LEVELS:
+    for needed, env in PORTABLE_LEVELS:
         if flags.issuperset(needed):
             return dict(env)
     return {}
