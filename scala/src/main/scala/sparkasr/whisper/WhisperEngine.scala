@@ -157,17 +157,15 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
   private def withWords(encoded: Encoded, samples: Seq[Array[Float]], windows: Seq[Window]): Seq[Window] = {
     val texts = windows.map(w => if (w.empty(options) || w.text.isEmpty) Array.emptyIntArray else w.tokens.filter(_ < tok.eot))
     if (texts.forall(_.isEmpty)) return windows
-    val sot = windows.map(w => Array(tok.sot) ++ (if (spec.multilingual)
-      Array(spec.languages(w.language), (if (options.task == "translate") tok.translate else tok.transcribe).get) else Array.empty[Int]))
+    val sot = windows.map(w => sotSequence(w.language))
     val sequences = windows.indices.map(i => sot(i) ++ Array(tok.noTimestamps) ++ texts(i) ++ Array(tok.eot))
     val (scores, (heads, rowTokens, frameCount)) = onnx.crossScores(encoded, sequences, tok.eot)
     windows.indices.map { i =>
       if (texts(i).isEmpty) windows(i)
       else {
         val dur = samples(i).length.toDouble / SampleRate
-        val frames = math.min(math.ceil(dur).toInt * 100, 3000)
         windows(i).copy(words = Some(WordAlignment.words(scores(i), heads, rowTokens, frameCount, sot(i).length, texts(i), tok.eot,
-          frames, dur, tokenizer.decodeRaw)))
+          WhisperEngine.audioFrames(dur), dur, tokenizer.decodeRaw)))
       }
     }
   }
@@ -198,12 +196,14 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
     previous = previous.map(p => p.takeRight(keep))
     langs.indices.map { i =>
       val prev = if (previous(i).nonEmpty) tok.sotPrev.toArray ++ previous(i) else Array.empty[Int]
-      val lang =
-        if (spec.multilingual) Array(spec.languages(langs(i)), (if (options.task == "translate") tok.translate else tok.transcribe).get)
-        else Array.empty[Int]
-      prev ++ Array(tok.sot) ++ lang ++ (if (withoutTimestamps) Array(tok.noTimestamps) else Array.empty[Int])
+      prev ++ sotSequence(langs(i)) ++ (if (withoutTimestamps) Array(tok.noTimestamps) else Array.empty[Int])
     }
   }
+
+  /** `<|startoftranscript|>` [language, task] (faster-whisper's `sot_sequence`). */
+  private def sotSequence(lang: String): Array[Int] =
+    Array(tok.sot) ++ (if (spec.multilingual)
+      Array(spec.languages(lang), (if (options.task == "translate") tok.translate else tok.transcribe).get) else Array.empty[Int])
 
   // -- short rows ----------------------------------------------------------------------------------
 
@@ -214,7 +214,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
     val rest = ArrayBuffer.empty[(Int, Double)]
     items.zip(ws).zipWithIndex.foreach { case ((item, w), i) =>
       val dur = item.durationS
-      val size = math.min(math.ceil(dur).toInt * 100, 3000) // frames of the window that hold audio
+      val size = WhisperEngine.audioFrames(dur) // frames of the window that hold audio
       val contentS = (item.samples.length / 160) / 100.0 // faster-whisper's content frames, in seconds
       val (segs, restS) =
         if (w.empty(options)) (Nil, size / 100.0)
@@ -286,7 +286,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
     val liveItems = live.map(pieceItem)
     val decoded = live.zip(liveItems.zip(decodeWindows(liveItems.map(_.samples), withoutTimestamps = true, align = true))
       .map { case (p, w) => pieceState(p.samples, w) }).toMap
-    finishPieces(live.map(pieceItem).toIndexedSeq, live.map(decoded).toIndexedSeq)
+    finishPieces(liveItems.toIndexedSeq, live.map(decoded).toIndexedSeq)
     val none = noSpeechTranscript(AudioItem(Array.emptyFloatArray, ""))
     val all = pieces.indices.map(j => decoded.getOrElse(j, new PieceState("", none.language, none.languageProbability)))
     items.zipWithIndex.map { case (it, i) =>
@@ -324,6 +324,12 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
   private def finishPieces(pieces: IndexedSeq[AudioItem], done: IndexedSeq[PieceState]): Unit = {
     val maps = scala.collection.mutable.Map.empty[Int, SpeechMap]
     def pieceMap(k: Int): SpeechMap = maps.getOrElseUpdate(k, speechMap(pieces(k).samples))
+    val soundEnd = scala.collection.mutable.Map.empty[Int, Double]
+    /** Piece `k` whose words end at `end` has had the rest of its speech dropped. */
+    def restFrom(k: Int, end: Double): Option[(Int, Double)] =
+      if (end >= 1.0 && soundEnd.getOrElseUpdate(k, QuietCuts.speechBounds(pieces(k).samples, 0, pieces(k).samples.length)._2) - end >= 1.0)
+        Some(k -> end)
+      else None
     def rehear(items: IndexedSeq[AudioItem], states: IndexedSeq[PieceState]): Unit = {
       val todo = states.indices.filter(k => states(k).text.nonEmpty && states(k).unheardS >= WordAlignment.UnheardS)
       if (todo.isEmpty) return
@@ -341,11 +347,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
     }
     rehear(pieces, done)
     var round = 0
-    var todo = done.indices.flatMap { k =>
-      val st = done(k)
-      st.textEndS.filter(end => st.text.nonEmpty && end >= 1.0 &&
-        QuietCuts.speechBounds(pieces(k).samples, 0, pieces(k).samples.length)._2 - end >= 1.0).map(k -> _)
-    }
+    var todo = done.indices.flatMap(k => done(k).textEndS.filter(_ => done(k).text.nonEmpty).flatMap(restFrom(k, _)))
     while (todo.nonEmpty && round < 3) {
       round += 1
       val rests = todo.map { case (k, end) =>
@@ -365,11 +367,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
           st.text = s"${st.text} ${rest.text}".trim
           st.continued += 1
           st.reheard += rest.reheard
-          rest.textEndS.foreach { e =>
-            val total = end + e
-            if (QuietCuts.speechBounds(pieces(k).samples, 0, pieces(k).samples.length)._2 - total >= 1.0 && total >= 1.0)
-              next += ((k, total))
-          }
+          rest.textEndS.flatMap(e => restFrom(k, end + e)).foreach(next += _)
         }
       }
       todo = next.toIndexedSeq
@@ -380,6 +378,10 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
 }
 
 object WhisperEngine {
+  /** The 10-ms frames of a window of `durationS` that hold audio (faster-whisper's `segment_size`:
+    * whole seconds, at most 30). */
+  def audioFrames(durationS: Double): Int = math.min(math.ceil(durationS).toInt * 100, 3000)
+
   private val cache = new ConcurrentHashMap[(String, WhisperOptions, Int), WhisperEngine]()
 
   /** The engine for an export directory, options and thread count, built once per JVM. */
