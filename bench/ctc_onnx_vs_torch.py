@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     import transformers
     from transformers import AutoModelForCTC, Wav2Vec2FeatureExtractor
 
-    from sparkasr.convert import convert_checkpoint
+    from sparkasr.convert.command import convert_checkpoint
     from sparkasr.ctc import CTCEngine, CTCOptions
 
     torch.set_num_threads(args.threads)

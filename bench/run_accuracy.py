@@ -65,7 +65,7 @@ def models_for(language: str) -> List[str]:
 
 
 def model_path(name: str) -> str:
-    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper.models import resolve_whisper_model
 
     return resolve_whisper_model(None if name == "tiny.en" else name).path
 
@@ -484,7 +484,7 @@ def ct2_backend() -> str:
     """What CTranslate2 selected on this CPU (ISA, GEMM backend), from its own log."""
     code = (
         f"import sys; sys.path.insert(0, {str(common.ROOT / 'python')!r}); import ctranslate2; "
-        "from sparkasr.models import resolve_whisper_model; ctranslate2.models.Whisper(resolve_whisper_model(None).path)"
+        "from sparkasr.whisper.models import resolve_whisper_model; ctranslate2.models.Whisper(resolve_whisper_model(None).path)"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], env=dict(os.environ, CT2_VERBOSE="1"), capture_output=True, text=True

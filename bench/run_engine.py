@@ -50,7 +50,7 @@ def _items(entries):
 
 def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
     """Runs in the child process."""
-    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper.models import resolve_whisper_model
 
     man = corpus.load(quick=quick)
     entries = man[corpus_name]

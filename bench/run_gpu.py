@@ -3,7 +3,7 @@ weights, same windows of real speech, same device, one run.
 
 Issue 7's GPU target: at least 2x the best batch of transformers fp16 ``generate`` (tiny.en). The
 lent GPU machine has PyTorch (CUDA 13) but no Java, no pyspark, and CTranslate2's wheel cannot use
-its GPU, so what is measured there is the engine stage on PyTorch (``sparkasr.whisper.torch_backend``).
+its GPU, so what is measured there is the engine stage on PyTorch (``sparkasr.convert.torch_whisper``).
 This script needs only numpy, torch, tokenizers and transformers: it reads the WAV clips with
 ``wave`` and imports nothing else from the package.
 
@@ -44,7 +44,7 @@ GPU_DIR = BENCH / ".gpu"
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(BENCH))  # common.py (its WER needs jiwer, imported only when scoring)
 
-from sparkasr.whisper import torch_backend as tw  # noqa: E402  (numpy + torch + tokenizers only)
+from sparkasr.convert import torch_whisper as tw  # noqa: E402  (numpy + torch + tokenizers only)
 
 
 def log(msg: str) -> None:
@@ -243,7 +243,7 @@ def prepare(model_dir: Optional[str]) -> None:
     """Here: the int8 ``.npz`` (the fp16 model.bin is over the device's 64 MiB carry limit) and the
     tokenizer, into bench/.gpu."""
     if model_dir is None:
-        from sparkasr.models import resolve_whisper_model
+        from sparkasr.whisper.models import resolve_whisper_model
 
         model_dir = resolve_whisper_model(None).path
     w, cfg = tw.load_weights(model_dir)

@@ -41,9 +41,9 @@ def child(path_name: str, wav: str) -> None:
     mark = lambda what: print(f"MARK {time.perf_counter() - t0:.1f} {common.self_peak_rss_mb()} {what}", flush=True)  # noqa: E731
     if path_name.startswith("engine"):
         from sparkasr.audio import decode_audio
-        from sparkasr.models import resolve_whisper_model
         from sparkasr.records import AudioItem
         from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+        from sparkasr.whisper.models import resolve_whisper_model
 
         engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
         mark("model loaded")

@@ -191,9 +191,9 @@ def join_per_file(rows):
 def engine_raw(entries, threads: int, segment_s=None):
     """The anchor measured in the same run: WhisperEngine in this process, all cores, no Spark, on
     the same rows as the Spark pipeline (long files: cut like ``read_audio(segment_s=...)``)."""
-    from sparkasr.models import resolve_whisper_model
     from sparkasr.records import AudioItem
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+    from sparkasr.whisper.models import resolve_whisper_model
 
     engine = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=threads))
     items = [
@@ -213,8 +213,8 @@ _POOL_ENGINE = None
 def _pool_engine_init():
     global _POOL_ENGINE
     sys.path.insert(0, str(common.ROOT / "python"))
-    from sparkasr.models import resolve_whisper_model
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+    from sparkasr.whisper.models import resolve_whisper_model
 
     _POOL_ENGINE = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=1))
 
@@ -284,8 +284,8 @@ def engine_procs(partitions, cores: int, per_call: int, segment_s=None):
 
 
 def run(args) -> dict:
-    from sparkasr.models import resolve_whisper_model
     from sparkasr.spark.whisper import WhisperForCTC
+    from sparkasr.whisper.models import resolve_whisper_model
 
     man = corpus.load(quick=args.quick)
     cores = args.cores

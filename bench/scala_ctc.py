@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     from pyspark.sql import DataFrame, SparkSession
 
     from ctc_onnx_vs_torch import make_base
-    from sparkasr.convert import convert_checkpoint
+    from sparkasr.convert.command import convert_checkpoint
     from sparkasr.spark.assembler import AudioAssembler
     from sparkasr.spark.ctc import Wav2Vec2ForCTC
 

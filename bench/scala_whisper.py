@@ -30,9 +30,9 @@ def python_side(fixtures: Path, threads: int, compute_type: str, quick: bool = F
     import soundfile as sf
 
     from conftest import ALL_CLIPS
-    from sparkasr.models import resolve_whisper_model
     from sparkasr.records import AudioItem
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+    from sparkasr.whisper.models import resolve_whisper_model
 
     engine = WhisperEngine(
         resolve_whisper_model(None).path,

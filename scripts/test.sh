@@ -11,7 +11,7 @@ export PYSPARK_PYTHON="$PWD/.venv/bin/python"
 # Format and lint first (configured in pyproject.toml), then the option table's derived files.
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
-.venv/bin/python -m sparkasr.params --check
+.venv/bin/python -m sparkasr.generated --check
 # The JVM side: compile, run the Scala tests (they run Python fixtures from .venv) and build the user
 # jar that tests/test_scala_jar.py runs in spark-shell.
 scripts/sbt test assembly

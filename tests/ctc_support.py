@@ -58,7 +58,7 @@ def tiny_other(kind: str) -> Dict[str, Path]:
     key = f"other-{kind}"
     if key not in _CACHE:
         from fixtures.make_ctc_models import make_checkpoint
-        from sparkasr.convert import convert_checkpoint
+        from sparkasr.convert.command import convert_checkpoint
 
         hf = make_checkpoint(kind, _root() / kind / "hf")
         _CACHE[key] = {"hf": hf, "onnx": convert_checkpoint(hf, _root() / kind / "onnx")}
@@ -70,7 +70,7 @@ def tiny_int8(kind: str) -> Path:
     models = tiny_models()
     key = f"int8-{kind}"
     if key not in _CACHE:
-        from sparkasr.convert import convert_checkpoint
+        from sparkasr.convert.command import convert_checkpoint
 
         _CACHE[key] = convert_checkpoint(models[kind]["hf"], _root() / kind / "int8", quantize="int8")
     return _CACHE[key]  # type: ignore[return-value]

@@ -119,7 +119,7 @@ def test_manifest_without_path_column(tmp_path):
 def test_hub_id_fails_fast_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from sparkasr import WhisperForCTC
-    from sparkasr.models import ModelNotFoundError
+    from sparkasr.whisper.models import ModelNotFoundError
 
     t0 = time.time()
     with pytest.raises(ModelNotFoundError, match="cannot be reached"):
@@ -197,7 +197,7 @@ def test_config_errors_name_the_key_before_spark(tmp_path, yaml_text, message):
 
 
 def test_safe_subtitle_names():
-    from sparkasr.subtitles import safe_name
+    from sparkasr.job.subtitles import safe_name
 
     a = safe_name("file:/data/../../etc/passwd")
     b = safe_name("file:/x/a b?.wav")
@@ -249,9 +249,10 @@ def test_impossible_model_options_stop_with_one_line_before_spark(tmp_path, args
 
 
 def test_every_flag_has_a_description_and_output_says_it_is_required():
-    from sparkasr.cli import _add_transcribe, _Parser
+    from sparkasr.cli import _add_transcribe
+    from sparkasr.flags import Parser
 
-    parser = _Parser(prog="sparkasr")
+    parser = Parser(prog="sparkasr")
     _add_transcribe(parser.add_subparsers(dest="command"))
     transcribe = parser._subparsers._group_actions[0].choices["transcribe"]
     for action in transcribe._actions:
@@ -328,7 +329,7 @@ def test_manifest_csv_quoting_as_python_writes_it(spark, tmp_path):
     file's record was lost)."""
     import csv
 
-    from sparkasr.job import _read_manifest
+    from sparkasr.job.run import _read_manifest
 
     rows = [
         ("a.wav", 'Dial 4 to send this caller to a polite "don\'t call" menu, now and forevermore.', "a"),

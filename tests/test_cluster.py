@@ -308,7 +308,7 @@ def test_cluster_run_matches_local(cluster, tmp_path, expected_texts):
 
 def test_shipped_model_reaches_executors(cluster, tmp_path, expected_texts):
     """A model directory that is not an installed package is shipped to executors (addArchive on a cluster master)."""
-    from sparkasr.models import embedded_model_path
+    from sparkasr.whisper.models import embedded_model_path
 
     model = tmp_path / "tiny-en-ct2"
     shutil.copytree(embedded_model_path(), model)
@@ -452,7 +452,7 @@ def test_readme_spark_submit_on_the_standalone_cluster(cluster, tmp_path, expect
     refuses cluster deploy mode for Python applications on standalone clusters, checked too)."""
     from test_submit import checkout_like, readme_command, user_env
 
-    command = readme_command("spark-submit --properties-file conf/spark-defaults.conf python/sparkasr/submit.py")
+    command = readme_command("spark-submit --properties-file conf/spark-defaults.conf python/sparkasr/job/submit.py")
     remote = command.replace("spark-submit ", f"spark-submit --master {cluster.url} ", 1)
     cwd = checkout_like(tmp_path)
     env = user_env(**{k: v for k, v in cluster.env.items() if k.startswith("SPARK_")})

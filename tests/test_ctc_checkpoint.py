@@ -107,7 +107,7 @@ def test_executor_modules_do_not_import_torch():
 
     code = (
         "import sys; import sparkasr.ctc, sparkasr.ctc.engine, sparkasr.ctc.onnx_backend, sparkasr.ctc.lm, "
-        "sparkasr.convert, sparkasr.spark.ctc; "
+        "sparkasr.convert.command, sparkasr.spark.ctc; "
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
         "assert not bad, bad"
     )

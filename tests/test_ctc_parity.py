@@ -233,7 +233,7 @@ def test_int8_model_runs_and_stays_close(models, audio):
 
 
 def test_convert_refuses_pickle_unless_allowed(models, tmp_path, capsys):
-    from sparkasr.convert import convert_main
+    from sparkasr.convert.command import convert_main
 
     src = tmp_path / "pickled"
     shutil.copytree(models["wav2vec2"]["hf"], src)
@@ -257,7 +257,7 @@ def test_convert_refuses_pickle_unless_allowed(models, tmp_path, capsys):
 
 
 def test_convert_rejects_non_ctc_checkpoints(models, tmp_path, capsys):
-    from sparkasr.convert import convert_main
+    from sparkasr.convert.command import convert_main
 
     src = tmp_path / "bad"
     shutil.copytree(models["hubert"]["hf"], src)

@@ -20,12 +20,12 @@ from sparkasr import annotation as A
 from sparkasr.audio import decode_audio
 from sparkasr.cells import INPUT_FLOATS
 from sparkasr.engines import transcribe_isolating
-from sparkasr.models import resolve_whisper_model
 from sparkasr.records import AudioItem
 from sparkasr.spark.context import EngineSpec
 from sparkasr.spark.shipping import ModelRef
 from sparkasr.spark.stage import make_partition_fn
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+from sparkasr.whisper.models import resolve_whisper_model
 
 NORM = EnglishTextNormalizer()
 

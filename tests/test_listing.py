@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 import os
 
-from sparkasr.listing import list_local, plain_path
+from sparkasr.job.listing import list_local, plain_path
 
 
 def _touch(path, data=b"RIFF"):

@@ -21,9 +21,9 @@ from whisper_normalizer.english import EnglishTextNormalizer
 
 from conftest import ALL_CLIPS
 from sparkasr.audio import SAMPLE_RATE, decode_audio
-from sparkasr.models import resolve_whisper_model
 from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+from sparkasr.whisper.models import resolve_whisper_model
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""sparkasr.models.resolve_whisper_model: embedded packages, local directories, HF conversion, hub ids."""
+"""sparkasr.whisper.models.resolve_whisper_model: embedded packages, local directories, HF conversion, hub ids."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import pytest
 
 from conftest import CARDS
 from sparkasr.audio import decode_audio
-from sparkasr.models import (
+from sparkasr.records import AudioItem
+from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+from sparkasr.whisper.models import (
     ModelNotFoundError,
     ModelSource,
     embedded_model_path,
     is_ct2_dir,
     resolve_whisper_model,
 )
-from sparkasr.records import AudioItem
-from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
 RUNTIME = RuntimeOptions(cpu_threads=2)
 
@@ -91,7 +91,7 @@ def test_hub_probe_is_bounded_when_name_lookup_hangs(monkeypatch):
     answer at the probe's deadline: unreachable."""
     import socket
 
-    from sparkasr import models
+    from sparkasr.whisper import models
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     release = threading.Event()
@@ -115,7 +115,7 @@ def test_hub_id_offline_in_a_fresh_process(tmp_path):
         """
         import time
         t0 = time.perf_counter()
-        from sparkasr.models import resolve_whisper_model, ModelNotFoundError
+        from sparkasr.whisper.models import resolve_whisper_model, ModelNotFoundError
         try:
             resolve_whisper_model("openai/whisper-small")
         except ModelNotFoundError as e:

@@ -248,7 +248,7 @@ def test_errors_are_retried_on_request_and_current_has_one_record_per_input(spar
 def test_the_lock_for_remote_outputs_is_an_exclusive_marker_file(spark, tmp_path):
     """Outputs on s3a://, hdfs://, dbfs:/ are locked through Hadoop's FileSystem API (here on the
     local filesystem through the same API): a second holder is refused, naming the marker."""
-    from sparkasr.output import LOCK_NAME, OutputInUse, _HadoopLock
+    from sparkasr.job.output import LOCK_NAME, OutputInUse, _HadoopLock
 
     uri = "file:" + str(tmp_path / "remote-out")
     first = _HadoopLock(uri, spark)

@@ -47,8 +47,8 @@ def refs():
 
 @pytest.fixture(scope="module")
 def engine():
-    from sparkasr.models import resolve_whisper_model
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+    from sparkasr.whisper.models import resolve_whisper_model
 
     return WhisperEngine(
         resolve_whisper_model(None).path, WhisperOptions(timestamps="word"), RuntimeOptions(cpu_threads=2)
@@ -134,8 +134,8 @@ def test_packed_wer_close_to_one_call_per_clip(engine, items, refs):
 
 
 def test_segment_timestamps_and_offsets(items):
-    from sparkasr.models import resolve_whisper_model
     from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+    from sparkasr.whisper.models import resolve_whisper_model
 
     eng = WhisperEngine(
         resolve_whisper_model(None).path, WhisperOptions(timestamps="segment"), RuntimeOptions(cpu_threads=2)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sparkasr import generated as G
 from sparkasr import params as P
 from sparkasr.ctc.engine import CTCOptions
 from sparkasr.ctc.lm import BeamOptions
@@ -45,21 +46,21 @@ def _stage_classes():
 
 def test_generated_files_agree_with_the_table():
     """README/docs tables, conf/job.yaml and the Scala JSON snapshot are what the table gives."""
-    assert P.stale_files() == []
+    assert G.stale_files() == []
     proc = subprocess.run(
-        [sys.executable, "-m", "sparkasr.params", "--check"], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "sparkasr.generated", "--check"], capture_output=True, text=True, cwd=REPO
     )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_check_fails_on_a_stale_file(tmp_path, monkeypatch):
-    for rel, content in P.generated_files().items():
+    for rel, content in G.generated_files().items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(content)
-    assert P.stale_files(tmp_path) == []
+    assert G.stale_files(tmp_path) == []
     readme = tmp_path / "README.md"
     readme.write_text(readme.read_text().replace("| `beamSize` | `5` |", "| `beamSize` | `4` |"))
-    assert P.stale_files(tmp_path) == ["README.md"]
+    assert G.stale_files(tmp_path) == ["README.md"]
 
 
 @pytest.mark.parametrize("cls", list(ENGINE_ONLY), ids=lambda c: c.__name__)
@@ -206,7 +207,7 @@ def test_cli_flags_are_the_tables():
 
 
 def test_job_file_keys_are_the_tables():
-    from sparkasr.config import KEYS, load_config
+    from sparkasr.job.config import KEYS, load_config
 
     text = (REPO / "conf" / "job.yaml").read_text()
     blocks = [b.splitlines() for b in text.split("\n\n")[1:]]  # after the header: doc lines, then the key
@@ -228,10 +229,10 @@ def test_job_file_keys_are_the_tables():
 
 def test_the_exported_json_is_the_table():
     proc = subprocess.run(
-        [sys.executable, "-m", "sparkasr.params", "--json"], capture_output=True, text=True, cwd=REPO, check=True
+        [sys.executable, "-m", "sparkasr.generated", "--json"], capture_output=True, text=True, cwd=REPO, check=True
     )
     data = json.loads(proc.stdout)
-    assert data == json.loads((REPO / P.JSON_SNAPSHOT).read_text())
+    assert data == json.loads((REPO / G.JSON_SNAPSHOT).read_text())
     whisper = {p["name"]: p for p in data["stages"]["WhisperForCTC"]["params"]}
     assert whisper["beamSize"] == {
         "name": "beamSize",

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import ALL_CLIPS
-from sparkasr import progress
 from sparkasr.audio import SAMPLE_RATE, decode_audio
-from sparkasr.models import resolve_whisper_model
+from sparkasr.job import progress
 from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+from sparkasr.whisper.models import resolve_whisper_model
 
 
 def _long(target_s: float = 95.0) -> np.ndarray:
@@ -67,7 +67,7 @@ def test_reports_reach_the_driver_from_spark_workers(spark, tmp_path):
     import soundfile as sf
 
     from sparkasr import WhisperForCTC
-    from sparkasr.progress import PROPERTY, Progress
+    from sparkasr.job.progress import PROPERTY, Progress
 
     path = tmp_path / "long.wav"
     sf.write(path, LONG, SAMPLE_RATE, subtype="PCM_16")
@@ -91,7 +91,7 @@ def test_reports_reach_the_driver_from_spark_workers(spark, tmp_path):
 
 
 def test_the_line_counts_audio_inside_unfinished_files(spark):
-    from sparkasr.progress import Progress
+    from sparkasr.job.progress import Progress
 
     p = Progress(spark, 2, quiet=True)
     p.done, p.lengths = {"a.wav": 1800.0}, {"a.wav": 7200.0}

@@ -381,7 +381,7 @@ def test_save_load_travels_without_original_model_dir(spark, tmp_path, audio_df)
     """A non-embedded model's weights are saved with the stage; loading works after the source is gone."""
     from pyspark.ml import Pipeline, PipelineModel
 
-    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper.models import resolve_whisper_model
 
     src = tmp_path / "my-whisper-ct2"
     shutil.copytree(resolve_whisper_model(None).path, src)

@@ -13,9 +13,9 @@ import soundfile as sf
 from whisper_normalizer.english import EnglishTextNormalizer
 
 from sparkasr.evaluation import ErrorCounts
-from sparkasr.models import resolve_whisper_model
 from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+from sparkasr.whisper.models import resolve_whisper_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import accuracy  # noqa: E402  (completeness of a transcript, clip by clip)

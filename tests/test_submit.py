@@ -55,7 +55,7 @@ def records(out: Path):
 
 @pytest.mark.spark
 def test_the_readme_spark_submit_command_runs_verbatim(tmp_path):
-    command = readme_command("spark-submit --properties-file conf/spark-defaults.conf python/sparkasr/submit.py")
+    command = readme_command("spark-submit --properties-file conf/spark-defaults.conf python/sparkasr/job/submit.py")
     cwd = checkout_like(tmp_path)
     proc = subprocess.run(
         ["bash", "-c", command],

@@ -13,10 +13,10 @@ import pytest
 
 from conftest import ALL_CLIPS
 from sparkasr.audio import SAMPLE_RATE, decode_audio
-from sparkasr.models import resolve_whisper_model
+from sparkasr.job.subtitles import MAX_CUE_S, MAX_LINE, MAX_LINES, cues_from_chunks, to_srt, wrap
 from sparkasr.records import AudioItem
-from sparkasr.subtitles import MAX_CUE_S, MAX_LINE, MAX_LINES, cues_from_chunks, to_srt, wrap
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+from sparkasr.whisper.models import resolve_whisper_model
 
 
 def _long(target_s: float = 100.0) -> np.ndarray:

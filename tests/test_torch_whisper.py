@@ -1,4 +1,4 @@
-"""The PyTorch Whisper window decoder (``sparkasr.whisper.torch_backend``) against CTranslate2 and transformers,
+"""The PyTorch Whisper window decoder (``sparkasr.convert.torch_whisper``) against CTranslate2 and transformers,
 on the real vendored clips (single clips and clips packed into ~28-s windows)."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from conftest import ALL_CLIPS
 from whisper_support import ct2_greedy
 
 torch = pytest.importorskip("torch")
-tw = pytest.importorskip("sparkasr.whisper.torch_backend")
+tw = pytest.importorskip("sparkasr.convert.torch_whisper")
 
 
 @pytest.fixture(scope="module")
 def model_path():
-    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper.models import resolve_whisper_model
 
     return resolve_whisper_model(None).path
 

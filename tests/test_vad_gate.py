@@ -22,9 +22,9 @@ import pytest
 
 from conftest import ALL_CLIPS
 from sparkasr.audio import SAMPLE_RATE, decode_audio
-from sparkasr.models import resolve_whisper_model
 from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+from sparkasr.whisper.models import resolve_whisper_model
 
 RUNTIME = RuntimeOptions(cpu_threads=2)
 

@@ -24,9 +24,9 @@ import sparkasr.whisper as whisper_mod
 import sparkasr.whisper.model as whisper_model
 from conftest import ALL_CLIPS, CARDS, LIBRIVOX
 from sparkasr.audio import decode_audio
-from sparkasr.models import resolve_whisper_model
 from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions, get_engine
+from sparkasr.whisper.models import resolve_whisper_model
 
 RUNTIME = RuntimeOptions(cpu_threads=2)  # the CI box has 2 cores
 WER_GATE = 0.15
@@ -408,7 +408,7 @@ NO_TORCH_SCRIPT = textwrap.dedent(
     for name in ("torch", "transformers", "torchaudio"):
         sys.modules[name] = None  # any import of these now raises ImportError
     from sparkasr.audio import decode_audio
-    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper.models import resolve_whisper_model
     from sparkasr.records import AudioItem
     import sparkasr.whisper as w
     path = resolve_whisper_model(None).path

@@ -14,13 +14,13 @@ from whisper_support import OnnxGreedy, ct2_greedy, onnx_export
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("transformers")
-ox = pytest.importorskip("sparkasr.whisper.onnx_export")
-tw = pytest.importorskip("sparkasr.whisper.torch_backend")
+ox = pytest.importorskip("sparkasr.convert.whisper_onnx")
+tw = pytest.importorskip("sparkasr.convert.torch_whisper")
 
 
 @pytest.fixture(scope="module")
 def model_path():
-    from sparkasr.models import resolve_whisper_model
+    from sparkasr.whisper.models import resolve_whisper_model
 
     return resolve_whisper_model(None).path
 
@@ -241,7 +241,7 @@ def test_int8_export_is_smaller_and_transcribes_alike(export, model_path, clips)
 
 
 def test_convert_refuses_what_it_cannot_export(tmp_path, capsys):
-    from sparkasr.convert import convert_main
+    from sparkasr.convert.command import convert_main
 
     assert convert_main(["--model", str(tmp_path / "missing"), "--output", str(tmp_path / "o"), "--whisper"]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -263,8 +263,8 @@ def test_convert_refuses_what_it_cannot_export(tmp_path, capsys):
 def test_python_stage_keeps_an_export_as_its_model_but_refuses_to_run_it(export):
     """A Python pipeline can carry an ONNX export for the JVM stage (saved with its files); the Python
     stage itself runs CTranslate2 and says so instead of failing inside faster-whisper."""
-    from sparkasr.models import resolve_whisper_model
     from sparkasr.spark.whisper import WhisperForCTC
+    from sparkasr.whisper.models import resolve_whisper_model
 
     assert resolve_whisper_model(str(export)).kind == "onnx-export"
     stage = WhisperForCTC(modelSource=str(export), computeType="float32")

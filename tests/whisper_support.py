@@ -4,7 +4,7 @@
   timestamp rules, as faster-whisper calls it), the reference the PyTorch and ONNX decoders match.
 * :func:`onnx_export`: the embedded tiny.en exported by ``sparkasr convert`` once per test process.
 * :class:`OnnxGreedy`: a pure-onnxruntime greedy decode of the exported graphs (features, encoder,
-  decoder, decoder with past), with :class:`~sparkasr.whisper.torch_backend.TorchWhisper`'s token
+  decoder, decoder with past), with :class:`~sparkasr.convert.torch_whisper.TorchWhisper`'s token
   rules. It is a reference for the JVM decoder, kept here, not a second engine in the package.
 """
 
@@ -62,7 +62,7 @@ def onnx_export(quantize: Optional[str] = None) -> Path:
     entry point, auto-detecting a Whisper model) once per test process."""
     key = quantize or "float32"
     if key not in _CACHE:
-        from sparkasr.convert import convert_main
+        from sparkasr.convert.command import convert_main
 
         root = Path(tempfile.mkdtemp(prefix=f"sparkasr-whisper-onnx-{key}-"))
         atexit.register(shutil.rmtree, root, True)
@@ -81,8 +81,8 @@ class OnnxGreedy:
     def __init__(self, export_dir: Path, model_path: str, threads: int = 2):
         import onnxruntime as ort
 
-        from sparkasr.whisper.onnx_export import read_meta
-        from sparkasr.whisper.torch_backend import TorchWhisper
+        from sparkasr.convert.torch_whisper import TorchWhisper
+        from sparkasr.convert.whisper_onnx import read_meta
 
         self.meta = read_meta(export_dir)
         options = ort.SessionOptions()

@@ -11,9 +11,9 @@ import argparse
 import os
 import signal
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
-from .options import BOOL, FLOAT, INT, Option
+from .flags import Parser, add_option_flags
 from .params import JOB, transcribe_options
 
 
@@ -45,71 +45,6 @@ def _spark_session(
     return spark
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line (the option and what it allows) and
-    exit status 2, as the job's other setup errors."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _flag_type(opt: Option):
-    """argparse ``type=``: the flag's text as the option's value, checked against the table, so a
-    bad value ends as ``error: argument --flag: must be ... (got ...)`` with exit status 2."""
-
-    def convert(text: str):
-        value: Any = text
-        try:
-            if opt.type == INT:
-                value = int(text)
-            elif opt.type == FLOAT:
-                value = float(text)
-        except ValueError:
-            pass  # opt.check words the error
-        try:
-            return opt.check(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{exc} [job-file key: {opt.config_key}]") from None
-
-    convert.__name__ = opt.type  # argparse names the type in some messages
-    return convert
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return str(value)
-
-
-def add_option_flags(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
-    """One flag per option of the table that has one (``dest`` = its job-file key, default None:
-    not given). Booleans get ``--x``/``--no-x``."""
-    for opt in options:
-        flag = opt.cli_flag
-        if not flag:
-            continue
-        help_ = opt.doc + (f" [{opt.allowed()}]" if opt.allowed() and opt.allowed() not in opt.doc else "")
-        if opt.required:
-            help_ += " (required: here or in --config)"
-        elif opt.default not in (None, "", [], {}):
-            help_ += f" (default: {_shown(opt.default)})"
-        if opt.type == BOOL:
-            parser.add_argument(
-                flag, *opt.aliases, dest=opt.config_key, default=None, action=argparse.BooleanOptionalAction, help=help_
-            )
-        else:
-            metavar = (
-                "|".join(map(str, opt.choices))
-                if opt.choices and not opt.is_list and len(opt.choices) <= 4
-                else opt.config_key.upper()
-            )
-            parser.add_argument(
-                flag, *opt.aliases, dest=opt.config_key, default=None, type=_flag_type(opt), metavar=metavar, help=help_
-            )
-
-
 def _add_transcribe(sub):
     p = sub.add_parser(
         "transcribe",
@@ -139,7 +74,7 @@ def _add_transcribe(sub):
 
 def job_config(args) -> dict:
     """Defaults < --config file < flags; validated, naming the key on error."""
-    from .config import KEYS, load_config, merge
+    from .job.config import KEYS, load_config, merge
 
     flags = {key: getattr(args, key, None) for key in KEYS}
     flags["inputs"] = args.inputs or None
@@ -153,7 +88,7 @@ def job_config(args) -> dict:
 
 
 def cmd_transcribe(args) -> int:
-    from .output import OutputInUse, OutputLock
+    from .job.output import OutputInUse, OutputLock
 
     # Everything that can be checked without Spark is checked before Spark starts, and the output
     # directory is held (one run at a time) from here to the end.
@@ -171,9 +106,9 @@ class _SetupFailed(Exception):
 
 
 def _checked_config(args):
-    from .config import ConfigError, stage_params
-    from .job import SetupError, check_inputs, check_output, with_subtitle_timestamps
-    from .models import ModelNotFoundError
+    from .job.config import ConfigError, stage_params
+    from .job.run import SetupError, check_inputs, check_output, with_subtitle_timestamps
+    from .whisper.models import ModelNotFoundError
 
     try:
         cfg = job_config(args)
@@ -191,8 +126,8 @@ def _checked_config(args):
 def _transcribe(args, cfg: dict, params: dict) -> int:
     from pyspark.sql import SparkSession
 
-    from .job import Interrupted, Interruption, SetupError, run_transcription
-    from .models import ModelNotFoundError
+    from .job.run import Interrupted, Interruption, SetupError, run_transcription
+    from .whisper.models import ModelNotFoundError
 
     owned = SparkSession.getActiveSession() is None
     spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"])
@@ -266,7 +201,7 @@ def print_records(rows, where: str) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = _Parser(prog="sparkasr", description="Distributed batch speech-to-text on Apache Spark")
+    parser = Parser(prog="sparkasr", description="Distributed batch speech-to-text on Apache Spark")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_transcribe(sub)
     conv = sub.add_parser(
@@ -280,7 +215,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     servers = add_commands(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "convert":
-        from .convert import convert_main
+        from .convert.command import convert_main
 
         return convert_main(argv[1:])
     args = parser.parse_args(argv)

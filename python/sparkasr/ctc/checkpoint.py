@@ -219,7 +219,7 @@ def resolve(name_or_path: Union[str, os.PathLike], allow_pickle: bool = False, r
     name = os.fspath(name_or_path)
     if not is_hub_id(name):
         raise CheckpointError(f"{name}: no such directory (and not a Hub id like 'facebook/wav2vec2-base-960h')")
-    from ..models import hub_reachable
+    from ..whisper.models import hub_reachable
 
     if not hub_reachable():
         raise CheckpointError(

@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from ..models import models_cache_dir
 from ..paths import fingerprint
+from ..whisper.models import models_cache_dir
 from .checkpoint import ONNX_FILE, CheckpointError, is_hub_id, load_checkpoint, resolve, weights_file
 
 LM_NAMES = ("lm.arpa", "lm.binary")
@@ -29,7 +29,7 @@ LM_NAMES = ("lm.arpa", "lm.binary")
 def _convert_into(src: str, target: Path, quantize: Optional[str], allow_pickle: bool) -> str:
     if (target / ONNX_FILE).is_file():
         return str(target)
-    from ..convert import ConversionError, convert_checkpoint
+    from ..convert.command import ConversionError, convert_checkpoint
 
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,7 +1,7 @@
 """``sparkasr serve`` and ``sparkasr demo``: their flags and entry points.
 
 The Whisper flags are the option table's, exactly those of ``sparkasr transcribe``
-(:func:`sparkasr.cli.add_option_flags` over :func:`.service.option_flags`); the flags that only a
+(:func:`sparkasr.flags.add_option_flags` over :func:`.service.option_flags`); the flags that only a
 server has (address, token, batching and size limits) are defined here. Importing this module
 needs neither FastAPI nor Gradio (``pip install 'sparkasr[serve]'``): the commands import them.
 """
@@ -33,7 +33,7 @@ def _number(kind, minimum):
 
 
 def _common(p: argparse.ArgumentParser, port: int) -> None:
-    from ..cli import add_option_flags
+    from ..flags import add_option_flags
 
     p.add_argument(
         "--model",
@@ -107,7 +107,7 @@ def add_commands(sub) -> Dict[str, Callable[[Any], int]]:
 
 def _service(args, cache_size: int = 0):
     from ..ctc import CheckpointError
-    from ..models import ModelNotFoundError
+    from ..whisper.models import ModelNotFoundError
     from .service import ModelService, resolve_model
 
     values = {o.name: getattr(args, o.config_key) for o in option_flags() if getattr(args, o.config_key) is not None}

@@ -83,9 +83,9 @@ def _ctc_checkpoint_dir(path: str) -> bool:
 
 def resolve_model(name: Optional[str]) -> ResolvedModel:
     """A model name or directory as the engine will load it; raises
-    :class:`~sparkasr.models.ModelNotFoundError` / :class:`~sparkasr.ctc.CheckpointError` with the
+    :class:`~sparkasr.whisper.models.ModelNotFoundError` / :class:`~sparkasr.ctc.CheckpointError` with the
     reason."""
-    from ..models import resolve_whisper_model
+    from ..whisper.models import resolve_whisper_model
 
     local = os.path.expanduser(name) if name else ""
     if local and _ctc_checkpoint_dir(local):
@@ -198,8 +198,8 @@ class ModelService:
             except ValueError as exc:
                 raise ValueError(f"{name} {exc}") from None
         if model.kind == WHISPER:
-            from ..models import check_whisper_options
             from ..whisper import RuntimeOptions
+            from ..whisper.models import check_whisper_options
 
             runtime = RuntimeOptions(**engine_kwargs(RuntimeOptions, self.base))
             if not runtime.cpu_threads:

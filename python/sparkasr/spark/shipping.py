@@ -81,7 +81,7 @@ def _zip_dir(path: str, name: str) -> str:
 
 
 def _staging_dir() -> str:
-    from ..models import cache_dir
+    from ..whisper.models import cache_dir
 
     d = cache_dir() / "ship"
     d.mkdir(parents=True, exist_ok=True)

@@ -26,9 +26,9 @@ from pyspark.ml import Model
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
 
 from .. import annotation as A
-from .. import progress
 from ..cells import cell_items, cell_source
 from ..engines import transcribe_isolating
+from ..job import progress
 from ..records import AudioItem, Transcript, error_transcript
 from .compat import load_metadata, save_metadata
 from .context import EngineSpec, task_engine

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional, Tuple
 
-from ..models import ModelSource, check_whisper_options, resolve_whisper_model
 from ..options import engine_kwargs
 from ..params import stage_table
 from ..paths import is_remote_uri
 from ..whisper import RuntimeOptions, WhisperOptions
+from ..whisper.models import ModelSource, check_whisper_options, resolve_whisper_model
 from .context import EngineSpec, task_cpus
 from .params import declare_params
 from .shipping import ModelRef, local_model_dir

@@ -5,9 +5,9 @@
 * :mod:`.window`: one batch of ≤30-s windows decoded together, with Whisper's quality checks;
 * :mod:`.engine`: :class:`WhisperEngine`: short rows batched, long rows by strategy;
 * :mod:`.packing`: short utterances packed into shared windows (``strategy="pack"``);
-* :mod:`.torch_backend`: the same weights on PyTorch (GPUs without CUDA 12).
+* :mod:`.models`: where the weights come from (embedded, ``base``, local directories, a hub).
 
-Nothing here imports pyspark; ``torch_backend`` needs only numpy, torch and tokenizers.
+Nothing here imports pyspark or torch (the PyTorch backend is :mod:`sparkasr.convert.torch_whisper`).
 """
 
 from .engine import WhisperEngine, get_engine

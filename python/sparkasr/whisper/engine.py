@@ -37,9 +37,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import progress
 from ..audio import SAMPLE_RATE, cut_pieces, sound_frames, speech_bounds
 from ..engines import cached_engine
+from ..job import progress
 from ..records import AudioItem, Chunk, Transcript, error_transcript
 from .model import _TopKModel, add_word_timestamps, compression_ratio, encode, load_model
 from .options import PIECE_SEARCH_S, WINDOW_S, RuntimeOptions, WhisperOptions

@@ -8,7 +8,7 @@ import org.json4s.jackson.JsonMethods
 import org.scalatest.funsuite.AnyFunSuite
 
 /** Every Scala stage's params against the Python side's exported option table
-  * (`python -m sparkasr.params --json`, committed as scala/src/test/resources/sparkasr/params.json
+  * (`python -m sparkasr.generated --json`, committed as scala/src/test/resources/sparkasr/params.json
   * and kept current by a Python test): the same names, types and defaults, and a value outside
   * `choices` refused. The Scala class of a stage is the one named by its `python_class` (our JVM
   * classes carry the Python class paths). */

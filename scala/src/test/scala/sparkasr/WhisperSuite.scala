@@ -24,7 +24,7 @@ object WhisperFixtures {
   lazy val dir: File = sys.env.get("SPARKASR_WHISPER_FIXTURES").map(new File(_)).getOrElse(
     Fixtures.made("jvm-whisper-fixtures", "tests/fixtures/make_jvm_whisper_fixtures.py", Fixtures.files("python/sparkasr/whisper",
       "tests/data", "tests/fixtures/make_jvm_whisper_fixtures.py", "tests/whisper_support.py", "tests/conftest.py",
-      "python/sparkasr/audio.py", "python/sparkasr/convert.py", "python/sparkasr/models.py")))
+      "python/sparkasr/audio.py", "python/sparkasr/convert/command.py", "python/sparkasr/whisper/models.py")))
   def json(name: String): JValue = JsonMethods.parse(new String(Files.readAllBytes(new File(dir, name).toPath), StandardCharsets.UTF_8))
   lazy val clips: List[JValue] = json("clips.json").extract[List[JValue]]
   def exportDir: String = new File(dir, "tiny.en-onnx").getPath

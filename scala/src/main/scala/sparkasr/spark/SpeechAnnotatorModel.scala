@@ -47,7 +47,7 @@ abstract class SpeechAnnotatorModel[M <: SpeechAnnotatorModel[M]](override val u
     extends Model[M] with HasInputCols with HasOutputCol with HasBatchSize with HasReaderCols with MLWritable {
 
   final val modelSource: Param[String] = new Param[String](this, "modelSource",
-    "model name, local directory or URI (see sparkasr.models); saved stages point at their own copy")
+    "model name, local directory or URI (see sparkasr.whisper.models); saved stages point at their own copy")
   final val shipModel: BooleanParam = new BooleanParam(this, "shipModel",
     "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)")
   final val chunksCol: Param[String] = new Param[String](this, "chunksCol",

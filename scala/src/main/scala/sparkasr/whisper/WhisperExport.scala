@@ -8,7 +8,7 @@ import org.json4s._
 import org.json4s.jackson.JsonMethods
 
 /** A model directory written by `sparkasr convert --model <whisper>` (Python:
-  * `sparkasr.whisper.onnx_export`): the four graphs, `assets/` and `sparkasr_whisper.json`, read here
+  * `sparkasr.convert.whisper_onnx`): the four graphs, `assets/` and `sparkasr_whisper.json`, read here
   * without loading any graph. */
 final case class WhisperExport(
     dir: File,

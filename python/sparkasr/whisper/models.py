@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
-from .paths import fingerprint
+from ..paths import fingerprint
 
 EMBEDDED_DEFAULT = "tiny.en"
 _EMBEDDED_ALIASES = {None, "", "default", "tiny.en", "embedded", "whisper-tiny.en"}

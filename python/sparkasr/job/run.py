@@ -8,10 +8,10 @@ Inputs: audio files, directories (recursive), globs, any Hadoop URI, or manifest
     chunks: array<struct<text: string, timestamp: array<double>>>, error, model, <carried columns>,
     input_id, config_id
 
-Local inputs are listed by the driver (:mod:`sparkasr.listing`) and read by the Python workers
+Local inputs are listed by the driver (:mod:`sparkasr.job.listing`) and read by the Python workers
 themselves (path mode: bounded memory, no audio bytes through the JVM); other URIs go through
-Spark's ``binaryFile`` source. Record paths have one plain form (:func:`~sparkasr.listing.plain_path`).
-The output directory's layout, lock and current view: :mod:`sparkasr.output`.
+Spark's ``binaryFile`` source. Record paths have one plain form (:func:`~sparkasr.job.listing.plain_path`).
+The output directory's layout, lock and current view: :mod:`sparkasr.job.output`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .audio import AUDIO_EXTENSIONS
+from ..audio import AUDIO_EXTENSIONS
+from ..paths import is_remote_uri, local_path
 from .listing import Listing, has_glob, list_local, plain_path
 from .output import (
     RUNS,
@@ -36,7 +37,6 @@ from .output import (
     run_files,
     write_current,
 )
-from .paths import is_remote_uri, local_path
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # Columns of a record that are not carried input columns
@@ -196,8 +196,8 @@ def _read_manifest(spark, path: str):
 def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], listing: Optional[Listing] = None):
     """One DataFrame of inputs: ``path`` (+ ``content`` for non-local URIs) + carried columns.
 
-    ``listing``: the local inputs already listed (:func:`~sparkasr.listing.list_local`)."""
-    from .spark.reader import read_binary
+    ``listing``: the local inputs already listed (:func:`~sparkasr.job.listing.list_local`)."""
+    from ..spark.reader import read_binary
 
     frames = []
     remote = [p for p in audio if is_remote_uri(p)]
@@ -223,7 +223,7 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], lis
 
 
 def _stat_inputs(df):
-    """Paths in their plain form (:func:`~sparkasr.listing.plain_path`; a manifest's relative paths
+    """Paths in their plain form (:func:`~sparkasr.job.listing.plain_path`; a manifest's relative paths
     against its directory) and ``input_id`` (sha1 of path + size + mtime; path alone when the file
     cannot be stat-ed)."""
     from pyspark.sql.types import StringType, StructField, StructType
@@ -277,7 +277,7 @@ def config_id(model_name: str, params: Dict[str, Any]) -> str:
     """Stable id of what determines a transcript: model + decoding options (not runtime knobs)."""
     import hashlib
 
-    from .params import stage_table
+    from ..params import stage_table
 
     ignore = set(stage_table("WhisperForCTC").runtime_names())
     blob = json.dumps(
@@ -443,9 +443,9 @@ def run_transcription(
     interruption: Optional[Interruption] = None,
     progress_interval: float = 10.0,
 ) -> JobResult:
-    """Transcribe ``inputs`` into ``output`` (see the module docstring and :mod:`sparkasr.output`).
+    """Transcribe ``inputs`` into ``output`` (see the module docstring and :mod:`sparkasr.job.output`).
 
-    One run at a time per ``output`` (:class:`~sparkasr.output.OutputLock`). Records go to
+    One run at a time per ``output`` (:class:`~sparkasr.job.output.OutputLock`). Records go to
     ``<output>/transcripts/run=<id>/``, committed task by task, so an interrupted run keeps what
     finished. With ``resume`` (default) inputs whose stable id (path + size + mtime) already has a
     record for the same model and options are skipped; with ``retry_errors`` those whose records
@@ -497,8 +497,8 @@ def _run(
 ) -> JobResult:
     from pyspark.sql import functions as F
 
+    from ..spark.whisper import WhisperForCTC
     from .progress import PROPERTY, Progress
-    from .spark.whisper import WhisperForCTC
 
     t0 = time.time()
     if fmt not in ("jsonl", "parquet"):
@@ -604,7 +604,7 @@ def _run(
 
 def _write_eval_report(records, output: str, asr, carried: List[str]) -> Optional[Dict[str, Any]]:
     """WER/CER report (metrics.json, report.md, PNGs) when the inputs carry references."""
-    from .spark.evaluation import evaluate_and_report, has_references
+    from ..spark.evaluation import evaluate_and_report, has_references
 
     if not has_references(records, "reference"):
         return None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from .options import Option
-from .params import JOB, transcribe_options
+from ..options import Option
+from ..params import JOB, transcribe_options
 
 
 class ConfigError(ValueError):

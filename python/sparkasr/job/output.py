@@ -26,7 +26,7 @@ import socket
 import time
 from typing import Dict, List, Optional, Tuple
 
-from .paths import is_remote_uri, local_path
+from ..paths import is_remote_uri, local_path
 
 LOCK_NAME = ".sparkasr.lock"
 RUNS = "transcripts"

@@ -7,7 +7,7 @@
 **Whisper** (the embedded ``tiny.en``, ``base``, a CTranslate2 or Hugging Face Whisper directory:
 detected by itself; ``--whisper`` for a hub id) is written as encoder/decoder ONNX graphs in Spark
 NLP's layout plus the log-Mel front end as a graph, for the JVM ``WhisperForCTC``: see
-:mod:`sparkasr.whisper.onnx_export`.
+:mod:`sparkasr.convert.whisper_onnx`.
 
 **CTC checkpoints:**
 
@@ -34,7 +34,7 @@ import warnings
 from pathlib import Path
 from typing import List, Optional, Union
 
-from .ctc.checkpoint import (
+from ..ctc.checkpoint import (
     CONFIG_FILES,
     META_FILE,
     ONNX_FILE,
@@ -173,7 +173,7 @@ def convert_checkpoint(
 def is_whisper_source(model: str) -> bool:
     """Whether ``model`` names a Whisper model without asking a hub: an embedded name, or a local
     CTranslate2 Whisper or Hugging Face Whisper directory."""
-    from .models import _BASE_ALIASES, _EMBEDDED_ALIASES, is_ct2_dir, is_hf_whisper_dir
+    from ..whisper.models import _BASE_ALIASES, _EMBEDDED_ALIASES, is_ct2_dir, is_hf_whisper_dir
 
     if model in _EMBEDDED_ALIASES or model in _BASE_ALIASES:
         return True
@@ -238,8 +238,8 @@ def convert_main(argv: List[str]) -> int:
 
 
 def _whisper_main(args) -> int:
-    from .models import ModelNotFoundError
-    from .whisper.onnx_export import ENCODER_FILE, ExportError, export_whisper
+    from ..whisper.models import ModelNotFoundError
+    from .whisper_onnx import ENCODER_FILE, ExportError, export_whisper
 
     if args.allow_pickle or args.revision:
         print("sparkasr convert: error: --allow-pickle and --revision apply to CTC checkpoints only", file=sys.stderr)

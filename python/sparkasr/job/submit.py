@@ -1,7 +1,7 @@
 """spark-submit entry point for the transcription job.
 
     spark-submit --master spark://host:7077 --properties-file conf/standalone.properties \\
-        --py-files dist/sparkasr.zip python/sparkasr/submit.py INPUT... --output DIR [options]
+        --py-files dist/sparkasr.zip python/sparkasr/job/submit.py INPUT... --output DIR [options]
 
 Takes the same arguments as ``sparkasr transcribe`` (including ``--config job.yaml``); the master
 and Spark settings come from spark-submit. Executors need sparkasr's dependencies installed (or a

@@ -404,7 +404,7 @@ def _build_module(dims: Dims):
 
 def build_module(weights: Dict[str, np.ndarray]):
     """(the Whisper ``nn.Module`` holding ``weights`` in float32 on the CPU, eval mode, its :class:`Dims`):
-    the model :class:`TorchWhisper` runs and :mod:`.onnx_export` traces."""
+    the model :class:`TorchWhisper` runs and :mod:`.whisper_onnx` traces."""
     import torch
 
     dims = Dims.of(weights)

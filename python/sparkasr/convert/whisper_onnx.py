@@ -1,7 +1,7 @@
 """Whisper as ONNX: a model directory that ONNX Runtime runs without torch, in any language.
 
 ``export_whisper(model, output)`` (``sparkasr convert --model tiny.en --output DIR``) writes, from
-any Whisper model :func:`sparkasr.models.resolve_whisper_model` resolves (the embedded tiny.en,
+any Whisper model :func:`sparkasr.whisper.models.resolve_whisper_model` resolves (the embedded tiny.en,
 ``base``, a CTranslate2 or Hugging Face Whisper directory, a cached hub model), Spark NLP's ONNX
 layout plus the front end::
 
@@ -38,7 +38,7 @@ the same features: per row it equals ``pad_or_trim(FeatureExtractor()(x)[..., :-
 (within 1e-5 on the vendored clips, float32). Rows shorter than 40 samples (2.5 ms) are reflected
 once where numpy reflects repeatedly.
 
-The graphs are traced from :mod:`.torch_backend`'s module on the model's float32 weights (int8
+The graphs are traced from :mod:`.torch_whisper`'s module on the model's float32 weights (int8
 CTranslate2 weights de-quantised), so torch is needed here, on the machine that converts, and
 nowhere else. ``quantize="int8"``: dynamic int8 quantisation of the MatMul weights and the token
 embeddings of the encoder, both decoders and the alignment graph (ONNX Runtime's
@@ -59,7 +59,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from .torch_backend import HOP, N_FFT, N_FRAMES, N_SAMPLES, TIME_PRECISION, Dims, hf_config, load_weights, mel_filters
+from .torch_whisper import HOP, N_FFT, N_FRAMES, N_SAMPLES, TIME_PRECISION, Dims, hf_config, load_weights, mel_filters
 
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
@@ -127,7 +127,7 @@ def _modules(weights: Dict[str, np.ndarray], alignment_heads: Sequence[Tuple[int
     import torch.nn.functional as F
     from torch import nn
 
-    from .torch_backend import build_module
+    from .torch_whisper import build_module
 
     m, dims = build_module(weights)
     H = dims.n_heads
@@ -508,7 +508,7 @@ def export_whisper(
     takes; ``None`` = the embedded tiny.en) to ``output``; returns ``output``."""
     if quantize not in (None,) + QUANTIZE_CHOICES:
         raise ExportError(f"--quantize must be one of {QUANTIZE_CHOICES}, got {quantize!r}")
-    from ..models import ModelNotFoundError, resolve_whisper_model, whisper_languages
+    from ..whisper.models import ModelNotFoundError, resolve_whisper_model, whisper_languages
 
     try:
         source = resolve_whisper_model(model)

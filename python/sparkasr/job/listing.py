@@ -29,8 +29,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence
 
-from .audio import AUDIO_EXTENSIONS
-from .paths import is_remote_uri, local_path
+from ..audio import AUDIO_EXTENSIONS
+from ..paths import is_remote_uri, local_path
 
 GLOB_CHARS = "*?["
 
