@@ -61,15 +61,19 @@ def voices(cache: Optional[Path] = None, with_librivox: bool = True) -> Dict[str
     return out
 
 
-_AUDIO: Dict[str, np.ndarray] = {}
+_AUDIO: Dict[str, Optional[np.ndarray]] = {}
 
 
-def load(path: str) -> np.ndarray:
-    """16-kHz mono float32 samples of ``path`` (cached)."""
+def load(path: str) -> Optional[np.ndarray]:
+    """16-kHz mono float32 samples of ``path`` (cached); None for a file that does not decode (one
+    of the Colombian prompts is a few bytes of nothing)."""
     if path not in _AUDIO:
-        from sparkasr.audio import decode_audio
+        from sparkasr.audio import AudioError, decode_audio
 
-        _AUDIO[path] = decode_audio(path)
+        try:
+            _AUDIO[path] = decode_audio(path)
+        except AudioError:
+            _AUDIO[path] = None
     return _AUDIO[path]
 
 
@@ -140,6 +144,8 @@ def build(
             path = clips[next_clip[spk] % len(clips)]
             next_clip[spk] += 1
             x = load(path)
+            if x is None:
+                continue
             a, b = sound_extent(x)
             x = x[int(a * RATE) : int(b * RATE)]
             if turn_len > 0 and turn_len + len(x) / RATE > TURN_S[1]:

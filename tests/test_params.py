@@ -39,9 +39,26 @@ ENGINE_ONLY = {
 
 
 def _stage_classes():
-    from sparkasr import AudioAssembler, HubertForCTC, Wav2Vec2ForCTC, WerEvaluator, WhisperForCTC
+    from sparkasr import (
+        AudioAssembler,
+        HubertForCTC,
+        SpeakerDiarizer,
+        SpeakerIdentity,
+        Wav2Vec2ForCTC,
+        WerEvaluator,
+        WhisperForCTC,
+    )
 
-    return {c.__name__: c for c in (AudioAssembler, WhisperForCTC, Wav2Vec2ForCTC, HubertForCTC, WerEvaluator)}
+    classes = (
+        AudioAssembler,
+        WhisperForCTC,
+        Wav2Vec2ForCTC,
+        HubertForCTC,
+        WerEvaluator,
+        SpeakerDiarizer,
+        SpeakerIdentity,
+    )
+    return {c.__name__: c for c in classes}
 
 
 def test_generated_files_agree_with_the_table():

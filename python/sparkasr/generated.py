@@ -26,7 +26,9 @@ def to_json() -> Dict[str, Any]:
     return {
         "format": 1,
         "stages": {
-            t.name: {"python_class": t.python_class, "params": describe(t.options)} for t in stage_tables().values()
+            t.name: {"python_class": t.python_class, "params": describe(t.options)}
+            for t in stage_tables().values()
+            if t.jvm
         },
     }
 

@@ -29,11 +29,13 @@ from .options import BOOL, INT, LIST_STRING, MAP_STRING, STRING, Option, by_name
 
 @dataclass(frozen=True)
 class StageTable:
-    """The options of one stage, in order."""
+    """The options of one stage, in order. ``jvm``: the stage has a Scala twin (the JSON table the
+    Scala stages are tested against lists only those)."""
 
     name: str
     python_class: str
     options: Tuple[Option, ...]
+    jvm: bool = True
 
     def __post_init__(self):
         by_name(self.options)  # no option twice
@@ -119,8 +121,8 @@ def _speech_common(model_default: str) -> Tuple[Option, ...]:
     ) + READER_COLS
 
 
-def _stage(name: str, module: str, *parts: Sequence[Option]) -> StageTable:
-    return StageTable(name, f"{module}.{name}", tuple(o for part in parts for o in part))
+def _stage(name: str, module: str, *parts: Sequence[Option], jvm: bool = True) -> StageTable:
+    return StageTable(name, f"{module}.{name}", tuple(o for part in parts for o in part), jvm)
 
 
 def _runtime(options: Sequence[Option], *names: str) -> Tuple[Option, ...]:
@@ -130,6 +132,7 @@ def _runtime(options: Sequence[Option], *names: str) -> Tuple[Option, ...]:
 def _tables() -> Dict[str, StageTable]:
     from .ctc.engine import CTCOptions
     from .ctc.lm import BeamOptions
+    from .diarize.options import DiarizationOptions, IdentityOptions
     from .whisper.options import RuntimeOptions, WhisperOptions
 
     ctc = (
@@ -169,6 +172,73 @@ def _tables() -> Dict[str, StageTable]:
         ),
         _stage("Wav2Vec2ForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
         _stage("HubertForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
+        _stage(
+            "SpeakerDiarizer",
+            "sparkasr.spark.diarizer",
+            (
+                _spark("inputCols", LIST_STRING, ["audio_assembler"], "input audio column name", runtime=True),
+                _col("outputCol", "speakers", "output column: one chunk annotation per speaker turn"),
+                _col(
+                    "voicesCol",
+                    "",
+                    "column of each row's speakers with their voice embeddings, for SpeakerIdentity ('' = outputCol + "
+                    "'_voices')",
+                ),
+                _col(
+                    "transcriptChunksCol",
+                    "",
+                    "a timed transcript chunk column (WhisperForCTC's chunksCol) whose chunks get a 'speaker' metadata "
+                    "key, by overlap ('' = none)",
+                ),
+                _spark(
+                    "modelSource",
+                    STRING,
+                    "resemblyzer",
+                    "speaker model: resemblyzer (Resemblyzer's voice encoder as ONNX, converted once) or a directory "
+                    "holding voice_encoder.onnx",
+                ),
+                _spark(
+                    "shipModel",
+                    BOOL,
+                    True,
+                    "copy the speaker model to executors with SparkContext.addFile (false: the path must be visible on "
+                    "every node)",
+                    runtime=True,
+                ),
+                _spark(
+                    "cpuThreads",
+                    INT,
+                    0,
+                    "ONNX Runtime threads per task; 0 = spark.task.cpus inside Spark, all cores outside it",
+                    minimum=0,
+                    runtime=True,
+                ),
+            ),
+            READER_COLS,
+            options_of(DiarizationOptions),
+            jvm=False,
+        ),
+        _stage(
+            "SpeakerIdentity",
+            "sparkasr.spark.diarizer",
+            (
+                _col("speakersCol", "speakers", "SpeakerDiarizer's output column (relabelled in place)"),
+                _col("voicesCol", "speakers_voices", "SpeakerDiarizer's voices column (read, then dropped)"),
+                _col(
+                    "transcriptChunksCol",
+                    "",
+                    "a transcript chunk column with 'speaker' metadata to relabel too ('' = none)",
+                ),
+                _spark(
+                    "modelSource",
+                    STRING,
+                    "resemblyzer",
+                    "speaker model for the gallery's clips (as SpeakerDiarizer's)",
+                ),
+            ),
+            options_of(IdentityOptions),
+            jvm=False,
+        ),
         _stage(
             "WerEvaluator",
             "sparkasr.spark.evaluation",
