@@ -106,8 +106,8 @@ class _SetupFailed(Exception):
 
 
 def _checked_config(args):
-    from .job.config import ConfigError, stage_params
-    from .job.run import SetupError, check_inputs, check_output, with_subtitle_timestamps
+    from .job.config import ConfigError, diarizer_params, identity_params, stage_params
+    from .job.run import Diarizing, SetupError, check_inputs, check_output, with_subtitle_timestamps
     from .whisper.models import ModelNotFoundError
 
     try:
@@ -118,6 +118,10 @@ def _checked_config(args):
         from .spark.whisper import WhisperForCTC
 
         WhisperForCTC.pretrained(cfg["model"]).setParams(**params).validateModel()
+        cfg["diarization"] = Diarizing(
+            cfg["diarize"], diarizer_params(cfg), identity_params(cfg), cfg["speakers_across_files"], cfg["rttm"]
+        )
+        cfg["diarization"].stages()
     except (SetupError, ModelNotFoundError, ConfigError, ValueError) as exc:
         raise _SetupFailed(str(exc)) from None
     return cfg, params
@@ -147,6 +151,11 @@ def _transcribe(args, cfg: dict, params: dict) -> int:
                 subtitles=cfg["subtitles"],
                 quiet=cfg["quiet"],
                 interruption=interruption,
+                diarize=cfg["diarization"].on,
+                diarizer_params=cfg["diarization"].diarizer,
+                identity_params=cfg["diarization"].identity,
+                speakers_across_files=cfg["diarization"].across_files,
+                rttm=cfg["diarization"].rttm,
             )
     except Interrupted as exc:
         print(exc.line(), file=sys.stderr, flush=True)

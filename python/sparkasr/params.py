@@ -345,6 +345,19 @@ JOB: Tuple[Option, ...] = (
         "transcribe again the inputs whose records (same model and options) are all errors, e.g. after fixing a "
         "file's permissions; their new records supersede the errors in DIR/current",
     ),
+    _job(
+        "diarize",
+        BOOL,
+        False,
+        "who spoke when: records get speakers [{start, end, speaker}] and each chunk a speaker; subtitles mark them",
+    ),
+    _job(
+        "speakers_across_files",
+        BOOL,
+        True,
+        "with --diarize: one label per person across the run's files (SpeakerIdentity); off, labels are per file",
+    ),
+    _job("rttm", BOOL, False, "with --diarize: one RTTM file per input under DIR/rttm (for diarization tools)"),
     _job("quiet", BOOL, False, "no live progress (for schedulers)", aliases=("-q",)),
     _job("report", BOOL, True, "write the WER report when inputs have references"),
     _job(
@@ -360,6 +373,16 @@ JOB: Tuple[Option, ...] = (
 
 def transcribe_options() -> List[Option]:
     """Every option of ``sparkasr transcribe`` and its job file, in order: the job's own, then
-    the Whisper stage's engine options (decoding and runtime)."""
-    whisper = [o for o in stage_table("WhisperForCTC").options if o.config_key]
-    return list(JOB[:3]) + whisper + list(JOB[3:])
+    the Whisper stage's engine options (decoding and runtime), then the diarizer's."""
+    return list(JOB[:3]) + whisper_job_options() + diarizer_job_options() + list(JOB[3:])
+
+
+def whisper_job_options() -> List[Option]:
+    return [o for o in stage_table("WhisperForCTC").options if o.config_key]
+
+
+def diarizer_job_options() -> List[Option]:
+    """The SpeakerDiarizer and SpeakerIdentity options the job takes (``--num-speakers``, ...)."""
+    names = {o.name for o in stage_table("SpeakerIdentity").options}
+    out = [o for o in stage_table("SpeakerDiarizer").options if o.config_key]
+    return out + [o for o in stage_table("SpeakerIdentity").options if o.config_key and o.name in names]

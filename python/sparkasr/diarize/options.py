@@ -32,6 +32,7 @@ class DiarizationOptions:
         "lower finds more speakers",
         minimum=0.01,
         maximum=1.99,
+        key="speaker_threshold",
     )
     label_prefix: str = option(
         "speakerPrefix", STRING, "S", "speaker labels are this prefix and a number (S1, S2, ...)", key="speaker_prefix"
@@ -70,6 +71,7 @@ class IdentityOptions:
         "different people; a file's centroid averages many windows, so this is lower than speakerThreshold",
         minimum=0.01,
         maximum=1.99,
+        key="identity_threshold",
     )
     gallery: str = option(
         "speakerGallery",
