@@ -105,15 +105,18 @@ def test_mel_spectrogram_is_librosas():
 
 
 def test_encoder_onnx_is_resemblyzers_network(tmp_path):
-    """The exported graph gives the torch network's embeddings (the export checks it too), and the
+    """``sparkasr convert --diarizer`` writes the graph (checked against torch as it exports), and the
     cached encoder is that export."""
     pytest.importorskip("torch")
-    from sparkasr.convert.voice_encoder import export_voice_encoder, resemblyzer_weights
+    from sparkasr.convert.command import convert_main
+    from sparkasr.convert.voice_encoder import resemblyzer_weights
     from sparkasr.diarize.encoder import VoiceEncoder
 
     if resemblyzer_weights() is None:
         pytest.skip("the resemblyzer wheel is not installed (pip install --no-deps resemblyzer)")
-    out = export_voice_encoder(tmp_path / "ve")
+    out = tmp_path / "ve"
+    assert convert_main(["--diarizer", "--output", str(out)]) == 0
+    assert convert_main(["--diarizer", "--model", "tiny.en"]) == 2
     x = np.random.default_rng(0).random((4, 90, 40), dtype=np.float32) * 3
     a = VoiceEncoder(str(out), threads=1).embed(x)
     b = VoiceEncoder(resolve_voice_encoder(), threads=1).embed(x)

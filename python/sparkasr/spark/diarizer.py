@@ -180,6 +180,10 @@ class SpeakerDiarizer(Model, HasInputCols, HasReaderCols, DefaultParamsReadable,
     def _transform(self, dataset):
         from pyspark.sql.types import StructField, StructType
 
+        try:
+            import scipy.cluster.hierarchy  # noqa: F401  (on the driver: not once per task)
+        except ImportError:
+            raise ImportError("SpeakerDiarizer needs scipy: pip install 'sparkasr[diarize]'") from None
         cols = self.getInputCols()
         if len(cols) != 1:
             raise ValueError(f"SpeakerDiarizer takes exactly one input column, got {cols}")
