@@ -200,6 +200,14 @@ def print_records(rows, where: str) -> None:
         if r["error"]:
             print(f"{name}\tERROR\t{r['error']}")
             continue
+        turns = speaker_lines(r)
+        if turns:  # a diarized transcript: one line per change of speaker
+            print(f"{name}\t{r['duration_s']:.1f}s")
+            for line in turns[:PRINT_LINES]:
+                print(f"\t{line}")
+            if len(turns) > PRINT_LINES:
+                print(f"\t[... {len(turns) - PRINT_LINES} more turns: the whole text is in {where}]")
+            continue
         lines = textwrap.wrap(r["text"] or "", PRINT_WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
         print(f"{name}\t{r['duration_s']:.1f}s\t{lines[0]}")
         for line in lines[1:PRINT_LINES]:
@@ -207,6 +215,27 @@ def print_records(rows, where: str) -> None:
         if len(lines) > PRINT_LINES:
             rest = sum(len(line.split()) for line in lines[PRINT_LINES:])
             print(f"\t\t[... {rest} more words: the whole text is in {where}]")
+
+
+def speaker_lines(record) -> List[str]:
+    """A diarized record's text as ``[start-end] SPEAKER: words`` lines, one per change of speaker
+    (chunks in order); [] for a record without speakers."""
+    record = record.asDict(recursive=True) if hasattr(record, "asDict") else dict(record)
+    chunks = record["chunks"] if "speakers" in record and record["chunks"] else []
+    out, cur, words, span = [], None, [], [0.0, 0.0]
+    for c in chunks:
+        who = c.get("speaker") or "?"
+        if who != cur and words:
+            out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {' '.join(words)}")
+            words = []
+        if not words:
+            span[0] = c["timestamp"][0]
+        cur = who
+        words.append(c["text"].strip())
+        span[1] = c["timestamp"][1]
+    if words:
+        out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {' '.join(words)}")
+    return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:
