@@ -226,15 +226,15 @@ def speaker_lines(record) -> List[str]:
     for c in chunks:
         who = c.get("speaker") or "?"
         if who != cur and words:
-            out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {' '.join(words)}")
+            out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {''.join(words).strip()}")
             words = []
         if not words:
             span[0] = c["timestamp"][0]
         cur = who
-        words.append(c["text"].strip())
+        words.append(c["text"] if c["text"][:1].isspace() or not words else " " + c["text"])
         span[1] = c["timestamp"][1]
     if words:
-        out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {' '.join(words)}")
+        out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {''.join(words).strip()}")
     return out
 
 
