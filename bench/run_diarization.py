@@ -279,6 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--no-transcribe", action="store_true", help="skip the tiny.en timing")
     ap.add_argument("--save", type=Path, default=None, help="also write the conversations (WAV, RTTM) here")
     ap.add_argument("--name", default=None, help="results file name (default diarization or diarization-quick)")
+    ap.add_argument("--results", type=Path, default=None, help="where to write the results (default bench/results)")
     args = ap.parse_args(argv)
     reason = eval_corpus.missing_reason()
     if reason:
@@ -296,6 +297,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     res = run(convs, args.threads, not args.no_transcribe)
     name = args.name or ("diarization-quick" if args.quick else "diarization")
     command = "python bench/run_diarization.py" + (" --quick" if args.quick else "")
+    if args.results:
+        common.RESULTS = args.results
     common.write_result(name, {"command": command, **res})
     md = common.RESULTS / f"{name}.md"
     md.write_text(render(res, command))

@@ -287,3 +287,37 @@ def test_bootstrap_ratio():
     iv = bootstrap_ratio([1.0, 2.0, 3.0, 0.0], [10.0, 10.0, 10.0, 10.0], resamples=2000)
     assert iv.estimate == pytest.approx(0.15)
     assert iv.low < 0.15 < iv.high and iv.units == 4
+
+
+# -- the benchmark and the printed transcript ----------------------------------------------------
+
+
+@needs_corpus
+def test_benchmark_runs_on_the_ci_set(tmp_path):
+    """bench/run_diarization.py --quick (the CI-sized set, without the tiny.en timing) writes its
+    table: DER per size, global DER, speaker counts."""
+    import json
+
+    import run_diarization
+
+    assert run_diarization.main(["--quick", "--no-transcribe", "--results", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "diarization-quick.json").read_text())
+    assert [r["file"] for r in res["files"]] == ["ci2spk", "ci3spk", "ci4spk"]
+    assert res["overall"]["der"] < 0.15 and res["global"]["der"] < 0.2
+    md = (tmp_path / "diarization-quick.md").read_text()
+    assert "| all | 3 |" in md and "Global DER" in md
+
+
+def test_printed_transcript_has_a_line_per_turn():
+    from sparkasr.cli import speaker_lines
+
+    record = {
+        "speakers": [{"start": 0.0, "end": 2.0, "speaker": "S1"}, {"start": 2.1, "end": 3.0, "speaker": "S2"}],
+        "chunks": [
+            {"text": "Hello", "timestamp": [0.0, 0.5], "speaker": "S1"},
+            {"text": "there.", "timestamp": [0.6, 1.9], "speaker": "S1"},
+            {"text": " Hi!", "timestamp": [2.1, 3.0], "speaker": "S2"},
+        ],
+    }
+    assert speaker_lines(record) == ["[   0.0-   1.9] S1: Hello there.", "[   2.1-   3.0] S2: Hi!"]
+    assert speaker_lines({"chunks": record["chunks"]}) == []  # not diarized
