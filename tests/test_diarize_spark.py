@@ -104,3 +104,26 @@ def test_stage_params_and_persistence(diarized, tmp_path):
     loaded = SpeakerDiarizer.load(str(tmp_path / "d"))
     assert loaded.getNumSpeakers() == 2 and loaded.getSpeakerThreshold() == 0.25
     assert loaded._options().num_speakers == 2
+
+
+def test_a_long_file_split_into_rows_keeps_the_files_clock(spark, files):
+    """read_audio's segments of one file (samples, and path references): each row's turns lie on
+    the file's clock within its own segment, and together they cover the file's speech."""
+    from sparkasr import SpeakerDiarizer, read_audio
+    from sparkasr.evaluation import diarization_stats
+
+    convs, paths, _ = files
+    for samples in (True, False):
+        df = read_audio(spark, paths[0], segment_s=12.0, samples=samples)
+        col = "audio" if samples else "path"
+        rows = SpeakerDiarizer(inputCols=[col]).transform(df).orderBy("offset_s").collect()
+        assert len(rows) >= 2
+        turns = []
+        for r in rows:
+            for a in r["speakers"]:
+                s, e = float(a["metadata"]["start"]), float(a["metadata"]["end"])
+                assert r["offset_s"] - 0.01 <= s < e <= r["offset_s"] + r["duration_s"] + 0.01
+                turns.append((s, e, f"{r['offset_s']}/{a['result']}"))
+        # labels are per row here, so only detection is scored: missed speech and false alarm
+        c = diarization_stats(convs[0].turns, turns).counts()
+        assert (c.missed + c.false_alarm) / c.total < 0.15, c.to_dict()
