@@ -654,25 +654,30 @@ def _run(
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
         out = asr.transform(todo)
         cached = None
-        if diarizer is not None:
-            out, cached = diarization.apply(diarizer, out, in_col, asr.getChunksCol())
-        records = _records_frame(
-            asr, out, todo, cfg_id, diarizer is not None, diarization.identity.get("keepVoiceprints", False)
-        )
         progress = Progress(spark, n, quiet, interval=progress_interval)
-        records = progress.counting(records)
         sc = spark.sparkContext
-        # Algorithm 2: each task's file moves into the run directory when the task finishes, so an
-        # interrupted run keeps every finished task (v1 would move them only when all are done).
-        writer = records.write.mode("errorifexists").option("mapreduce.fileoutputcommitter.algorithm.version", "2")
         sc.setLocalProperty(PROPERTY, progress.address)
         try:
             with progress:
+                if diarizer is not None:
+                    # across files, the identity step's fit runs the stages (live progress in audio hours)
+                    out, cached = diarization.apply(diarizer, out, in_col, asr.getChunksCol())
+                records = _records_frame(
+                    asr, out, todo, cfg_id, diarizer is not None, diarization.identity.get("keepVoiceprints", False)
+                )
+                records = progress.counting(records)
+                # Algorithm 2: each task's file moves into the run directory when the task finishes, so an
+                # interrupted run keeps every finished task (v1 would move them only when all are done).
+                writer = records.write.mode("errorifexists").option(
+                    "mapreduce.fileoutputcommitter.algorithm.version", "2"
+                )
                 if fmt == "parquet":
                     writer.parquet(hadoop_uri(target))
                 else:
                     writer.option("ignoreNullFields", "false").json(hadoop_uri(target))
         except Exception:
+            if cached is not None:
+                cached.unpersist()
             if interruption is not None and interruption.signame:
                 progress.stop_printing()
                 raise Interrupted(interruption.signame, _kept(spark, target, fmt), n, local_path(target)) from None
