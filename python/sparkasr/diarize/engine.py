@@ -44,6 +44,8 @@ class DiarizationEngine:
     """The voice encoder in ``model_dir`` and ``options``; ``threads`` for ONNX Runtime."""
 
     def __init__(self, model_dir: str, options: DiarizationOptions = DiarizationOptions(), threads: int = 0):
+        import scipy.cluster.hierarchy  # noqa: F401  (a second's import: part of loading, not of the first item)
+
         self.options = options
         self.encoder = VoiceEncoder(model_dir, threads)
 

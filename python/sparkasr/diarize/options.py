@@ -27,7 +27,7 @@ class DiarizationOptions:
     threshold: float = option(
         "speakerThreshold",
         FLOAT,
-        0.3,
+        0.27,
         "how far apart (cosine distance of voice embeddings, average linkage) two voices are to be told apart: "
         "lower finds more speakers",
         minimum=0.01,
@@ -45,7 +45,7 @@ class DiarizationOptions:
     min_speech_s: float = 0.2
     min_silence_s: float = 0.3  # a pause this long ends a speech region
     speech_pad_s: float = 0.05
-    change_threshold: float = 0.25  # cosine distance between the windows either side of a speaker change
+    change_threshold: float = 0.2  # cosine distance between the windows either side of a speaker change
     min_turn_s: float = 0.5  # a shorter change of speaker inside a region is merged into its neighbours
     min_speaker_s: float = 4.0  # when estimating, a speaker with less speech than this ...
     min_speaker_share: float = 0.03  # ... or this share of the file's speech joins its nearest speaker
