@@ -106,8 +106,8 @@ class _SetupFailed(Exception):
 
 
 def _checked_config(args):
-    from .job.config import ConfigError, stage_params
-    from .job.run import SetupError, check_inputs, check_output, with_subtitle_timestamps
+    from .job.config import ConfigError, diarizer_params, identity_params, stage_params
+    from .job.run import Diarizing, SetupError, check_inputs, check_output, with_subtitle_timestamps
     from .whisper.models import ModelNotFoundError
 
     try:
@@ -118,6 +118,10 @@ def _checked_config(args):
         from .spark.whisper import WhisperForCTC
 
         WhisperForCTC.pretrained(cfg["model"]).setParams(**params).validateModel()
+        cfg["diarization"] = Diarizing(
+            cfg["diarize"], diarizer_params(cfg), identity_params(cfg), cfg["speakers_across_files"], cfg["rttm"]
+        )
+        cfg["diarization"].stages()
     except (SetupError, ModelNotFoundError, ConfigError, ValueError) as exc:
         raise _SetupFailed(str(exc)) from None
     return cfg, params
@@ -147,6 +151,11 @@ def _transcribe(args, cfg: dict, params: dict) -> int:
                 subtitles=cfg["subtitles"],
                 quiet=cfg["quiet"],
                 interruption=interruption,
+                diarize=cfg["diarization"].on,
+                diarizer_params=cfg["diarization"].diarizer,
+                identity_params=cfg["diarization"].identity,
+                speakers_across_files=cfg["diarization"].across_files,
+                rttm=cfg["diarization"].rttm,
             )
     except Interrupted as exc:
         print(exc.line(), file=sys.stderr, flush=True)
@@ -191,6 +200,14 @@ def print_records(rows, where: str) -> None:
         if r["error"]:
             print(f"{name}\tERROR\t{r['error']}")
             continue
+        turns = speaker_lines(r)
+        if turns:  # a diarized transcript: one line per change of speaker
+            print(f"{name}\t{r['duration_s']:.1f}s")
+            for line in turns[:PRINT_LINES]:
+                print(f"\t{line}")
+            if len(turns) > PRINT_LINES:
+                print(f"\t[... {len(turns) - PRINT_LINES} more turns: the whole text is in {where}]")
+            continue
         lines = textwrap.wrap(r["text"] or "", PRINT_WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
         print(f"{name}\t{r['duration_s']:.1f}s\t{lines[0]}")
         for line in lines[1:PRINT_LINES]:
@@ -198,6 +215,27 @@ def print_records(rows, where: str) -> None:
         if len(lines) > PRINT_LINES:
             rest = sum(len(line.split()) for line in lines[PRINT_LINES:])
             print(f"\t\t[... {rest} more words: the whole text is in {where}]")
+
+
+def speaker_lines(record) -> List[str]:
+    """A diarized record's text as ``[start-end] SPEAKER: words`` lines, one per change of speaker
+    (chunks in order); [] for a record without speakers."""
+    record = record.asDict(recursive=True) if hasattr(record, "asDict") else dict(record)
+    chunks = record["chunks"] if "speakers" in record and record["chunks"] else []
+    out, cur, words, span = [], None, [], [0.0, 0.0]
+    for c in chunks:
+        who = c.get("speaker") or "?"
+        if who != cur and words:
+            out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {''.join(words).strip()}")
+            words = []
+        if not words:
+            span[0] = c["timestamp"][0]
+        cur = who
+        words.append(c["text"] if c["text"][:1].isspace() or not words else " " + c["text"])
+        span[1] = c["timestamp"][1]
+    if words:
+        out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {''.join(words).strip()}")
+    return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:
