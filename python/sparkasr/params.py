@@ -110,7 +110,8 @@ def _speech_common(model_default: str) -> Tuple[Option, ...]:
             "shipModel",
             BOOL,
             True,
-            "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)",
+            "copy the model directory to the executors with the job (SparkContext.addFile; on Spark Connect a session "
+            "artifact); false: the path must be visible on every node (/Volumes/..., /dbfs/..., NFS)",
             runtime=True,
         ),
         _col(
@@ -324,6 +325,13 @@ JOB: Tuple[Option, ...] = (
     _job("format", STRING, "jsonl", "output record format", choices=("jsonl", "parquet")),
     _job("partitions", INT, 0, "partitions to spread inputs over (0 = automatic)", minimum=0),
     _job("master", STRING, None, "Spark master URL (default local[*]; ignored under spark-submit)"),
+    _job(
+        "remote",
+        STRING,
+        None,
+        "Spark Connect server to run on, sc://host:port (default: the SPARK_REMOTE environment variable; the output "
+        "must be a directory this machine and the server both see)",
+    ),
     _job(
         "subtitles",
         LIST_STRING,

@@ -174,6 +174,63 @@ def check_output(output: str, overwrite: bool = True) -> None:
         raise SetupError(f"output directory {output} is not writable ({exc.strerror or exc})") from None
 
 
+def refuse_remote_output_on_connect(output: str) -> None:
+    """A Spark Connect client cannot lock, list or rename files on a Hadoop URI: refuse it before
+    the session starts (see :mod:`sparkasr.job.output`)."""
+    if is_remote_uri(output):
+        raise SetupError(
+            f"output {output} is a Hadoop URI, which a Spark Connect client cannot lock, list or rename; with "
+            "--remote (or SPARK_REMOTE) use a directory this machine and the server both see (a shared mount, "
+            "/Volumes/... or /dbfs/... on Databricks)"
+        )
+
+
+def check_output_shared(spark, output: str) -> None:
+    """Connect: the server must see the output directory this client locks and lists, and
+    writes the current view in: a token written here is read back through the session."""
+    import uuid
+
+    from pyspark.sql.utils import AnalysisException
+
+    refuse_remote_output_on_connect(output)
+    token = uuid.uuid4().hex
+    probe = os.path.join(local_path(output), f"sparkasr-visible-{token}.txt")
+    with open(probe, "w") as f:
+        f.write(token)
+    try:
+        seen = [r[0] for r in spark.read.text(hadoop_uri(probe)).collect()]
+    except AnalysisException:
+        seen = []
+    finally:
+        os.remove(probe)
+    if seen != [token]:
+        raise SetupError(
+            f"output {output} is a directory of this machine that the Spark Connect server does not see; use a "
+            "directory both see (a shared mount, /Volumes/... or /dbfs/... on Databricks)"
+        )
+
+
+def check_inputs_visible(spark, paths: Sequence[str]) -> None:
+    """Connect: the local files this client listed (audio, manifests) must be the server's too;
+    the first of each kind is looked up through the session (its listing only, no content)."""
+    from pyspark.sql.utils import AnalysisException
+
+    probes = [local_path(p) for p in paths if p]
+    if not probes:
+        return
+    try:
+        rows = spark.read.format("binaryFile").load([hadoop_uri(p) for p in probes]).select("path", "length").collect()
+    except AnalysisException:
+        rows = []
+    seen = {local_path(r["path"]): int(r["length"]) for r in rows}
+    for p in probes:
+        if seen.get(os.path.abspath(p)) != os.path.getsize(p):
+            raise SetupError(
+                f"input {p} is a file of this machine that the Spark Connect server does not see; give inputs by a "
+                "path both see (a shared mount, /Volumes/... or /dbfs/... on Databricks) or by a URI the cluster reads"
+            )
+
+
 def _read_manifest(spark, path: str):
     from pyspark.sql import functions as F
 
@@ -368,12 +425,14 @@ class Interruption:
         self._signalled.set()
 
     def _cancel_on_signal(self):
+        from ..spark.session import cancel_all, set_log_level
+
         self._signalled.wait()
         if self._closed:
             return
         try:
-            self.spark.sparkContext.setLogLevel("OFF")  # cancelled tasks are not errors to report
-            self.spark.sparkContext.cancelAllJobs()
+            set_log_level(self.spark, "OFF")  # cancelled tasks are not errors to report
+            cancel_all(self.spark)
         except Exception:
             pass
 
@@ -603,6 +662,7 @@ def _run(
 ) -> JobResult:
     from pyspark.sql import functions as F
 
+    from ..spark.session import check_python_workers, default_parallelism, is_connect, job_property
     from ..spark.whisper import WhisperForCTC
     from .progress import PROPERTY, Progress
 
@@ -620,6 +680,12 @@ def _run(
     out_root = output.rstrip("/")
     records_root = f"{out_root}/{RUNS}"
     listing = list_local([p for p in audio if not is_remote_uri(p)])
+    if is_connect(spark):
+        check_output_shared(spark, output)
+        # one listed file (a name Spark's listing shows) and each local manifest
+        shown = [f for f in listing.files if not any(part[:1] in "._" for part in f.split("/")[1:])]
+        check_inputs_visible(spark, shown[:1] + [m for m in manifests if not is_remote_uri(m)])
+    check_python_workers(spark)
 
     frame = build_input_frame(spark, audio, manifests, listing)
     if frame is None:
@@ -647,18 +713,16 @@ def _run(
     target = f"{records_root}/run={run_id}"
     if n > 0:
         if partitions <= 0:
-            dp = spark.sparkContext.defaultParallelism
+            dp = default_parallelism(spark)
             partitions = max(1, min(n, max(dp * 4, n // 64)))
         todo = todo.repartition(partitions)
         in_col = "content" if "content" in todo.columns else "path"
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
         out = asr.transform(todo)
         cached = None
-        progress = Progress(spark, n, quiet, interval=progress_interval)
-        sc = spark.sparkContext
-        sc.setLocalProperty(PROPERTY, progress.address)
+        progress = Progress(spark, n, quiet, interval=progress_interval, run_dir=target, fmt=fmt)
         try:
-            with progress:
+            with job_property(spark, PROPERTY, progress.address), progress:
                 if diarizer is not None:
                     # across files, the identity step's fit runs the stages (live progress in audio hours)
                     out, cached = diarization.apply(diarizer, out, in_col, asr.getChunksCol())
@@ -668,9 +732,7 @@ def _run(
                 records = progress.counting(records)
                 # Algorithm 2: each task's file moves into the run directory when the task finishes, so an
                 # interrupted run keeps every finished task (v1 would move them only when all are done).
-                writer = records.write.mode("errorifexists").option(
-                    "mapreduce.fileoutputcommitter.algorithm.version", "2"
-                )
+                writer = records.write.mode("error").option("mapreduce.fileoutputcommitter.algorithm.version", "2")
                 if fmt == "parquet":
                     writer.parquet(hadoop_uri(target))
                 else:
@@ -682,8 +744,6 @@ def _run(
                 progress.stop_printing()
                 raise Interrupted(interruption.signame, _kept(spark, target, fmt), n, local_path(target)) from None
             raise
-        finally:
-            sc.setLocalProperty(PROPERTY, None)
         if cached is not None:
             cached.unpersist()
         if not quiet:

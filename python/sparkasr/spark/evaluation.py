@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pyspark.ml.evaluation import Evaluator
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.ml.util import DefaultParamsReadable
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -37,6 +37,7 @@ from ..evaluation.normalizers import NormalizerLike, get_normalizer
 from ..evaluation.report import write_report
 from ..params import stage_table
 from .params import declare_params
+from .session import ParamsWritable, check_python_workers
 
 __all__ = [
     "WerEvaluator",
@@ -189,6 +190,7 @@ def _prepare(df: DataFrame, prediction_col: str, reference_col: str, group_by: S
     for c in list(group_by) + [prediction_col, reference_col]:
         if c not in df.columns:
             raise ValueError(f"column {c!r} not in the DataFrame (columns: {df.columns})")
+    check_python_workers(df.sparkSession)
     return df.select(
         *[F.col(g) for g in group_by],
         text_column(df, prediction_col).alias(_HYP),
@@ -397,6 +399,7 @@ def with_error_counts(
     from pyspark.sql.functions import pandas_udf
 
     norm, ship = _check_normalizer(normalizer)
+    check_python_workers(df.sparkSession)
     fields = [T.StructField(c, T.LongType(), True) for c in COUNT_FIELDS]
     fields += [T.StructField("wer", T.DoubleType(), True), T.StructField("cer", T.DoubleType(), True)]
     schema = T.StructType(fields)
@@ -425,7 +428,7 @@ def with_error_counts(
 
 
 @declare_params(stage_table("WerEvaluator"))
-class WerEvaluator(Evaluator, DefaultParamsReadable, DefaultParamsWritable):
+class WerEvaluator(Evaluator, DefaultParamsReadable, ParamsWritable):
     """``pyspark.ml`` Evaluator for WER / CER / MER / WIL (smaller is better).
 
     Usable with ``CrossValidator`` / ``TrainValidationSplit`` (e.g. to choose a beam size)::
