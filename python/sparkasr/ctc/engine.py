@@ -49,7 +49,7 @@ def _strides(value) -> Optional[Tuple[float, float]]:
 class CTCOptions:
     """Inference and decoding options (hashable: engines are cached per distinct value)."""
 
-    batch_size: int = option("batchSize", INT, 8, "rows decoded together in one model call", minimum=1)
+    batch_size: int = option("batchSize", INT, 8, "rows decoded together in one model call", minimum=1, maximum=1024)
     timestamps: str = option(
         "timestamps",
         STRING,
@@ -63,6 +63,7 @@ class CTCOptions:
         0.0,
         "long audio: chunk length in seconds (0 = only rows longer than maxUnchunkedS are chunked)",
         minimum=0.0,
+        maximum=600.0,
     )
     stride_length_s: Optional[Tuple[float, float]] = option(
         "strideLengthS",
@@ -70,6 +71,8 @@ class CTCOptions:
         [],
         "overlap dropped on each side of a chunk, [left, right] seconds ([] = chunkLengthS/6)",
         minimum=0.0,
+        maximum=300.0,
+        max_items=2,
         null=[],
         convert=_strides,
     )
@@ -79,6 +82,7 @@ class CTCOptions:
         60.0,
         "rows longer than this are always chunked (bounded memory)",
         minimum=1.0,
+        maximum=3600.0,
     )
     auto_chunk_length_s: float = 30.0  # the chunk length used then
     max_batch_samples: int = 16000 * 240  # rows x padded length per inference call (memory bound)
@@ -89,6 +93,7 @@ class CTCOptions:
         0,
         "ONNX Runtime threads per task; 0 = spark.task.cpus inside Spark, all cores outside it",
         minimum=0,
+        maximum=1024,
         key="threads",
     )
     backend: str = option(

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..cells import INPUT_BINARY, cell_items
+from ..options import shown_value
 from .protocol import RequestError, parse_body, request_options
 from .service import ModelService, Overloaded, ResultCache
 
@@ -48,7 +49,7 @@ def _flag(value: Optional[str]) -> Optional[bool]:
         return True
     if v in ("0", "false", "no", "off"):
         return False
-    raise RequestError(400, f"header value {value!r} must be true or false")
+    raise RequestError(400, f"header value {shown_value(value)} must be true or false")
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -76,6 +77,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise RequestError(413, f"the body is over the server's limit of {limit} bytes")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def read_request(service: ModelService, body: bytes, content_type: str):
+    """``(request, decoding options)`` of a body; :class:`RequestError` (400/422) otherwise."""
+    req = parse_body(body, content_type)
+    values = request_options(req.parameters, service.base, service.whisper, service.timestamp_modes)
+    return req, service.options(values)
 
 
 def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: bool = False) -> FastAPI:
@@ -110,9 +118,8 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
     async def transcribe(request: Request) -> JSONResponse:
         authorize(request)
         body = await _read_body(request, limits.max_body_bytes)
-        req = parse_body(body, request.headers.get("content-type", ""))
-        values = request_options(req.parameters, service.base, service.whisper, service.timestamp_modes)
-        options = service.options(values)
+        # parsing a 64-MB JSON body (base64) takes a second: not on the event loop
+        req, options = await run_in_threadpool(read_request, service, body, request.headers.get("content-type", ""))
         wait = _flag(request.headers.get("x-wait-for-model"))
         wait = req.wait_for_model if wait is None else wait
         if not service.ready.done():

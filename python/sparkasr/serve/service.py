@@ -234,14 +234,12 @@ class ModelService:
 
     def options(self, values: Dict[str, Any]):
         """The decoding options dataclass for ``values`` (by param name), checked as the table
-        checks them; :class:`RequestError` (422) naming the request's parameter otherwise."""
+        checks them, with exact types (a request's ``"2"`` is not an integer, nor is ``true``);
+        :class:`RequestError` (422) naming the request's parameter otherwise."""
         checked = {}
         for name, value in values.items():
-            if value == self.base.get(name) and name in self.base:
-                checked[name] = self.base[name]
-                continue
             try:
-                checked[name] = self._options[name].check(value)
+                checked[name] = self._options[name].check(value, strict=True)
             except ValueError as exc:
                 raise RequestError(422, f"{_REQUEST_NAMES.get(name, name)} {exc}") from None
         cls = engine_tables(self.model.kind)[0]
