@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..cells import INPUT_BINARY, cell_items
 from ..options import shown_value
@@ -35,10 +36,23 @@ log = logging.getLogger(__name__)
 SOURCE = "request audio"  # how the audio is named in error messages
 
 
+#: bodies over this size are decoded one at a time (a long recording), beside the short ones
+LARGE_BODY_BYTES = 4 << 20
+
+
 @dataclass(frozen=True)
 class HttpLimits:
     max_body_bytes: int = 64 << 20
     token: Optional[str] = None
+    max_decodes: int = 2  # uploads decoded at once, outside the engine worker (at most one large one)
+
+    def __post_init__(self):
+        if self.max_body_bytes < 1 or self.max_decodes < 1:
+            raise ValueError("max_body_bytes and max_decodes must be >= 1")
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request was read."""
 
 
 def _flag(value: Optional[str]) -> Optional[bool]:
@@ -71,12 +85,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"the body ({int(declared)} bytes) is over the server's limit of {limit} bytes")
     parts, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"the body is over the server's limit of {limit} bytes")
-        parts.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"the body is over the server's limit of {limit} bytes")
+            parts.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone(f"after {size} bytes of the body") from None
     return b"".join(parts)
+
+
+def _client(request: Request) -> str:
+    c = request.client
+    return f"{c.host}:{c.port}" if c else "client"
 
 
 def read_request(service: ModelService, body: bytes, content_type: str):
@@ -91,10 +113,29 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
     app = FastAPI(title="sparkasr", summary="Hugging Face Inference API for automatic-speech-recognition")
     served = {service.model.name}
     app.state.service = service
+    decodes = asyncio.Semaphore(limits.max_decodes)
+    large = asyncio.Semaphore(max(1, limits.max_decodes - 1))  # a small upload always finds a slot
+
+    async def decode(audio: bytes):
+        """The request's audio decoded in a worker thread, at most ``max_decodes`` at once."""
+        big = len(audio) > LARGE_BODY_BYTES
+        if big:
+            await large.acquire()
+        try:
+            async with decodes:
+                return await run_in_threadpool(cell_items, audio, INPUT_BINARY, SOURCE)
+        finally:
+            if big:
+                large.release()
 
     @app.exception_handler(RequestError)
     async def _request_error(_request, exc: RequestError):
         return _error(exc.status, str(exc))
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone):
+        log.info("%s: disconnected %s", _client(request), exc)  # one line: nothing to answer
+        return Response(status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request, exc: StarletteHTTPException):
@@ -143,7 +184,7 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
             hit = service.cache.get(key)
             if hit is not None:
                 return JSONResponse(hit, headers={"x-cache": "hit"})
-        (item,) = await run_in_threadpool(cell_items, req.audio, INPUT_BINARY, SOURCE)
+        (item,) = await decode(req.audio)
         if item.error:
             raise RequestError(400, item.error)
         try:
