@@ -209,7 +209,7 @@ def test_bad_inputs_get_4xx_and_the_server_keeps_serving(server, clips):
     nan = wav_bytes(np.full(16000, np.nan, dtype=np.float32), subtype="FLOAT")
     silent = wav_bytes(np.zeros(16000, dtype=np.float32))
     cases = [
-        (b"definitely not audio", None, 400, "decodable"),
+        (b"definitely not audio", None, 400, "not an audio format we read (detected: text)"),
         (b"", None, 400, "empty"),
         (nan, None, 400, "NaN"),
         (silent, None, 400, "silent"),
