@@ -6,10 +6,12 @@ spec's JSON (:mod:`.protocol`) and answer ``{"text": ..., "chunks": [{"text", "t
 loads instead of 503 + ``estimated_time``), ``x-use-cache`` (``false``: skip the result cache;
 the answer says ``x-cache: hit|miss|off``), ``authorization: Bearer <token>`` when the server has
 a token (401 without it, 403 with another). Errors are ``{"error": ...}``: 400 (not audio, empty,
-NaN, silent), 401/403, 404 (another model id), 413 (body over the limit), 422 (a parameter),
-429 (queue full), 500 (the model failed on this input), 503 (loading). ``GET /health``: state and
-batching counters. The work is :class:`~.service.ModelService`'s; nothing here decodes or
-transcribes on the event loop.
+NaN, silent, a JSON body too deep or too large), 401/403, 404 (another model id), 413 (body over
+the limit), 422 (a parameter), 429 (queue full), 500 (the model failed on this input), 503
+(loading). ``GET /health``: state and batching counters. The work is
+:class:`~.service.ModelService`'s; nothing here parses, decodes or transcribes on the event loop:
+bodies are parsed and uploads decoded in worker threads, at most ``max_decodes`` at once (one of
+them over :data:`LARGE_BODY_BYTES`). A client that disconnects mid-body is one log line.
 """
 
 from __future__ import annotations
