@@ -503,16 +503,13 @@ def test_short_requests_run_between_the_pieces_of_a_long_one():
     svc.long_lane.engine_for = svc.engine
     svc.ready.set_result(True)
 
-    def work():
-        while not svc._stop.is_set():
-            svc.turn()
-
-    worker = threading.Thread(target=work)
+    worker = threading.Thread(target=svc._run)
     worker.start()
     svc.long_lane.start()
     try:
         long_future = svc.submit(svc.default_options, AudioItem(np.zeros(60 * SAMPLE_RATE, np.float32), "long"))
         assert started.wait(TIMEOUT)
+        assert svc.info()["long_lane"] == 1  # the request whose piece is running counts
         shorts = [
             svc.submit(svc.default_options, AudioItem(np.zeros(SAMPLE_RATE, np.float32), f"s{i}")) for i in range(2)
         ]

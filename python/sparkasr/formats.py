@@ -70,9 +70,10 @@ CONTAINERS: Dict[str, str] = {
 #: the audio decoders allowed (FFmpeg decoder names), besides every ``pcm_*`` and ``adpcm_*`` one
 AUDIO_CODECS = frozenset(
     """aac aac_fixed aac_latm ac3 ac3_fixed alac amrnb amrwb dca eac3 evrc flac g722 g723_1 g726
-    g726le g729 gsm gsm_ms ilbc libopencore_amrnb libopencore_amrwb libopus mace3 mace6 mlp mp1
-    mp1float mp2 mp2float mp3 mp3adu mp3adufloat mp3float opus qcelp qdm2 qdmc speex truehd tta
-    vorbis wavpack wmalossless wmapro wmav1 wmav2 wmavoice""".split()
+    g726le g729 gsm gsm_ms ilbc libfdk_aac libgsm libgsm_ms libopencore_amrnb libopencore_amrwb
+    libopus libspeex libvorbis mace3 mace6 mlp mp1 mp1float mp2 mp2float mp3 mp3adu mp3adufloat
+    mp3float opus qcelp qdm2 qdmc speex truehd tta vorbis wavpack wmalossless wmapro wmav1 wmav2
+    wmavoice""".split()
 )
 _CODEC_FAMILIES = ("pcm_", "adpcm_")
 

@@ -6,7 +6,8 @@ A 60-minute upload transcribed in one engine call held the only worker for minut
 
 * :class:`LongLane`: a thread that transcribes the long requests (more than ``long_s`` seconds of
   audio) with :func:`sparkasr.engines.transcribe_steps` (the engine's own pieces, one at a time:
-  the same transcript as one call), a step of each long request in turn;
+  the same transcript as one call), a step of each long request in turn. (With Whisper's
+  ``strategy="pack"``, meant for short clips, a long request is one step and one turn.)
 * :class:`TurnGate`: every model call of the long lane (each encode, generate or alignment of a
   30-s piece: :func:`sparkasr.whisper.model.gated`) and every engine call of the short requests'
   worker takes a turn; the two sides alternate when both wait. A short request waits for at most
@@ -108,7 +109,7 @@ class LongLane:
         while not self._stop.is_set():
             self._take(block=not self._active)
             if self._active:
-                self.step()
+                self._step()
 
     def _take(self, block: bool) -> None:
         try:
@@ -122,19 +123,21 @@ class LongLane:
             except queue.Empty:
                 return
 
-    def step(self) -> None:
+    def _step(self) -> None:
         """One step of the job at the head of the line (a piece of its audio); it then goes to
-        the back. Public for tests, which drive the lane without its thread."""
-        job = self._active.popleft()
+        the back. (It stays in the line meanwhile: ``len`` counts it.)"""
+        job = self._active[0]
         try:
             if job.steps is None:
                 job.steps = transcribe_steps(self.engine_for(*job.options), job.item, self.gate.long_call)
             next(job.steps)
         except StopIteration as done:
+            self._active.popleft()
             job.future.set_result(done.value)
             return
         except Exception as exc:  # building the engine failed
+            self._active.popleft()
             job.future.set_exception(exc)
             return
         self.steps += 1
-        self._active.append(job)
+        self._active.rotate(-1)

@@ -343,9 +343,9 @@ class ModelService:
     def queued(self) -> int:
         return self._queue.qsize()
 
-    def _gather(self, wait_s: float) -> List[Job]:
+    def _gather(self) -> List[Job]:
         try:
-            first = self._queue.get(timeout=wait_s) if wait_s > 0 else self._queue.get_nowait()
+            first = self._queue.get(timeout=0.5)
         except queue.Empty:
             return []
         batch = [first]
@@ -370,15 +370,14 @@ class ModelService:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.turn()
+            self._turn()
 
-    def turn(self) -> None:
-        """One turn of the worker: the requests waiting (up to ``max_batch``, gathered for up to
-        ``max_wait_ms``), the long ones handed to the long lane, the short ones grouped by
-        options, each group one engine call in its turn. Public for tests, which drive the
-        worker without its thread."""
+    def _turn(self) -> None:
+        """The requests waiting (up to ``max_batch``, gathered for up to ``max_wait_ms``): the long
+        ones handed to the long lane, the short ones grouped by options, each group one engine
+        call in its turn at the gate."""
         groups: Dict[Hashable, List[Job]] = {}
-        for job in self._gather(0.5):
+        for job in self._gather():
             if not job.future.set_running_or_notify_cancel():
                 continue
             if self._is_long(job):
