@@ -373,7 +373,7 @@ def test_npm_client(command_server, clips):
     bad = subprocess.run(
         [node, "asr.mjs", command_server.url, __file__], cwd=JS_DIR, capture_output=True, text=True, timeout=TIMEOUT
     )
-    assert bad.returncode == 1 and "decodable" in bad.stderr
+    assert bad.returncode == 1 and "not an audio format we read (detected: text)" in bad.stderr
 
 
 def test_load_and_faults(command_server, clips):

@@ -27,7 +27,8 @@ Two paths, chosen per item:
   sentence-level segments. Rows longer than ``1.5 * long_piece_s`` are decoded in pieces of
   ``long_piece_s`` (bounded memory).
 
-``strategy="pack"`` hands the items to :mod:`.packing`.
+``strategy="pack"`` hands the items to :mod:`.packing`. :meth:`WhisperEngine.transcribe_steps` runs a
+long row in steps (a piece or a window each) for a server that interleaves other requests.
 """
 
 from __future__ import annotations
@@ -108,9 +109,11 @@ class WhisperEngine:
         """``transcribe_batch([item])[0]`` in steps: a generator that yields between pieces and
         returns the transcript, so that a server can run other requests between the steps of a long
         one. A long row (over 30 s) is decoded a piece at a time (``strategy="batch"``: the same
-        pieces, each decoded as in :meth:`transcribe_batch`) or a window at a time (the sequential
-        path); anything else in one step. ``around()``: a context manager every CTranslate2 call
-        runs in (:func:`~.model.gated`)."""
+        pieces; one per model call where :meth:`transcribe_batch` decodes ``batchSize`` together,
+        which gives the same transcript: a window's decode does not depend on the windows batched
+        with it, as the tests check) or a window at a time (the sequential path); anything else in
+        one step. ``around()``: a context manager every CTranslate2 call runs in
+        (:func:`~.model.gated`)."""
         opts = self.options
         samples = item.samples
         long_row = (
