@@ -210,7 +210,25 @@ def _ten_second_clip():
     return buf.getvalue(), n / SAMPLE_RATE, " ".join(refs)
 
 
-def interleave(quick: bool, idle_n: int, gap_s: float, logdir: Path) -> dict:
+class _InProcessServer:
+    """The server's app on uvicorn in a thread of this process (``--in-process``)."""
+
+    def __init__(self, max_body_bytes: int):
+        from serve_support import ThreadServer
+        from sparkasr.serve.app import HttpLimits, create_app
+        from sparkasr.serve.service import ModelService, resolve_model
+
+        self.service = ModelService(resolve_model(None), {})
+        self.service.load()
+        self.server = ThreadServer(create_app(self.service, HttpLimits(max_body_bytes=max_body_bytes)))
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.close()
+        self.service.stop()
+
+
+def interleave(quick: bool, idle_n: int, gap_s: float, logdir: Path, in_process: bool = False) -> dict:
     """A short request's latency idle and while a long file is uploaded, decoded and transcribed."""
     from corpus import load as load_corpus
 
@@ -219,7 +237,10 @@ def interleave(quick: bool, idle_n: int, gap_s: float, logdir: Path) -> dict:
     long_body = Path(entry["path"]).read_bytes()
     short, short_s, short_ref = _ten_second_clip()
     body_mb = len(long_body) / (1 << 20) + 16
-    srv = CommandServer(["--max-body-mb", f"{body_mb:.0f}", "--no-demo"], log=logdir / "serve-interleave.log")
+    if in_process:
+        srv = _InProcessServer(int(body_mb * (1 << 20)))
+    else:
+        srv = CommandServer(["--max-body-mb", f"{body_mb:.0f}", "--no-demo"], log=logdir / "serve-interleave.log")
     try:
         load_before = os.getloadavg()
         short_text = _post(srv.url, short)  # warm-up
@@ -250,6 +271,7 @@ def interleave(quick: bool, idle_n: int, gap_s: float, logdir: Path) -> dict:
     lat_transcribing = [d["latency_s"] for d in during if d["long_in_lane"]]
     idle_med = statistics.median(idle)
     return {
+        "server": "in-process (uvicorn thread)" if in_process else "sparkasr serve (subprocess)",
         "long_file": Path(entry["path"]).name,
         "long_audio_s": entry["duration_s"],
         "long_body_mb": round(len(long_body) / (1 << 20), 1),
@@ -288,6 +310,9 @@ def main(argv=None) -> int:
     p.add_argument("--interleave", action="store_true", help="a 10-s request's latency beside a 60-min one")
     p.add_argument("--idle-requests", type=int, default=5, help="idle short requests (before and after)")
     p.add_argument("--gap-s", type=float, default=3.0, help="pause between two short requests during the long one")
+    p.add_argument(
+        "--in-process", action="store_true", help="--interleave against the app in this process, not the command"
+    )
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
     logdir = Path(tempfile.mkdtemp(prefix="sparkasr-bench-serve-"))
@@ -305,7 +330,7 @@ def main(argv=None) -> int:
     if args.demo:
         result["streaming"] = streaming(1 if args.quick else 3, logdir)
     if args.interleave:
-        result["interleave"] = interleave(args.quick, args.idle_requests, args.gap_s, logdir)
+        result["interleave"] = interleave(args.quick, args.idle_requests, args.gap_s, logdir, args.in_process)
         i = result["interleave"]
         log(
             f"interleave: 10-s request {i['median_idle_s']} s idle, {i['median_during_s']} s (median) during "
