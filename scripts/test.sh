@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything and run the whole test suite: the Scala tests (sbt), then the Python tests
-# (one shared local[2] SparkSession).
+# Set up everything and run the whole test suite: the Scala tests (sbt) and the Python tests (one
+# shared local[2] SparkSession), side by side on a full run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --all
@@ -12,18 +12,48 @@ export PYSPARK_PYTHON="$PWD/.venv/bin/python"
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/python -m sparkasr.generated --check
-# The JVM side: compile, run the Scala tests (they run Python fixtures from .venv) and build the user
-# jar that tests/test_scala_jar.py runs in spark-shell.
-scripts/sbt test assembly
+# With pytest arguments: the JVM side first (compile, Scala tests, the user jar), then those tests.
+rc=0
+if [[ $# -gt 0 ]]; then
+  scripts/sbt test assembly
+  .venv/bin/python -m pytest -q -rs --durations=30 --ignore=tests/test_sparknlp_interop.py "$@" || rc=$?
+  exit $rc
+fi
+# A full run: the JVM leg (compile, run the Scala tests, which run Python fixtures from .venv, build
+# the user jar), then the pyspark 3.5 leg, in the background while the pyspark 4.x leg runs: a Spark
+# test leaves the 2 cores idle for much of its time (JVM starts, Python workers, servers, subprocess
+# jobs) and scalac is mostly one thread, so the two overlap well. Their output is printed whole once
+# both are done; tests/test_scala_jar.py needs the jar, so it runs after them.
+logs=target/ci-logs
+mkdir -p "$logs" && rm -f "$logs"/*.rc
+(
+  leg=0; scripts/sbt test assembly >"$logs/sbt.log" 2>&1 || leg=$?
+  echo "test.sh: sbt leg done in ${SECONDS}s" >>"$logs/sbt.log"
+  echo $leg >"$logs/sbt.rc"
+  # pyspark 3.5.9 leg (.venv-spark35): the interop tests on the real spark-nlp_2.12:5.5.3 jar and a
+  # representative set of the Spark tests.
+  leg=0; scripts/test_spark35.sh >"$logs/spark35.log" 2>&1 || leg=$?
+  echo $leg >"$logs/spark35.rc"
+) &
+side=$!
 # pyspark 4.x leg (.venv): the whole suite but the Spark NLP interop tests, which run in the 3.5 leg:
 # Spark NLP's Spark 4 jar (spark-nlp_2.13:7.0.0) is not on the Maven Central CI reaches.
 # It includes the Spark Connect leg (tests/test_connect.py, marker `connect`: one Connect server from
 # pyspark's sbin/start-connect-server.sh on 127.0.0.1 for the module, next to the shared classic
 # session; `-m connect` runs it alone, `-m "not connect"` skips it) and tests/test_readme.py (the
 # README's Python snippet run as written, in a fresh process).
-rc=0
-.venv/bin/python -m pytest -q -rs --ignore=tests/test_sparknlp_interop.py "$@" || rc=$?
-# pyspark 3.5.9 leg (.venv-spark35): the interop tests on the real spark-nlp_2.12:5.5.3 jar and a
-# representative set of the Spark tests; on a full run only (no pytest arguments).
-if [[ $# -eq 0 ]]; then scripts/test_spark35.sh || rc=1; fi
+start=$SECONDS
+.venv/bin/python -m pytest -q -rs --durations=30 --ignore=tests/test_sparknlp_interop.py \
+  --ignore=tests/test_scala_jar.py || rc=$?
+echo "test.sh: pyspark 4.x leg done in $((SECONDS - start))s"
+wait $side || true
+for leg in sbt spark35; do
+  echo "=== $leg leg (output of the background run) ==="
+  cat "$logs/$leg.log"
+  [[ "$(cat "$logs/$leg.rc" 2>/dev/null)" == 0 ]] || { echo "test.sh: the $leg leg failed"; rc=1; }
+done
+if [[ "$(cat "$logs/sbt.rc" 2>/dev/null)" == 0 ]]; then
+  .venv/bin/python -m pytest -q -rs --durations=10 tests/test_scala_jar.py || rc=$?
+fi
+echo "test.sh: all legs done in ${SECONDS}s (rc $rc)"
 exit $rc
