@@ -41,7 +41,8 @@ class Job:
     options: Hashable  # (decoding options, runtime options or None)
     item: AudioItem
     future: cf.Future = field(default_factory=cf.Future)
-    steps: Optional[Generator[None, None, Transcript]] = None
+    steps: Optional[Generator[Optional[Transcript], None, Transcript]] = None
+    partial: Optional[Callable[[Transcript], None]] = None  # each finished piece of a long job
 
 
 class TurnGate:
@@ -130,7 +131,7 @@ class LongLane:
         try:
             if job.steps is None:
                 job.steps = transcribe_steps(self.engine_for(*job.options), job.item, self.gate.long_call)
-            next(job.steps)
+            piece = next(job.steps)
         except StopIteration as done:
             self._active.popleft()
             job.future.set_result(done.value)
@@ -140,4 +141,9 @@ class LongLane:
             job.future.set_exception(exc)
             return
         self.steps += 1
+        if piece is not None and job.partial is not None:
+            try:
+                job.partial(piece)
+            except Exception:  # the listener's problem, not the job's
+                log.warning("a partial result's listener failed", exc_info=True)
         self._active.rotate(-1)
