@@ -213,9 +213,7 @@ def test_stream_long_upload_a_delta_per_piece(client):
     gap = np.zeros(8000, dtype=np.float32)
     audio = np.concatenate([np.concatenate([sf.read(c, dtype="float32")[0], gap]) for c in clips])
     assert len(audio) / 16000 > 35
-    events = _events(
-        client.audio.transcriptions.create(model=MODEL, file=("long.wav", wav_bytes(audio)), stream=True)
-    )
+    events = _events(client.audio.transcriptions.create(model=MODEL, file=("long.wav", wav_bytes(audio)), stream=True))
     deltas = [d for k, d in events if k == "transcript.text.delta"]
     assert events[-1][0] == "transcript.text.done" and len(deltas) >= 2
     assert "".join(deltas) == events[-1][1]

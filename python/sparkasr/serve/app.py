@@ -201,9 +201,10 @@ class Gateway:
             raise RequestError(429, str(exc)) from None
 
 
-def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: bool = False) -> FastAPI:
+def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: bool = False, jobs=None) -> FastAPI:
     """The ASGI app for ``service``: the Inference API, OpenAI's audio API under ``/v1``
-    (:mod:`.openai_api`); ``demo``: mount the Gradio demo at ``/demo``."""
+    (:mod:`.openai_api`); ``jobs``: a :class:`~.jobs.JobStore` for the async jobs' routes
+    (:mod:`.jobs_api`); ``demo``: mount the Gradio demo at ``/demo``."""
     app = FastAPI(title="sparkasr", summary="Hugging Face Inference API and OpenAI's audio API for speech to text")
     served = {service.model.name}
     app.state.service = service
@@ -282,11 +283,18 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
 
     @app.get("/health")
     async def health():
-        return service.info()
+        info = service.info()
+        if jobs is not None:
+            info["jobs"] = jobs.info()
+        return info
 
     from .openai_api import add_openai_routes
 
     add_openai_routes(app, gateway)
+    if jobs is not None:
+        from .jobs_api import add_job_routes
+
+        add_job_routes(app, gateway, jobs)
     if demo:
         from .demo import mount_demo
 

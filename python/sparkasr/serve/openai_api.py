@@ -30,7 +30,6 @@ from .openai_protocol import (
     TRANSCRIPTIONS,
     TRANSLATIONS,
     OpenAIError,
-    OpenAIRequest,
     deltas,
     error_body,
     read_fields,
@@ -69,6 +68,33 @@ async def parse_form(headers: Headers, body: bytes) -> Dict[str, List[Any]]:
     return out
 
 
+def checked_options(service, values: Dict[str, Any], task: str):
+    """The decoding options for a request's ``values`` (over the server's): the fields it set
+    checked against the option table's bounds, the language and task against the model; 400
+    naming the field otherwise."""
+    for name, param in _PARAMS.items():
+        if values.get(name) != service.base.get(name):
+            try:
+                service.check_value(name, values[name])
+            except ValueError as exc:
+                raise OpenAIError(400, f"{param} {exc}", param=param) from None
+    values = dict(values)
+    if service.whisper:
+        from ..whisper.models import check_whisper_options
+
+        try:
+            check_whisper_options(service.model.path, service.model.name, values["language"] or None, task)
+        except ValueError as exc:
+            param = "model" if task == TRANSLATIONS and "translate" in str(exc) else "language"
+            raise OpenAIError(400, str(exc), param=param) from None
+    else:
+        values.pop("task", None)
+    try:
+        return service.options(values)
+    except RequestError as exc:
+        raise OpenAIError(400, str(exc)) from None
+
+
 def _wait_header(request: Request) -> bool:
     v = (request.headers.get("x-wait-for-model") or "").strip().lower()
     return v in ("1", "true", "yes", "on")
@@ -82,30 +108,6 @@ def add_openai_routes(app: FastAPI, gateway) -> None:
     def model_object() -> Dict[str, Any]:
         return {"id": service.model.name, "object": "model", "created": created, "owned_by": "sparkasr"}
 
-    def options_for(req: OpenAIRequest):
-        for name, param in _PARAMS.items():
-            if req.values.get(name) != service.base.get(name):
-                try:
-                    service.check_value(name, req.values[name])
-                except ValueError as exc:
-                    raise OpenAIError(400, f"{param} {exc}", param=param) from None
-        if service.whisper:
-            from ..whisper.models import check_whisper_options
-
-            try:
-                check_whisper_options(
-                    service.model.path, service.model.name, req.values["language"] or None, req.values["task"]
-                )
-            except ValueError as exc:
-                param = "model" if req.task == TRANSLATIONS and "translate" in str(exc) else "language"
-                raise OpenAIError(400, str(exc), param=param) from None
-        else:
-            req.values.pop("task")
-        try:
-            return service.options(req.values)
-        except RequestError as exc:
-            raise OpenAIError(400, str(exc)) from None
-
     async def audio(request: Request, task: str) -> Response:
         gateway.authorize(request)
         body = await gateway.body(request)
@@ -115,7 +117,7 @@ def add_openai_routes(app: FastAPI, gateway) -> None:
             req = read_fields(
                 form, task, service.model.name, dict(service.base), service.whisper, service.timestamp_modes
             )
-            options = await run_in_threadpool(options_for, req)
+            options = await run_in_threadpool(checked_options, service, req.values, req.task)
             await gateway.ready(_wait_header(request))
             upload = form["file"][0]
             data = await upload.read()

@@ -428,6 +428,8 @@ class ModelService:
             "refused_queue_full": s.refused_full,
             "long_requests": self.long_lane.requests,
             "long_steps": self.long_lane.steps,
+            "background": self.long_lane.background,
+            "background_requests": self.long_lane.background_requests,
             "cache": {"entries": len(self.cache), "hits": self.cache.hits, "misses": self.cache.misses},
         }
 
