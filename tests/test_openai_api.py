@@ -15,8 +15,8 @@ import numpy as np
 import openai
 import pytest
 import soundfile as sf
-from serve_support import ThreadServer, wav_bytes, wer
 
+from serve_support import ThreadServer, wav_bytes, wer
 from sparkasr.records import AudioItem
 from sparkasr.serve.app import HttpLimits, create_app
 from sparkasr.serve.openai_protocol import fallback_temperatures

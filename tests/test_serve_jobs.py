@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_support import CommandServer, ThreadServer, wer
 
+from serve_support import CommandServer, ThreadServer, wer
 from sparkasr.serve.app import HttpLimits, create_app
 from sparkasr.serve.jobs import JobStore, ReadPolicy
 from sparkasr.serve.service import Limits, ModelService, resolve_model
