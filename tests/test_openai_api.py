@@ -307,3 +307,36 @@ def test_loading_and_full_queue():
         assert err["type"] == "rate_limit_error"
     finally:
         srv.close()
+
+
+def test_ctc_model():
+    """A CTC model: text and words; what it cannot do (segments, language, prompt, translating,
+    sampling) refused."""
+    from ctc_support import tiny_models
+
+    onnx_dir = tiny_models()["wav2vec2"]["onnx"]
+    svc = ModelService(resolve_model(str(onnx_dir)), {"batchSize": 4})
+    svc.load()
+    srv = ThreadServer(create_app(svc))
+    name = svc.model.name
+    try:
+        client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="none", max_retries=0, timeout=TIMEOUT)
+        with open(SHORT, "rb") as f:
+            v = client.audio.transcriptions.create(
+                model=name, file=f, response_format="verbose_json", timestamp_granularities=["word"]
+            )
+        assert v.segments is None and [w.word for w in v.words] == v.text.split()
+        with open(SHORT, "rb") as f:
+            assert client.audio.transcriptions.create(model=name, file=f).text == v.text
+        for data, param in [
+            ({"response_format": "verbose_json"}, "timestamp_granularities"),
+            ({"language": "en"}, "language"),
+            ({"prompt": "hello"}, "prompt"),
+            ({"temperature": "0.5"}, "temperature"),
+        ]:
+            _openai_error(_post(srv, files=_clip_file(), data={"model": name, **data}, token=None), 400, param)
+        r = _post(srv, files=_clip_file(), data={"model": name}, token=None, path="/v1/audio/translations")
+        _openai_error(r, 400, "model")
+    finally:
+        srv.close()
+        svc.stop()

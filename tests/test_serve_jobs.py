@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import soundfile as sf
 
 from serve_support import CommandServer, ThreadServer, wer
 from sparkasr.serve.app import HttpLimits, create_app
@@ -81,7 +82,7 @@ def test_paths_job_submit_poll_fetch(jobs_server, audio_dir):
     job = r.json()
     assert job["id"].startswith("job_") and job["status"] in ("queued", "running") and job["inputs"] == 2
     assert r.headers["location"] == f"/jobs/{job['id']}"
-    total = sum(float(__import__("soundfile").info(p).duration) for p in paths)
+    total = sum(float(sf.info(p).duration) for p in paths)
     assert job["progress"]["audio_seconds_total"] == pytest.approx(total, abs=0.01)
     done = _wait_done(srv.url, job["id"])
     assert done["progress"]["inputs_done"] == 2 and done["errors"] == 0
