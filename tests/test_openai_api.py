@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import httpx
@@ -207,15 +208,33 @@ def test_stream_short_clip(client, server, verbose):
     assert json.loads(lines[-1][6:]) == {"type": "transcript.text.done", "text": verbose.text}
 
 
-def test_stream_long_upload_a_delta_per_piece(client):
-    """Over 30 s: the long lane sends each piece as it is done, before the end."""
+def test_stream_long_upload_a_delta_per_piece(client, service, monkeypatch):
+    """Over 30 s: the long lane sends each piece as it is done. The lane is held after its first
+    piece until the client has received a delta, so a server that sent the deltas only at the end
+    fails here, whatever the timing."""
     clips = sorted((DATA / "librivox").glob("*.wav")) + sorted((DATA / "cards").glob("*.wav"))
     gap = np.zeros(8000, dtype=np.float32)
     audio = np.concatenate([np.concatenate([sf.read(c, dtype="float32")[0], gap]) for c in clips])
     assert len(audio) / 16000 > 35
-    events = _events(client.audio.transcriptions.create(model=MODEL, file=("long.wav", wav_bytes(audio)), stream=True))
+    first_delta = threading.Event()
+    early = []  # per piece: whether the client had a delta while the lane waited
+    submit = service.submit
+
+    def held_submit(options, item, runtime=None, partial=None):
+        def held(piece):
+            partial(piece)
+            early.append(first_delta.wait(TIMEOUT))
+
+        return submit(options, item, runtime, held if partial else None)
+
+    monkeypatch.setattr(service, "submit", held_submit)
+    events = []
+    for e in client.audio.transcriptions.create(model=MODEL, file=("long.wav", wav_bytes(audio)), stream=True):
+        events.append((e.type, getattr(e, "delta", None) or getattr(e, "text", None)))
+        if e.type == "transcript.text.delta":
+            first_delta.set()
     deltas = [d for k, d in events if k == "transcript.text.delta"]
-    assert events[-1][0] == "transcript.text.done" and len(deltas) >= 2
+    assert events[-1][0] == "transcript.text.done" and len(deltas) >= 2 and early and early[0] is True
     assert "".join(deltas) == events[-1][1]
     refs = " ".join(p.read_text().strip() for p in sorted((DATA / "librivox").glob("*.txt")))
     assert wer([refs], [" ".join(_words(events[-1][1])[: len(refs.split()) + 5])]) < 0.5
