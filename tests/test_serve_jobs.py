@@ -16,8 +16,11 @@ import pytest
 import soundfile as sf
 
 from serve_support import CommandServer, ThreadServer, wer
+from sparkasr.records import AudioItem, Transcript
 from sparkasr.serve.app import HttpLimits, create_app
 from sparkasr.serve.jobs import JobStore, ReadPolicy
+from sparkasr.serve.scheduling import Job as LaneJob
+from sparkasr.serve.scheduling import LongLane, TurnGate
 from sparkasr.serve.service import Limits, ModelService, resolve_model
 
 TIMEOUT = 300.0  # generous bound (the machine may be busy): hangs fail, slowness does not
@@ -196,3 +199,37 @@ def test_killed_server_resumes_without_losing_or_repeating(tmp_path):
     texts = [json.loads(after[f"{k}.json"][1])["text"] for k in range(len(paths))]
     refs = [_ref(short[0]), " ".join(_ref(w) for w in LIBRIVOX * 2), _ref(short[1])]
     assert wer(refs, texts) < 0.3
+
+
+class _StepEngine:
+    """Logs each step (``<source>:<k>``) and yields a piece transcript per step."""
+
+    def __init__(self, log, steps=3):
+        self.log, self.steps = log, steps
+
+    def transcribe_steps(self, item, around):
+        for k in range(self.steps):
+            with around():
+                self.log.append(f"{item.source}:{k}")
+            yield Transcript(text=f"{item.source}{k}", offset_s=float(k), duration_s=1.0)
+        return Transcript(text=item.source, source=item.source)
+
+
+def test_background_jobs_run_below_long_requests():
+    """The long lane steps an async job's input only when no long request waits; each step's
+    piece reaches the job's progress."""
+    log, pieces = [], []
+    lane = LongLane(TurnGate(), lambda *key: _StepEngine(log))
+    job = LaneJob(("o", None), AudioItem(np.zeros(16000, np.float32), "job"), partial=lambda p: pieces.append(p.text))
+    long_request = LaneJob(("o", None), AudioItem(np.zeros(16000, np.float32), "request"))
+    lane.add_background(job)
+    lane.add(long_request)
+    assert len(lane) == 1 and lane.background == 1
+    lane.start()
+    try:
+        assert long_request.future.result(TIMEOUT).text == "request"
+        assert job.future.result(TIMEOUT).text == "job"
+    finally:
+        lane.stop()
+    assert log == ["request:0", "request:1", "request:2", "job:0", "job:1", "job:2"]
+    assert pieces == ["job0", "job1", "job2"] and lane.background == 0
