@@ -233,3 +233,28 @@ def test_background_jobs_run_below_long_requests():
         lane.stop()
     assert log == ["request:0", "request:1", "request:2", "job:0", "job:1", "job:2"]
     assert pieces == ["job0", "job1", "job2"] and lane.background == 0
+
+
+def test_a_job_that_no_longer_applies_ends_with_error_records(service, tmp_path):
+    """A job resumed by a server whose model cannot honour it (here: language de on tiny.en) gives
+    each input an error record, and the jobs after it still run."""
+    root = tmp_path / "jobs"
+    bad = root / ("job_" + "a" * 32)
+    (bad / "records").mkdir(parents=True)
+    spec = {"inputs": [str(LIBRIVOX[1])], "values": {"language": "de"}, "created": 1.0, "durations": [None]}
+    (bad / "job.json").write_text(json.dumps(spec))
+    store = JobStore(str(root), service, ReadPolicy([str(DATA)]))
+    assert store.get(bad.name).status == "queued"
+    good = store.submit({"timestamps": "word"}, [str(LIBRIVOX[1])])
+    store.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while store.get(good.id).status != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        store.stop()
+    (failed,) = store.records(store.get(bad.name))
+    assert "English-only" in failed["error"] and store.get(bad.name).errors == 1
+    (ok,) = store.records(good)
+    assert ok["error"] is None and wer([_ref(LIBRIVOX[1])], [ok["text"]]) < 0.3

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..job.subtitles import cues_from_chunks, safe_name, to_srt, to_vtt
-from ..records import Transcript
+from ..records import AudioItem, Transcript
 from .protocol import RequestError
 from .scheduling import Job
 
@@ -271,9 +271,12 @@ class JobStore:
                 job = self.jobs[self._pending[0]]
             try:
                 self._run_job(job)
-            except Exception:
-                log.exception("job %s failed; it stays queued for the next start", job.id)
-                return
+            except Exception as exc:  # its options no longer apply (another model), say: each input says so
+                log.exception("job %s failed", job.id)
+                for k, path in enumerate(job.inputs):
+                    if not job.has_record(k):
+                        item = AudioItem(None, source=path, error=f"{path}: job failed: {type(exc).__name__}: {exc}")
+                        self._record(job, k, path, item, None, "")
             with self._cond:
                 if self._pending and self._pending[0] == job.id and job.status == COMPLETED:
                     self._pending.pop(0)
