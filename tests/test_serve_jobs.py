@@ -258,3 +258,18 @@ def test_a_job_that_no_longer_applies_ends_with_error_records(service, tmp_path)
     assert "English-only" in failed["error"] and store.get(bad.name).errors == 1
     (ok,) = store.records(good)
     assert ok["error"] is None and wer([_ref(LIBRIVOX[1])], [ok["text"]]) < 0.3
+
+
+def test_allow_read_needs_a_jobs_dir():
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "python"))
+    out = subprocess.run(
+        [sys.executable, "-m", "sparkasr.cli", "serve", "--allow-read", str(DATA), "--no-demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert out.returncode == 2 and "--allow-read needs --jobs-dir" in out.stderr
