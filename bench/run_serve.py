@@ -341,6 +341,7 @@ def main(argv=None) -> int:
     API = args.api
     logdir = Path(tempfile.mkdtemp(prefix="sparkasr-bench-serve-"))
     rounds = 1 if args.quick else 3
+    load_before = os.getloadavg()
     result = {
         "quick": args.quick,
         "api": args.api,
@@ -365,6 +366,8 @@ def main(argv=None) -> int:
         log(f"{b['strategy']}: dynamic batching {b['ratio']}x one at a time ({b['batch_sizes']})")
     if "load" in result:
         log(f"load: {result['load']['requests']} requests, {result['load']['failures']} failures")
+    result["load_avg_before"] = [round(x, 2) for x in load_before]
+    result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     write_result(args.name or ("serve_quick" if args.quick else "serve"), result)
     return 0
 
