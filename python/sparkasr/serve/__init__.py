@@ -1,6 +1,7 @@
 """Serving: ``sparkasr serve`` (the Hugging Face Inference API for automatic-speech-recognition and
-OpenAI's audio API, on FastAPI + uvicorn, with dynamic batching and async jobs) and ``sparkasr demo`` (a Gradio microphone demo),
-both thin layers over the same engines and option dataclasses as the Spark stages.
+OpenAI's audio API, on FastAPI + uvicorn, with dynamic batching and async jobs) and ``sparkasr
+demo`` (a Gradio microphone demo), both thin layers over the same engines and option dataclasses
+as the Spark stages.
 
 * :mod:`.protocol`: the Inference API's request and parameters, read into option values;
 * :mod:`.service`: model resolution, the background load, the batching worker, the result cache;
