@@ -20,6 +20,7 @@ fault run, and the demo's streaming latency, on loopback with the real command.
 
     python bench/run_serve.py [--quick] [--demo]     # -> bench/results/serve.json (serve_quick.json)
     python bench/run_serve.py --interleave --skip-batching --skip-load --name serve_interleave
+    python bench/run_serve.py --api openai --skip-load --name serve_openai   # the same through /v1
 
 Figures from a machine shared with other work are indicative only; rerun on a quiet one with
 ``flock /tmp/sparkasr-bench.lock python bench/run_serve.py --demo``.
@@ -51,8 +52,22 @@ TIMEOUT = 600.0
 NO_CACHE = {"x-use-cache": "false"}
 
 
+API = "hf"  # which route the short requests take: hf (POST /) or openai (/v1/audio/transcriptions)
+_MODELS: dict = {}
+
+
 def _post(url: str, body: bytes) -> str:
-    r = httpx.post(url, content=body, headers=NO_CACHE, timeout=TIMEOUT)
+    if API == "openai":
+        if url not in _MODELS:
+            _MODELS[url] = httpx.get(f"{url}/v1/models", timeout=TIMEOUT).json()["data"][0]["id"]
+        r = httpx.post(
+            f"{url}/v1/audio/transcriptions",
+            files={"file": ("clip.wav", body, "audio/wav")},
+            data={"model": _MODELS[url]},
+            timeout=TIMEOUT,
+        )
+    else:
+        r = httpx.post(url, content=body, headers=NO_CACHE, timeout=TIMEOUT)
     r.raise_for_status()
     return r.json()["text"]
 
@@ -313,12 +328,23 @@ def main(argv=None) -> int:
     p.add_argument(
         "--in-process", action="store_true", help="--interleave against the app in this process, not the command"
     )
+    p.add_argument(
+        "--api",
+        choices=("hf", "openai"),
+        default="hf",
+        help="the route of the batching and interleaving requests: the Inference API (POST /) or OpenAI's "
+        "(POST /v1/audio/transcriptions; no result cache there)",
+    )
     p.add_argument("--name", default=None)
     args = p.parse_args(argv)
+    global API
+    API = args.api
     logdir = Path(tempfile.mkdtemp(prefix="sparkasr-bench-serve-"))
     rounds = 1 if args.quick else 3
+    load_before = os.getloadavg()
     result = {
         "quick": args.quick,
+        "api": args.api,
         "batching": []
         if args.skip_batching
         else [
@@ -340,6 +366,8 @@ def main(argv=None) -> int:
         log(f"{b['strategy']}: dynamic batching {b['ratio']}x one at a time ({b['batch_sizes']})")
     if "load" in result:
         log(f"load: {result['load']['requests']} requests, {result['load']['failures']} failures")
+    result["load_avg_before"] = [round(x, 2) for x in load_before]
+    result["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     write_result(args.name or ("serve_quick" if args.quick else "serve"), result)
     return 0
 

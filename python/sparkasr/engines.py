@@ -75,7 +75,7 @@ def run_steps(steps: Generator[Any, None, T]) -> T:
 
 def transcribe_steps(
     engine, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
-) -> Generator[None, None, Transcript]:
+) -> Generator[Optional[Transcript], None, Transcript]:
     """``item`` through ``engine`` in steps: ``engine.transcribe_steps`` where the engine has it
     (a long row a piece or a window at a time), else one ``transcribe_batch`` call. ``around()``:
     a context manager each model call runs in (a server's turn-taking between requests). Never

@@ -29,14 +29,31 @@ class AudioItem:
 
 
 @dataclass
+class SegmentInfo:
+    """How Whisper decoded a segment (what OpenAI's ``verbose_json`` reports of each segment)."""
+
+    seek: int  # where the window it was decoded in starts, in 10-ms frames from the audio's start
+    tokens: List[int]  # the tokens decoded, timestamp tokens included (as Whisper's segments give them)
+    temperature: float  # the temperature of the decode that was kept
+    avg_logprob: float  # of the window's decode (Whisper's quality check)
+    compression_ratio: float  # of the segment's text (Whisper's quality check)
+    no_speech_prob: float  # of the window
+
+
+@dataclass
 class Chunk:
-    """A timed piece of a transcript (HF pipeline's ``chunks``): text + [start, end] seconds."""
+    """A timed piece of a transcript (HF pipeline's ``chunks``): text + [start, end] seconds.
+
+    Whisper's segments carry ``info`` (how they were decoded) and its words the ``segment`` they
+    belong to; neither takes part in comparisons."""
 
     text: str
     start: float
     end: float
     kind: str = "segment"  # segment | word | char
     probability: Optional[float] = None
+    info: Optional[SegmentInfo] = field(default=None, compare=False, repr=False)
+    segment: Optional[Chunk] = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"text": self.text, "timestamp": [self.start, self.end]}

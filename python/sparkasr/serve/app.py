@@ -58,6 +58,14 @@ class ClientGone(Exception):
     """The client closed the connection before its request was read."""
 
 
+class Loading(RequestError):
+    """The model is still loading (503, with the seconds it is expected to take)."""
+
+    def __init__(self, message: str, estimated_time: float):
+        super().__init__(503, message)
+        self.estimated_time = estimated_time
+
+
 def _flag(value: Optional[str]) -> Optional[bool]:
     if value is None:
         return None
@@ -69,11 +77,26 @@ def _flag(value: Optional[str]) -> Optional[bool]:
     raise RequestError(400, f"header value {shown_value(value)} must be true or false")
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def _headers(status: int) -> Optional[Dict[str, str]]:
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
     if status == 429:
-        headers = {"Retry-After": "1"}
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+        return {"Retry-After": "1"}
+    return None
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=_headers(status))
+
+
+def _openai_error(status: int, message: str, param: Optional[str] = None, code: Optional[str] = None) -> JSONResponse:
+    from .openai_protocol import error_body
+
+    return JSONResponse(error_body(status, message, param, code), status_code=status, headers=_headers(status))
+
+
+def _is_openai(request: Request) -> bool:
+    return request.url.path.startswith("/v1/") or request.url.path == "/v1"
 
 
 def response_body(t, timestamps: bool) -> Dict[str, Any]:
@@ -113,28 +136,90 @@ def read_request(service: ModelService, body: bytes, content_type: str):
     return req, service.options(values), speakers
 
 
-def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: bool = False) -> FastAPI:
-    """The ASGI app for ``service``; ``demo``: mount the Gradio demo at ``/demo``."""
-    app = FastAPI(title="sparkasr", summary="Hugging Face Inference API for automatic-speech-recognition")
-    served = {service.model.name}
-    app.state.service = service
-    decodes = asyncio.Semaphore(limits.max_decodes)
-    large = asyncio.Semaphore(max(1, limits.max_decodes - 1))  # a small upload always finds a slot
+class Gateway:
+    """What every route shares on its way to the model: the token, the body limit, the model's
+    readiness, the decode slots and the queue (429)."""
 
-    async def decode(audio: bytes):
-        """The request's audio decoded in a worker thread, at most ``max_decodes`` at once."""
+    def __init__(self, service: ModelService, limits: HttpLimits):
+        self.service = service
+        self.limits = limits
+        self._decodes: Optional[asyncio.Semaphore] = None
+        self._large: Optional[asyncio.Semaphore] = None
+
+    def authorize(self, request: Request) -> None:
+        token = self.limits.token
+        if not token:
+            return
+        header = request.headers.get("authorization")
+        if not header:
+            raise RequestError(401, "authorization required: send 'Authorization: Bearer <token>'")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise RequestError(403, "invalid token")
+
+    async def body(self, request: Request) -> bytes:
+        return await _read_body(request, self.limits.max_body_bytes)
+
+    async def ready(self, wait: bool) -> None:
+        """Return once the model is loaded (``wait``), or raise :class:`Loading` (503) while it
+        loads; 500 when it failed to load."""
+        service = self.service
+        if not service.ready.done():
+            if not wait:
+                raise Loading(f"Model {service.model.name} is currently loading", service.estimated_time())
+            try:
+                await asyncio.wrap_future(service.ready)
+            except Exception:
+                pass  # reported just below
+        if service.ready.exception() is not None:
+            raise RequestError(500, f"the model failed to load: {service.ready.exception()}")
+
+    async def decode(self, audio: bytes):
+        """The request's audio decoded in a worker thread, at most ``max_decodes`` at once (one
+        of them over :data:`LARGE_BODY_BYTES`); 400 when it is not audio we read."""
+        if self._decodes is None:  # created on the event loop that uses them
+            self._decodes = asyncio.Semaphore(self.limits.max_decodes)
+            self._large = asyncio.Semaphore(max(1, self.limits.max_decodes - 1))  # a small upload finds a slot
         big = len(audio) > LARGE_BODY_BYTES
         if big:
-            await large.acquire()
+            await self._large.acquire()
         try:
-            async with decodes:
-                return await run_in_threadpool(cell_items, audio, INPUT_BINARY, SOURCE)
+            async with self._decodes:
+                (item,) = await run_in_threadpool(cell_items, audio, INPUT_BINARY, SOURCE)
         finally:
             if big:
-                large.release()
+                self._large.release()
+        if item.error:
+            raise RequestError(400, item.error)
+        return item
+
+    def submit(self, options, item, partial=None):
+        """The item queued for the model: a future of its transcript; 429 when the queue is full."""
+        try:
+            return self.service.submit(options, item, partial=partial)
+        except Overloaded as exc:
+            raise RequestError(429, str(exc)) from None
+
+
+def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: bool = False, jobs=None) -> FastAPI:
+    """The ASGI app for ``service``: the Inference API, OpenAI's audio API under ``/v1``
+    (:mod:`.openai_api`); ``jobs``: a :class:`~.jobs.JobStore` for the async jobs' routes
+    (:mod:`.jobs_api`); ``demo``: mount the Gradio demo at ``/demo``."""
+    app = FastAPI(title="sparkasr", summary="Hugging Face Inference API and OpenAI's audio API for speech to text")
+    served = {service.model.name}
+    app.state.service = service
+    gateway = Gateway(service, limits)
+    authorize = gateway.authorize
 
     @app.exception_handler(RequestError)
-    async def _request_error(_request, exc: RequestError):
+    async def _request_error(request: Request, exc: RequestError):
+        if _is_openai(request):
+            response = _openai_error(exc.status, str(exc), getattr(exc, "param", None), getattr(exc, "code", None))
+            if isinstance(exc, Loading):
+                response.headers["Retry-After"] = str(max(1, int(exc.estimated_time + 0.999)))
+            return response
+        if isinstance(exc, Loading):
+            return _error(exc.status, str(exc), estimated_time=exc.estimated_time)
         return _error(exc.status, str(exc))
 
     @app.exception_handler(ClientGone)
@@ -143,46 +228,27 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
         return Response(status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request, exc: StarletteHTTPException):
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        if _is_openai(request):
+            return _openai_error(exc.status_code, str(exc.detail))
         return _error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _internal(_request, exc: Exception):
+    async def _internal(request: Request, exc: Exception):
         log.exception("request failed")
+        if _is_openai(request):
+            return _openai_error(500, f"internal error: {type(exc).__name__}: {exc}")
         return _error(500, f"internal error: {type(exc).__name__}: {exc}")
-
-    def authorize(request: Request) -> None:
-        if not limits.token:
-            return
-        header = request.headers.get("authorization")
-        if not header:
-            raise RequestError(401, "authorization required: send 'Authorization: Bearer <token>'")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), limits.token.encode()):
-            raise RequestError(403, "invalid token")
 
     async def transcribe(request: Request) -> JSONResponse:
         authorize(request)
-        body = await _read_body(request, limits.max_body_bytes)
+        body = await gateway.body(request)
         # parsing a 64-MB JSON body (base64) takes a second: not on the event loop
         req, options, speakers = await run_in_threadpool(
             read_request, service, body, request.headers.get("content-type", "")
         )
         wait = _flag(request.headers.get("x-wait-for-model"))
-        wait = req.wait_for_model if wait is None else wait
-        if not service.ready.done():
-            if not wait:
-                return _error(
-                    503,
-                    f"Model {service.model.name} is currently loading",
-                    estimated_time=service.estimated_time(),
-                )
-            try:
-                await asyncio.wrap_future(service.ready)
-            except Exception:
-                pass  # reported just below
-        if service.ready.exception() is not None:
-            raise RequestError(500, f"the model failed to load: {service.ready.exception()}")
+        await gateway.ready(req.wait_for_model if wait is None else wait)
         use_cache = _flag(request.headers.get("x-use-cache"))
         use_cache = (req.use_cache if use_cache is None else use_cache) is not False
         timestamps = options.timestamps != "none"
@@ -191,14 +257,8 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
             hit = service.cache.get(key)
             if hit is not None:
                 return JSONResponse(hit, headers={"x-cache": "hit"})
-        (item,) = await decode(req.audio)
-        if item.error:
-            raise RequestError(400, item.error)
-        try:
-            future = service.submit(options, item)
-        except Overloaded as exc:
-            raise RequestError(429, str(exc)) from None
-        t = await asyncio.wrap_future(future)
+        item = await gateway.decode(req.audio)
+        t = await asyncio.wrap_future(gateway.submit(options, item))
         if t.error:
             raise RequestError(500, t.error)
         body = response_body(t, timestamps)
@@ -223,8 +283,18 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
 
     @app.get("/health")
     async def health():
-        return service.info()
+        info = service.info()
+        if jobs is not None:
+            info["jobs"] = jobs.info()
+        return info
 
+    from .openai_api import add_openai_routes
+
+    add_openai_routes(app, gateway)
+    if jobs is not None:
+        from .jobs_api import add_job_routes
+
+        add_job_routes(app, gateway, jobs)
     if demo:
         from .demo import mount_demo
 

@@ -133,6 +133,19 @@ def add_commands(sub) -> Dict[str, Callable[[Any], int]]:
         default=Limits().cache_size,
         help="deterministic results kept for x-use-cache (0: no cache; default: %(default)s)",
     )
+    serve.add_argument(
+        "--jobs-dir",
+        default=None,
+        help="serve async jobs (POST /jobs) and keep their state and results here; a restarted server keeps "
+        "finished jobs and resumes unfinished ones (default: no async jobs)",
+    )
+    serve.add_argument(
+        "--allow-read",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory whose files an async job may name by path (repeatable; default: none, uploads only)",
+    )
     serve.add_argument("--no-demo", dest="demo", action="store_false", help="do not mount the demo at /demo")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     demo = sub.add_parser(
@@ -175,8 +188,22 @@ def serve_main(args) -> int:
     limits = HttpLimits(
         max_body_bytes=int(args.max_body_mb * (1 << 20)), token=args.token, max_decodes=args.max_decodes
     )
-    app = create_app(service, limits, demo=args.demo)
+    jobs = None
+    if args.jobs_dir:
+        from .jobs import JobStore, ReadPolicy
+
+        try:
+            jobs = JobStore(args.jobs_dir, service, ReadPolicy(args.allow_read))
+        except OSError as exc:
+            print(f"sparkasr: error: --jobs-dir {args.jobs_dir}: {exc}", file=sys.stderr)
+            return 2
+    elif args.allow_read:
+        print("sparkasr: error: --allow-read needs --jobs-dir", file=sys.stderr)
+        return 2
+    app = create_app(service, limits, demo=args.demo, jobs=jobs)
     service.start()
+    if jobs is not None:
+        jobs.start()
     print(
         f"sparkasr: serving {service.model.name} ({service.model.kind}) on http://{args.host}:{args.port}/"
         + (f" (demo: http://{args.host}:{args.port}/demo)" if args.demo else ""),

@@ -113,7 +113,7 @@ def names(values: Iterable[Any], most: int = 5) -> str:
     return shown + (f" and {len(values) - most} more" if len(values) > most else "")
 
 
-def check_json_shape(body: bytes) -> None:
+def check_json_shape(body: bytes, max_depth: int = MAX_JSON_DEPTH, max_values: int = MAX_JSON_VALUES) -> None:
     """:class:`RequestError` (400) for a JSON body nested deeper than :data:`MAX_JSON_DEPTH` or
     holding more than :data:`MAX_JSON_VALUES` values, before it is parsed: Python's parser
     recurses once per level (100 000 levels: a ``RecursionError``) and builds every value."""
@@ -125,14 +125,14 @@ def check_json_shape(body: bytes) -> None:
         if c in (b"[", b"{"):
             depth += 1
             values += 1
-            if depth > MAX_JSON_DEPTH:
-                raise RequestError(400, f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+            if depth > max_depth:
+                raise RequestError(400, f"the JSON body is nested deeper than {max_depth} levels")
         elif c in (b"]", b"}"):
             depth -= 1
         else:
             values += 1
-        if values > MAX_JSON_VALUES:
-            raise RequestError(400, f"the JSON body holds more than {MAX_JSON_VALUES} values")
+        if values > max_values:
+            raise RequestError(400, f"the JSON body holds more than {max_values} values")
 
 
 def _no_constant(name: str):

@@ -41,7 +41,9 @@ class Job:
     options: Hashable  # (decoding options, runtime options or None)
     item: AudioItem
     future: cf.Future = field(default_factory=cf.Future)
-    steps: Optional[Generator[None, None, Transcript]] = None
+    steps: Optional[Generator[Optional[Transcript], None, Transcript]] = None
+    partial: Optional[Callable[[Transcript], None]] = None  # each finished piece of a long job
+    background: bool = False  # an async job's input: below every request (LongLane.add_background)
 
 
 class TurnGate:
@@ -79,23 +81,44 @@ class TurnGate:
 
 class LongLane:
     """The long requests, transcribed in steps on one thread, a step of each in turn.
-    ``engine_for(options)``: the engine for a job's options."""
+    ``engine_for(options)``: the engine for a job's options.
+
+    Background work (the server's async jobs, :meth:`add_background`) is stepped only when no
+    long request waits: it runs below the long requests, which take turns with the short ones."""
 
     def __init__(self, gate: TurnGate, engine_for: Callable[..., Any]):
         self.gate = gate
         self.engine_for = engine_for
         self._new: queue.Queue[Job] = queue.Queue()
         self._active: Deque[Job] = deque()
+        self._background: Deque[Job] = deque()
         self.requests = 0
+        self.background_requests = 0
         self.steps = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
     def __len__(self) -> int:
-        return self._new.qsize() + len(self._active)
+        """Long requests waiting or in progress (background work not counted)."""
+        return self._queued(False) + len(self._active)
+
+    @property
+    def background(self) -> int:
+        """Background jobs waiting or in progress."""
+        return self._queued(True) + len(self._background)
+
+    def _queued(self, background: bool) -> int:
+        with self._new.mutex:
+            return sum(1 for j in self._new.queue if j.background == background)
 
     def add(self, job: Job) -> None:
         self.requests += 1
+        self._new.put(job)
+
+    def add_background(self, job: Job) -> None:
+        """``job`` at the lowest priority (see the class docstring), whatever its length."""
+        job.background = True
+        self.background_requests += 1
         self._new.put(job)
 
     def start(self) -> None:
@@ -107,37 +130,44 @@ class LongLane:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._take(block=not self._active)
+            self._take(block=not (self._active or self._background))
             if self._active:
-                self._step()
+                self._step(self._active)
+            elif self._background:
+                self._step(self._background)
 
     def _take(self, block: bool) -> None:
         try:
             job = self._new.get(timeout=0.5) if block else self._new.get_nowait()
         except queue.Empty:
             return
-        self._active.append(job)
         while True:  # and any others that arrived meanwhile
+            (self._background if job.background else self._active).append(job)
             try:
-                self._active.append(self._new.get_nowait())
+                job = self._new.get_nowait()
             except queue.Empty:
                 return
 
-    def _step(self) -> None:
-        """One step of the job at the head of the line (a piece of its audio); it then goes to
+    def _step(self, line: Deque[Job]) -> None:
+        """One step of the job at the head of ``line`` (a piece of its audio); it then goes to
         the back. (It stays in the line meanwhile: ``len`` counts it.)"""
-        job = self._active[0]
+        job = line[0]
         try:
             if job.steps is None:
                 job.steps = transcribe_steps(self.engine_for(*job.options), job.item, self.gate.long_call)
-            next(job.steps)
+            piece = next(job.steps)
         except StopIteration as done:
-            self._active.popleft()
+            line.popleft()
             job.future.set_result(done.value)
             return
         except Exception as exc:  # building the engine failed
-            self._active.popleft()
+            line.popleft()
             job.future.set_exception(exc)
             return
         self.steps += 1
-        self._active.rotate(-1)
+        if piece is not None and job.partial is not None:
+            try:
+                job.partial(piece)
+            except Exception:  # the listener's problem, not the job's
+                log.warning("a partial result's listener failed", exc_info=True)
+        line.rotate(-1)

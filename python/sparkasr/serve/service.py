@@ -235,6 +235,11 @@ class ModelService:
     def timestamp_modes(self) -> Tuple[str, ...]:
         return tuple(self._options["timestamps"].choices or ())
 
+    def check_value(self, name: str, value: Any) -> Any:
+        """``value`` of option ``name`` checked as the table checks it, with exact types
+        (``ValueError`` with the reason otherwise)."""
+        return self._options[name].check(value, strict=True)
+
     def options(self, values: Dict[str, Any]):
         """The decoding options dataclass for ``values`` (by param name), checked as the table
         checks them, with exact types (a request's ``"2"`` is not an integer, nor is ``true``);
@@ -319,10 +324,12 @@ class ModelService:
         threads = max(1, self.default_options.num_threads - 1)
         return replace(self.default_options, num_threads=threads), None
 
-    def submit(self, options, item: AudioItem, runtime=None) -> cf.Future:
+    def submit(self, options, item: AudioItem, runtime=None, partial=None) -> cf.Future:
         """Queue ``item`` for transcription with ``options`` (and ``runtime``, default the
-        server's); a future of its :class:`Transcript`. :class:`Overloaded` when the queue is full."""
-        job = Job((options, runtime), item)
+        server's); a future of its :class:`Transcript`. :class:`Overloaded` when the queue is full.
+        ``partial(transcript)``: called from the long lane with each piece of a long item as it
+        is done (a streamed answer)."""
+        job = Job((options, runtime), item, partial=partial)
         try:
             if self._queue.qsize() + len(self.long_lane) >= self.limits.max_queue:
                 raise queue.Full
@@ -421,6 +428,8 @@ class ModelService:
             "refused_queue_full": s.refused_full,
             "long_requests": self.long_lane.requests,
             "long_steps": self.long_lane.steps,
+            "background": self.long_lane.background,
+            "background_requests": self.long_lane.background_requests,
             "cache": {"entries": len(self.cache), "hits": self.cache.hits, "misses": self.cache.misses},
         }
 

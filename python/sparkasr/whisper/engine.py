@@ -42,7 +42,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, cut_pieces, sound_frames, speech_bounds
 from ..engines import cached_engine, run_steps
 from ..job import progress
-from ..records import AudioItem, Chunk, Transcript, error_transcript
+from ..records import AudioItem, Chunk, SegmentInfo, Transcript, error_transcript
 from .model import _TopKModel, add_word_timestamps, compression_ratio, encode, gated, load_model
 from .options import PIECE_SEARCH_S, WINDOW_S, RuntimeOptions, WhisperOptions
 from .packing import transcribe_packed
@@ -105,7 +105,7 @@ class WhisperEngine:
 
     def transcribe_steps(
         self, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
-    ) -> Generator[None, None, Transcript]:
+    ) -> Generator[Optional[Transcript], None, Transcript]:
         """``transcribe_batch([item])[0]`` in steps: a generator that yields between pieces and
         returns the transcript, so that a server can run other requests between the steps of a long
         one. A long row (over 30 s) is decoded a piece at a time (``strategy="batch"``: the same
@@ -239,7 +239,7 @@ class WhisperEngine:
         done = [silent[j] if j in silent else next(decoded) for j in range(len(pieces))]
         return [self._join_pieces(it, done[first : first + count]) for it, (first, count) in zip(items, owner)]
 
-    def _long_steps(self, item: AudioItem, fw) -> Generator[None, None, Transcript]:
+    def _long_steps(self, item: AudioItem, fw) -> Generator[Optional[Transcript], None, Transcript]:
         """One long row as :meth:`_transcribe_long_batched` decodes it, one piece per step (its
         decode and its rests), so that other work can run between the pieces."""
         pieces, silent = self._pieces(item)
@@ -249,7 +249,7 @@ class WhisperEngine:
                 done.append(silent[j])
                 continue
             done.extend(self._finish_pieces([piece], self._decode_in_batches([piece], fw, text_only=True), fw))
-            yield
+            yield done[-1]  # the piece's transcript: a partial result for a streamed answer
         return self._join_pieces(item, done)
 
     def _join_pieces(self, it: AudioItem, parts: List[Transcript]) -> Transcript:
@@ -326,7 +326,8 @@ class WhisperEngine:
                     continue
                 t.text = f"{t.text} {r.text}".strip()
                 if opts.timestamps == "segment":
-                    t.chunks = [_piece_segment(pieces[k], t.text)]
+                    infos = [c.info for c in t.chunks + r.chunks]
+                    t.chunks = [_piece_segment(pieces[k], t.text, _merged_info(infos, t.text))]
                 else:
                     t.chunks = t.chunks + r.chunks
                 t.extra["continued"] = t.extra.get("continued", 0) + 1
@@ -437,7 +438,7 @@ class WhisperEngine:
             kwargs.update(without_timestamps=True, condition_on_previous_text=False)
             t = yield from self._run_sequential_steps(item, model, kwargs)
             if opts.timestamps == "segment" and t.text:
-                t.chunks = [_piece_segment(item, t.text)]
+                t.chunks = [_piece_segment(item, t.text, _merged_info([c.info for c in t.chunks], t.text))]
             return t
         if opts.seed is not None:
             import ctranslate2
@@ -501,15 +502,22 @@ class WhisperEngine:
             if self._doubtful(seg.no_speech_prob, failed) and not speech.has_speech(seg.start, seg.end):
                 continue  # vadGate: text with no speech under it
             texts.append(seg.text)
+            segment = Chunk(
+                seg.text.strip(),
+                _r(min(seg.start, dur) + item.offset_s),
+                _r(min(seg.end, dur) + item.offset_s),
+                "segment",
+                info=SegmentInfo(
+                    seek=int(seg.seek) + int(round(item.offset_s * 100)),
+                    tokens=[int(tok) for tok in seg.tokens],
+                    temperature=float(seg.temperature if seg.temperature is not None else opts.temperature[0]),
+                    avg_logprob=float(seg.avg_logprob),
+                    compression_ratio=float(seg.compression_ratio),
+                    no_speech_prob=float(seg.no_speech_prob),
+                ),
+            )
             if opts.timestamps == "segment":
-                chunks.append(
-                    Chunk(
-                        seg.text.strip(),
-                        _r(min(seg.start, dur) + item.offset_s),
-                        _r(min(seg.end, dur) + item.offset_s),
-                        "segment",
-                    )
-                )
+                chunks.append(segment)
             elif opts.timestamps == "word" and seg.words:
                 for w in seg.words:
                     chunks.append(
@@ -519,6 +527,7 @@ class WhisperEngine:
                             _r(min(w.end, dur) + item.offset_s),
                             "word",
                             float(w.probability),
+                            segment=segment,
                         )
                     )
         progress.advance(item.source, item.offset_s + dur)  # done: the last segment may end before the audio
@@ -630,18 +639,25 @@ class WhisperEngine:
                 if words:
                     t.extra["text_end_s"] = min(max(w["end"] for w in words), dur)
                     t.extra["unheard_s"] = unheard_s(item.samples, words, t.extra["text_end_s"])
-            if opts.timestamps == "segment" and text_only:
-                t.chunks = [_piece_segment(item, t.text)] if t.text else []
-            elif opts.timestamps == "segment":
-                t.chunks = [
+            if opts.timestamps == "none":
+                continue
+            temperature = float(opts.temperature[0])
+            if text_only:
+                piece = _piece_segment(item, t.text, _joined_info(item, segs, temperature)) if t.text else None
+                segments = [piece] * len(segs)
+            else:
+                segments = [
                     Chunk(
                         s["text"].strip(),
                         _r(min(s["start"], dur) + item.offset_s),
                         _r(min(s["end"], dur) + item.offset_s),
                         "segment",
+                        info=_joined_info(item, [s], temperature),
                     )
                     for s in segs
                 ]
+            if opts.timestamps == "segment":
+                t.chunks = [piece] if text_only and piece else [] if text_only else segments
             elif opts.timestamps == "word":
                 t.chunks = [
                     Chunk(
@@ -650,8 +666,9 @@ class WhisperEngine:
                         _r(min(w["end"], dur) + item.offset_s),
                         "word",
                         float(w["probability"]),
+                        segment=seg,
                     )
-                    for s in segs
+                    for s, seg in zip(segs, segments)
                     for w in s.get("words", [])
                 ]
         if rest_from:  # the rest of each early-stopped item, batched (recursion ends: each rest is shorter)
@@ -736,10 +753,43 @@ def _r(x: float) -> float:
     return round(float(x), 3)
 
 
-def _piece_segment(item: AudioItem, text: str) -> Chunk:
+def _piece_segment(item: AudioItem, text: str, info: Optional[SegmentInfo] = None) -> Chunk:
     """A long row's piece as one segment, its times trimmed to the piece's sound."""
     start, end = speech_bounds(item.samples)
-    return Chunk(text.strip(), _r(start + item.offset_s), _r(end + item.offset_s), "segment")
+    return Chunk(text.strip(), _r(start + item.offset_s), _r(end + item.offset_s), "segment", info=info)
+
+
+def _joined_info(item: AudioItem, segs: Sequence[dict], temperature: float) -> Optional[SegmentInfo]:
+    """The :class:`SegmentInfo` of the segments ``segs`` of one window (decoded at ``temperature``)
+    taken as one segment; None when there are none."""
+    if not segs:
+        return None
+    tokens = [int(tok) for s in segs for tok in s["tokens"]]
+    return SegmentInfo(
+        seek=int(round(item.offset_s * 100)),
+        tokens=tokens,
+        temperature=float(segs[0].get("temperature", temperature)),
+        avg_logprob=float(segs[0]["avg_logprob"]),
+        compression_ratio=compression_ratio("".join(s["text"] for s in segs)),
+        no_speech_prob=float(segs[0]["no_speech_prob"]),
+    )
+
+
+def _merged_info(parts: Sequence[Optional[SegmentInfo]], text: str) -> Optional[SegmentInfo]:
+    """One piece's :class:`SegmentInfo` from its decode and the decodes of its rests: tokens in
+    order, the average log-probability weighted by tokens, the highest temperature."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    n = [max(1, len(p.tokens)) for p in parts]
+    return SegmentInfo(
+        seek=parts[0].seek,
+        tokens=[tok for p in parts for tok in p.tokens],
+        temperature=max(p.temperature for p in parts),
+        avg_logprob=sum(p.avg_logprob * k for p, k in zip(parts, n)) / sum(n),
+        compression_ratio=compression_ratio(text),
+        no_speech_prob=parts[0].no_speech_prob,
+    )
 
 
 def get_engine(model_path: str, options: WhisperOptions, runtime: RuntimeOptions) -> WhisperEngine:
