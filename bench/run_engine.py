@@ -6,7 +6,8 @@
 Each (config, corpus) runs in a fresh subprocess (so peak RSS is its own), configs interleaved
 round by round (``--rounds``). Timed: transcription only (model load reported apart). Reported:
 wall and CPU seconds, RTFx (audio s / wall s), per-core RTFx (RTFx / cores used), audio s per CPU s
-(robust to other load on a shared machine), peak RSS, and WER (Whisper English normaliser, jiwer).
+(robust to other load on a shared machine), peak RSS, WER (Whisper English normaliser, jiwer), and each
+file's hypothesis (to compare two versions of the engine text by text).
 
 Configs (all Whisper tiny.en int8, beam 5, ``cpu_threads`` = all cores):
 
@@ -121,6 +122,7 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
         "peak_rss_mb": common.self_peak_rss_mb(),
         **common.wer_counts(refs, hyps),
         "sample_hypothesis": hyps[0][:200],
+        "hypotheses": dict(zip((Path(e["path"]).name for e in entries), hyps)),
     }
 
 
