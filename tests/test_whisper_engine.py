@@ -160,6 +160,28 @@ def test_word_timestamps_batched_and_sequential(tiny_path, items):
             assert "".join(c.text for c in t.chunks) == t.text.replace(" ", "")
 
 
+def test_word_timestamps_in_a_batch_where_an_item_decodes_to_nothing(tiny_path, items, caplog):
+    """Word alignment of a batch in which one window decodes to no segment (silence) and another
+    has segments: the batch stays batched (faster-whisper's alignment indexes every window's first
+    segment, so the empty windows are left out of it). So do a long row's pieces when one of them,
+    the row's silent tail, decodes to nothing: no piece falls back to the sequential path."""
+    eng = WhisperEngine(tiny_path, WhisperOptions(timestamps="word"), RUNTIME)
+    speech = _item(items, LIBRIVOX[0][0])
+    silence = AudioItem(np.zeros(5 * 16000, np.float32), source="silence.wav")
+    talk = np.concatenate([_item(items, p).samples for p, _ in LIBRIVOX])  # ~25 s, five sentences
+    long_row = AudioItem(np.concatenate([talk, np.zeros(10 * 16000, np.float32)]), source="long.wav")
+    assert 30 < long_row.duration_s < 60
+    with caplog.at_level("WARNING", logger="sparkasr.whisper"):
+        a, b, c = eng.transcribe_batch([speech, silence, long_row])
+    assert "batched decode failed" not in caplog.text
+    assert a.extra["path"] == "batched" and a.text
+    _check_chunks(a, speech, "word")
+    assert b.extra["path"] == "batched" and b.text == "" and b.chunks == [] and b.error is None
+    assert c.extra["path"] == "pieces" and c.extra["pieces"] == 2 and c.extra["fallbacks"] == 0 and c.error is None
+    _check_chunks(c, long_row, "word")
+    assert c.chunks[-1].end <= len(talk) / 16000 + 0.5  # no words in the silent tail
+
+
 def test_suppressed_tokens_are_never_generated(tiny_path):
     """suppressTokens: ids the decoder must not emit (on top of Whisper's default set), on the
     batched path and the sequential one."""

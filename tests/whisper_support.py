@@ -153,5 +153,5 @@ def ct2_words(fw, x: np.ndarray, tokens: Sequence[int], language: str = "en", ta
     dur = len(x) / 16000
     size = min(int(np.ceil(dur) * fw.frames_per_second), 3000)
     segments = [[dict(tokens=list(tokens), start=0.0, end=dur, seek=0, text=tk.decode(list(tokens)))]]
-    add_word_timestamps(fw, segments, tk, enc, [size])
+    add_word_timestamps(fw, segments, tk, enc, [size], feats)
     return segments[0][0].get("words", [])

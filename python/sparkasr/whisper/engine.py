@@ -632,10 +632,9 @@ class WhisperEngine:
         for lang, idx in groups.items():
             enc = batch.encoder_output if len(groups) == 1 else encode(fw, batch.features[idx])
             sub = [per_item_segments[i] for i in idx]
-            if not any(sub):
-                continue
-            # faster-whisper skips empty segment lists incorrectly; give each item at least a list.
-            add_word_timestamps(fw, sub, batch.tokenizers[lang], enc, [segment_sizes[i] for i in idx])
+            add_word_timestamps(
+                fw, sub, batch.tokenizers[lang], enc, [segment_sizes[i] for i in idx], batch.features[idx]
+            )
 
 
 WORD_S = 2.0  # no word is spoken this long: an alignment that says so spans speech the decode skipped

@@ -51,7 +51,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, cut_pieces, speech_bounds
 from ..engines import cached_engine
 from ..records import AudioItem, Chunk, Transcript, error_transcript
-from .model import add_word_timestamps, compression_ratio
+from .model import add_word_timestamps, compression_ratio, encoder_rows
 from .window import decode_windows
 
 log = logging.getLogger(__name__)
@@ -260,13 +260,11 @@ def _decode_windows(
         for k, (good, segs) in enumerate(zip(ok, segments))
         if good and (need_words or spans is None or not on_cpu or not _clean(segs, spans[k]))
     ]
-    if align:
-        enc = batch.encoder_output
-        if len(align) < len(windows):  # align only the windows that need it (CPU: slice the encoder output)
-            import ctranslate2
-
-            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(batch.encoder_output)[align]))
-        add_word_timestamps(fw, [segments[k] for k in align], tk, enc, [batch.windows[k].size for k in align])
+    if align:  # only the windows that need it
+        enc = encoder_rows(fw, batch.encoder_output, align, batch.features)
+        add_word_timestamps(
+            fw, [segments[k] for k in align], tk, enc, [batch.windows[k].size for k in align], batch.features[align]
+        )
     aligned = set(align)
     out: List[Optional[List[_Word]]] = []
     for k, (good, segs) in enumerate(zip(ok, segments)):
