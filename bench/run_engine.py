@@ -15,8 +15,8 @@ Configs (all Whisper tiny.en int8, beam 5, ``cpu_threads`` = all cores):
 * ``fw_batched``     faster-whisper ``BatchedInferencePipeline.transcribe`` (batch 8, library defaults); long files
 * ``ours_default``   ``WhisperEngine.transcribe_batch`` with default options (short: batched; long: <=30-s pieces
   cut at quiet points, decoded batched as text)
-* ``ours_packed``    ``sparkasr.whisper.packing.transcribe_packed``; short clips
-* ``ours_packed_long``  ``transcribe_packed`` on long files: cut at quiet points into <=30-s pieces, batched
+* ``ours_packed``    ``WhisperEngine.transcribe_packed``; short clips
+* ``ours_packed_long``  ``WhisperEngine.transcribe_packed`` on long files: cut at quiet points into <=30-s pieces, batched
 * ``ours_packed_long_text``  the same with ``timestamps="none"`` (text only, as the batched anchor's default)
 """
 
@@ -76,7 +76,6 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
         warm = lambda: "".join(s.text for s in model.transcribe(items[0].samples[:16000], language="en")[0])  # noqa: E731
     else:
         from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
-        from sparkasr.whisper.packing import transcribe_packed
 
         # ``_text``: timestamps off, like BatchedInferencePipeline's default (without_timestamps=True)
         opts = WhisperOptions(timestamps="none") if config.endswith("_text") else WhisperOptions()
@@ -88,11 +87,11 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
         elif config == "ours_packed":
 
             def fn():
-                return [t.text for t in transcribe_packed(engine, items)]
+                return [t.text for t in engine.transcribe_packed(items)]
         elif config in ("ours_packed_long", "ours_packed_long_text"):
 
             def fn():
-                return [t.text for t in transcribe_packed(engine, items)]
+                return [t.text for t in engine.transcribe_packed(items)]
         else:
             raise ValueError(config)
 
