@@ -17,6 +17,7 @@ from sparkasr import generated as G
 from sparkasr import params as P
 from sparkasr.ctc.engine import CTCOptions
 from sparkasr.ctc.lm import BeamOptions
+from sparkasr.diarize.options import DiarizationOptions, IdentityOptions
 from sparkasr.options import engine_only_fields, options_of
 from sparkasr.whisper import RuntimeOptions, WhisperOptions
 
@@ -35,13 +36,44 @@ ENGINE_ONLY = {
     RuntimeOptions: {"device_index"},
     CTCOptions: {"auto_chunk_length_s", "max_batch_samples", "max_padding_ratio", "beam"},
     BeamOptions: {"kenlm_model_path", "unigrams", "beam_prune_logp", "token_min_logp", "unk_score_offset"},
+    DiarizationOptions: {
+        "window_s",
+        "step_s",
+        "min_window_s",
+        "vad_threshold",
+        "min_speech_s",
+        "min_silence_s",
+        "speech_pad_s",
+        "change_threshold",
+        "min_turn_s",
+        "min_speaker_s",
+        "min_speaker_share",
+    },
+    IdentityOptions: {"gallery_threshold"},
 }
 
 
 def _stage_classes():
-    from sparkasr import AudioAssembler, HubertForCTC, Wav2Vec2ForCTC, WerEvaluator, WhisperForCTC
+    from sparkasr import (
+        AudioAssembler,
+        HubertForCTC,
+        SpeakerDiarizer,
+        SpeakerIdentity,
+        Wav2Vec2ForCTC,
+        WerEvaluator,
+        WhisperForCTC,
+    )
 
-    return {c.__name__: c for c in (AudioAssembler, WhisperForCTC, Wav2Vec2ForCTC, HubertForCTC, WerEvaluator)}
+    classes = (
+        AudioAssembler,
+        WhisperForCTC,
+        Wav2Vec2ForCTC,
+        HubertForCTC,
+        WerEvaluator,
+        SpeakerDiarizer,
+        SpeakerIdentity,
+    )
+    return {c.__name__: c for c in classes}
 
 
 def test_generated_files_agree_with_the_table():
@@ -158,7 +190,7 @@ def test_bad_values_fail_naming_the_param_and_the_allowed_values():
         ValueError, match=r"^WhisperForCTC: computeType must be one of default, auto, int8, .* \(got 'int3'\)$"
     ):
         WhisperForCTC(computeType="int3")
-    with pytest.raises(ValueError, match=r"^WhisperForCTC: beamSize must be an integer >= 1 \(got 0\)$"):
+    with pytest.raises(ValueError, match=r"^WhisperForCTC: beamSize must be an integer in 1..16 \(got 0\)$"):
         WhisperForCTC().setBeamSize(0)
     with pytest.raises(ValueError, match=r"^WerEvaluator: metricName must be one of wer, cer, mer, wil \(got 'acc'\)$"):
         WerEvaluator(metricName="acc")

@@ -12,13 +12,17 @@ modules of their own (``docs/long_form.md`` gives the rules they follow):
   faster-whisper's own long-form algorithm, Whisper's sentence-level segments;
 * ``strategy="pack"``: short utterances several to a window (:mod:`.packing`).
 
+:meth:`WhisperEngine.transcribe_steps` runs one long row in steps (a piece or a window each) for a
+server that interleaves other requests.
+
 The VAD gate (:mod:`.gate`) applies on every path. Progress inside long files goes to the
 ``progress`` callback given to the engine (a Spark job's live progress line; else nowhere).
 """
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from contextlib import nullcontext
+from typing import Callable, ContextManager, Generator, List, Optional, Sequence
 
 import numpy as np
 
@@ -27,11 +31,11 @@ from ..records import AudioItem, Transcript, error_transcript
 from . import packing
 from .batched import decode_in_batches
 from .decoder import Decoder, Progress, model_for_call, no_progress
-from .model import load_model
+from .model import gated, load_model
 from .options import RuntimeOptions, WhisperOptions
-from .pieces import transcribe_long
+from .pieces import transcribe_long, transcribe_long_steps
 from .rules import WINDOW_S
-from .sequential import decode_sequential
+from .sequential import decode_sequential, decode_sequential_steps
 
 
 class WhisperEngine:
@@ -57,10 +61,13 @@ class WhisperEngine:
         if options.language and self.multilingual and options.language not in self.model.supported_languages:
             raise ValueError(f"unknown language {options.language!r} for this model")
 
-    def decoder(self) -> Decoder:
+    def decoder(self, around: Optional[Callable[[], ContextManager]] = None) -> Decoder:
         """What one call decodes with (a fresh model replica for seeded sampling: see
-        :func:`.decoder.model_for_call`)."""
+        :func:`.decoder.model_for_call`). ``around()``: a context manager every CTranslate2 call
+        runs in (:func:`.model.gated`)."""
         fw = model_for_call(self.model, self.model_path, self.options, self.runtime)
+        if around is not None:
+            fw = gated(fw, around)
         return Decoder(fw, self.options, self.multilingual, self.progress)
 
     def transcribe(self, samples: np.ndarray, source: str = "") -> Transcript:
@@ -72,6 +79,27 @@ class WhisperEngine:
         if self.options.strategy == "pack":
             return self._pack(list(items), decoder)
         return self._rows(list(items), decoder, self.options.strategy)
+
+    def transcribe_steps(
+        self, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
+    ) -> Generator[None, None, Transcript]:
+        """``transcribe_batch([item])[0]`` in steps: a generator that yields between pieces and
+        returns the transcript, so that a server can run other requests between the steps of a long
+        one. A long row (over 30 s) is decoded a piece at a time (``strategy="batch"``:
+        :func:`.pieces.transcribe_long_steps`, the same pieces and transcript) or a window at a time
+        (the sequential path); anything else in one step. ``around()``: a context manager every
+        CTranslate2 call runs in (:func:`.model.gated`)."""
+        opts = self.options
+        if _bad_audio(item) or item.duration_s <= WINDOW_S or opts.strategy == "pack":
+            with around() if around else nullcontext():
+                return self.transcribe_batch([item])[0]
+        decoder = self.decoder(around)
+        if decoder.gate.before_decoding and not decoder.gate.speech_map(item.samples).has_speech():
+            return decoder.gate.no_speech().transcript(item, opts.timestamps)
+        if opts.strategy == "batch" and not opts.vad_filter:
+            return (yield from transcribe_long_steps(decoder, item))
+        d = yield from decode_sequential_steps(decoder, item)
+        return d.transcript(item, opts.timestamps)
 
     def transcribe_packed(
         self,

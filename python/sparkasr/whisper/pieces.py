@@ -19,11 +19,13 @@ temperature fallback its batched mode lacks. The passes (``docs/long_form.md``):
    seek from): the rest, from its last word, is decoded like a piece (re-heard likewise) and
    joined to it; up to ``PIECE_REST_ROUNDS`` rounds, each rest shorter than the one before;
 5. **join** the pieces of each row: their texts, chunks, and the language most of its speech has.
+
+:func:`transcribe_long_steps` does the same for one row a piece at a time (a server's long lane).
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Generator, List, Sequence, Tuple
 
 import numpy as np
 
@@ -50,13 +52,10 @@ def transcribe_long(decoder: Decoder, items: Sequence[AudioItem]) -> List[Transc
     owner: List[Tuple[int, int]] = []  # row -> (its first piece, its number of pieces)
     silent: Dict[int, Decoded] = {}  # vadGate=always: pieces without speech, not decoded
     for it in items:
-        ranges = piece_ranges(it.samples)
-        owner.append((len(pieces), len(ranges)))
-        speech = decoder.gate.speech_map(it.samples) if decoder.gate.before_decoding else None
-        for a, b in ranges:
-            if speech is not None and not speech.has_speech(a / SAMPLE_RATE, b / SAMPLE_RATE):
-                silent[len(pieces)] = decoder.gate.no_speech()
-            pieces.append(_piece(it, a, b))
+        row, quiet = cut(decoder, it)
+        silent.update((len(pieces) + j, d) for j, d in quiet.items())
+        owner.append((len(pieces), len(row)))
+        pieces.extend(row)
     live = [pieces[j] for j in range(len(pieces)) if j not in silent]
     decoded = decode_in_batches(decoder, live, text_only=True)
     repair(decoder, live, decoded)
@@ -66,6 +65,36 @@ def transcribe_long(decoder: Decoder, items: Sequence[AudioItem]) -> List[Transc
         join_row(it, pieces[first : first + count], parts[first : first + count], decoder.options.timestamps)
         for it, (first, count) in zip(items, owner)
     ]
+
+
+def transcribe_long_steps(decoder: Decoder, item: AudioItem) -> Generator[None, None, Transcript]:
+    """One long row as :func:`transcribe_long` decodes it, a piece per step (its decode and its
+    repairs), so that a server can run other requests between the pieces. The transcript is the
+    same: a window's decode does not depend on the windows batched with it."""
+    pieces, silent = cut(decoder, item)
+    parts: List[Decoded] = []
+    for j, piece in enumerate(pieces):
+        if j in silent:
+            parts.append(silent[j])
+            continue
+        decoded = decode_in_batches(decoder, [piece], text_only=True)
+        repair(decoder, [piece], decoded)
+        parts.extend(decoded)
+        yield
+    return join_row(item, pieces, parts, decoder.options.timestamps)
+
+
+def cut(decoder: Decoder, item: AudioItem) -> Tuple[List[AudioItem], Dict[int, Decoded]]:
+    """``item``'s pieces (:func:`piece_ranges`) and, with vadGate=always, the records of those
+    without speech (by index: they are not decoded)."""
+    speech = decoder.gate.speech_map(item.samples) if decoder.gate.before_decoding else None
+    pieces: List[AudioItem] = []
+    silent: Dict[int, Decoded] = {}
+    for a, b in piece_ranges(item.samples):
+        if speech is not None and not speech.has_speech(a / SAMPLE_RATE, b / SAMPLE_RATE):
+            silent[len(pieces)] = decoder.gate.no_speech()
+        pieces.append(_piece(item, a, b))
+    return pieces, silent
 
 
 def piece_ranges(samples: np.ndarray) -> List[Tuple[int, int]]:

@@ -7,24 +7,33 @@ It decodes the long rows of ``strategy="sequential"`` (rows longer than
 worker's memory does not grow with the file), ``vadFilter`` rows, and every stretch a batched pass
 hands back: windows that fail Whisper's checks (the temperature fallback), that stop before they
 start, or whose batch raised. The VAD gate drops segments Whisper doubts and the VAD finds no
-speech under; progress is reported per segment.
+speech under; progress is reported per segment. The ``*_steps`` generators yield after each
+segment (a window's decode), so that a server can run other requests between them.
 """
 
 from __future__ import annotations
 
-from typing import List
+from typing import Generator, List
 
 from ..audio import iter_segments
+from ..engines import run_steps
 from ..records import AudioItem, Chunk, with_source
 from .decoded import Decoded, failed, piece_segment, r3
 from .decoder import Decoder
 from .rules import SEQUENTIAL_PIECE_FACTOR, SEQUENTIAL_PROMPT_WORDS, SEQUENTIAL_SEARCH_S
 
+Steps = Generator[None, None, Decoded]
+
 
 def decode_sequential(decoder: Decoder, item: AudioItem, text_only: bool = False) -> Decoded:
     """:func:`transcribe_sequential`, a failure kept in the record (the reason names the file)."""
+    return run_steps(decode_sequential_steps(decoder, item, text_only))
+
+
+def decode_sequential_steps(decoder: Decoder, item: AudioItem, text_only: bool = False) -> Steps:
+    """:func:`decode_sequential` a segment per step."""
     try:
-        return transcribe_sequential(decoder, item, text_only=text_only)
+        return (yield from transcribe_sequential_steps(decoder, item, text_only))
     except Exception as exc:
         return failed(with_source(item.source, f"transcription failed: {type(exc).__name__}: {exc}"))
 
@@ -32,6 +41,11 @@ def decode_sequential(decoder: Decoder, item: AudioItem, text_only: bool = False
 def transcribe_sequential(decoder: Decoder, item: AudioItem, text_only: bool = False) -> Decoded:
     """faster-whisper's ``transcribe`` on ``item``. ``text_only``: a long row's piece (at most
     30 s), decoded without timestamp tokens and unconditioned, as one segment trimmed to its sound."""
+    return run_steps(transcribe_sequential_steps(decoder, item, text_only))
+
+
+def transcribe_sequential_steps(decoder: Decoder, item: AudioItem, text_only: bool = False) -> Steps:
+    """:func:`transcribe_sequential` a segment per step."""
     opts = decoder.options
     model = decoder.sequential_model()
     kwargs = opts.fw_kwargs()
@@ -39,7 +53,7 @@ def transcribe_sequential(decoder: Decoder, item: AudioItem, text_only: bool = F
         kwargs["language"] = "en"
     if text_only:
         kwargs.update(without_timestamps=True, condition_on_previous_text=False)
-        d = _run(decoder, item, model, kwargs)
+        d = yield from _run(decoder, item, model, kwargs)
         if opts.timestamps == "segment" and d.text:
             d.segments = [piece_segment(item, d.text)]
         return d
@@ -48,11 +62,11 @@ def transcribe_sequential(decoder: Decoder, item: AudioItem, text_only: bool = F
 
         ctranslate2.set_random_seed(opts.seed)
     if item.duration_s > SEQUENTIAL_PIECE_FACTOR * opts.long_piece_s:
-        return _in_pieces(decoder, item, model, kwargs)
-    return _run(decoder, item, model, kwargs)
+        return (yield from _in_pieces(decoder, item, model, kwargs))
+    return (yield from _run(decoder, item, model, kwargs))
 
 
-def _in_pieces(decoder: Decoder, item: AudioItem, model, kwargs) -> Decoded:
+def _in_pieces(decoder: Decoder, item: AudioItem, model, kwargs) -> Steps:
     """Very long rows: pieces of ``longPieceS`` cut at quiet points, the language fixed by the
     first piece and the previous piece's last words as the prompt (faster-whisper computes the
     log-Mel features of its whole input at once)."""
@@ -62,7 +76,7 @@ def _in_pieces(decoder: Decoder, item: AudioItem, model, kwargs) -> Decoded:
     for off, samples in iter_segments(iter([item.samples]), opts.long_piece_s, search_s=SEQUENTIAL_SEARCH_S):
         if samples.size == 0:
             continue
-        d = _run(decoder, AudioItem(samples, source=item.source, offset_s=item.offset_s + off), model, kw)
+        d = yield from _run(decoder, AudioItem(samples, source=item.source, offset_s=item.offset_s + off), model, kw)
         parts.append(d)
         kw["language"] = kw.get("language") or d.language
         if opts.condition_on_previous_text and d.text:
@@ -80,9 +94,9 @@ def _in_pieces(decoder: Decoder, item: AudioItem, model, kwargs) -> Decoded:
     )
 
 
-def _run(decoder: Decoder, item: AudioItem, model, kwargs) -> Decoded:
+def _run(decoder: Decoder, item: AudioItem, model, kwargs) -> Steps:
     """One ``WhisperModel.transcribe`` call; its segments consumed as they come (memory stays
-    bounded by one window)."""
+    bounded by one window), a step after each."""
     opts = decoder.options
     segments, info = model.transcribe(item.samples, **kwargs)
     texts: List[str] = []
@@ -92,6 +106,7 @@ def _run(decoder: Decoder, item: AudioItem, model, kwargs) -> Decoded:
     speech = decoder.gate.speech_map(item.samples)
     for seg in segments:
         decoder.progress(item.source, item.offset_s + min(seg.end, dur), None)
+        yield
         bad = (opts.log_prob_threshold is not None and seg.avg_logprob < opts.log_prob_threshold) or (
             opts.compression_ratio_threshold is not None and seg.compression_ratio > opts.compression_ratio_threshold
         )
