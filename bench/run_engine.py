@@ -6,7 +6,8 @@
 Each (config, corpus) runs in a fresh subprocess (so peak RSS is its own), configs interleaved
 round by round (``--rounds``). Timed: transcription only (model load reported apart). Reported:
 wall and CPU seconds, RTFx (audio s / wall s), per-core RTFx (RTFx / cores used), audio s per CPU s
-(robust to other load on a shared machine), peak RSS, and WER (Whisper English normaliser, jiwer).
+(robust to other load on a shared machine), peak RSS, WER (Whisper English normaliser, jiwer), and each
+file's hypothesis (to compare two versions of the engine text by text).
 
 Configs (all Whisper tiny.en int8, beam 5, ``cpu_threads`` = all cores):
 
@@ -14,8 +15,8 @@ Configs (all Whisper tiny.en int8, beam 5, ``cpu_threads`` = all cores):
 * ``fw_batched``     faster-whisper ``BatchedInferencePipeline.transcribe`` (batch 8, library defaults); long files
 * ``ours_default``   ``WhisperEngine.transcribe_batch`` with default options (short: batched; long: <=30-s pieces
   cut at quiet points, decoded batched as text)
-* ``ours_packed``    ``sparkasr.whisper.packing.transcribe_packed``; short clips
-* ``ours_packed_long``  ``transcribe_packed`` on long files: cut at quiet points into <=30-s pieces, batched
+* ``ours_packed``    ``WhisperEngine.transcribe_packed``; short clips
+* ``ours_packed_long``  ``WhisperEngine.transcribe_packed`` on long files: cut at quiet points into <=30-s pieces, batched
 * ``ours_packed_long_text``  the same with ``timestamps="none"`` (text only, as the batched anchor's default)
 """
 
@@ -75,7 +76,6 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
         warm = lambda: "".join(s.text for s in model.transcribe(items[0].samples[:16000], language="en")[0])  # noqa: E731
     else:
         from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
-        from sparkasr.whisper.packing import transcribe_packed
 
         # ``_text``: timestamps off, like BatchedInferencePipeline's default (without_timestamps=True)
         opts = WhisperOptions(timestamps="none") if config.endswith("_text") else WhisperOptions()
@@ -87,11 +87,11 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
         elif config == "ours_packed":
 
             def fn():
-                return [t.text for t in transcribe_packed(engine, items)]
+                return [t.text for t in engine.transcribe_packed(items)]
         elif config in ("ours_packed_long", "ours_packed_long_text"):
 
             def fn():
-                return [t.text for t in transcribe_packed(engine, items)]
+                return [t.text for t in engine.transcribe_packed(items)]
         else:
             raise ValueError(config)
 
@@ -121,6 +121,7 @@ def run_one(config: str, corpus_name: str, quick: bool, threads: int) -> dict:
         "peak_rss_mb": common.self_peak_rss_mb(),
         **common.wer_counts(refs, hyps),
         "sample_hypothesis": hyps[0][:200],
+        "hypotheses": dict(zip((Path(e["path"]).name for e in entries), hyps)),
     }
 
 

@@ -8,7 +8,7 @@ Paths (each in a fresh process; RSS sampled every 0.1 s with psutil, children in
 
 * ``engine_whole``    ``WhisperEngine.transcribe_batch([the whole hour])``: decode + default options
                       (long item -> cut at quiet points into <=30-s pieces, decoded batched, 8 at a time)
-* ``engine_packed``   ``sparkasr.whisper.packing.transcribe_packed`` on the same item (cut into <=29-s pieces)
+* ``engine_packed``   ``WhisperEngine.transcribe_packed`` on the same item (cut into <=29-s pieces)
 * ``spark_binary``    Spark local[2]: ``read_binary`` -> ``WhisperForCTC(inputCols=["content"])``: one
                       row holds the whole encoded file, decoded in the worker
 * ``spark_segments``  Spark local[2]: ``read_audio(segment_s=600)`` -> ``WhisperForCTC(inputCols=["audio"])``
@@ -50,9 +50,7 @@ def child(path_name: str, wav: str) -> None:
         item = AudioItem(decode_audio(wav), source=wav)
         mark("audio decoded")
         if path_name == "engine_packed":
-            from sparkasr.whisper.packing import transcribe_packed
-
-            t = transcribe_packed(engine, [item])[0]
+            t = engine.transcribe_packed([item])[0]
         else:
             t = engine.transcribe_batch([item])[0]
         mark(f"done words={len(t.text.split())}")

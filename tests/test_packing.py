@@ -8,7 +8,7 @@ import pytest
 from conftest import ALL_CLIPS
 from sparkasr.audio import SAMPLE_RATE, cut_pieces
 from sparkasr.records import AudioItem, Chunk
-from sparkasr.whisper.packing import PackingOptions, assign_words, build_window, plan_windows, transcribe_packed
+from sparkasr.whisper.packing import PackingOptions, assign_words, build_window, plan_windows
 
 
 def _norm(text: str) -> str:
@@ -110,7 +110,7 @@ def test_cut_pieces_cover_the_signal_in_order():
 def test_one_transcript_per_item_with_its_own_text(engine, items, refs):
     bad = AudioItem(None, source="broken.wav", error="broken.wav: cannot read audio")
     batch = items[:5] + [bad] + items[5:]
-    out = transcribe_packed(engine, batch)
+    out = engine.transcribe_packed(batch)
     assert len(out) == len(batch)
     assert out[5].error and "broken.wav" in out[5].error and out[5].text == ""
     res = out[:5] + out[6:]
@@ -129,7 +129,7 @@ def test_one_transcript_per_item_with_its_own_text(engine, items, refs):
 
 def test_packed_wer_close_to_one_call_per_clip(engine, items, refs):
     seq = [engine.transcribe_batch([it])[0].text for it in items]
-    packed = [t.text for t in transcribe_packed(engine, items)]
+    packed = [t.text for t in engine.transcribe_packed(items)]
     assert _corpus_wer(refs, packed) <= _corpus_wer(refs, seq) + 0.03
 
 
@@ -141,7 +141,7 @@ def test_segment_timestamps_and_offsets(items):
         resolve_whisper_model(None).path, WhisperOptions(timestamps="segment"), RuntimeOptions(cpu_threads=2)
     )
     shifted = [AudioItem(it.samples, source=it.source, offset_s=100.0) for it in items[:6]]
-    for t, it in zip(transcribe_packed(eng, shifted), shifted):
+    for t, it in zip(eng.transcribe_packed(shifted), shifted):
         assert t.text and t.chunks and all(c.kind == "segment" for c in t.chunks)
         assert all(100.0 - 1e-6 <= c.start <= c.end <= 100.0 + it.duration_s + 1e-3 for c in t.chunks)
 
@@ -153,7 +153,7 @@ def test_long_item_is_cut_and_joined(engine, items, refs):
     ref = " ".join(refs[i] for i in order)
     long_item = AudioItem(x, source="long.wav")
     assert long_item.duration_s > 60
-    t = transcribe_packed(engine, [long_item, items[0]])
+    t = engine.transcribe_packed([long_item, items[0]])
     assert t[0].extra["path"] == "cut" and t[0].extra["pieces"] >= 3
     assert _wer(ref, t[0].text) <= 0.15
     assert t[1].text and t[1].source == items[0].source

@@ -3,6 +3,7 @@ of short utterances (opt-in)."""
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -119,28 +120,49 @@ def test_long_row_piece_that_fails_checks_falls_back(joined, monkeypatch):
     assert t.chunks[0].kind == "segment" and t.chunks[0].text and t.chunks[0].start < 2.0
 
 
-def test_long_row_piece_whose_words_end_early_is_continued(joined, monkeypatch):
+@pytest.fixture(scope="module")
+def long_pieces(joined):
+    """The joined clips' pieces and their first decode (before the repairs), with the decoder:
+    the repairs' input, which each test below alters and repairs again."""
+    from sparkasr.whisper.batched import decode_in_batches
+    from sparkasr.whisper.pieces import pieces_of
+
+    audio, _ = joined
+    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+    decoder = eng.decoder()
+    pieces = pieces_of(AudioItem(audio, source="long.wav", offset_s=3.0))
+    return decoder, pieces, decode_in_batches(decoder, pieces, text_only=True)
+
+
+def _repaired(long_pieces, alter=lambda decoder, pieces, done: None):
+    """The row's transcript after ``alter`` changed the pieces' records and the repairs ran."""
+    from sparkasr.whisper.pieces import join_row, repair
+
+    decoder, pieces, decoded = long_pieces
+    done = copy.deepcopy(decoded)
+    alter(decoder, pieces, done)
+    repair(decoder, pieces, done)
+    row = AudioItem(np.concatenate([p.samples for p in pieces]), source="long.wav", offset_s=3.0)
+    return join_row(row, pieces, done, decoder.options.timestamps)
+
+
+def test_long_row_piece_whose_words_end_early_is_continued(joined, long_pieces):
     """A piece whose decode ends well before its sound does (Whisper ending a window after a tone:
     on the Asterisk long-form set a 10-s stretch was dropped so) has its rest decoded from its last
-    word and joined. Forced here: the first piece's decode is replaced by the decode of its first
-    8 s, as if Whisper had ended the window there."""
-    audio, ref = joined
-    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
-    (plain,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
+    word and joined. Forced here: the first piece's record is the decode of its first 8 s, as if
+    Whisper had ended the window there."""
+    from sparkasr.whisper.batched import decode_in_batches
+
+    _, ref = joined
+    plain = _repaired(long_pieces)
     assert plain.extra["continued"] == 0  # whole pieces: nothing to continue
-    real = WhisperEngine._transcribe_short
-    calls = {"n": 0}
 
-    def first_piece_ends_early(self, items, fw=None, text_only=False, **kw):
-        out = real(self, items, fw, text_only=text_only, **kw)
-        if text_only and calls["n"] == 0:
-            calls["n"] += 1
-            head = AudioItem(items[0].samples[: 8 * 16000], source=items[0].source, offset_s=items[0].offset_s)
-            out[0] = real(self, [head], fw, text_only=True)[0]
-        return out
+    def first_piece_ends_early(decoder, pieces, done):
+        head = AudioItem(pieces[0].samples[: 8 * 16000], source=pieces[0].source, offset_s=pieces[0].offset_s)
+        done[0] = decode_in_batches(decoder, [head], text_only=True)[0]
+        assert done[0].text_end_s <= 8.0
 
-    monkeypatch.setattr(WhisperEngine, "_transcribe_short", first_piece_ends_early)
-    (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav")])
+    t = _repaired(long_pieces, first_piece_ends_early)
     assert t.extra["continued"] >= 1 and t.error is None
     assert jiwer.wer(NORM(ref), NORM(t.text)) <= jiwer.wer(NORM(ref), NORM(plain.text)) + 0.03
     assert len(NORM(t.text).split()) >= 0.95 * len(NORM(plain.text).split())
@@ -152,7 +174,7 @@ def test_unheard_sound_marks_skipped_speech():
     sound leave none; a decode that skipped the first half (its words start late, or its alignment
     stretches its first words over the skipped speech: both seen with Whisper base on Spanish) leaves
     the skipped sound; the tail after ``until_s`` is not counted (the rest decode handles it)."""
-    from sparkasr.whisper.engine import unheard_s
+    from sparkasr.whisper.decoded import unheard_s
 
     sr = 16000
     t = np.arange(20 * sr) / sr
@@ -160,36 +182,29 @@ def test_unheard_sound_marks_skipped_speech():
     samples[int(9.5 * sr) : int(10.5 * sr)] = 0.0  # a pause in the middle
 
     def words(a, b, step=0.4):
-        return [{"start": x, "end": x + step} for x in np.arange(a, b - 1e-9, step)]
+        return [(x, x + step) for x in np.arange(a, b - 1e-9, step)]
 
     assert unheard_s(samples, words(0.0, 20.0), 20.0) < 0.3
     late = words(12.0, 20.0)  # words only from 12 s: 12 s of sound before them unaccounted for
     assert unheard_s(samples, late, 20.0) > 5.0
-    stretched = [{"start": 0.0, "end": 6.0}, {"start": 6.0, "end": 12.4}] + late  # alignment over the skip
+    stretched = [(0.0, 6.0), (6.0, 12.4)] + late  # alignment over the skip
     assert unheard_s(samples, stretched, 20.0) > 2.0
     assert unheard_s(samples, words(0.0, 8.0), 8.0) < 0.3  # the rest after 8 s is not this check's
 
 
-def test_long_row_piece_that_skipped_speech_is_decoded_again(joined, monkeypatch):
+def test_long_row_piece_that_skipped_speech_is_decoded_again(joined, long_pieces):
     """A piece whose words leave two seconds or more of its sound unaccounted for is decoded again,
     batched, with timestamps (on the Asterisk Spanish long-form set, base, a text-only decode of a
     26-s piece skipped four prompts; the timestamped decode did not). Forced here: the first
-    piece's measure says 5 s were skipped."""
-    from sparkasr.whisper import engine as E
-
+    piece's record says 5 s were left unheard."""
     audio, ref = joined
-    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
-    (plain,) = eng.transcribe_batch([AudioItem(audio, source="long.wav", offset_s=3.0)])
+    plain = _repaired(long_pieces)
     assert plain.extra["reheard"] == 0
-    real = E.unheard_s
-    calls = {"n": 0}
 
-    def first_piece_skipped(*a, **kw):
-        calls["n"] += 1
-        return 5.0 if calls["n"] == 1 else real(*a, **kw)
+    def first_piece_skipped(decoder, pieces, done):
+        done[0].unheard_s = 5.0
 
-    monkeypatch.setattr(E, "unheard_s", first_piece_skipped)
-    (t,) = eng.transcribe_batch([AudioItem(audio, source="long.wav", offset_s=3.0)])
+    t = _repaired(long_pieces, first_piece_skipped)
     assert t.extra["reheard"] == 1 and t.error is None
     assert jiwer.wer(NORM(ref), NORM(t.text)) <= jiwer.wer(NORM(ref), NORM(plain.text)) + 0.03
     # the piece decoded again keeps Whisper's segments: in order, inside the row, on its clock
@@ -198,36 +213,37 @@ def test_long_row_piece_that_skipped_speech_is_decoded_again(joined, monkeypatch
     assert 3.0 <= t.chunks[0].start and t.chunks[-1].end <= 3.0 + len(audio) / 16000 + 1e-3
 
 
-def test_a_window_rest_too_short_for_a_word_is_not_decoded(clips, monkeypatch):
+def test_a_window_rest_too_short_for_a_word_is_not_decoded(clips):
     """Whisper can end a window on two timestamps before the audio's end, which faster-whisper's
     seek takes for a sentence left open. A rest that can hold a word is decoded (batched); one of
     under 0.15 s after a window that left no text open is not: decoded alone and conditioned on
     the text, 70 ms of noise came back as the window's last sentence twice (Asterisk Spanish
     long-form set, base). Forced here: the first decode says each row stopped early, one a second
     before its end, one 0.1 s before it."""
-    from sparkasr.whisper import engine as E
+    from sparkasr.whisper.batched import decode_batch
+    from sparkasr.whisper.decoder import Decoder
 
     rng = np.random.default_rng(0)
     speech = sf.read(str(clips[0][0]), dtype="float32")[0]
     rows = [np.concatenate([speech, 0.001 * rng.standard_normal(16000).astype(np.float32)]) for _ in range(2)]
     dur = len(rows[0]) / 16000
     stop_at = [dur - 1.5, dur - 0.1]
-    real = E.decode_windows
     calls = []
 
-    def stops_early(fw, opts, samples, **kw):
-        batch = real(fw, opts, samples, **kw)
-        calls.append([len(x) for x in samples])
-        if len(calls) == 1:
-            for w, at in zip(batch.windows, stop_at):
-                assert w.tokens[-1] >= batch.tokenizers[w.language].timestamp_begin  # nothing left open
-                w.rest_s = at
-        return batch
+    class StopsEarly(Decoder):
+        def windows(self, samples, **kw):
+            batch = super().windows(samples, **kw)
+            calls.append([len(x) for x in samples])
+            if len(calls) == 1:
+                for w, at in zip(batch.windows, stop_at):
+                    assert w.tokens[-1] >= batch.tokenizers[w.language].timestamp_begin  # nothing left open
+                    w.rest_s = at
+            return batch
 
-    monkeypatch.setattr(E, "decode_windows", stops_early)
     eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
-    out = eng.transcribe_batch([AudioItem(r, source=f"row{i}.wav") for i, r in enumerate(rows)])
-    assert [t.extra.get("continued", 0) for t in out] == [1, 0]
+    decoder = StopsEarly(eng.model, eng.options, eng.multilingual)
+    out = decode_batch(decoder, [AudioItem(r, source=f"row{i}.wav") for i, r in enumerate(rows)])
+    assert [d.continued for d in out] == [1, 0]
     assert calls[1] == [len(rows[0]) - int(round(stop_at[0] * 16000))]  # only the first row's rest
     assert NORM(out[1].text) and out[1].error is None
 

@@ -27,6 +27,7 @@ from sparkasr.audio import decode_audio
 from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions, get_engine
 from sparkasr.whisper.models import resolve_whisper_model
+from whisper_support import sequential
 
 RUNTIME = RuntimeOptions(cpu_threads=2)  # the CI box has 2 cores
 WER_GATE = 0.15
@@ -95,7 +96,7 @@ def test_batched_path_equals_sequential_path(engine, items, default_results):
     assert {r.extra.get("path") for r in res} == {"batched"}
     diffs = []
     for item, r in zip(items, res):
-        seq = engine._transcribe_sequential(item)
+        seq = sequential(engine, item)
         assert seq.extra["path"] == "sequential"
         if seq.text != r.text:
             diffs.append((item.source, r.text, seq.text))
@@ -150,7 +151,7 @@ def test_word_timestamps_batched_and_sequential(tiny_path, items):
     subset = [items[1], items[2], items[5], items[6]]
     for path_name, res in (
         ("batched", eng.transcribe_batch(subset)),
-        ("sequential", [eng._transcribe_sequential(it) for it in subset]),
+        ("sequential", [sequential(eng, it) for it in subset]),
     ):
         for item, t in zip(subset, res):
             assert t.extra["path"] == path_name
@@ -158,6 +159,28 @@ def test_word_timestamps_batched_and_sequential(tiny_path, items):
             assert all(c.probability is not None and 0 <= c.probability <= 1 for c in t.chunks)
             # the words, joined, are the text (word pieces such as "-disposed" carry no space)
             assert "".join(c.text for c in t.chunks) == t.text.replace(" ", "")
+
+
+def test_word_timestamps_in_a_batch_where_an_item_decodes_to_nothing(tiny_path, items, caplog):
+    """Word alignment of a batch in which one window decodes to no segment (silence) and another
+    has segments: the batch stays batched (faster-whisper's alignment indexes every window's first
+    segment, so the empty windows are left out of it). So do a long row's pieces when one of them,
+    the row's silent tail, decodes to nothing: no piece falls back to the sequential path."""
+    eng = WhisperEngine(tiny_path, WhisperOptions(timestamps="word"), RUNTIME)
+    speech = _item(items, LIBRIVOX[0][0])
+    silence = AudioItem(np.zeros(5 * 16000, np.float32), source="silence.wav")
+    talk = np.concatenate([_item(items, p).samples for p, _ in LIBRIVOX])  # ~25 s, five sentences
+    long_row = AudioItem(np.concatenate([talk, np.zeros(10 * 16000, np.float32)]), source="long.wav")
+    assert 30 < long_row.duration_s < 60
+    with caplog.at_level("WARNING", logger="sparkasr.whisper"):
+        a, b, c = eng.transcribe_batch([speech, silence, long_row])
+    assert "batched decode failed" not in caplog.text
+    assert a.extra["path"] == "batched" and a.text
+    _check_chunks(a, speech, "word")
+    assert b.extra["path"] == "batched" and b.text == "" and b.chunks == [] and b.error is None
+    assert c.extra["path"] == "pieces" and c.extra["pieces"] == 2 and c.extra["fallbacks"] == 0 and c.error is None
+    _check_chunks(c, long_row, "word")
+    assert c.chunks[-1].end <= len(talk) / 16000 + 0.5  # no words in the silent tail
 
 
 def test_suppressed_tokens_are_never_generated(tiny_path):
@@ -174,7 +197,7 @@ def test_suppressed_tokens_are_never_generated(tiny_path):
     banned = sorted({t for w in (" forward", " Forward", "forward", "Forward") for t in tk.encode(w)})
     opts = WhisperOptions(beam_size=1, suppress_tokens=(-1, *banned))
     eng = WhisperEngine(tiny_path, opts, RUNTIME)
-    for t in (eng.transcribe_batch([item])[0], eng._transcribe_sequential(item)):
+    for t in (eng.transcribe_batch([item])[0], sequential(eng, item)):
         assert t.error is None and t.text.strip(), t
         assert "forward" not in t.text.lower(), t.text
     with pytest.raises(ValueError, match="suppressTokens must be an integer in -1..51865"):
@@ -185,7 +208,7 @@ def test_no_timestamps_gives_no_chunks(tiny_path, items):
     eng = WhisperEngine(tiny_path, WhisperOptions(timestamps="none"), RUNTIME)
     res = eng.transcribe_batch(items[5:8])
     assert all(t.text and t.chunks == [] for t in res)
-    assert eng._transcribe_sequential(items[5]).chunks == []
+    assert sequential(eng, items[5]).chunks == []
 
 
 def test_offset_shifts_timestamps(engine, items):
@@ -216,7 +239,7 @@ def test_initial_prompt_changes_the_output(engine, tiny_path, items):
     fixed = "ill-disposed" in prompted[1].text and "ill-disposed" not in plain[1].text
     assert spelled or fixed
     # the sequential path takes the prompt the same way
-    assert prompted_eng._transcribe_sequential(card).text == prompted[0].text
+    assert sequential(prompted_eng, card).text == prompted[0].text
 
 
 def test_max_new_tokens_truncates(tiny_path, engine, items, default_results):
@@ -225,7 +248,7 @@ def test_max_new_tokens_truncates(tiny_path, engine, items, default_results):
     tok = eng.model.hf_tokenizer
     n_tokens = lambda text: len(tok.encode(" " + text, add_special_tokens=False).ids)  # noqa: E731
     short = eng.transcribe_batch(items[:5])
-    seq = [eng._transcribe_sequential(it) for it in items[:2]]
+    seq = [sequential(eng, it) for it in items[:2]]
     for full, t in zip(res[:5], short):
         assert t.error is None
         assert 1 <= n_tokens(t.text) <= 3, t.text  # 3 new tokens, timestamp tokens included
@@ -275,11 +298,8 @@ def test_sampling_with_top_k_and_seed_is_deterministic(tiny_path, items):
     again = [t.text for t in WhisperEngine(tiny_path, opts, RUNTIME).transcribe_batch(batch)]
     assert first == second == again
     assert all(first)
-    # the sequential path too (top_k applied through the _TopKModel proxy)
-    assert (
-        eng._safe_sequential(items[5], eng._model_for_call()).text
-        == eng._safe_sequential(items[5], eng._model_for_call()).text
-    )
+    # the sequential path too (top_k applied through the _TopKModel proxy; a fresh replica per call)
+    assert sequential(eng, items[5]).text == sequential(eng, items[5]).text
 
 
 def test_top_k_proxy_applies_top_k_only_to_sampling():
@@ -337,7 +357,7 @@ def test_language_detection_with_multilingual_base(items, refs):
     assert eng.multilingual
     subset = [items[0], items[3]]
     res = eng.transcribe_batch(subset)
-    seq = eng._transcribe_sequential(items[0])
+    seq = sequential(eng, items[0])
     for t in res + [seq]:
         assert t.error is None
         assert t.language == "en"
@@ -416,7 +436,8 @@ NO_TORCH_SCRIPT = textwrap.dedent(
     engines = [w.WhisperEngine(path, w.WhisperOptions(beam_size=b), rt) for b in (5, 1, 5)]
     item = AudioItem(decode_audio(sys.argv[1]), source=sys.argv[1])
     texts = [e.transcribe_batch([item])[0].text for e in engines[:2]]
-    texts.append(engines[2]._transcribe_sequential(item).text)
+    from sparkasr.whisper.sequential import decode_sequential
+    texts.append(decode_sequential(engines[2].decoder(), item).text)
     print(json.dumps({"texts": texts, "loads": w.LOAD_COUNT,
                       "torch": sys.modules.get("torch") is not None}))
     """

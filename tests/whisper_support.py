@@ -6,6 +6,7 @@
 * :class:`OnnxGreedy`: a pure-onnxruntime greedy decode of the exported graphs (features, encoder,
   decoder, decoder with past), with :class:`~sparkasr.convert.torch_whisper.TorchWhisper`'s token
   rules. It is a reference for the JVM decoder, kept here, not a second engine in the package.
+* :func:`sequential`: an item through the engine's sequential path.
 """
 
 from __future__ import annotations
@@ -153,5 +154,13 @@ def ct2_words(fw, x: np.ndarray, tokens: Sequence[int], language: str = "en", ta
     dur = len(x) / 16000
     size = min(int(np.ceil(dur) * fw.frames_per_second), 3000)
     segments = [[dict(tokens=list(tokens), start=0.0, end=dur, seek=0, text=tk.decode(list(tokens)))]]
-    add_word_timestamps(fw, segments, tk, enc, [size])
+    add_word_timestamps(fw, segments, tk, enc, [size], feats)
     return segments[0][0].get("words", [])
+
+
+def sequential(engine, item, text_only: bool = False):
+    """``item``'s transcript by faster-whisper's sequential algorithm, as ``engine`` runs it (its
+    path for long rows with strategy=sequential, and its temperature fallback)."""
+    from sparkasr.whisper.sequential import decode_sequential
+
+    return decode_sequential(engine.decoder(), item, text_only=text_only).transcript(item, engine.options.timestamps)

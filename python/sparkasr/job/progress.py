@@ -2,7 +2,8 @@
 
 Spark's accumulators reach the driver only when a task ends, so a task transcribing one 2-hour file
 would show nothing for its whole run. Engines therefore report, as each piece, window or segment
-finishes, how far into its file they are (:func:`advance`); the Spark stage sends those reports
+finishes, how far into its file they are, to a progress callback the Spark stage gives them
+(:func:`advance`; the engines import nothing from here); the Spark stage sends those reports
 from the Python workers to the driver as UDP datagrams (a few bytes each, fire and forget: a lost
 or refused datagram only makes the progress line lag, never fails a task), to the address the
 driver put in the job's ``sparkasr.progress`` local property. :class:`Progress`, on the driver,

@@ -120,8 +120,10 @@ class WhisperForCTC(SpeechAnnotatorModel):
 
     @staticmethod
     def _build_engine(spec: EngineSpec):
+        from ..job import progress
         from ..whisper import WhisperEngine
 
         path = local_model_dir(spec.model, resolver=lambda n: resolve_whisper_model(n).path)
         runtime = spec.runtime if spec.runtime.cpu_threads else replace(spec.runtime, cpu_threads=task_cpus())
-        return WhisperEngine(path, spec.options, runtime)
+        # how far into each long file the engine is: the job's live progress (a no-op outside a job)
+        return WhisperEngine(path, spec.options, runtime, progress=progress.advance)

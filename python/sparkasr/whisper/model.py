@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from typing import Any, Callable, ContextManager, Dict, Tuple
+from typing import Any, Callable, ContextManager, Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -158,9 +158,34 @@ PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
-def add_word_timestamps(fw, segments, tokenizer, encoder_output, segment_sizes) -> None:
+def encoder_rows(fw, encoder_output, rows: Sequence[int], features: np.ndarray):
+    """The encoder output of windows ``rows`` of a batch: on CPU a slice of ``encoder_output``
+    (the same values: :func:`encode` encodes one window per call there); on other devices, where
+    the output cannot be sliced on the host, those windows' ``features`` encoded again."""
+    if len(rows) == len(features) and list(rows) == list(range(len(features))):
+        return encoder_output
+    if getattr(fw.model, "device", "cpu") != "cpu":
+        return encode(fw, features[list(rows)])
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoder_output)[list(rows)]))
+
+
+def add_word_timestamps(fw, segments, tokenizer, encoder_output, segment_sizes, features: np.ndarray) -> None:
     """faster-whisper's cross-attention word alignment on ``segments`` (one list per window of
-    ``encoder_output``), in place, with its default punctuation rules."""
+    ``encoder_output``, whose log-Mel ``features`` they are), in place, with its default
+    punctuation rules. Windows without a segment are left out of the alignment: faster-whisper
+    reads every window's first segment (an empty list raised ``IndexError``); their lists stay
+    empty."""
+    rows = [k for k, segs in enumerate(segments) if segs]
+    if not rows:
+        return
     fw.add_word_timestamps(
-        segments, tokenizer, encoder_output, segment_sizes, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS, 0.0
+        [segments[k] for k in rows],
+        tokenizer,
+        encoder_rows(fw, encoder_output, rows, features),
+        [segment_sizes[k] for k in rows],
+        PREPEND_PUNCTUATIONS,
+        APPEND_PUNCTUATIONS,
+        0.0,
     )

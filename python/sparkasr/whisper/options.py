@@ -11,7 +11,6 @@ from typing import Any, Dict, Optional, Tuple
 
 from ..options import BOOL, FLOAT, INT, LIST_FLOAT, LIST_INT, STRING, option, validate
 
-WINDOW_S = 30.0
 TIMESTAMP_MODES = ("none", "segment", "word")
 COMPUTE_TYPES = (
     "default",
@@ -29,7 +28,6 @@ DEVICES = ("cpu", "cuda", "auto")
 TASKS = ("transcribe", "translate")
 STRATEGIES = ("batch", "sequential", "pack")
 VAD_GATES = ("auto", "always", "off")
-PIECE_SEARCH_S = 5.0  # a long row's piece boundary moves back by up to this much to a quiet point
 # Bounds of the options (every option is bounded: a request, job file or param cannot ask for an
 # unbounded decode): beams and sampled candidates, temperatures, prompt, token ids, batch, threads
 MAX_BEAMS = 16

@@ -5,36 +5,37 @@ and every call pays the decoder's fixed start-up. Packing several short utteranc
 (separated by silence gaps), decoding the windows, and splitting the result back by word timestamps
 makes short-clip corpora several times cheaper.
 
-    from sparkasr.whisper.packing import transcribe_packed
-    transcripts = transcribe_packed(engine, items)          # one Transcript per item, in order
+    transcripts = engine.transcribe_packed(items)   # WhisperEngine: one Transcript per item, in order
 
-How it works:
+The engine runs the steps; this module is given a :class:`~.decoder.Decoder` and knows nothing of
+the engine:
 
-1. **plan**: items of at most ``window_s`` seconds are assigned to windows first-fit by decreasing
+1. **cut** (:func:`cut_long`): with ``cut_long``, items longer than ``window_s`` are cut at quiet
+   points into pieces of at most ``window_s`` (joined again by :func:`join_cut`).
+2. **plan**: items of at most ``window_s`` seconds are assigned to windows first-fit by decreasing
    duration (deterministic), each window holding at most ``window_s`` seconds including a ``gap_s``
    silence between utterances (and at most ``max_items`` utterances when set). Longer items, items
    with errors, and every item of a multilingual model without a fixed language (the language is
-   detected per window, so utterances in different languages must not share one) go through the
-   engine's ordinary path instead.
-2. **decode**: the windows are decoded by the engine's own batched path (stacked features, one
-   ``generate`` per ``batch_size`` windows, quality checks and temperature fallback) with word
-   timestamps on, whatever the caller asked for.
-3. **split**: each word goes to the utterance whose span (widened by half a gap on each side)
+   detected per window, so utterances in different languages must not share one) are left to be
+   decoded alone, by the engine's ordinary path.
+3. **decode** (:func:`decode_packed`): the windows are decoded batched (stacked features, one
+   ``generate`` per ``batch_size`` windows) with word timestamps on, whatever the caller asked for.
+4. **split**: each word goes to the utterance whose span (widened by half a gap on each side)
    holds the word's midpoint; its times are shifted back to the utterance (plus
-   ``AudioItem.offset_s``). An utterance that received no words is decoded again on its own, so a
-   skipped utterance costs time, never text.
-4. **retry**: Whisper sometimes ends a window early, leaving what looks like an unfinished
+   ``AudioItem.offset_s``). An utterance that received no words is left to be decoded alone, so
+   a skipped utterance costs time, never text.
+5. **retry**: Whisper sometimes ends a window early, leaving what looks like an unfinished
    sentence to a next window that packing does not have. The utterances it did not reach are
    packed again in a next round (``rounds``); the one it stopped in is kept when its words reach
    the end of its sound, and packed again otherwise. Utterances still not decoded in full after
-   the last round are decoded alone, one 30-s window each: a third round that packs the last few
-   into one window is cheaper (short clips in 4 calls: 15 windows encoded with 2 rounds, 13 with
-   3, none saved by a fourth).
+   the last round are left to be decoded alone, one 30-s window each: a third round that packs the
+   last few into one window is cheaper (short clips in 4 calls: 15 windows encoded with 2 rounds,
+   13 with 3, none saved by a fourth).
 
 The decoder sees the earlier utterances of its window as context, so an occasional word can change
 ("context bleed"); ``bench/run_engine.py`` measures WER against one-call-per-clip decoding.
 
-Timestamps in the result follow ``engine.options.timestamps``: ``word`` gives the words; ``segment``
+Timestamps in the result follow the options' ``timestamps``: ``word`` gives the words; ``segment``
 gives segments rebuilt from the words of each utterance, cut after sentence-final punctuation or a
 pause of at least ``segment_pause_s`` (Whisper's own segments may span two utterances, so they are
 not reused); ``none`` gives none.
@@ -43,20 +44,28 @@ not reused); ``none`` gives none.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields, replace
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE, cut_pieces, speech_bounds
-from ..engines import cached_engine
 from ..records import AudioItem, Chunk, Transcript, error_transcript
-from .model import add_word_timestamps, compression_ratio
-from .window import decode_windows
+from .decoder import Decoder
+from .model import add_word_timestamps, compression_ratio, encoder_rows
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PackingOptions", "plan_windows", "build_window", "assign_words", "transcribe_packed"]
+__all__ = [
+    "Packed",
+    "PackingOptions",
+    "assign_words",
+    "build_window",
+    "cut_long",
+    "decode_packed",
+    "join_cut",
+    "plan_windows",
+]
 
 _SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
@@ -158,26 +167,6 @@ def assign_words(words: Sequence[Chunk], spans: Sequence[Tuple[float, float]], g
 # ---------------------------------------------------------------------------------------------
 
 
-def _plain_options(options, timestamps: str):
-    """The engine's options with word timestamps and the non-packing strategy (no recursion)."""
-    changes = {"timestamps": timestamps}
-    for f in fields(options):
-        if f.name == "strategy":  # once WhisperEngine has a strategy option: decode windows plainly
-            changes["strategy"] = f.default
-    return replace(options, **changes)
-
-
-def _inner_engine(engine, timestamps: str):
-    """An engine on the same cached model with ``timestamps`` set (and packing off)."""
-    opts = _plain_options(engine.options, timestamps)
-    if opts == engine.options:
-        return engine
-    return cached_engine(
-        ("whisper", engine.model_path, opts, engine.runtime),
-        lambda: type(engine)(engine.model_path, opts, engine.runtime),
-    )
-
-
 def _text(words: Sequence[Chunk]) -> str:
     # Word chunks are stripped; Whisper words are space-separated except attached punctuation,
     # which faster-whisper already merged into the neighbouring word.
@@ -236,18 +225,21 @@ def token_budget(spans: Sequence[Tuple[float, float]], tokens_per_s: float = 6.0
 
 
 def _decode_windows(
-    engine, windows: List[np.ndarray], spans: Optional[List[List[Tuple[float, float]]]] = None, need_words: bool = True
+    decoder: Decoder,
+    windows: List[np.ndarray],
+    spans: Optional[List[List[Tuple[float, float]]]] = None,
+    need_words: bool = True,
 ) -> List[Optional[List[_Word]]]:
     """Decode ≤30-s windows in one batch (:func:`~.window.decode_windows`, timestamps on), with
     word alignment where needed (``need_words``, or a segment that spans two utterances). ``None``
     for a window whose decode fails Whisper's checks (no speech, or average log-probability under
     the threshold); its utterances are retried elsewhere."""
-    fw = engine.model
+    fw = decoder.fw
     # A window's decode is capped near what its speech can hold, so a decoding loop (beam search
     # repeating a phrase to the end of the decoder's context) stops early; its utterances are then
     # caught by the checks and decoded again.
     cap = max(token_budget(sp) for sp in spans) if spans else None
-    batch = decode_windows(fw, engine.options, windows, multilingual=engine.multilingual, token_cap=cap)
+    batch = decoder.windows(windows, token_cap=cap)
     tk = next(iter(batch.tokenizers.values()))
     ok = [not w.checks.low_logprob and bool(w.segments) for w in batch.windows]
     segments = [
@@ -260,13 +252,11 @@ def _decode_windows(
         for k, (good, segs) in enumerate(zip(ok, segments))
         if good and (need_words or spans is None or not on_cpu or not _clean(segs, spans[k]))
     ]
-    if align:
-        enc = batch.encoder_output
-        if len(align) < len(windows):  # align only the windows that need it (CPU: slice the encoder output)
-            import ctranslate2
-
-            enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(batch.encoder_output)[align]))
-        add_word_timestamps(fw, [segments[k] for k in align], tk, enc, [batch.windows[k].size for k in align])
+    if align:  # only the windows that need it
+        enc = encoder_rows(fw, batch.encoder_output, align, batch.features)
+        add_word_timestamps(
+            fw, [segments[k] for k in align], tk, enc, [batch.windows[k].size for k in align], batch.features[align]
+        )
     aligned = set(align)
     out: List[Optional[List[_Word]]] = []
     for k, (good, segs) in enumerate(zip(ok, segments)):
@@ -324,18 +314,20 @@ def _reaches_speech_end(samples: np.ndarray, words: Sequence[_Word], offset: flo
     return bool(words) and words[-1].end >= offset + speech_bounds(samples)[1] - slack_s
 
 
-def _decode_round(engine, items, windows, options, want, out, round_no):
+def _decode_round(decoder: Decoder, items, windows, options, want, out, round_no):
     """Decode packed windows once; fill ``out`` for utterances that were decoded in full and
     return the ones to try again: utterances of windows that failed Whisper's checks, utterances
     the decoder never reached (it stopped early), the one where it stopped when its words end
     before its sound does (cut), utterances with no words or with words that look like a loop."""
     retry: List[int] = []
-    bs = max(1, engine.options.batch_size)
+    bs = max(1, decoder.options.batch_size)
     for b0 in range(0, len(windows), bs):
         batch = windows[b0 : b0 + bs]
         built = [build_window([items[i].samples for i in w], options.gap_s) for w in batch]
         try:
-            decoded = _decode_windows(engine, [x for x, _ in built], [sp for _, sp in built], need_words=want == "word")
+            decoded = _decode_windows(
+                decoder, [x for x, _ in built], [sp for _, sp in built], need_words=want == "word"
+            )
         except Exception as exc:  # never lose rows: the utterances are decoded alone
             log.warning("packed decode failed (%s); decoding its utterances alone", exc)
             decoded = [None] * len(batch)
@@ -361,7 +353,7 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
                     j > last
                     or cut
                     or (not ws and options.redo_empty)
-                    or _suspicious(raw, e - s, engine.options)
+                    or _suspicious(raw, e - s, decoder.options)
                     or _uncovered_speech(it.samples, raw, s)
                 ):
                     retry.append(i)
@@ -382,7 +374,7 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
                     chunks = _segments(local, options.segment_pause_s)
                 else:
                     chunks = []
-                lang = engine.options.language or "en"
+                lang = decoder.options.language or "en"
                 out[i] = Transcript(
                     text="".join(x.text for x in raw).strip(),
                     chunks=chunks,
@@ -396,22 +388,14 @@ def _decode_round(engine, items, windows, options, want, out, round_no):
     return retry
 
 
-def transcribe_packed(
-    engine, items: Sequence[AudioItem], options: PackingOptions = PackingOptions()
-) -> List[Transcript]:
-    """Transcribe ``items`` with ``engine`` (a :class:`~sparkasr.whisper.WhisperEngine`), packing
-    short ones several to a window; with ``options.cut_long``, longer items are first cut at quiet
-    points into pieces of at most ``window_s`` that are decoded (batched) like short items and
-    joined again. One :class:`Transcript` per item, in order; never raises for a bad item (its
-    transcript carries the error)."""
-    if not options.cut_long or not any(
-        it.error is None and it.samples is not None and it.duration_s > options.window_s for it in items
-    ):
-        return _transcribe_short_items(engine, items, options)
+def cut_long(items: Sequence[AudioItem], options: PackingOptions) -> Tuple[List[AudioItem], List[Tuple[int, int]]]:
+    """The utterances to pack: ``items``, each one longer than ``window_s`` cut (``cut_long``) at
+    quiet points into pieces of at most ``window_s``; and per item its first utterance and how
+    many it became."""
     flat: List[AudioItem] = []
-    owner: List[Tuple[int, int]] = []  # item index -> (first piece, piece count)
+    owner: List[Tuple[int, int]] = []
     for it in items:
-        if it.error is not None or it.samples is None or it.duration_s <= options.window_s:
+        if not options.cut_long or it.error is not None or it.samples is None or it.duration_s <= options.window_s:
             owner.append((len(flat), 1))
             flat.append(it)
             continue
@@ -419,7 +403,14 @@ def transcribe_packed(
         owner.append((len(flat), len(ranges)))
         for a, b in ranges:
             flat.append(AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE))
-    res = _transcribe_short_items(engine, flat, options)
+    return flat, owner
+
+
+def join_cut(
+    items: Sequence[AudioItem], owner: Sequence[Tuple[int, int]], flat: Sequence[AudioItem], res: Sequence[Transcript]
+) -> List[Transcript]:
+    """One transcript per item of :func:`cut_long`: an item cut into pieces gets their texts and
+    chunks joined."""
     out: List[Transcript] = []
     for it, (first, count) in zip(items, owner):
         if count == 1 and flat[first] is it:
@@ -447,42 +438,50 @@ def transcribe_packed(
     return out
 
 
-def _transcribe_short_items(engine, items: Sequence[AudioItem], options: PackingOptions) -> List[Transcript]:
+@dataclass
+class Packed:
+    """What packing decoded: a transcript per utterance, or None for one to be decoded alone."""
+
+    transcripts: List[Optional[Transcript]]
+    #: utterances that packed windows did not decode in full (left to be decoded alone)
+    retried: Set[int] = field(default_factory=set)
+
+    @property
+    def alone(self) -> List[int]:
+        """The utterances to be decoded on their own, in order."""
+        return [i for i, t in enumerate(self.transcripts) if t is None]
+
+    def fill(self, i: int, t: Transcript) -> None:
+        """Utterance ``i`` as decoded alone."""
+        if i in self.retried:
+            t.extra = {**t.extra, "packing": "decoded alone after packed windows did not reach it in full"}
+        self.transcripts[i] = t
+
+
+def decode_packed(decoder: Decoder, items: Sequence[AudioItem], options: PackingOptions = PackingOptions()) -> Packed:
+    """Decode ``items`` packed several to a window, in rounds (see the module docstring). Items
+    with an error get an error transcript; those left to be decoded alone get None."""
     out: List[Optional[Transcript]] = [None] * len(items)
-    want = engine.options.timestamps
-    plain = _inner_engine(engine, want)
+    want = decoder.options.timestamps
 
     pending: List[int] = []
-    alone: List[int] = []
-    fixed_language = engine.options.language or not getattr(engine, "multilingual", False)
+    fixed_language = decoder.options.language or not decoder.multilingual
     for i, it in enumerate(items):
         if it.error is not None or it.samples is None:
             out[i] = error_transcript(it, it.error or "no audio")
-        elif fixed_language and it.duration_s <= options.window_s and not engine.options.vad_filter:
+        elif fixed_language and it.duration_s <= options.window_s and not decoder.options.vad_filter:
             pending.append(i)
-        else:
-            alone.append(i)
 
     retried: set = set()
     for round_no in range(options.rounds):
         plan = plan_windows([items[i].duration_s for i in pending], options)
         windows = [[pending[k] for k in w] for w in plan]
-        # A window holding a single utterance is just that utterance: decode it the ordinary way.
-        alone.extend(w[0] for w in windows if len(w) == 1)
+        # A window holding a single utterance is just that utterance: decoded alone.
         windows = [w for w in windows if len(w) > 1]
         if not windows:
-            pending = []
             break
-        pending = _decode_round(engine, items, windows, options, want, out, round_no)
+        pending = _decode_round(decoder, items, windows, options, want, out, round_no)
         retried.update(pending)
         if not pending:
             break
-    alone.extend(pending)
-
-    rest = sorted(set(alone))
-    if rest:
-        for i, t in zip(rest, plain.transcribe_batch([items[i] for i in rest])):
-            if i in retried:
-                t.extra = {**t.extra, "packing": "decoded alone after packed windows did not reach it in full"}
-            out[i] = t
-    return [t for t in out]  # type: ignore[misc]
+    return Packed(out, retried)

@@ -6,9 +6,7 @@ speech behind it, and its own no-speech probability cannot tell them from real s
 
 :class:`SpeechMap` computes the speech spans of one item once (in blocks of 10 minutes, so a long
 row never needs more than one block's worth of model input) and answers whether a stretch of it
-holds speech. ``vadGate`` (:class:`~sparkasr.whisper.options.WhisperOptions`) decides where the
-engine asks: ``auto`` asks only about windows Whisper is unsure of, ``always`` about every row
-and piece before decoding.
+holds speech. :mod:`.gate` decides where the engine asks (``vadGate``).
 """
 
 from __future__ import annotations
@@ -18,17 +16,21 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-
-BLOCK_S = 600.0  # VAD input per call
-PAD_S = 0.2  # a stretch "holds speech" when a speech span comes within this of it
+from .rules import VAD_BLOCK_S, VAD_MIN_SPEECH_S, VAD_PAD_S, VAD_SPEECH_PAD_S
 
 
-def speech_spans(samples: np.ndarray, threshold: float = 0.5, min_speech_s: float = 0.25) -> List[Tuple[float, float]]:
+def speech_spans(
+    samples: np.ndarray, threshold: float = 0.5, min_speech_s: float = VAD_MIN_SPEECH_S
+) -> List[Tuple[float, float]]:
     """``(start_s, end_s)`` of the speech in ``samples`` (16 kHz mono), by Silero VAD."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    opts = VadOptions(threshold=threshold, min_speech_duration_ms=int(min_speech_s * 1000), speech_pad_ms=100)
-    block = int(BLOCK_S * SAMPLE_RATE)
+    opts = VadOptions(
+        threshold=threshold,
+        min_speech_duration_ms=int(min_speech_s * 1000),
+        speech_pad_ms=int(round(VAD_SPEECH_PAD_S * 1000)),
+    )
+    block = int(VAD_BLOCK_S * SAMPLE_RATE)
     spans: List[Tuple[float, float]] = []
     for start in range(0, len(samples), block):
         part = np.ascontiguousarray(samples[start : start + block], dtype=np.float32)
@@ -56,4 +58,4 @@ class SpeechMap:
     def has_speech(self, start_s: float = 0.0, end_s: Optional[float] = None) -> bool:
         """Whether speech lies within ``[start_s, end_s]`` seconds of the item (default: all of it)."""
         end = len(self.samples) / SAMPLE_RATE if end_s is None else end_s
-        return any(a < end + PAD_S and b > start_s - PAD_S for a, b in self.spans)
+        return any(a < end + VAD_PAD_S and b > start_s - VAD_PAD_S for a, b in self.spans)

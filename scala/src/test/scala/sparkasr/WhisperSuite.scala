@@ -111,7 +111,7 @@ class WhisperSuite extends AnyFunSuite with SparkTest {
     assert(ts.forall(t => t.error.isEmpty && t.chunks.nonEmpty && t.chunks.forall(c => c.start <= c.end && c.end <= t.durationS + 1e-6)))
   }
 
-  // Before the JVM aligned words, it could not make Python's repairs (engine._finish_pieces, _rehear):
+  // Before the JVM aligned words, it could not make Python's repairs (pieces.repair, pieces.rehear):
   // measured WER JVM 0.1009, Python 0.0707, the gap one piece whose rest Python decoded. With them:
   // JVM 0.0707, Python 0.0707.
   test("a >= 10-minute row: cut at Python's quiet points, transcribed completely, repaired as in Python, WER within 0.5 points of Python") {

@@ -31,7 +31,7 @@ final case class Window(
 }
 
 /** Whisper on ONNX Runtime Java over a `sparkasr convert` spec, the Python `batch` strategy
-  * (Python: `sparkasr.whisper.engine`):
+  * (Python: `sparkasr.whisper.engine` and its passes `batched`, `pieces`):
   *
   *  - rows of at most 30 s are decoded together, `batchSize` per call: one front-end and one encoder
   *    call, the language given or detected per row, one batched search (beam search at the first
@@ -311,7 +311,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
     }
   }
 
-  /** Python's `engine._finish_pieces` and `_rehear`, from the pieces' word alignment (where the export
+  /** Python's `pieces.repair` (`rehear`, then the rests), from the pieces' word alignment (where the export
     * can align):
     *
     *  - a piece whose words leave 2 s or more of its sound in one stretch unaccounted for skipped

@@ -263,7 +263,7 @@ object WordAlignment {
   }
 
   /** The most sound, in seconds, in one stretch of `samples(from until until)` before `untilS` that no
-    * word accounts for (Python: `engine.unheard_s`): before the first word, between two words, or
+    * word accounts for (Python: `decoded.unheard_s`): before the first word, between two words, or
     * inside a word aligned over more than `wordS` (only such a word's last `wordS` count as heard). */
   def unheardS(loud: Array[Boolean], words: Seq[Word], untilS: Double, wordS: Double = WordS, frameS: Double = 0.02): Double = {
     val heard = new Array[Boolean](loud.length)
