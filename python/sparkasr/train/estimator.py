@@ -66,7 +66,7 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
         from .checkpoints import latest_meta, mismatch
         from .loop import TrainJob, fingerprint, train_process
         from .metrics import TrainingMetrics
-        from .shards import StagedData
+        from .shards import StagedData, windows_per_process
         from .staging import stage_rows
         from .windows import Labeler
 
@@ -139,10 +139,17 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
                 return_files=not local,
             )
             n = self.getNumProcesses()
+            data = StagedData(staged)
+            windows = windows_per_process(data, 0, n, opts, labeler)
+            if min(windows) == 0:
+                raise ValueError(
+                    f"WhisperFineTuner: {summary.train_rows} training rows make {sum(windows)} windows, too few for "
+                    f"numProcesses={n} (each process needs one)"
+                )
             if checkpoint_dir:
                 meta = latest_meta(work)
                 if meta is not None:
-                    diff = mismatch(meta, fingerprint(job, StagedData(staged).fingerprint(), n))
+                    diff = mismatch(meta, fingerprint(job, data.fingerprint(), n))
                     if diff:
                         raise ValueError(
                             f"WhisperFineTuner: checkpointDir {checkpoint_dir} holds a fit of other "

@@ -211,10 +211,7 @@ class _Trainer:
         self.n_mels = int(model.config.num_mel_bins)
         per_epoch, total = self._schedule()
         if total == 0:
-            raise ValueError(
-                f"{len(self.data.train)} training rows fill no step of {opts.batch_size} windows x "
-                f"{opts.gradient_accumulation} accumulation on each of {self.world} processes: lower batchSize"
-            )
+            raise ValueError(f"{len(self.data.train)} training rows give some of the {self.world} processes no window")
         optimizer, scheduler = self._optimizer(model, total)
         progress = checkpoints.Progress()
         metrics = self._metrics()

@@ -141,10 +141,16 @@ def epoch_plan(
     return out
 
 
+def windows_per_process(data: StagedData, epoch: int, world: int, opts: TrainOptions, labeler: Labeler) -> List[int]:
+    """How many windows each process has in ``epoch``."""
+    return [len(epoch_plan(data, epoch, r, world, opts, labeler)) for r in range(world)]
+
+
 def steps_per_epoch(data: StagedData, epoch: int, world: int, opts: TrainOptions, labeler: Labeler) -> int:
-    """Optimizer steps every process can fill in ``epoch`` (the fewest any process has)."""
+    """Optimizer steps of ``epoch``: as many as the process with the fewest windows starts (its last
+    step may be short), so every process takes the same steps."""
     per_step = opts.batch_size * opts.gradient_accumulation
-    return min(len(epoch_plan(data, epoch, r, world, opts, labeler)) // per_step for r in range(world))
+    return min(-(-n // per_step) for n in windows_per_process(data, epoch, world, opts, labeler))
 
 
 @dataclass
@@ -158,11 +164,11 @@ class WindowBatch:
 def iter_batches(
     data: StagedData, plan: Sequence[PlannedWindow], batch_size: int, labeler: Labeler, start: int = 0
 ) -> Iterator[WindowBatch]:
-    """``plan``'s windows from window ``start`` on, ``batch_size`` at a time (the last partial batch
-    left out), their audio decoded a bucket at a time."""
+    """``plan``'s windows from window ``start`` on, ``batch_size`` at a time (the last batch may be
+    short), their audio decoded a bucket at a time; then empty batches, for a process whose plan
+    ran out before the others' (it joins their steps with a zero gradient)."""
     loaded: Dict[int, Dict] = {}
-    n = (len(plan) // batch_size) * batch_size
-    for s in range(start - start % batch_size, n, batch_size):
+    for s in range(start - start % batch_size, len(plan), batch_size):
         windows, unreadable = [], []
         for w in plan[s : s + batch_size]:
             if w.bucket not in loaded:
@@ -181,3 +187,6 @@ def iter_batches(
             if parts:
                 windows.append(build_train_window(parts, texts, labeler, w.timestamps))
         yield WindowBatch(windows, unreadable)
+    loaded.clear()
+    while True:
+        yield WindowBatch([], [])
