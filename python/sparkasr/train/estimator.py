@@ -52,6 +52,23 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
     def _validate(self) -> None:
         self._options()
 
+    def checkModel(self):
+        """Resolve ``baseModel`` and check ``language``/``task`` against it, on the driver, so a bad
+        combination fails here, naming the param; ``(ModelSource, Labeler)``."""
+        from ..whisper.models import resolve_whisper_model
+        from .windows import Labeler
+
+        source = resolve_whisper_model(self.getBaseModel())
+        if source.kind == "onnx-export":
+            raise ValueError(
+                f"WhisperFineTuner: baseModel {self.getBaseModel()} is an ONNX export; give a Whisper model"
+            )
+        opts = self._options()
+        try:
+            return source, Labeler.for_model(source.path, opts.language, opts.task)
+        except ValueError as exc:
+            raise ValueError(f"WhisperFineTuner: {exc}") from None
+
     # -- fit ---------------------------------------------------------------------------------------
     def _fit(self, dataset):
         return self.fitToDirectory(dataset, None)
@@ -62,13 +79,12 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
         progress lines from the training processes."""
         from ..spark.inputs import classify_input
         from ..spark.whisper import WhisperForCTC
-        from ..whisper.models import models_cache_dir, resolve_whisper_model
+        from ..whisper.models import models_cache_dir
         from .checkpoints import latest_meta, mismatch
         from .loop import TrainJob, fingerprint, train_process
         from .metrics import TrainingMetrics
         from .shards import StagedData, windows_per_process
         from .staging import stage_rows
-        from .windows import Labeler
 
         opts = self._options()
         cols = self.getInputCols()
@@ -82,15 +98,7 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
         indicator = self.getValidationIndicatorCol() or None
         if indicator and indicator not in dataset.columns:
             raise ValueError(f"WhisperFineTuner: validationIndicatorCol '{indicator}' not found")
-        source = resolve_whisper_model(self.getBaseModel())
-        if source.kind == "onnx-export":
-            raise ValueError(
-                f"WhisperFineTuner: baseModel {self.getBaseModel()} is an ONNX export; give a Whisper model"
-            )
-        try:
-            labeler = Labeler.for_model(source.path, opts.language, opts.task)
-        except ValueError as exc:
-            raise ValueError(f"WhisperFineTuner: {exc}") from None
+        source, labeler = self.checkModel()
         local = self.getLocalMode()
         checkpoint_dir = self.getCheckpointDir()
         if not local and not checkpoint_dir:
