@@ -393,3 +393,43 @@ def test_transcribing_needs_no_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_tuner_params_are_the_option_table():
+    import dataclasses
+
+    from sparkasr.options import engine_only_fields, options_of
+    from sparkasr.params import finetune_options, trainer_table
+    from sparkasr.train import WhisperFineTuner
+    from sparkasr.train.options import TrainOptions
+
+    table = trainer_table()
+    tuner = WhisperFineTuner()
+    assert sorted(p.name for p in tuner.params) == sorted(table.names)
+    assert set(engine_only_fields(TrainOptions)) == {
+        "timestamp_fraction",
+        "max_grad_norm",
+        "bucket_rows",
+        "max_words_per_s",
+        "validation_batch",
+    }
+    for opt in options_of(TrainOptions):  # each option reaches the training processes' options
+        value = {"int": 2, "float": 0.5, "bool": True, "string": "int16"}[opt.type]
+        value = opt.choices[-1] if opt.choices else (5e-4 if opt.name == "learningRate" else value)
+        if opt.name in ("language", "normalizer"):
+            value = "en" if opt.name == "language" else "whisper_en"
+        tuner.set(getattr(tuner, opt.name), value)
+        got = getattr(tuner._options(), opt.field)
+        assert got == opt.to_engine(value), opt.name
+    assert dataclasses.asdict(WhisperFineTuner()._options()) == dataclasses.asdict(TrainOptions())
+    with pytest.raises(ValueError, match="batchSize"):
+        WhisperFineTuner(batchSize=0)
+    flags = {o.cli_flag for o in finetune_options()}
+    assert {
+        "--model",
+        "--epochs",
+        "--learning-rate",
+        "--checkpoint-dir",
+        "--num-processes",
+        "--freeze-encoder",
+    } <= flags

@@ -87,7 +87,7 @@ class TrainOptions:
         minimum=0,
     )
     normalizer: str = option("normalizer", STRING, "basic", "text normaliser of the validation WER (as WerEvaluator's)")
-    seed: int = option("seed", INT, 0, "seed of the shuffles, the validation split and the initialisation", minimum=0)
+    seed: int = option("seed", INT, 0, "seed of the shuffles and of the validation split", minimum=0)
     pack: bool = option(
         "pack",
         BOOL,
