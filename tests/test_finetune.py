@@ -1,6 +1,7 @@
 """Fine-tuning Whisper (``sparkasr.train``): labels and packing, the staged rows' plans, the weights'
-round trip, one shared fit on real clips (2 processes, local TorchDistributor) and ``sparkasr
-finetune`` killed mid-way and resumed.
+round trip, one shared fit on real clips (2 processes, local TorchDistributor), and ``sparkasr
+finetune`` killed mid-way and resumed, its model transcribed by ``sparkasr transcribe`` and converted
+to ONNX.
 
 Costs are kept CI-sized: tiny.en with a frozen encoder, one window per step, two steps; the fit is
 shared by the assertions on it (module fixture)."""
@@ -298,6 +299,10 @@ def test_fitted_model_transcribes_in_the_stage_and_the_pipeline_saves_and_loads(
         for r in loaded.transform(rows).select("path", F.col("transcription.result")[0].alias("text")).collect()
     }
     assert again == got
+    from sparkasr import LightPipeline
+
+    path = str(VALIDATION[0][0])
+    assert LightPipeline(loaded).annotate(path)["transcription"] == [got[path]]
     tuner.write().overwrite().save(str(tmp_path / "tuner"))
     from sparkasr.train import WhisperFineTuner
 
@@ -383,6 +388,15 @@ def test_finetune_cli_killed_mid_way_resumes_and_its_model_transcribes(tmp_path)
     )
     assert got.returncode == 0, got.stderr[-3000:]
     assert "dashwood" in got.stdout.lower()
+    # ... and converts to ONNX for the JVM stage, whose graphs decode it
+    from whisper_support import OnnxGreedy
+
+    onnx = tmp_path / "onnx"
+    conv = _cli("convert", "--model", str(out), "--output", str(onnx), timeout=600)
+    assert conv.returncode == 0, conv.stderr[-3000:]
+    greedy = OnnxGreedy(onnx, str(out))
+    ids = greedy.token_ids([decode_audio(str(LIBRIVOX[0][0]))], timestamps=False)[0]
+    assert "dashwood" in greedy.rules.tokenizer.decode([t for t in ids if t < greedy.rules.eot]).lower()
 
 
 def test_transcribing_needs_no_torch():
