@@ -333,15 +333,20 @@ class _Trainer:
         return stepped
 
     def _loss(self, net, windows):
-        """Mean cross-entropy of the windows' label tokens (0 with a zero gradient for an empty batch,
-        so every process still joins DDP's gradient exchange)."""
+        """Mean cross-entropy of the windows' label tokens. An empty batch (a process whose plan ran out
+        before the others', or whose rows could not be read) runs a second of silence through the model
+        and counts it zero times, so the process still joins DDP's gradient exchange."""
+        import numpy as np
         import torch
 
         from ..convert.torch_whisper import log_mel
+        from .windows import TrainWindow
 
+        weight = 1.0
         if not windows:
-            p = next(q for q in net.parameters() if q.requires_grad)
-            return p.sum() * 0.0
+            prompt = self.job.labeler.prompt(False)
+            labels = [IGNORE] * (len(prompt) - 1) + [self.job.labeler.eot]
+            windows, weight = [TrainWindow(np.zeros(16000, np.float32), prompt, labels, 0, False)], 0.0
         mel = log_mel([w.samples for w in windows], self.device, self.n_mels)
         width = max(len(w.decoder_input) for w in windows)
         pad = self.job.labeler.eot
@@ -351,7 +356,7 @@ class _Trainer:
             dec[i, : len(w.decoder_input)] = torch.tensor(w.decoder_input)
             lab[i, : len(w.labels)] = torch.tensor(w.labels)
         out = net(input_features=mel, decoder_input_ids=dec.to(self.device), labels=lab.to(self.device))
-        return out.loss
+        return out.loss * weight
 
     # -- validation --------------------------------------------------------------------------------
     def _validate(self, model_dir: str, epoch: int, step: int, metrics: TrainingMetrics) -> float:
