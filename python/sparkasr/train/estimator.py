@@ -82,7 +82,6 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
         from ..whisper.models import models_cache_dir
         from .checkpoints import latest_meta, mismatch
         from .loop import TrainJob, fingerprint, train_process
-        from .metrics import TrainingMetrics
         from .shards import StagedData, windows_per_process
         from .staging import stage_rows
 
@@ -121,9 +120,10 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
                 staged,
             )
             if summary.train_rows == 0:
+                example = next((v[0] for v in summary.skip_examples.values() if v), "")
                 raise ValueError(
                     f"WhisperFineTuner: no row to train on ({summary.validation_rows} validation rows; skipped: "
-                    f"{summary.skipped or 'none'}; e.g. {next(iter(summary.skip_examples.values()), [''])[:1]})"
+                    f"{summary.skipped or 'none'}{'; e.g. ' + example if example else ''})"
                 )
             out = os.path.abspath(
                 path
@@ -168,10 +168,11 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
             result = TorchDistributor(num_processes=n, local_mode=local, use_gpu=self.getUseGpu()).run(
                 train_process, job
             )
-            files = result.pop("files", None) if isinstance(result, dict) else None
+            if not isinstance(result, dict):
+                raise RuntimeError(f"the training processes returned no report ({result!r})")
+            files = result.pop("files", None)
             if files is not None:
                 _write_files(out, files)
-            TrainingMetrics.from_dict(result)  # process 0's report (also in the model directory)
         finally:
             if not checkpoint_dir:
                 shutil.rmtree(work, ignore_errors=True)
