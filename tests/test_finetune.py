@@ -264,7 +264,7 @@ def test_fit_lowers_the_loss_changes_the_decoder_and_keeps_the_frozen_encoder(fi
     _, _, _, out = fit
     before, base = _window_loss(TINY, labeler)
     after, tuned = _window_loss(out, labeler)
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.8 * before, f"teacher-forced loss on the training clips: {before:.4f} before, {after:.4f} after"
     encoder = [k for k in base if k.startswith("model.encoder.")]
     decoder = [k for k in base if k.startswith("model.decoder.layers.")]
     assert all(np.array_equal(base[k].numpy(), tuned[k].numpy()) for k in encoder)
@@ -379,9 +379,11 @@ def test_finetune_cli_killed_mid_way_resumes_and_its_model_transcribes(tmp_path)
     assert not out.exists()
     done = _cli(*args, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "resuming from the checkpoint at step" in done.stdout and "sparkasr finetune: step 3/3" in done.stdout
     metrics = json.loads((out / "training_metrics.json").read_text())
-    assert metrics["resumed_from_step"] >= 1 and metrics["total_steps"] == 3
+    assert "resuming from the checkpoint at step" in done.stdout and metrics["total_steps"] == 3
+    assert metrics["resumed_from_step"] >= 1
+    if metrics["resumed_from_step"] < 3:  # progress lines of the steps the second run trained
+        assert "sparkasr finetune: step 3/3 epoch" in done.stdout, done.stdout[-2000:]
     assert [s["step"] for s in metrics["steps"]] == [1, 2, 3]
     got = _cli(
         "transcribe", str(LIBRIVOX[0][0]), "--model", str(out), "-o", str(tmp_path / "t"), "--print", "5", timeout=600
