@@ -139,6 +139,7 @@ def fine_tune(train, args, out_dir: str) -> Tuple[object, float, Dict[str, float
         freezeEncoder=args.freeze_encoder,
         validationFraction=args.validation_fraction,
         earlyStoppingPatience=args.patience,
+        normalizer=args.normalizer,
         numProcesses=args.processes,
         cpuThreads=max(1, args.threads // args.processes),
         seed=args.seed,
@@ -208,6 +209,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     language, normalizer = eval_corpus.set_info(args.set)
     args.language = args.language or ("" if args.model == "tiny.en" else language)
+    args.normalizer = normalizer  # the validation WER's, as the test's
     entries = eval_corpus.load_set(args.set)
     train, test = split(entries, normalizer)
     general = eval_corpus.load_set("pocketsphinx") if language == "en" else []

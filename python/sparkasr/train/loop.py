@@ -360,40 +360,33 @@ class _Trainer:
 
     # -- validation --------------------------------------------------------------------------------
     def _validate(self, model_dir: str, epoch: int, step: int, metrics: TrainingMetrics) -> float:
-        """Decode the validation rows with the CTranslate2 model in ``model_dir`` (greedy, as exported)
-        and score them with the evaluator's counts."""
-        from ..engines import transcribe_isolating
+        """Decode the validation rows with the CTranslate2 model in ``model_dir`` (greedy, one row per
+        call, on the CPU) and score them with the evaluator's counts. The model is loaded here and
+        dropped after: every epoch's export is a new model at the same path, so the engines' model
+        cache (by path) is not used."""
+        from faster_whisper import WhisperModel
+
         from ..evaluation import ErrorCounts, pair_counts
-        from ..records import AudioItem
-        from ..whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 
         t = time.time()
         lab = self.job.labeler
-        engine = WhisperEngine(
+        fw = WhisperModel(
             model_dir,
-            WhisperOptions(
-                language=lab.language if lab.multilingual else None,
-                task=lab.task,
-                beam_size=1,
-                temperature=(0.0,),
-                timestamps="none",
-            ),
-            RuntimeOptions(compute_type=self.opts.compute_type, cpu_threads=self.threads),
+            device="cpu",
+            compute_type=self.opts.compute_type,
+            cpu_threads=self.threads,
+            local_files_only=True,
         )
         total = ErrorCounts()
         rows = self.data.validation
         for i in range(0, len(rows), self.opts.validation_batch):
             chunk = rows[i : i + self.opts.validation_batch]
             audio = self.data.load(chunk)
-            items = []
             for r in chunk:
-                samples, err, src = audio[(r.file, r.row)]
-                items.append(AudioItem(samples, source=src, error=err))
-            live = [it for it in items if it.error is None]
-            texts = iter(t.text for t in transcribe_isolating(engine, live)) if live else iter(())
-            for r, it in zip(chunk, items):
-                hyp = next(texts) if it.error is None else ""
+                samples, err, _src = audio[(r.file, r.row)]
+                hyp = "" if samples is None else self._decode(fw, samples, lab)
                 total += pair_counts(r.text, hyp, self.opts.normalizer)
+        del fw
         wer = total.wer
         metrics.validation.append(
             ValidationRecord(
@@ -401,6 +394,19 @@ class _Trainer:
             )
         )
         return wer
+
+    @staticmethod
+    def _decode(fw, samples, lab: Labeler) -> str:
+        segments, _ = fw.transcribe(
+            samples,
+            language=lab.language if lab.multilingual else "en",
+            task=lab.task,
+            beam_size=1,
+            temperature=0.0,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+        )
+        return "".join(s.text for s in segments).strip()
 
     def _validate_epoch(self, model, progress, metrics, epoch: int) -> bool:
         """Export and validate the model after ``epoch`` epochs (the last one maybe cut short by

@@ -122,7 +122,7 @@ class TrainOptions:
     max_grad_norm: float = 1.0  # gradient clipping
     bucket_rows: int = 256  # rows pooled (decoded together) to pack windows from: bounds memory
     max_words_per_s: float = 8.0  # a reference with more words per second of audio is not its transcript
-    validation_batch: int = 32  # validation rows decoded per engine call
+    validation_batch: int = 32  # validation rows read from the staged copy at a time
 
     def __post_init__(self):
         validate(self)
