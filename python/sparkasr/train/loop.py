@@ -360,8 +360,8 @@ class _Trainer:
 
     # -- validation --------------------------------------------------------------------------------
     def _validate(self, model_dir: str, epoch: int, step: int, metrics: TrainingMetrics) -> float:
-        """Decode the validation rows with the CTranslate2 model in ``model_dir`` (greedy, one row per
-        call, on the CPU) and score them with the evaluator's counts. The model is loaded here and
+        """Decode the validation rows with the CTranslate2 model in ``model_dir`` (greedy with the
+        stage's fallback, one row per call, on the CPU) and score them with the evaluator's counts. The model is loaded here and
         dropped after: every epoch's export is a new model at the same path, so the engines' model
         cache (by path) is not used."""
         from faster_whisper import WhisperModel
@@ -397,15 +397,13 @@ class _Trainer:
 
     @staticmethod
     def _decode(fw, samples, lab: Labeler) -> str:
-        segments, _ = fw.transcribe(
-            samples,
-            language=lab.language if lab.multilingual else "en",
-            task=lab.task,
-            beam_size=1,
-            temperature=0.0,
-            without_timestamps=True,
-            condition_on_previous_text=False,
-        )
+        """One row as the stage decodes it (its default options: Whisper's quality checks and
+        temperature fallback, so a decode that loops is retried), but greedy."""
+        from ..whisper import WhisperOptions
+
+        opts = WhisperOptions(language=lab.language if lab.multilingual else "en", task=lab.task, timestamps="none")
+        kwargs = {**opts.fw_kwargs(), "beam_size": 1, "condition_on_previous_text": False}
+        segments, _ = fw.transcribe(samples, **kwargs)
         return "".join(s.text for s in segments).strip()
 
     def _validate_epoch(self, model, progress, metrics, epoch: int) -> bool:
