@@ -17,7 +17,9 @@ from sparkasr import generated as G
 from sparkasr import params as P
 from sparkasr.ctc.engine import CTCOptions
 from sparkasr.ctc.lm import BeamOptions
+from sparkasr.diarize.options import DiarizationOptions, IdentityOptions
 from sparkasr.options import engine_only_fields, options_of
+from sparkasr.train.options import TrainOptions
 from sparkasr.whisper import RuntimeOptions, WhisperOptions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,13 +37,47 @@ ENGINE_ONLY = {
     RuntimeOptions: {"device_index"},
     CTCOptions: {"auto_chunk_length_s", "max_batch_samples", "max_padding_ratio", "beam"},
     BeamOptions: {"kenlm_model_path", "unigrams", "beam_prune_logp", "token_min_logp", "unk_score_offset"},
+    DiarizationOptions: {
+        "window_s",
+        "step_s",
+        "min_window_s",
+        "vad_threshold",
+        "min_speech_s",
+        "min_silence_s",
+        "speech_pad_s",
+        "change_threshold",
+        "min_turn_s",
+        "min_speaker_s",
+        "min_speaker_share",
+    },
+    IdentityOptions: {"gallery_threshold"},
+    TrainOptions: {"timestamp_fraction", "max_grad_norm", "bucket_rows", "max_words_per_s", "validation_batch"},
 }
 
 
 def _stage_classes():
-    from sparkasr import AudioAssembler, HubertForCTC, Wav2Vec2ForCTC, WerEvaluator, WhisperForCTC
+    from sparkasr import (
+        AudioAssembler,
+        HubertForCTC,
+        SpeakerDiarizer,
+        SpeakerIdentity,
+        Wav2Vec2ForCTC,
+        WerEvaluator,
+        WhisperFineTuner,
+        WhisperForCTC,
+    )
 
-    return {c.__name__: c for c in (AudioAssembler, WhisperForCTC, Wav2Vec2ForCTC, HubertForCTC, WerEvaluator)}
+    classes = (
+        AudioAssembler,
+        WhisperForCTC,
+        Wav2Vec2ForCTC,
+        HubertForCTC,
+        WerEvaluator,
+        SpeakerDiarizer,
+        SpeakerIdentity,
+        WhisperFineTuner,
+    )
+    return {c.__name__: c for c in classes}
 
 
 def test_generated_files_agree_with_the_table():

@@ -26,7 +26,9 @@ def to_json() -> Dict[str, Any]:
     return {
         "format": 1,
         "stages": {
-            t.name: {"python_class": t.python_class, "params": describe(t.options)} for t in stage_tables().values()
+            t.name: {"python_class": t.python_class, "params": describe(t.options)}
+            for t in stage_tables().values()
+            if t.jvm
         },
     }
 
@@ -95,6 +97,8 @@ def _sections() -> Dict[str, str]:
         "speech-columns": markdown_table("WhisperForCTC", names=_SPARK_COLS),
         "assembler-options": markdown_table("AudioAssembler"),
         "evaluator-options": markdown_table("WerEvaluator"),
+        "diarizer-options": markdown_table("SpeakerDiarizer"),
+        "identity-options": markdown_table("SpeakerIdentity"),
         "transcribe-options": cli_table(),
         "finetune-options": markdown_table("WhisperFineTuner"),
         "finetune-flags": finetune_cli_table(),
@@ -151,7 +155,7 @@ def _yaml(v: Any) -> str:
 def generated_files() -> Dict[str, str]:
     """Repository-relative path -> the content the option table gives it."""
     out = {JSON_SNAPSHOT: json.dumps(to_json(), indent=2) + "\n", "conf/job.yaml": job_yaml()}
-    for doc in ("README.md", "docs/ctc.md", "docs/evaluation.md", "docs/finetune.md"):
+    for doc in ("README.md", "docs/ctc.md", "docs/evaluation.md", "docs/diarization.md", "docs/finetune.md"):
         path = ROOT / doc
         if path.is_file():
             out[doc] = render_doc(path.read_text(encoding="utf-8"))

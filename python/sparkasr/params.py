@@ -16,7 +16,7 @@ transcribe`` job that are not stage params. From these tables come:
 
 :func:`trainer_table` is the fine-tuning estimator's table (``WhisperFineTuner``: its Spark-side
 options, then :class:`~sparkasr.train.options.TrainOptions`); its flags are ``sparkasr finetune``'s.
-It is Python-only (training needs torch), so it is not among the stage tables the Scala stages mirror.
+It is Python-only (``jvm=False``: training needs torch), so the Scala stages do not mirror it.
 
 To add an option: declare it on the engine options dataclass with :func:`~sparkasr.options.option`
 (or, for a Spark-only option, in the lists below), use it in the engine, and run
@@ -33,11 +33,13 @@ from .options import BOOL, INT, LIST_STRING, MAP_STRING, STRING, Option, by_name
 
 @dataclass(frozen=True)
 class StageTable:
-    """The options of one stage, in order."""
+    """The options of one stage, in order. ``jvm``: the stage has a Scala twin (the JSON table the
+    Scala stages are tested against lists only those)."""
 
     name: str
     python_class: str
     options: Tuple[Option, ...]
+    jvm: bool = True
 
     def __post_init__(self):
         by_name(self.options)  # no option twice
@@ -112,7 +114,8 @@ def _speech_common(model_default: str) -> Tuple[Option, ...]:
             "shipModel",
             BOOL,
             True,
-            "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)",
+            "copy the model directory to the executors with the job (SparkContext.addFile; on Spark Connect a session "
+            "artifact); false: the path must be visible on every node (/Volumes/..., /dbfs/..., NFS)",
             runtime=True,
         ),
         _col(
@@ -123,8 +126,8 @@ def _speech_common(model_default: str) -> Tuple[Option, ...]:
     ) + READER_COLS
 
 
-def _stage(name: str, module: str, *parts: Sequence[Option]) -> StageTable:
-    return StageTable(name, f"{module}.{name}", tuple(o for part in parts for o in part))
+def _stage(name: str, module: str, *parts: Sequence[Option], jvm: bool = True) -> StageTable:
+    return StageTable(name, f"{module}.{name}", tuple(o for part in parts for o in part), jvm)
 
 
 def _runtime(options: Sequence[Option], *names: str) -> Tuple[Option, ...]:
@@ -134,6 +137,8 @@ def _runtime(options: Sequence[Option], *names: str) -> Tuple[Option, ...]:
 def _tables() -> Dict[str, StageTable]:
     from .ctc.engine import CTCOptions
     from .ctc.lm import BeamOptions
+    from .diarize.options import DiarizationOptions, IdentityOptions
+    from .train.options import TrainOptions
     from .whisper.options import RuntimeOptions, WhisperOptions
 
     ctc = (
@@ -174,6 +179,73 @@ def _tables() -> Dict[str, StageTable]:
         _stage("Wav2Vec2ForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
         _stage("HubertForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
         _stage(
+            "SpeakerDiarizer",
+            "sparkasr.spark.diarizer",
+            (
+                _spark("inputCols", LIST_STRING, ["audio_assembler"], "input audio column name", runtime=True),
+                _col("outputCol", "speakers", "output column: one chunk annotation per speaker turn"),
+                _col(
+                    "voicesCol",
+                    "",
+                    "column of each row's speakers with their voice embeddings, for SpeakerIdentity ('' = outputCol + "
+                    "'_voices')",
+                ),
+                _col(
+                    "transcriptChunksCol",
+                    "",
+                    "a timed transcript chunk column (WhisperForCTC's chunksCol) whose chunks get a 'speaker' metadata "
+                    "key, by overlap ('' = none)",
+                ),
+                _spark(
+                    "modelSource",
+                    STRING,
+                    "resemblyzer",
+                    "speaker model: resemblyzer (Resemblyzer's voice encoder as ONNX, converted once) or a directory "
+                    "holding voice_encoder.onnx",
+                ),
+                _spark(
+                    "shipModel",
+                    BOOL,
+                    True,
+                    "copy the speaker model to executors with SparkContext.addFile (false: the path must be visible on "
+                    "every node)",
+                    runtime=True,
+                ),
+                _spark(
+                    "cpuThreads",
+                    INT,
+                    0,
+                    "ONNX Runtime threads per task; 0 = spark.task.cpus inside Spark, all cores outside it",
+                    minimum=0,
+                    runtime=True,
+                ),
+            ),
+            READER_COLS,
+            options_of(DiarizationOptions),
+            jvm=False,
+        ),
+        _stage(
+            "SpeakerIdentity",
+            "sparkasr.spark.diarizer",
+            (
+                _col("speakersCol", "speakers", "SpeakerDiarizer's output column (relabelled in place)"),
+                _col("voicesCol", "speakers_voices", "SpeakerDiarizer's voices column (read, then dropped)"),
+                _col(
+                    "transcriptChunksCol",
+                    "",
+                    "a transcript chunk column with 'speaker' metadata to relabel too ('' = none)",
+                ),
+                _spark(
+                    "modelSource",
+                    STRING,
+                    "resemblyzer",
+                    "speaker model for the gallery's clips (as SpeakerDiarizer's)",
+                ),
+            ),
+            options_of(IdentityOptions),
+            jvm=False,
+        ),
+        _stage(
             "WerEvaluator",
             "sparkasr.spark.evaluation",
             (
@@ -202,6 +274,13 @@ def _tables() -> Dict[str, StageTable]:
                 ),
             ),
         ),
+        _stage(
+            "WhisperFineTuner",
+            "sparkasr.train.estimator",
+            _trainer_spark_side(),
+            options_of(TrainOptions),
+            jvm=False,
+        ),
     ]
     return {t.name: t for t in tables}
 
@@ -212,8 +291,6 @@ _TABLES: Optional[Dict[str, StageTable]] = None
 def stage_table(name: str) -> StageTable:
     """The option table of the stage class named ``name``."""
     global _TABLES
-    if name == "WhisperFineTuner":
-        return trainer_table()
     if _TABLES is None:
         _TABLES = _tables()
     return _TABLES[name]
@@ -261,6 +338,13 @@ JOB: Tuple[Option, ...] = (
     _job("partitions", INT, 0, "partitions to spread inputs over (0 = automatic)", minimum=0),
     _job("master", STRING, None, "Spark master URL (default local[*]; ignored under spark-submit)"),
     _job(
+        "remote",
+        STRING,
+        None,
+        "Spark Connect server to run on, sc://host:port (default: the SPARK_REMOTE environment variable; the output "
+        "must be a directory this machine and the server both see)",
+    ),
+    _job(
         "subtitles",
         LIST_STRING,
         [],
@@ -281,6 +365,19 @@ JOB: Tuple[Option, ...] = (
         "transcribe again the inputs whose records (same model and options) are all errors, e.g. after fixing a "
         "file's permissions; their new records supersede the errors in DIR/current",
     ),
+    _job(
+        "diarize",
+        BOOL,
+        False,
+        "who spoke when: records get speakers [{start, end, speaker}] and each chunk a speaker; subtitles mark them",
+    ),
+    _job(
+        "speakers_across_files",
+        BOOL,
+        True,
+        "with --diarize: one label per person across the run's files (SpeakerIdentity); off, labels are per file",
+    ),
+    _job("rttm", BOOL, False, "with --diarize: one RTTM file per input under DIR/rttm (for diarization tools)"),
     _job("quiet", BOOL, False, "no live progress (for schedulers)", aliases=("-q",)),
     _job("report", BOOL, True, "write the WER report when inputs have references"),
     _job(
@@ -296,9 +393,19 @@ JOB: Tuple[Option, ...] = (
 
 def transcribe_options() -> List[Option]:
     """Every option of ``sparkasr transcribe`` and its job file, in order: the job's own, then
-    the Whisper stage's engine options (decoding and runtime)."""
-    whisper = [o for o in stage_table("WhisperForCTC").options if o.config_key]
-    return list(JOB[:3]) + whisper + list(JOB[3:])
+    the Whisper stage's engine options (decoding and runtime), then the diarizer's."""
+    return list(JOB[:3]) + whisper_job_options() + diarizer_job_options() + list(JOB[3:])
+
+
+def whisper_job_options() -> List[Option]:
+    return [o for o in stage_table("WhisperForCTC").options if o.config_key]
+
+
+def diarizer_job_options() -> List[Option]:
+    """The SpeakerDiarizer and SpeakerIdentity options the job takes (``--num-speakers``, ...)."""
+    names = {o.name for o in stage_table("SpeakerIdentity").options}
+    out = [o for o in stage_table("SpeakerDiarizer").options if o.config_key]
+    return out + [o for o in stage_table("SpeakerIdentity").options if o.config_key and o.name in names]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,70 +418,64 @@ def _flagged(name: str, type: str, default: Any, doc: str, key: str, **kw: Any) 
     return Option(name, type, default, doc, key=key, **kw)
 
 
-_TRAINER: Optional[StageTable] = None
+def _trainer_spark_side() -> Tuple[Option, ...]:
+    """``WhisperFineTuner``'s own options: where the rows and the model come from, where training runs."""
+    return (
+        _spark(
+            "inputCols",
+            LIST_STRING,
+            ["audio_assembler"],
+            "audio input column: AudioAssembler output, file paths, file bytes or 16-kHz samples",
+            runtime=True,
+        ),
+        _col("labelCol", "reference", "reference transcript column (the text the model learns)"),
+        _col("outputCol", "transcription", "output column of the fitted WhisperForCTC"),
+        _col(
+            "validationIndicatorCol",
+            "",
+            "boolean column marking validation rows ('' = validationFraction decides)",
+        ),
+        _flagged(
+            "baseModel",
+            STRING,
+            "tiny.en",
+            "Whisper model to start from: tiny.en (embedded), base, a CTranslate2 or Hugging Face Whisper directory",
+            key="model",
+        ),
+        _flagged(
+            "numProcesses",
+            INT,
+            1,
+            "training processes (pyspark's TorchDistributor: DDP, gloo on CPU, NCCL on GPU)",
+            key="num_processes",
+            minimum=1,
+            runtime=True,
+        ),
+        _flagged("useGpu", BOOL, False, "one GPU per training process", key="use_gpu", runtime=True),
+        _spark(
+            "localMode",
+            BOOL,
+            True,
+            "training processes on the driver (false: on executors, one Spark task each; checkpointDir must "
+            "then be storage every executor reads)",
+            runtime=True,
+        ),
+        _flagged(
+            "checkpointDir",
+            STRING,
+            "",
+            "where the staged rows, checkpoints and per-epoch exports go ('' = a temporary directory, no resume); "
+            "a fit killed mid-way and started again with the same directory resumes from its last checkpoint",
+            key="checkpoint_dir",
+            runtime=True,
+        ),
+    ) + READER_COLS
 
 
 def trainer_table() -> StageTable:
-    """``WhisperFineTuner``'s options: where the rows and the model come from and where training
-    runs, then every :class:`~sparkasr.train.options.TrainOptions` option."""
-    global _TRAINER
-    if _TRAINER is None:
-        from .train.options import TrainOptions
-
-        spark_side = (
-            _spark(
-                "inputCols",
-                LIST_STRING,
-                ["audio_assembler"],
-                "audio input column: AudioAssembler output, file paths, file bytes or 16-kHz samples",
-                runtime=True,
-            ),
-            _col("labelCol", "reference", "reference transcript column (the text the model learns)"),
-            _col("outputCol", "transcription", "output column of the fitted WhisperForCTC"),
-            _col(
-                "validationIndicatorCol",
-                "",
-                "boolean column marking validation rows ('' = validationFraction decides)",
-            ),
-            _flagged(
-                "baseModel",
-                STRING,
-                "tiny.en",
-                "Whisper model to start from: tiny.en (embedded), base, a CTranslate2 or Hugging Face Whisper directory",
-                key="model",
-            ),
-            _flagged(
-                "numProcesses",
-                INT,
-                1,
-                "training processes (pyspark's TorchDistributor: DDP, gloo on CPU, NCCL on GPU)",
-                key="num_processes",
-                minimum=1,
-                runtime=True,
-            ),
-            _flagged("useGpu", BOOL, False, "one GPU per training process", key="use_gpu", runtime=True),
-            _spark(
-                "localMode",
-                BOOL,
-                True,
-                "training processes on the driver (false: on executors, one Spark task each; checkpointDir must "
-                "then be storage every executor reads)",
-                runtime=True,
-            ),
-            _flagged(
-                "checkpointDir",
-                STRING,
-                "",
-                "where the staged rows, checkpoints and per-epoch exports go ('' = a temporary directory, no resume); "
-                "a fit killed mid-way and started again with the same directory resumes from its last checkpoint",
-                key="checkpoint_dir",
-                runtime=True,
-            ),
-        ) + READER_COLS
-        _TRAINER = StageTable(
-            "WhisperFineTuner", "sparkasr.train.estimator.WhisperFineTuner", spark_side + options_of(TrainOptions)
-        )
-    return _TRAINER
+    """``WhisperFineTuner``'s options: :func:`_trainer_spark_side`, then every
+    :class:`~sparkasr.train.options.TrainOptions` option."""
+    return stage_table("WhisperFineTuner")
 
 
 def finetune_options() -> List[Option]:

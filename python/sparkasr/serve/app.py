@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..cells import INPUT_BINARY, cell_items
 from .protocol import RequestError, parse_body, request_options
 from .service import ModelService, Overloaded, ResultCache
+from .speakers import add_speakers, wants_speakers
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
         authorize(request)
         body = await _read_body(request, limits.max_body_bytes)
         req = parse_body(body, request.headers.get("content-type", ""))
-        values = request_options(req.parameters, service.base, service.whisper, service.timestamp_modes)
+        parameters, speakers = wants_speakers(req.parameters)
+        values = request_options(parameters, service.base, service.whisper, service.timestamp_modes)
         options = service.options(values)
         wait = _flag(request.headers.get("x-wait-for-model"))
         wait = req.wait_for_model if wait is None else wait
@@ -131,7 +133,7 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
         use_cache = _flag(request.headers.get("x-use-cache"))
         use_cache = (req.use_cache if use_cache is None else use_cache) is not False
         timestamps = options.timestamps != "none"
-        key = ResultCache.key(req.audio, options) if service.cacheable(options) else None
+        key = ResultCache.key(req.audio, (options, speakers)) if service.cacheable(options) else None
         if key is not None and use_cache:
             hit = service.cache.get(key)
             if hit is not None:
@@ -147,6 +149,8 @@ def create_app(service: ModelService, limits: HttpLimits = HttpLimits(), demo: b
         if t.error:
             raise RequestError(500, t.error)
         body = response_body(t, timestamps)
+        if speakers:
+            body = await run_in_threadpool(add_speakers, body, item)
         if key is not None:
             service.cache.put(key, body)
         return JSONResponse(body, headers={"x-cache": "miss" if key is not None else "off"})
