@@ -1,6 +1,6 @@
 """The staged rows in a training process: which rows each process trains on in an epoch, in which
 windows and order (:func:`epoch_plan`), and the windows themselves, decoded bucket by bucket
-(:func:`iter_windows`).
+(:func:`iter_batches`).
 
 Every process reads the small index of every staged row, so each computes the same plan for every
 process without talking to the others: per epoch the staged files are shuffled (``seed``, epoch) and
