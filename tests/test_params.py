@@ -194,7 +194,7 @@ def test_bad_values_fail_naming_the_param_and_the_allowed_values():
         ValueError, match=r"^WhisperForCTC: computeType must be one of default, auto, int8, .* \(got 'int3'\)$"
     ):
         WhisperForCTC(computeType="int3")
-    with pytest.raises(ValueError, match=r"^WhisperForCTC: beamSize must be an integer >= 1 \(got 0\)$"):
+    with pytest.raises(ValueError, match=r"^WhisperForCTC: beamSize must be an integer in 1..16 \(got 0\)$"):
         WhisperForCTC().setBeamSize(0)
     with pytest.raises(ValueError, match=r"^WerEvaluator: metricName must be one of wer, cer, mer, wil \(got 'acc'\)$"):
         WerEvaluator(metricName="acc")
