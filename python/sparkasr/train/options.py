@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..options import BOOL, FLOAT, INT, STRING, option, validate
+from ..whisper.options import MAX_THREADS
 
 #: CTranslate2 compute types a fine-tuned model can be written in (ctranslate2's converter's quantizations).
 EXPORT_COMPUTE_TYPES = (
@@ -28,9 +29,15 @@ class TrainOptions:
     """What the training processes do. Batches are counted in 30-s windows per training process: the
     effective batch of one optimizer step is ``batch_size * gradient_accumulation * numProcesses``."""
 
-    epochs: int = option("epochs", INT, 3, "passes over the training rows", minimum=1)
+    epochs: int = option("epochs", INT, 3, "passes over the training rows", minimum=1, maximum=1000)
     max_steps: Optional[int] = option(
-        "maxSteps", INT, 0, "stop after this many optimizer steps (0 = the epochs decide)", minimum=0, null=0
+        "maxSteps",
+        INT,
+        0,
+        "stop after this many optimizer steps (0 = the epochs decide)",
+        minimum=0,
+        maximum=10**7,
+        null=0,
     )
     learning_rate: float = option(
         "learningRate",
@@ -46,13 +53,21 @@ class TrainOptions:
         8,
         "30-s windows per training process per forward pass (a window holds several packed utterances)",
         minimum=1,
+        maximum=256,
     )
     gradient_accumulation: int = option(
-        "gradientAccumulation", INT, 1, "forward passes whose gradients make one optimizer step", minimum=1
+        "gradientAccumulation",
+        INT,
+        1,
+        "forward passes whose gradients make one optimizer step",
+        minimum=1,
+        maximum=1024,
     )
-    warmup_steps: int = option("warmupSteps", INT, 10, "optimizer steps of linear learning-rate warm-up", minimum=0)
+    warmup_steps: int = option(
+        "warmupSteps", INT, 10, "optimizer steps of linear learning-rate warm-up", minimum=0, maximum=10**6
+    )
     weight_decay: float = option(
-        "weightDecay", FLOAT, 0.01, "AdamW weight decay (not on biases and layer norms)", minimum=0.0
+        "weightDecay", FLOAT, 0.01, "AdamW weight decay (not on biases and layer norms)", minimum=0.0, maximum=1.0
     )
     freeze_encoder: bool = option(
         "freezeEncoder",
@@ -67,6 +82,7 @@ class TrainOptions:
         "language of the training text ('' = en for an English-only model; a multilingual model needs it); "
         "the fitted model transcribes in it",
         null="",
+        max_length=16,
     )
     task: str = option("task", STRING, "transcribe", "transcribe, or translate (text in English)", choices=TASKS)
     validation_fraction: float = option(
@@ -85,9 +101,12 @@ class TrainOptions:
         "with validation rows: stop after this many epochs without a lower validation WER (0 = run every epoch); "
         "the model of the epoch with the lowest WER is the result",
         minimum=0,
+        maximum=1000,
     )
-    normalizer: str = option("normalizer", STRING, "basic", "text normaliser of the validation WER (as WerEvaluator's)")
-    seed: int = option("seed", INT, 0, "seed of the shuffles and of the validation split", minimum=0)
+    normalizer: str = option(
+        "normalizer", STRING, "basic", "text normaliser of the validation WER (as WerEvaluator's)", max_length=200
+    )
+    seed: int = option("seed", INT, 0, "seed of the shuffles and of the validation split", minimum=0, maximum=2**31 - 1)
     pack: bool = option(
         "pack",
         BOOL,
@@ -101,6 +120,7 @@ class TrainOptions:
         "with checkpointDir: save a checkpoint every this many optimizer steps, and at the end of every epoch "
         "(0 = at epoch ends only)",
         minimum=0,
+        maximum=10**7,
     )
     compute_type: str = option(
         "computeType",
@@ -115,6 +135,7 @@ class TrainOptions:
         0,
         "torch threads per training process (0 = the machine's cores / numProcesses)",
         minimum=0,
+        maximum=MAX_THREADS,
         key="threads",
     )
     # tuned in code, not by users
