@@ -19,16 +19,17 @@ import time
 from typing import Optional
 
 from pyspark.ml import Estimator
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.ml.util import DefaultParamsReadable
 
 from ..options import engine_kwargs
 from ..params import trainer_table
 from ..spark.params import HasInputCols, HasReaderCols, declare_params
+from ..spark.session import ParamsWritable, check_python_workers, is_connect
 from .options import TrainOptions
 
 
 @declare_params(trainer_table())
-class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsReadable, DefaultParamsWritable):
+class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsReadable, ParamsWritable):
     """Fine-tune Whisper on your own labelled audio.
 
     >>> tuner = WhisperFineTuner(inputCols=["path"], labelCol="reference", baseModel="tiny.en",
@@ -102,9 +103,13 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
         checkpoint_dir = self.getCheckpointDir()
         if not local and not checkpoint_dir:
             raise ValueError("WhisperFineTuner: localMode=false needs checkpointDir, a path every executor reads")
+        spark = dataset.sparkSession
+        check_python_workers(spark)
         work = os.path.abspath(checkpoint_dir) if checkpoint_dir else tempfile.mkdtemp(prefix="sparkasr-finetune-")
         os.makedirs(work, exist_ok=True)
         try:
+            if is_connect(spark) and local:
+                _check_shared(spark, work)
             staged = os.path.join(work, "staged")
             summary = stage_rows(
                 dataset,
@@ -188,6 +193,23 @@ class WhisperFineTuner(Estimator, HasInputCols, HasReaderCols, DefaultParamsRead
         for p in ("pathCol", "offsetCol", "durationCol", "errorCol"):
             model._set(**{p: self.getOrDefault(p)})
         return model
+
+
+def _check_shared(spark, work: str) -> None:
+    """Spark Connect, localMode: the server's tasks write the staged copy that the training processes
+    on this machine read, so the fit's directory must be one both see (a server on this machine, a
+    shared mount); else one line saying what to give."""
+    from ..job.run import SetupError, check_output_shared
+
+    try:
+        check_output_shared(spark, work)
+    except SetupError:
+        raise ValueError(
+            f"WhisperFineTuner: on Spark Connect with localMode=true the training processes run on this machine and "
+            f"read the rows the server stages in {work}, a directory the server does not see; give a checkpointDir "
+            "that both see (a shared mount, /Volumes/... on Databricks), or localMode=false to train on the "
+            "cluster's executors"
+        ) from None
 
 
 def _write_files(directory: str, files) -> None:
