@@ -479,3 +479,38 @@ def test_quickstart_notebook_on_connect(connect_url, monkeypatch):
     outputs = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert any("Spark Connect" in str(o) for o in outputs), "the notebook says it runs on Spark Connect"
     print(f"\n[connect] {path.name} on Spark Connect: {time.time() - t0:.1f} s")
+
+
+def test_fine_tuning_on_connect(cs, tmp_path, monkeypatch):
+    """``WhisperFineTuner`` on a Connect session: the server stages the rows in a directory this
+    machine's training process reads (one step, decoder only), the model transcribes through the
+    session, the tuner saves and loads; a fit directory the server cannot see is refused in one line."""
+    from sparkasr.job import run
+    from sparkasr.train import WhisperFineTuner
+
+    df = cs.createDataFrame([(str(p), t) for p, t in CARDS[:3]], "path string, reference string")
+    tuner = WhisperFineTuner(
+        inputCols=["path"],
+        labelCol="reference",
+        maxSteps=1,
+        batchSize=1,
+        warmupSteps=0,
+        freezeEncoder=True,
+        cpuThreads=2,
+        checkpointDir=str(tmp_path / "fit"),
+    )
+    model = tuner.fitToDirectory(df, str(tmp_path / "model"), quiet=True)
+    metrics = model.getTrainingMetrics()
+    assert metrics.total_steps == 1 and metrics.train_rows == 3 and metrics.skipped == {}
+    got = _names(model.transform(df.limit(1)).collect(), "transcription")
+    assert len(got) == 1 and all(got.values()), got
+    for _ in range(2):  # the second save overwrites, through the Connect helper
+        tuner.write().overwrite().save(str(tmp_path / "tuner"))
+    assert WhisperFineTuner.load(str(tmp_path / "tuner")).getMaxSteps() == 1
+
+    def unseen(spark, path):
+        raise run.SetupError(f"output {path} is a directory of this machine that the server does not see")
+
+    monkeypatch.setattr(run, "check_output_shared", unseen)
+    with pytest.raises(ValueError, match=r"^WhisperFineTuner: on Spark Connect with localMode=true .* does not see"):
+        tuner.copy({tuner.checkpointDir: str(tmp_path / "elsewhere")}).fit(df)

@@ -221,9 +221,10 @@ def test_every_engine_option_is_bounded():
     from sparkasr.ctc.engine import CTCOptions
     from sparkasr.ctc.lm import BeamOptions
     from sparkasr.options import BOOL, FLOAT, INT, STRING, options_of
+    from sparkasr.train.options import TrainOptions
     from sparkasr.whisper import RuntimeOptions, WhisperOptions
 
-    for cls in (WhisperOptions, RuntimeOptions, CTCOptions, BeamOptions):
+    for cls in (WhisperOptions, RuntimeOptions, CTCOptions, BeamOptions, TrainOptions):
         for o in options_of(cls):
             kind = o.element_type
             if o.is_list:

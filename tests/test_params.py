@@ -19,6 +19,7 @@ from sparkasr.ctc.engine import CTCOptions
 from sparkasr.ctc.lm import BeamOptions
 from sparkasr.diarize.options import DiarizationOptions, IdentityOptions
 from sparkasr.options import engine_only_fields, options_of
+from sparkasr.train.options import TrainOptions
 from sparkasr.whisper import RuntimeOptions, WhisperOptions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +51,7 @@ ENGINE_ONLY = {
         "min_speaker_share",
     },
     IdentityOptions: {"gallery_threshold"},
+    TrainOptions: {"timestamp_fraction", "max_grad_norm", "bucket_rows", "max_words_per_s", "validation_batch"},
 }
 
 
@@ -61,6 +63,7 @@ def _stage_classes():
         SpeakerIdentity,
         Wav2Vec2ForCTC,
         WerEvaluator,
+        WhisperFineTuner,
         WhisperForCTC,
     )
 
@@ -72,6 +75,7 @@ def _stage_classes():
         WerEvaluator,
         SpeakerDiarizer,
         SpeakerIdentity,
+        WhisperFineTuner,
     )
     return {c.__name__: c for c in classes}
 

@@ -20,6 +20,7 @@ _LAZY = {
     "HubertForCTC": ("sparkasr.spark.ctc", "HubertForCTC"),
     "WerEvaluator": ("sparkasr.spark.evaluation", "WerEvaluator"),
     "SpeakerDiarizer": ("sparkasr.spark.diarizer", "SpeakerDiarizer"),
+    "WhisperFineTuner": ("sparkasr.train.estimator", "WhisperFineTuner"),
     "SpeakerIdentity": ("sparkasr.spark.diarizer", "SpeakerIdentity"),
     "evaluate_der": ("sparkasr.spark.evaluation", "evaluate_der"),
     "evaluate_wer": ("sparkasr.spark.evaluation", "evaluate_wer"),

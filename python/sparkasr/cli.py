@@ -1,8 +1,10 @@
-"""``sparkasr`` command line: ``transcribe`` (the batch job), ``convert`` (CTC checkpoints and Whisper to
-ONNX), ``serve`` and ``demo`` (:mod:`sparkasr.serve`).
+"""``sparkasr`` command line: ``transcribe`` (the batch job), ``finetune`` (Whisper on your labelled
+audio: :mod:`sparkasr.train`, imported only by that command), ``convert`` (CTC checkpoints and Whisper
+to ONNX), ``serve`` and ``demo`` (:mod:`sparkasr.serve`).
 
-Exit codes: 0 the job ran (even if some inputs failed: they are error rows), 2 a setup problem
-stopped it before work started (bad option, missing input/model, unwritable output).
+Exit codes: 0 the job ran (even if some inputs failed: they are error rows; a fine-tuning row that
+cannot teach is skipped and counted), 1 training failed, 2 a setup problem stopped it before work
+started (bad option, missing input/model, unwritable output).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from typing import Dict, List, Optional
 
 from .flags import Parser, add_option_flags
-from .params import JOB, transcribe_options
+from .params import JOB, finetune_options, transcribe_options
 
 
 def connect_url(cfg: dict) -> Optional[str]:
@@ -249,6 +251,109 @@ def print_records(rows, where: str) -> None:
             print(f"\t\t[... {rest} more words: the whole text is in {where}]")
 
 
+def _add_finetune(sub):
+    p = sub.add_parser(
+        "finetune",
+        usage="%(prog)s --train MANIFEST [--eval MANIFEST] --output DIR [options]",
+        help="fine-tune Whisper on labelled audio (manifests of path + reference) with WhisperFineTuner",
+        description="Fine-tune Whisper on your own labelled audio on Spark (pyspark's TorchDistributor). A manifest "
+        "is a CSV/TSV/JSONL/Parquet file with a 'path' and a 'reference' column, as sparkasr transcribe reads it. "
+        "DIR becomes a model directory for --model of transcribe and serve. Needs sparkasr[train] (torch, "
+        "transformers) where training runs.",
+    )
+    p.add_argument("--train", action="append", required=True, metavar="MANIFEST", help="training rows (repeatable)")
+    p.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="MANIFEST",
+        help="validation rows (repeatable): WER after every epoch, early stopping, the best epoch's model kept "
+        "(without it, --validation-fraction holds out part of the training rows)",
+    )
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="the fine-tuned model's directory (new)")
+    p.add_argument("--master", default=None, help="Spark master URL (default local[*]; ignored under spark-submit)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    add_option_flags(p, finetune_options())
+
+
+def cmd_finetune(args) -> int:
+    """``sparkasr finetune``: setup checked before Spark starts (exit 2 and one line), then the fit."""
+    from .whisper.models import ModelNotFoundError
+
+    try:
+        tuner, output = _checked_finetune(args)
+    except (ModelNotFoundError, ValueError, _SetupFailed) as exc:
+        print(f"sparkasr: error: {exc}", file=sys.stderr)
+        return 2
+    spark = _spark_session(args.master, app="sparkasr-finetune")
+    try:
+        df = _finetune_rows(spark, args.train, args.eval)
+        if args.eval:
+            tuner.setValidationIndicatorCol("_validation")
+        model = tuner.fitToDirectory(df, output, quiet=args.quiet)
+    except (_SetupFailed, ValueError) as exc:
+        print(f"sparkasr: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # a training process failed (TorchDistributor gives its output's tail)
+        print(f"sparkasr: error: training failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        spark.stop()
+    m = model.getTrainingMetrics()
+    print(f"sparkasr: {m.summary()}, {m.train_seconds:.0f} s, peak {m.peak_rss_mb:.0f} MB per training process")
+    for kind, n in sorted(m.skipped.items()):
+        print(f"sparkasr: skipped {n} rows ({kind}), e.g. {m.skip_examples.get(kind, ['?'])[0]}")
+    print(f"sparkasr: fine-tuned model -> {output} (sparkasr transcribe INPUT --model {output} -o OUT)")
+    return 0
+
+
+def _checked_finetune(args):
+    from .job.run import check_inputs
+    from .train.estimator import WhisperFineTuner
+
+    for m in args.train + args.eval:
+        if not os.path.isfile(m):
+            raise _SetupFailed(f"manifest {m} does not exist")
+    check_inputs(args.train + args.eval)
+    output = os.path.abspath(args.output)
+    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
+        raise _SetupFailed(f"--output {args.output} exists and is not an empty directory: give a new one")
+    params = {
+        o.name: getattr(args, o.config_key) for o in finetune_options() if getattr(args, o.config_key) is not None
+    }
+    tuner = WhisperFineTuner(inputCols=["path"], labelCol="reference", **params)
+    tuner.checkModel()
+    return tuner, output
+
+
+def _finetune_rows(spark, train: List[str], evals: List[str]):
+    """The rows of the manifests: ``path`` (relative paths against the manifest's directory),
+    ``reference``, ``_validation``."""
+    from pyspark.sql import functions as F
+
+    from .job.run import _read_manifest
+
+    frames = []
+    for paths, validation in ((train, False), (evals, True)):
+        for m in paths:
+            df = _read_manifest(spark, m)
+            if "reference" not in df.columns:
+                raise _SetupFailed(f"manifest {m} has no 'reference' column (columns: {', '.join(df.columns)})")
+            path = F.col("path")
+            absolute = path.startswith("/") | path.contains(":")
+            frames.append(
+                df.select(
+                    F.when(absolute, path).otherwise(F.concat(F.col("_manifest_dir"), F.lit("/"), path)).alias("path"),
+                    F.col("reference").cast("string").alias("reference"),
+                    F.lit(validation).alias("_validation"),
+                )
+            )
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return out
+
+
 def speaker_lines(record) -> List[str]:
     """A diarized record's text as ``[start-end] SPEAKER: words`` lines, one per change of speaker
     (chunks in order); [] for a record without speakers."""
@@ -274,6 +379,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = Parser(prog="sparkasr", description="Distributed batch speech-to-text on Apache Spark")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_transcribe(sub)
+    _add_finetune(sub)
     conv = sub.add_parser(
         "convert",
         help="convert a Hugging Face CTC checkpoint (wav2vec2/HuBERT) or a Whisper model to ONNX",
@@ -291,6 +397,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "transcribe":
         return cmd_transcribe(args)
+    if args.command == "finetune":
+        return cmd_finetune(args)
     if args.command in servers:
         return servers[args.command](args)
     parser.error(f"unknown command {args.command}")

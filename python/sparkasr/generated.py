@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from .options import MAP_STRING, describe
-from .params import stage_table, stage_tables, transcribe_options
+from .params import finetune_options, stage_table, stage_tables, transcribe_options
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (for --write/--check)
 JSON_SNAPSHOT = "scala/src/test/resources/sparkasr/params.json"
@@ -68,6 +68,14 @@ def cli_table() -> str:
     return "\n".join(rows)
 
 
+def finetune_cli_table() -> str:
+    """``sparkasr finetune``'s flags from the option table (the fine-tuner's params they set)."""
+    rows = ["| flag | param | default | meaning |", "| --- | --- | --- | --- |"]
+    for o in finetune_options():
+        rows.append(f"| `{o.cli_flag}` | `{o.name}` | {_md(o.default)} | {o.doc.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
 _SPARK_COLS = (
     "inputCols",
     "outputCol",
@@ -92,6 +100,8 @@ def _sections() -> Dict[str, str]:
         "diarizer-options": markdown_table("SpeakerDiarizer"),
         "identity-options": markdown_table("SpeakerIdentity"),
         "transcribe-options": cli_table(),
+        "finetune-options": markdown_table("WhisperFineTuner"),
+        "finetune-flags": finetune_cli_table(),
     }
 
 
@@ -145,7 +155,7 @@ def _yaml(v: Any) -> str:
 def generated_files() -> Dict[str, str]:
     """Repository-relative path -> the content the option table gives it."""
     out = {JSON_SNAPSHOT: json.dumps(to_json(), indent=2) + "\n", "conf/job.yaml": job_yaml()}
-    for doc in ("README.md", "docs/ctc.md", "docs/evaluation.md", "docs/diarization.md"):
+    for doc in ("README.md", "docs/ctc.md", "docs/evaluation.md", "docs/diarization.md", "docs/finetune.md"):
         path = ROOT / doc
         if path.is_file():
             out[doc] = render_doc(path.read_text(encoding="utf-8"))

@@ -14,6 +14,10 @@ transcribe`` job that are not stage params. From these tables come:
 * the README's and ``docs/ctc.md``'s option tables, ``conf/job.yaml`` itself, and the JSON table
   the Scala stages are tested against: :mod:`sparkasr.generated` writes and checks them.
 
+:func:`trainer_table` is the fine-tuning estimator's table (``WhisperFineTuner``: its Spark-side
+options, then :class:`~sparkasr.train.options.TrainOptions`); its flags are ``sparkasr finetune``'s.
+It is Python-only (``jvm=False``: training needs torch), so the Scala stages do not mirror it.
+
 To add an option: declare it on the engine options dataclass with :func:`~sparkasr.options.option`
 (or, for a Spark-only option, in the lists below), use it in the engine, and run
 ``python -m sparkasr.generated --write``.
@@ -134,6 +138,7 @@ def _tables() -> Dict[str, StageTable]:
     from .ctc.engine import CTCOptions
     from .ctc.lm import BeamOptions
     from .diarize.options import DiarizationOptions, IdentityOptions
+    from .train.options import TrainOptions
     from .whisper.options import RuntimeOptions, WhisperOptions
 
     ctc = (
@@ -269,6 +274,13 @@ def _tables() -> Dict[str, StageTable]:
                 ),
             ),
         ),
+        _stage(
+            "WhisperFineTuner",
+            "sparkasr.train.estimator",
+            _trainer_spark_side(),
+            options_of(TrainOptions),
+            jvm=False,
+        ),
     ]
     return {t.name: t for t in tables}
 
@@ -394,3 +406,78 @@ def diarizer_job_options() -> List[Option]:
     names = {o.name for o in stage_table("SpeakerIdentity").options}
     out = [o for o in stage_table("SpeakerDiarizer").options if o.config_key]
     return out + [o for o in stage_table("SpeakerIdentity").options if o.config_key and o.name in names]
+
+
+# ---------------------------------------------------------------------------------------------
+# The fine-tuning estimator (WhisperFineTuner, sparkasr finetune)
+# ---------------------------------------------------------------------------------------------
+
+
+def _flagged(name: str, type: str, default: Any, doc: str, key: str, **kw: Any) -> Option:
+    """A Spark-side option of the fine-tuner that ``sparkasr finetune`` also takes (``--<key>``)."""
+    return Option(name, type, default, doc, key=key, **kw)
+
+
+def _trainer_spark_side() -> Tuple[Option, ...]:
+    """``WhisperFineTuner``'s own options: where the rows and the model come from, where training runs."""
+    return (
+        _spark(
+            "inputCols",
+            LIST_STRING,
+            ["audio_assembler"],
+            "audio input column: AudioAssembler output, file paths, file bytes or 16-kHz samples",
+            runtime=True,
+        ),
+        _col("labelCol", "reference", "reference transcript column (the text the model learns)"),
+        _col("outputCol", "transcription", "output column of the fitted WhisperForCTC"),
+        _col(
+            "validationIndicatorCol",
+            "",
+            "boolean column marking validation rows ('' = validationFraction decides)",
+        ),
+        _flagged(
+            "baseModel",
+            STRING,
+            "tiny.en",
+            "Whisper model to start from: tiny.en (embedded), base, a CTranslate2 or Hugging Face Whisper directory",
+            key="model",
+        ),
+        _flagged(
+            "numProcesses",
+            INT,
+            1,
+            "training processes (pyspark's TorchDistributor: DDP, gloo on CPU, NCCL on GPU)",
+            key="num_processes",
+            minimum=1,
+            runtime=True,
+        ),
+        _flagged("useGpu", BOOL, False, "one GPU per training process", key="use_gpu", runtime=True),
+        _spark(
+            "localMode",
+            BOOL,
+            True,
+            "training processes on the driver (false: on executors, one Spark task each; checkpointDir must "
+            "then be storage every executor reads)",
+            runtime=True,
+        ),
+        _flagged(
+            "checkpointDir",
+            STRING,
+            "",
+            "where the staged rows, checkpoints and per-epoch exports go ('' = a temporary directory, no resume); "
+            "a fit killed mid-way and started again with the same directory resumes from its last checkpoint",
+            key="checkpoint_dir",
+            runtime=True,
+        ),
+    ) + READER_COLS
+
+
+def trainer_table() -> StageTable:
+    """``WhisperFineTuner``'s options: :func:`_trainer_spark_side`, then every
+    :class:`~sparkasr.train.options.TrainOptions` option."""
+    return stage_table("WhisperFineTuner")
+
+
+def finetune_options() -> List[Option]:
+    """The options of ``sparkasr finetune`` that are flags (the estimator's, in table order)."""
+    return [o for o in trainer_table().options if o.cli_flag]

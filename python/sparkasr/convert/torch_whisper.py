@@ -88,16 +88,20 @@ def read_ct2_model(path) -> Dict[str, np.ndarray]:
         for _ in range(read("I")):
             alias = string()
             aliases[alias] = string()
-    for alias, target in aliases.items():
-        raw[alias] = raw[target]
     out = {}
     for name, arr in raw.items():
         if name.endswith("weight_scale"):
             continue
         scale = raw.get(name[: -len("weight")] + "weight_scale") if name.endswith("weight") else None
-        if arr.dtype == np.int8 and scale is not None and arr.ndim == 2:
-            arr = arr.astype(np.float32) / scale.astype(np.float32).reshape(-1, 1)
+        if arr.dtype == np.int8 and scale is not None and arr.ndim >= 2:
+            # one scale per output row; ctranslate2's converter also quantises the encoder's convolutions
+            arr = arr.astype(np.float32) / scale.astype(np.float32).reshape((-1,) + (1,) * (arr.ndim - 1))
         out[name] = arr
+    # after de-quantising: an alias (ctranslate2's converter writes the output projection as one of the
+    # token embeddings) has no scale of its own, and takes its target's de-quantised values
+    for alias, target in aliases.items():
+        if target in out:
+            out[alias] = out[target]
     return out
 
 

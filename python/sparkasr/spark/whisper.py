@@ -7,6 +7,7 @@ the speech stages' columns and model, then every :class:`~sparkasr.whisper.Whisp
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Optional, Tuple
 
@@ -56,6 +57,16 @@ class WhisperForCTC(SpeechAnnotatorModel):
         inst = cls(modelSource=src.path)
         inst._resolved = src
         return inst
+
+    def getTrainingMetrics(self):
+        """How this model was fine-tuned (:class:`~sparkasr.train.metrics.TrainingMetrics`: loss per step,
+        validation WER per epoch, rows skipped and why), read from ``training_metrics.json`` beside its
+        weights, so a saved and loaded pipeline keeps it; None for a model not made by
+        :class:`~sparkasr.train.WhisperFineTuner`."""
+        from ..train.metrics import TrainingMetrics
+
+        local = self._resolve_model()[1]
+        return TrainingMetrics.read(local) if local and os.path.isdir(local) else None
 
     # -- engine wiring ------------------------------------------------------------------------
     def _options(self) -> WhisperOptions:
