@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +62,82 @@ def test_check_fails_on_a_stale_file(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
     readme.write_text(readme.read_text().replace("| `beamSize` | `5` |", "| `beamSize` | `4` |"))
     assert G.stale_files(tmp_path) == ["README.md"]
+    # a generated Scala file edited by hand, or left over after its trait went away
+    whisper = tmp_path / G.SCALA_PARAMS_DIR / "WhisperForCTCParams.scala"
+    whisper.write_text(whisper.read_text().replace("beamSize -> 5,", "beamSize -> 4,"))
+    (tmp_path / G.SCALA_PARAMS_DIR / "HasBatchSize.scala").write_text("package sparkasr.spark.params\n")
+    assert sorted(G.stale_files(tmp_path)) == [
+        "README.md",
+        f"{G.SCALA_PARAMS_DIR}/HasBatchSize.scala",
+        f"{G.SCALA_PARAMS_DIR}/WhisperForCTCParams.scala",
+    ]
+
+
+def test_a_changed_python_constant_makes_the_scala_constants_stale(tmp_path, monkeypatch):
+    from sparkasr.whisper import engine
+
+    rel = G.SCALA_CONSTANTS
+    (tmp_path / rel).parent.mkdir(parents=True)
+    (tmp_path / rel).write_text(G.scala_constants())
+    assert "  val UnheardS: Double = 2.0\n" in G.scala_constants()
+    monkeypatch.setattr(engine, "UNHEARD_S", 2.5)
+    assert "  val UnheardS: Double = 2.5\n" in G.scala_constants()
+    assert rel in G.stale_files(tmp_path)
+
+
+def test_every_shared_constant_is_found_with_its_python_value():
+    text = G.scala_constants()
+    assert text.startswith("// Generated from SHARED_CONSTANTS in python/sparkasr/generated.py")
+    for c in G.SHARED_CONSTANTS:
+        value = G._constant_value(c)
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"  val {c.name}: "))
+        if isinstance(value, tuple):
+            assert line.endswith("Seq(" + ", ".join(f'"{v}"' for v in value) + ")"), line
+        else:
+            assert float(line.split(" = ")[1].rstrip("f")) == value, line
+        assert f"(Python: `{c.module}.{c.attr}`)" in text.replace("\n    * ", " ")
+    assert "  val SilencePeak: Float = 3e-05f\n" in text  # compared in float32, as numpy does
+
+
+def _scala_vals(text):
+    """``final val`` name -> its declaration (up to the setter) in generated Scala."""
+    out = {}
+    for block in text.split("final val ")[1:]:
+        out[block.split(":", 1)[0]] = block.split("\n  def set", 1)[0]
+    return out
+
+
+def test_the_scala_params_traits_are_the_table():
+    """Each stage's generated trait, with the group traits it extends, declares each of its options
+    once, with the table's type, doc and allowed values, and sets every default."""
+    files = G.scala_params_files()
+    assert all(rel.startswith(G.SCALA_PARAMS_DIR + "/") for rel in files)
+    assert all(text.startswith("// Generated from ") and "do not edit" in text for text in files.values())
+    traits = {rel.rsplit("/", 1)[1][: -len(".scala")]: text for rel, text in files.items()}
+    for name, table in P.stage_tables().items():
+        text = traits[f"{name}Params"]
+        parents = re.search(rf"trait {name}Params extends (.*) {{", text).group(1).split(" with ")
+        declared = {}
+        for trait in [f"{name}Params"] + parents:
+            for val, decl in _scala_vals(traits[trait]).items():
+                assert val not in declared, (name, val)
+                declared[val] = decl
+        assert sorted(declared) == sorted(table.names), name
+        defaults = text.split("setDefault(", 1)[1]
+        for opt in table.options:
+            decl = declared[opt.name]
+            scala_type = G._SCALA_TYPES[opt.type][0]
+            assert decl.startswith(f'{opt.name}: {scala_type} = new {scala_type}(this, "{opt.name}",'), decl
+            assert re.sub(r'" \+\n\s*"', "", decl).count(G._scala_string(opt.doc)) == 1, opt.name
+            assert f"    {opt.name} -> {G._scala_literal(opt.default, opt.type)}" in defaults, (name, opt.name)
+    whisper = _scala_vals(traits["WhisperForCTCParams"])
+    assert whisper["beamSize"].endswith("ParamValidators.gtEq[Int](1))")
+    assert whisper["maxNewTokens"].endswith("ParamValidators.inRange[Int](0, 440))")
+    assert whisper["temperature"].endswith("(v: Array[Double]) => v.forall(ParamValidators.gtEq[Double](0.0)))")
+    assert whisper["task"].endswith('ParamValidators.inArray[String](Array("transcribe", "translate")))')
+    assert "ParamValidators" not in whisper["lengthPenalty"]
+    assert G._scala_literal([], "list<float>") == "Array.emptyDoubleArray"
+    assert G._scala_literal('say "hi" \\ bye', "string") == '"say \\"hi\\" \\\\ bye"'
 
 
 @pytest.mark.parametrize("cls", list(ENGINE_ONLY), ids=lambda c: c.__name__)

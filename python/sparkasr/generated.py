@@ -1,5 +1,7 @@
 """The files derived from the option table (:mod:`sparkasr.params`): the README's and docs' option
-tables, ``conf/job.yaml``, and the JSON table the Scala stages are tested against.
+tables, ``conf/job.yaml``, the JSON table the Scala stages are tested against, the Scala stages'
+Params traits (``scala/src/main/scala/sparkasr/spark/params/``) and the constants the Scala port
+shares with the Python engines (``sparkasr/Constants.scala``).
 
 ``python -m sparkasr.generated --json`` prints the table; ``--write`` regenerates the derived files
 and ``--check`` fails when one of them disagrees with the table (``scripts/test.sh`` and
@@ -9,13 +11,17 @@ and ``--check`` fails when one of them disagrees with the table (``scripts/test.
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
 import re
 import sys
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .options import MAP_STRING, describe
+from .options import BOOL, FLOAT, INT, LIST_FLOAT, LIST_INT, LIST_STRING, MAP_STRING, STRING, Option, describe
 from .params import stage_table, stage_tables, transcribe_options
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (for --write/--check)
@@ -138,9 +144,366 @@ def _yaml(v: Any) -> str:
     return str(v)
 
 
+# ---------------------------------------------------------------------------------------------
+# The Scala side: the stages' Params traits and the constants both languages share
+# ---------------------------------------------------------------------------------------------
+
+SCALA_ROOT = "scala/src/main/scala"
+SCALA_PARAMS_PACKAGE = "sparkasr.spark.params"
+SCALA_PARAMS_DIR = f"{SCALA_ROOT}/sparkasr/spark/params"  # every .scala file here is generated
+SCALA_CONSTANTS = f"{SCALA_ROOT}/sparkasr/Constants.scala"
+_SCALA_HEADER = (
+    "// Generated from {source} by `python -m sparkasr.generated --write`: do not edit.\n"
+    "// Change the Python side and regenerate; `python -m sparkasr.generated --check` fails on a stale copy.\n"
+)
+
+
+@dataclass(frozen=True)
+class ScalaParamGroup:
+    """A Scala trait declaring the options every one of ``stages`` declares alike (same name,
+    type, doc and allowed values; defaults may differ), less those an earlier group declares, so
+    that code shared by those stages (a base class) can use them."""
+
+    trait: str
+    stages: Tuple[str, ...]
+    doc: str
+
+
+SCALA_PARAM_GROUPS: Tuple[ScalaParamGroup, ...] = (
+    ScalaParamGroup(
+        "HasReaderCols",
+        ("AudioAssembler", "WhisperForCTC", "Wav2Vec2ForCTC", "HubertForCTC"),
+        "What `read_audio` says about each row besides its samples (see `sparkasr.spark.ReaderCols`).",
+    ),
+    ScalaParamGroup(
+        "SpeechAnnotatorParams",
+        ("WhisperForCTC", "Wav2Vec2ForCTC", "HubertForCTC"),
+        "The params every speech annotator has (`sparkasr.spark.SpeechAnnotatorModel`).",
+    ),
+    ScalaParamGroup(
+        "CTCAnnotatorParams",
+        ("Wav2Vec2ForCTC", "HubertForCTC"),
+        "The params the CTC annotators share (`sparkasr.spark.ctc.CTCAnnotator`).",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SharedConstant:
+    """A Python constant the Scala port uses: ``Constants.<name>`` is ``<module>.<attr>`` (``attr``
+    may be ``Class.field`` for a dataclass field's default). ``scala_type``: ``Float`` where the
+    Python side compares in float32 (numpy arrays against a Python float). ``doc``: for a constant
+    without a comment beside it in its module."""
+
+    name: str
+    module: str
+    attr: str
+    scala_type: Optional[str] = None
+    doc: str = ""
+
+
+# The one list to repoint when a constant moves (the Whisper engine's passes gather theirs in one module).
+SHARED_CONSTANTS: Tuple[SharedConstant, ...] = (
+    SharedConstant("SampleRate", "sparkasr.audio", "SAMPLE_RATE", doc="the sample rate every engine reads (Hz)"),
+    SharedConstant("SilencePeak", "sparkasr.audio", "SILENCE_PEAK", "Float"),
+    SharedConstant(
+        "WindowS", "sparkasr.whisper.options", "WINDOW_S", doc="Whisper's window: longer rows are cut into pieces"
+    ),
+    SharedConstant("PieceSearchS", "sparkasr.whisper.options", "PIECE_SEARCH_S"),
+    SharedConstant("WordS", "sparkasr.whisper.engine", "WORD_S"),
+    SharedConstant("MinRestS", "sparkasr.whisper.engine", "MIN_REST_S"),
+    SharedConstant("UnheardS", "sparkasr.whisper.engine", "UNHEARD_S"),
+    SharedConstant("VadBlockS", "sparkasr.whisper.vad", "BLOCK_S"),
+    SharedConstant("VadPadS", "sparkasr.whisper.vad", "PAD_S"),
+    SharedConstant(
+        "CompressionRatioThreshold",
+        "sparkasr.whisper.options",
+        "WhisperOptions.compression_ratio_threshold",
+        doc="a decode more compressible than this (gzip ratio of its text) failed: try the next temperature",
+    ),
+    SharedConstant(
+        "LogProbThreshold",
+        "sparkasr.whisper.options",
+        "WhisperOptions.log_prob_threshold",
+        doc="a decode whose average log-probability is under this failed: try the next temperature",
+    ),
+    SharedConstant(
+        "NoSpeechThreshold",
+        "sparkasr.whisper.options",
+        "WhisperOptions.no_speech_threshold",
+        doc="a window over this no-speech probability (and under the log-probability threshold) is silence",
+    ),
+    SharedConstant("VadCheckNoSpeech", "sparkasr.whisper.options", "WhisperOptions.vad_check_no_speech"),
+    SharedConstant("VadThreshold", "sparkasr.whisper.options", "WhisperOptions.vad_threshold"),
+    SharedConstant("VadGates", "sparkasr.whisper.options", "VAD_GATES", doc="the values of vadGate"),
+    SharedConstant(
+        "CTCTimestampModes", "sparkasr.ctc.engine", "TIMESTAMP_MODES", doc="the CTC stages' timestamps values"
+    ),
+    SharedConstant("CTCBackends", "sparkasr.ctc.engine", "BACKENDS", doc="the CTC stages' backend values"),
+)
+
+_SCALA_TYPES = {
+    STRING: ("Param[String]", "String"),
+    INT: ("IntParam", "Int"),
+    FLOAT: ("DoubleParam", "Double"),
+    BOOL: ("BooleanParam", "Boolean"),
+    LIST_STRING: ("StringArrayParam", "Array[String]"),
+    LIST_FLOAT: ("DoubleArrayParam", "Array[Double]"),
+    LIST_INT: ("IntArrayParam", "Array[Int]"),
+}
+_SCALA_ELEMENT = {STRING: "String", INT: "Int", FLOAT: "Double", BOOL: "Boolean"}
+
+
+def _scala_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _scala_literal(value: Any, kind: str) -> str:
+    """A Python value of option type ``kind`` (or element type) as a Scala expression."""
+    if kind.startswith("list<"):
+        elem = kind[5:-1]
+        if not value:
+            return {STRING: "Array.empty[String]", FLOAT: "Array.emptyDoubleArray", INT: "Array.emptyIntArray"}[elem]
+        return "Array(" + ", ".join(_scala_literal(v, elem) for v in value) + ")"
+    if kind == BOOL:
+        return "true" if value else "false"
+    if kind == INT:
+        return str(int(value))
+    if kind == FLOAT:
+        return repr(float(value))
+    return _scala_string(str(value))
+
+
+def _scala_doc_lines(text: str, indent: str, width: int = 110) -> List[str]:
+    """A string literal split at spaces into ``"..." +`` lines of at most about ``width`` columns."""
+    words, lines, cur = text.split(" "), [], ""
+    for w in words:
+        if cur and len(indent) + len(cur) + len(w) + 6 > width:
+            lines.append(cur + " ")
+            cur = w
+        else:
+            cur = f"{cur} {w}" if cur else w
+    lines.append(cur)
+    return [indent + _scala_string(part) + (" +" if i < len(lines) - 1 else "") for i, part in enumerate(lines)]
+
+
+def _scaladoc(text: str, indent: str, width: int = 118) -> List[str]:
+    """``text`` as a Scaladoc comment wrapped at ``width`` columns."""
+    body = textwrap.wrap(text, width - len(indent) - 4, break_long_words=False, break_on_hyphens=False)
+    if len(body) == 1:
+        return [f"{indent}/** {body[0]} */"]
+    return [f"{indent}/** {body[0]}"] + [f"{indent}  * {ln}" for ln in body[1:-1]] + [f"{indent}  * {body[-1]} */"]
+
+
+def _scala_validator(o: Option) -> Optional[str]:
+    """The Scala ``isValid`` function of an option's allowed values (None: any value of its type)."""
+    elem = o.element_type
+    t = _SCALA_ELEMENT.get(elem, "String")
+    checks = []
+    if o.choices is not None:
+        checks.append(f"ParamValidators.inArray[{t}](Array({', '.join(_scala_literal(c, elem) for c in o.choices)}))")
+    bound = (lambda x: str(int(x))) if elem == INT else (lambda x: repr(float(x)))  # noqa: E731
+    lo = None if o.minimum is None else bound(o.minimum)
+    hi = None if o.maximum is None else bound(o.maximum)
+    if lo is not None and hi is not None:
+        checks.append(f"ParamValidators.inRange[{t}]({lo}, {hi})")
+    elif lo is not None:
+        checks.append(f"ParamValidators.gtEq[{t}]({lo})")
+    elif hi is not None:
+        checks.append(f"ParamValidators.ltEq[{t}]({hi})")
+    if not checks:
+        return None
+    one = checks[0] if len(checks) == 1 else f"(x: {t}) => " + " && ".join(f"{c}(x)" for c in checks)
+    return f"(v: Array[{t}]) => v.forall({one})" if o.is_list else one
+
+
+def _scala_param(o: Option, indent: str = "  ") -> List[str]:
+    """The ``final val``, setter(s) and getter of one option."""
+    param_type, value_type = _SCALA_TYPES[o.type]
+    ctor = f"new {param_type}(this, {_scala_string(o.name)},"
+    validator = _scala_validator(o)
+    cap = o.name[0].upper() + o.name[1:]
+    allowed = f" ({o.allowed()})" if o.allowed() and o.allowed() not in o.doc else ""
+    lines = _scaladoc(o.doc + allowed, indent)
+    lines.append(f"{indent}final val {o.name}: {param_type} = {ctor}")
+    doc = _scala_doc_lines(o.doc, indent + "  ")
+    if validator:
+        doc[-1] += ","
+        doc.append(f"{indent}  {validator})")
+    else:
+        doc[-1] += ")"
+    lines.extend(doc)
+    lines.append(
+        f"{indent}def set{cap}(value: {value_type}): this.type = {{ set({o.name}, value); validateParams(); this }}"
+    )
+    if o.type == LIST_STRING:
+        lines.append(f"{indent}def set{cap}(value: String*): this.type = set{cap}(value.toArray)")
+    elif o.type == LIST_FLOAT:
+        lines.append(f"{indent}def set{cap}(value: Double): this.type = set{cap}(Array(value))")
+    lines.append(f"{indent}def get{cap}: {value_type} = $({o.name})")
+    return lines
+
+
+def _alike(o: Option) -> Tuple[Any, ...]:
+    return (o.name, o.type, o.doc, o.choices, o.minimum, o.maximum)
+
+
+def scala_param_layout() -> Tuple[Dict[str, List[Option]], Dict[str, Tuple[List[str], List[Option]]]]:
+    """Group trait -> its options, and stage -> (the group traits it mixes in, its own options)."""
+    tables = stage_tables()
+    taken: Dict[str, set] = {name: set() for name in tables}
+    groups: Dict[str, List[Option]] = {}
+    for g in SCALA_PARAM_GROUPS:
+        first = tables[g.stages[0]]
+        common = [
+            o
+            for o in first.options
+            if all(
+                o.name not in taken[s] and o.name in tables[s].names and _alike(tables[s].option(o.name)) == _alike(o)
+                for s in g.stages
+            )
+        ]
+        groups[g.trait] = common
+        for s in g.stages:
+            taken[s] |= {o.name for o in common}
+    stages = {
+        name: (
+            [g.trait for g in SCALA_PARAM_GROUPS if name in g.stages],
+            [o for o in t.options if o.name not in taken[name]],
+        )
+        for name, t in tables.items()
+    }
+    return groups, stages
+
+
+def _scala_trait(name: str, parents: Sequence[str], doc: str, body: List[str]) -> str:
+    out = [
+        _SCALA_HEADER.format(source="the option table (python/sparkasr/params.py)"),
+        f"package {SCALA_PARAMS_PACKAGE}",
+        "",
+        *(["import org.apache.spark.ml.param._", ""] if any("final val" in line for line in body) else []),
+        *_scaladoc(doc, ""),
+        f"trait {name} extends {' with '.join(parents)} {{",
+    ]
+    return "\n".join(out + body + ["}", ""])
+
+
+def scala_params_files() -> Dict[str, str]:
+    """Repository-relative path -> content of each generated Scala Params trait."""
+    groups, stages = scala_param_layout()
+    tables = stage_tables()
+    files = {
+        f"{SCALA_PARAMS_DIR}/StageParams.scala": "\n".join(
+            [
+                _SCALA_HEADER.format(source="python/sparkasr/generated.py"),
+                f"package {SCALA_PARAMS_PACKAGE}",
+                "",
+                "import org.apache.spark.ml.param.Params",
+                "",
+                "/** The base of the generated params traits: every setter calls [[validateParams]] after setting its value,",
+                "  * where a stage checks its options together and refuses, naming the param, a value it cannot honour",
+                "  * (Python: `declare_params`' `_validate` hook). */",
+                "trait StageParams extends Params {",
+                "  protected def validateParams(): Unit = ()",
+                "}",
+                "",
+            ]
+        )
+    }
+    for g in SCALA_PARAM_GROUPS:
+        body = []
+        for o in groups[g.trait]:
+            body += _scala_param(o) + [""]
+        files[f"{SCALA_PARAMS_DIR}/{g.trait}.scala"] = _scala_trait(g.trait, ["StageParams"], g.doc, body[:-1])
+    for name, (parents, own) in stages.items():
+        t = tables[name]
+        body = []
+        for o in own:
+            body += _scala_param(o) + [""]
+        defaults = [o for o in t.options if o.default is not None]
+        body.append("  setDefault(")
+        body += [
+            f"    {o.name} -> {_scala_literal(o.default, o.type)}" + ("," if i < len(defaults) - 1 else "")
+            for i, o in enumerate(defaults)
+        ]
+        body.append("  )")
+        via = f"; with {', '.join(f'[[{p}]]' for p in parents)}" if parents else ""
+        doc = f"The params of `{name}` and their defaults (Python: `{t.python_class}`){via}."
+        files[f"{SCALA_PARAMS_DIR}/{name}Params.scala"] = _scala_trait(
+            f"{name}Params", parents or ["StageParams"], doc, body
+        )
+    return files
+
+
+def _constant_value(c: SharedConstant) -> Any:
+    value: Any = importlib.import_module(c.module)
+    for part in c.attr.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _constant_comment(c: SharedConstant) -> str:
+    """The comment beside (or right above) the constant in its module's source."""
+    source = inspect.getsource(importlib.import_module(c.module)).splitlines()
+    name = c.attr.split(".")[-1]
+    pattern = re.compile(rf"^\s*{re.escape(name)}\s*(:[^=]*)?=")
+    for i, line in enumerate(source):
+        if pattern.match(line):
+            parts = []
+            if "#" in line:
+                parts.append(line.split("#", 1)[1].strip())
+                j = i + 1
+                while j < len(source) and source[j].strip().startswith("#"):
+                    parts.append(source[j].strip()[1:].strip())
+                    j += 1
+            else:
+                j = i - 1
+                while j >= 0 and source[j].strip().startswith("#"):
+                    parts.insert(0, source[j].strip()[1:].strip())
+                    j -= 1
+            return " ".join(parts)
+    return ""
+
+
+def scala_constants() -> str:
+    """``Constants.scala``: :data:`SHARED_CONSTANTS` with their Python values and comments."""
+    lines = [
+        _SCALA_HEADER.format(source="SHARED_CONSTANTS in python/sparkasr/generated.py"),
+        "package sparkasr",
+        "",
+        "/** The constants and thresholds the Scala port shares with the Python engines, each with its Python name. */",
+        "object Constants {",
+    ]
+    for c in SHARED_CONSTANTS:
+        value = _constant_value(c)
+        if isinstance(value, tuple):
+            scala_type, literal = "Seq[String]", "Seq(" + ", ".join(_scala_string(v) for v in value) + ")"
+        elif isinstance(value, bool):
+            raise TypeError(f"{c.module}.{c.attr}: bool constants are not shared")
+        elif isinstance(value, int):
+            scala_type, literal = c.scala_type or "Int", str(value)
+        elif isinstance(value, float):
+            scala_type = c.scala_type or "Double"
+            literal = repr(value) + ("f" if scala_type == "Float" else "")
+        else:
+            raise TypeError(f"{c.module}.{c.attr}: cannot share a {type(value).__name__}")
+        comment = _constant_comment(c) or c.doc
+        lines += _scaladoc(f"{comment + ' ' if comment else ''}(Python: `{c.module}.{c.attr}`)", "  ")
+        lines.append(f"  val {c.name}: {scala_type} = {literal}")
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
+def scala_files() -> Dict[str, str]:
+    out = scala_params_files()
+    out[SCALA_CONSTANTS] = scala_constants()
+    return out
+
+
 def generated_files() -> Dict[str, str]:
     """Repository-relative path -> the content the option table gives it."""
     out = {JSON_SNAPSHOT: json.dumps(to_json(), indent=2) + "\n", "conf/job.yaml": job_yaml()}
+    out.update(scala_files())
     for doc in ("README.md", "docs/ctc.md", "docs/evaluation.md"):
         path = ROOT / doc
         if path.is_file():
@@ -148,14 +511,23 @@ def generated_files() -> Dict[str, str]:
     return out
 
 
+def _leftovers(root: Path, wanted: Dict[str, str]) -> List[str]:
+    """Files in the generated Scala params directory that the table no longer gives."""
+    folder = root / SCALA_PARAMS_DIR
+    found = sorted(f"{SCALA_PARAMS_DIR}/{p.name}" for p in folder.glob("*.scala")) if folder.is_dir() else []
+    return [rel for rel in found if rel not in wanted]
+
+
 def stale_files(root: Path = ROOT) -> List[str]:
-    """The generated files under ``root`` that disagree with the option table."""
+    """The generated files under ``root`` that disagree with the option table (or that it no
+    longer gives)."""
+    wanted = generated_files()
     stale = []
-    for rel, want in generated_files().items():
+    for rel, want in wanted.items():
         path = root / rel
         if not path.is_file() or path.read_text(encoding="utf-8") != want:
             stale.append(rel)
-    return stale
+    return stale + _leftovers(root, wanted)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -170,12 +542,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         print()
         return 0
     if args.write:
-        for rel, content in generated_files().items():
+        wanted = generated_files()
+        for rel, content in wanted.items():
             path = ROOT / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.is_file() or path.read_text(encoding="utf-8") != content:
                 path.write_text(content, encoding="utf-8")
                 print(f"wrote {rel}")
+        for rel in _leftovers(ROOT, wanted):
+            (ROOT / rel).unlink()
+            print(f"removed {rel}")
         return 0
     stale = stale_files()
     for rel in stale:

@@ -9,9 +9,10 @@ import org.scalatest.funsuite.AnyFunSuite
 
 /** Every Scala stage's params against the Python side's exported option table
   * (`python -m sparkasr.generated --json`, committed as scala/src/test/resources/sparkasr/params.json
-  * and kept current by a Python test): the same names, types and defaults, and a value outside
-  * `choices` refused. The Scala class of a stage is the one named by its `python_class` (our JVM
-  * classes carry the Python class paths). */
+  * and kept current by `--check`): the same names, types and defaults, and a value outside `choices`
+  * refused. The params are generated from the same table (`sparkasr.spark.params`); this checks that
+  * each stage mixes in its own trait and that nothing else declares a param. The Scala class of a
+  * stage is the one named by its `python_class` (our JVM classes carry the Python class paths). */
 class ParamsTableSuite extends AnyFunSuite {
   implicit val formats: Formats = DefaultFormats
 

@@ -13,7 +13,7 @@ import org.bytedeco.ffmpeg.global.avcodec._
 import org.bytedeco.ffmpeg.global.avformat._
 import org.bytedeco.ffmpeg.global.avutil._
 import org.bytedeco.javacpp.{BytePointer, Pointer}
-import sparkasr.Records.SampleRate
+import sparkasr.Constants.SampleRate
 
 /** Decode any audio FFmpeg reads (WAV/RF64, FLAC, OGG Vorbis/Opus, MP3, AIFF, M4A/AAC, WebM, ...)
   * into 16 kHz mono float32, from a local path or from encoded bytes (`binaryFile` content), with
