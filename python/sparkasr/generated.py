@@ -239,7 +239,6 @@ SHARED_CONSTANTS: Tuple[SharedConstant, ...] = (
     SharedConstant(
         "CTCTimestampModes", "sparkasr.ctc.engine", "TIMESTAMP_MODES", doc="the CTC stages' timestamps values"
     ),
-    SharedConstant("CTCBackends", "sparkasr.ctc.engine", "BACKENDS", doc="the CTC stages' backend values"),
 )
 
 _SCALA_TYPES = {

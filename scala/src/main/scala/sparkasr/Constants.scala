@@ -47,6 +47,4 @@ object Constants {
   val VadGates: Seq[String] = Seq("auto", "always", "off")
   /** the CTC stages' timestamps values (Python: `sparkasr.ctc.engine.TIMESTAMP_MODES`) */
   val CTCTimestampModes: Seq[String] = Seq("none", "word", "char")
-  /** the CTC stages' backend values (Python: `sparkasr.ctc.engine.BACKENDS`) */
-  val CTCBackends: Seq[String] = Seq("onnx", "transformers")
 }

@@ -12,7 +12,7 @@ import org.bytedeco.ffmpeg.avutil.{AVDictionary, AVFrame}
 import org.bytedeco.ffmpeg.global.avcodec._
 import org.bytedeco.ffmpeg.global.avformat._
 import org.bytedeco.ffmpeg.global.avutil._
-import org.bytedeco.javacpp.{BytePointer, Pointer, PointerPointer}
+import org.bytedeco.javacpp.{BytePointer, Pointer}
 import sparkasr.Constants.SampleRate
 
 /** Decode the audio formats users send (WAV/RF64, FLAC, OGG Vorbis/Opus, MP3, AIFF, M4A/AAC, WebM,
@@ -202,16 +202,15 @@ object AudioDecoder {
   /** The demuxer FFmpeg's probe picks from the first bytes (as `avformat_open_input` would), if it
     * is one we open; otherwise the refusal naming what it is. Probing only reads. */
   private def probe(avio: AVIOContext, src: Source): AVInputFormat = {
-    val found = new PointerPointer[AVInputFormat](1L)
-    found.put(0L, null.asInstanceOf[Pointer]) // the probe only looks while *fmt is NULL
-    try {
-      val rc = av_probe_input_buffer2(avio, found, null.asInstanceOf[BytePointer], null, 0, 0)
-      if (rc < 0 || found.get(0) == null || found.get(0).isNull) throw AudioFormats.refused(AudioFormats.describe(src.head(4096)))
-      val fmt = new AVInputFormat(found.get(0))
-      val demuxer = fmt.name().getString
-      if (!AudioFormats.Demuxers(demuxer)) throw AudioFormats.refused(demuxer)
-      fmt
-    } finally found.close()
+    // a NULL pointer that JavaCPP passes by address (`const AVInputFormat **`) and sets to the
+    // result: no JavaCPP allocation here, whose physical-memory check fails in a JVM holding large
+    // native models; the probe only looks while *fmt is NULL
+    val fmt = new AVInputFormat(null.asInstanceOf[Pointer])
+    val rc = av_probe_input_buffer2(avio, fmt, null.asInstanceOf[BytePointer], null, 0, 0)
+    if (rc < 0 || fmt.isNull) throw AudioFormats.refused(AudioFormats.describe(src.head(4096)))
+    val demuxer = fmt.name().getString
+    if (!AudioFormats.Demuxers(demuxer)) throw AudioFormats.refused(demuxer)
+    fmt
   }
 
   private def decodeStream(ctx: AVFormatContext, idx: Int): Array[Float] = {
