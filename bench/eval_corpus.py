@@ -1,5 +1,6 @@
 """The evaluation corpus: recorded prompts with transcripts (Debian's Asterisk core sounds, en + es,
-8-kHz telephone speech, CC-BY-SA-3.0) as manifests, plus the vendored pocketsphinx clips.
+8-kHz telephone speech, CC-BY-SA-3.0) as manifests, plus the vendored pocketsphinx clips; and the
+voices of the diarization benchmark (those two, Italian, Russian and Colombian Spanish prompts).
 
 The sets are data: ``bench/eval_sources.tsv`` names each set's Debian packages and paths;
 ``scripts/fetch_eval_corpus.sh`` downloads and extracts them into the cache (outside the
@@ -16,6 +17,12 @@ repository) and runs ``python3 bench/eval_corpus.py build``, which writes, per s
   (name, start_s, end_s, reference, speech). ``<set>-longci.wav``: the same, 3 minutes, for CI.
   Their manifest ``manifests/<set>-long.csv`` carries the joined reference.
 * ``manifests/pocketsphinx.csv``: the vendored LibriVox/cards clips of this checkout (en).
+
+A set's ``uses`` say what it is for: ``asr`` sets are scored for speech recognition
+(:func:`asr_sets`), ``speakers`` sets lend their voice (``speaker``) to the conversations of
+``bench/run_diarization.py`` (:func:`speaker_sets`); a speakers-only set gets no long-form files. A
+set without transcripts (``transcript_package`` ``-``: ``asterisk-prompt-es-co``, raw GSM files)
+lists every audio file as speech with an empty reference.
 
 Transcript rules (stated, applied to every set): a line ``name: text``; an entry whose whole text
 is in brackets or parentheses is not speech (reference empty); an empty entry has no reference
@@ -83,6 +90,15 @@ class Source:
     long_files: int
     normalizer: str
     licence: str
+    uses: str = "asr"
+    speaker: str = ""
+
+    @property
+    def has_transcripts(self) -> bool:
+        return self.transcript_package != "-"
+
+    def used_for(self, use: str) -> bool:
+        return use in self.uses.split(",")
 
 
 def read_sources(path: Path = SOURCES) -> List[Source]:
@@ -94,6 +110,16 @@ def read_sources(path: Path = SOURCES) -> List[Source]:
         d["long_files"] = int(d["long_files"])
         out.append(Source(**d))
     return out
+
+
+def asr_sets() -> List[str]:
+    """The sets scored for speech recognition."""
+    return [s.set for s in read_sources() if s.used_for("asr")]
+
+
+def speaker_sets() -> List[Source]:
+    """The sets whose voice the diarization benchmark uses."""
+    return [s for s in read_sources() if s.used_for("speakers")]
 
 
 @dataclass(frozen=True)
@@ -160,7 +186,13 @@ def clean_reference(text: str) -> str:
     return " ".join(text.split())
 
 
+GSM_FRAME_BYTES, GSM_FRAME_S = 33, 0.02  # Asterisk's raw GSM 06.10: 160 samples at 8 kHz per 33-byte frame
+AUDIO_SUFFIXES = (".wav", ".gsm")
+
+
 def _wav_duration(path: Path) -> float:
+    if path.suffix == ".gsm":
+        return path.stat().st_size // GSM_FRAME_BYTES * GSM_FRAME_S
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / w.getframerate()
 
@@ -168,9 +200,28 @@ def _wav_duration(path: Path) -> float:
 def set_entries(src: Source, tree: Path) -> Tuple[List[Entry], Dict[str, object]]:
     """The manifest rows of one set from its extracted packages, and what was left out."""
     audio_root = tree / src.audio_dir
-    with gzip.open(tree / src.transcript_file, "rt", encoding="utf-8") as f:
+    wavs = {
+        p.relative_to(audio_root).with_suffix("").as_posix(): p
+        for p in sorted(audio_root.rglob("*"))
+        if p.suffix in AUDIO_SUFFIXES and p.is_file()
+    }
+    if not src.has_transcripts:
+        entries = [
+            Entry(name, str(p), "", src.language, True, round(_wav_duration(p), 6), src.set) for name, p in wavs.items()
+        ]
+        report = {
+            "files": len(entries),
+            "speech": len(entries),
+            "non_speech": [],
+            "minutes": round(sum(e.duration_s for e in entries) / 60, 2),
+            "audio_without_transcript": 0,
+            "transcript_without_audio": [],
+            "empty_transcript": [],
+            "conflicting_transcript": [],
+        }
+        return entries, report
+    with gzip.open(tree / src.transcript_file, "rt", encoding="utf-8-sig") as f:
         parsed = parse_transcripts(f.read())
-    wavs = {p.relative_to(audio_root).with_suffix("").as_posix(): p for p in sorted(audio_root.rglob("*.wav"))}
     lower: Dict[str, List[str]] = {}
     for name in wavs:
         lower.setdefault(name.lower(), []).append(name)
@@ -444,13 +495,18 @@ def build(cache: Path) -> Dict[str, object]:
         entries, report = set_entries(src, cache / "tree")
         write_manifest(cache / "manifests" / f"{src.set}.csv", entries)
         long_path = cache / "manifests" / f"{src.set}-long.csv"
-        if not (up_to_date and long_path.exists()):
+        if src.used_for("asr") and not (up_to_date and long_path.exists()):
             write_manifest(long_path, long_entries(src, entries, cache))
-        report["long_files"] = [
-            {"name": e.name, "minutes": round(e.duration_s / 60, 2), "parts": len(read_parts(e))}
-            for e in read_manifest(long_path)
-        ]
-        report.update(language=src.language, licence=src.licence, packages=[src.audio_package, src.transcript_package])
+        report["long_files"] = (
+            [
+                {"name": e.name, "minutes": round(e.duration_s / 60, 2), "parts": len(read_parts(e))}
+                for e in read_manifest(long_path)
+            ]
+            if src.used_for("asr")
+            else []
+        )
+        packages = [p for p in (src.audio_package, src.transcript_package) if p != "-"]
+        report.update(language=src.language, licence=src.licence, packages=packages, uses=src.uses, speaker=src.speaker)
         sets[src.set] = report
     write_manifest(cache / "manifests" / "pocketsphinx.csv", pocketsphinx_entries())
     summary = {"stamp": stamp, "sets": sets}
@@ -469,7 +525,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         pkgs = []
         for s in read_sources():
             for p in (s.audio_package, s.transcript_package):
-                if f"{p}={s.version}" not in pkgs:
+                if p != "-" and f"{p}={s.version}" not in pkgs:
                     pkgs.append(f"{p}={s.version}")
         print("\n".join(pkgs))
         return 0
@@ -481,7 +537,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"{rep['minutes']} min; left out: {rep['audio_without_transcript']} without transcript, "
             f"{len(rep['empty_transcript'])} empty, {len(rep['conflicting_transcript'])} conflicting, "
             f"{len(rep['transcript_without_audio'])} transcripts without audio; long-form: "
-            + ", ".join(f"{x['name']} {x['minutes']} min / {x['parts']} parts" for x in rep["long_files"])
+            + (", ".join(f"{x['name']} {x['minutes']} min / {x['parts']} parts" for x in rep["long_files"]) or "none")
         )
     print(f"manifests in {cache / 'manifests'}")
     return 0

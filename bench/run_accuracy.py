@@ -521,7 +521,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the CI subset: every 8th file and the 3-min long files")
     ap.add_argument("--parts", default="short,long,lid", help="short, long, lid (comma-separated)")
-    ap.add_argument("--sets", default="", help="sets to run (default: every set of eval_sources.tsv + pocketsphinx)")
+    ap.add_argument(
+        "--sets", default="", help="sets to run (default: every asr set of eval_sources.tsv + pocketsphinx)"
+    )
     ap.add_argument("--systems", default="", help="subset of: faster-whisper, engine batch|sequential|pack, spark job")
     ap.add_argument(
         "--models", default="", help="subset of: tiny.en, base (default: tiny.en on English sets, base on every set)"
@@ -543,7 +545,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     parts = set(args.parts.split(","))
     redo = set(args.redo.split(","))
-    sets = [s.set for s in eval_corpus.read_sources()] + ["pocketsphinx"]
+    sets = eval_corpus.asr_sets() + ["pocketsphinx"]
     if args.sets:
         sets = [s for s in sets if s in args.sets.split(",")]
     systems = list(SYSTEMS)

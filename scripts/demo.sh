@@ -5,5 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PYSPARK_PYTHON="$PWD/.venv/bin/python"
-exec .venv/bin/sparkasr transcribe tests/data/librivox tests/data/cards tests/data/goforward.raw \
-  --output out/demo --print "$@"
+rc=0
+.venv/bin/sparkasr transcribe tests/data/librivox tests/data/cards tests/data/goforward.raw \
+  --output out/demo --print "$@" || rc=$?
+echo "demo: 'source .venv/bin/activate' puts python (with sparkasr), sparkasr and spark-submit on PATH;" \
+  "the README's Python example runs with .venv/bin/python"
+exit $rc

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fetch the evaluation corpus (the sets in bench/eval_sources.tsv: Debian's Asterisk core prompts,
-# en + es, CC-BY-SA-3.0, ~55 min of 8-kHz speech, 42 MB) into a cache outside the repository, and
+# Fetch the evaluation corpus (the sets in bench/eval_sources.tsv: Debian's Asterisk prompts,
+# en + es for speech recognition, plus it, ru and Colombian es voices for diarization; ~113 min of 8-kHz
+# speech, 80 MB) into a cache outside the repository, and
 # build its manifests and long-form sets (bench/eval_corpus.py).
 #   scripts/fetch_eval_corpus.sh      cache: $SPARKASR_EVAL_CORPUS, else ~/.cache/sparkasr/eval-corpus
 # Idempotent: packages already in the cache are not downloaded again, so it works offline once it

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create/refresh the project virtualenv (.venv) and install sparkasr into it.
 #   scripts/setup.sh            core + Spark (enough for the demo job)
-#   scripts/setup.sh --all      + CTC (onnxruntime, pyctcdecode, kenlm), conversion (torch, transformers),
+#   scripts/setup.sh --all      + Spark Connect client, CTC (onnxruntime, pyctcdecode, kenlm), conversion (torch, transformers),
+#                                 diarization (scipy; Resemblyzer's voice encoder converted to ONNX),
 #                                 Whisper base model, serving (FastAPI, uvicorn, gradio), report and test tools,
 #                                 and for the serving tests Debian's chromium + chromium-driver (apt) and
 #                                 tests/js's npm client (npm ci)
@@ -15,7 +16,11 @@ command -v java >/dev/null || { echo "setup: Java 17 is needed by Spark 4 (apt-g
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [[ $ALL == 1 ]]; then
-  .venv/bin/pip install -q -e ".[spark,ctc,report,convert,torch,base-model,serve,test]"
+  .venv/bin/pip install -q -e ".[spark,connect,ctc,report,convert,torch,base-model,serve,diarize,test]"
+  # the speaker model: Resemblyzer's wheel holds its weights (resemblyzer/pretrained.pt); its own dependencies
+  # are not needed (the file is read, never imported). Converted once to ONNX into the model cache.
+  .venv/bin/pip install -q --no-deps "resemblyzer==0.1.4"
+  .venv/bin/python -c "from sparkasr.diarize.models import resolve_voice_encoder as r; r()" >/dev/null
   # pyctcdecode 0.5 pins numpy<2 in its metadata but runs on numpy 2; pyarrow (Spark) needs numpy 2.
   .venv/bin/pip install -q --no-deps "pyctcdecode==0.5.0" && .venv/bin/pip install -q "pygtrie>=2.1,<3"
   .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null  # notebooks tests

@@ -17,6 +17,10 @@ export PYSPARK_PYTHON="$PWD/.venv/bin/python"
 scripts/sbt test assembly
 # pyspark 4.x leg (.venv): the whole suite but the Spark NLP interop tests, which run in the 3.5 leg:
 # Spark NLP's Spark 4 jar (spark-nlp_2.13:7.0.0) is not on the Maven Central CI reaches.
+# It includes the Spark Connect leg (tests/test_connect.py, marker `connect`: one Connect server from
+# pyspark's sbin/start-connect-server.sh on 127.0.0.1 for the module, next to the shared classic
+# session; `-m connect` runs it alone, `-m "not connect"` skips it) and tests/test_readme.py (the
+# README's Python snippet run as written, in a fresh process).
 rc=0
 .venv/bin/python -m pytest -q -rs --ignore=tests/test_sparknlp_interop.py "$@" || rc=$?
 # pyspark 3.5.9 leg (.venv-spark35): the interop tests on the real spark-nlp_2.12:5.5.3 jar and a

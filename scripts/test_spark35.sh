@@ -23,6 +23,7 @@ REQUIREMENTS=(
   "numpy>=1.24,<2" "pandas>=2.0,<2.3" "pyarrow>=15,<18"
   "onnxruntime>=1.17"                                   # Wav2Vec2ForCTC / HubertForCTC on executors
   "pytest>=8" "hypothesis>=6.100" "whisper-normalizer>=0.1.10"
+  "jiwer>=4.0,<5"                                       # the test extra's reference for WER counts
 )
 stamp="$(printf '%s\n' "${REQUIREMENTS[@]}" | cat - pyproject.toml | sha256sum | cut -c1-16)"
 if [[ ! -f "$VENV/.sparkasr-$stamp" ]]; then

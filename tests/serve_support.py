@@ -43,14 +43,25 @@ def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
 
 
 class ThreadServer:
-    """uvicorn serving ``app`` on a free loopback port in a background thread."""
+    """uvicorn serving ``app`` on a free loopback port in a background thread, with the servers'
+    connection guards (``limits``: :class:`sparkasr.serve.connections.ConnectionLimits`)."""
 
-    def __init__(self, app, timeout_s: float = 120.0):
+    def __init__(self, app, timeout_s: float = 120.0, limits=None, **uvicorn_kwargs):
         import uvicorn
+
+        from sparkasr.serve.connections import ConnectionLimits, uvicorn_config
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn_config(
+            app,
+            "127.0.0.1",
+            self.port,
+            limits or ConnectionLimits(),
+            log_level="warning",
+            lifespan="off",
+            **uvicorn_kwargs,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
         self.thread.start()

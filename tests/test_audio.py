@@ -288,7 +288,7 @@ def test_raw_pcm_goforward():
     np.testing.assert_array_equal(decode_audio(data, raw_format=RawFormat()), expect)
     np.testing.assert_array_equal(decode_audio(data, name="x.pcm"), expect)
     # without a raw format or a .raw name, headerless bytes are not guessed at
-    with pytest.raises(AudioError, match="not a decodable audio file"):
+    with pytest.raises(AudioError, match=r"not an audio format we read \(detected: unrecognised data"):
         decode_audio(data)
 
 
@@ -325,8 +325,8 @@ def _bad_inputs(tmp_path):
         "empty bytes": (b"", "empty"),
         "empty file": (tmp_path / "empty.wav", "empty"),
         "truncated header": (wav[:20], "not a decodable audio file"),
-        "random bytes": (np.random.default_rng(7).bytes(65536), "not a decodable audio file"),
-        "text": (b"this is not audio\n" * 200, "not a decodable audio file"),
+        "random bytes": (np.random.default_rng(7).bytes(65536), "not an audio format we read (detected: unrec"),
+        "text": (b"this is not audio\n" * 200, "not an audio format we read (detected: text)"),
         "NaN samples": (_float_wav(nan), "NaN or infinite"),
         "inf samples": (_float_wav(inf), "NaN or infinite"),
         "NaN after first block": (_float_wav(late_nan), "NaN or infinite"),

@@ -18,6 +18,7 @@ from sparkasr import generated as G
 from sparkasr import params as P
 from sparkasr.ctc.engine import CTCOptions
 from sparkasr.ctc.lm import BeamOptions
+from sparkasr.diarize.options import DiarizationOptions, IdentityOptions
 from sparkasr.options import engine_only_fields, options_of
 from sparkasr.whisper import RuntimeOptions, WhisperOptions
 
@@ -36,13 +37,44 @@ ENGINE_ONLY = {
     RuntimeOptions: {"device_index"},
     CTCOptions: {"auto_chunk_length_s", "max_batch_samples", "max_padding_ratio", "beam"},
     BeamOptions: {"kenlm_model_path", "unigrams", "beam_prune_logp", "token_min_logp", "unk_score_offset"},
+    DiarizationOptions: {
+        "window_s",
+        "step_s",
+        "min_window_s",
+        "vad_threshold",
+        "min_speech_s",
+        "min_silence_s",
+        "speech_pad_s",
+        "change_threshold",
+        "min_turn_s",
+        "min_speaker_s",
+        "min_speaker_share",
+    },
+    IdentityOptions: {"gallery_threshold"},
 }
 
 
 def _stage_classes():
-    from sparkasr import AudioAssembler, HubertForCTC, Wav2Vec2ForCTC, WerEvaluator, WhisperForCTC
+    from sparkasr import (
+        AudioAssembler,
+        HubertForCTC,
+        SpeakerDiarizer,
+        SpeakerIdentity,
+        Wav2Vec2ForCTC,
+        WerEvaluator,
+        WhisperForCTC,
+    )
 
-    return {c.__name__: c for c in (AudioAssembler, WhisperForCTC, Wav2Vec2ForCTC, HubertForCTC, WerEvaluator)}
+    classes = (
+        AudioAssembler,
+        WhisperForCTC,
+        Wav2Vec2ForCTC,
+        HubertForCTC,
+        WerEvaluator,
+        SpeakerDiarizer,
+        SpeakerIdentity,
+    )
+    return {c.__name__: c for c in classes}
 
 
 def test_generated_files_agree_with_the_table():
@@ -114,7 +146,14 @@ def test_the_scala_params_traits_are_the_table():
     assert all(rel.startswith(G.SCALA_PARAMS_DIR + "/") for rel in files)
     assert all(text.startswith("// Generated from ") and "do not edit" in text for text in files.values())
     traits = {rel.rsplit("/", 1)[1][: -len(".scala")]: text for rel, text in files.items()}
+    assert sorted(traits) == sorted(
+        ["StageParams"]
+        + [g.trait for g in G.SCALA_PARAM_GROUPS]
+        + [f"{n}Params" for n, t in P.stage_tables().items() if t.jvm]
+    )
     for name, table in P.stage_tables().items():
+        if not table.jvm:
+            continue
         text = traits[f"{name}Params"]
         parents = re.search(rf"trait {name}Params extends (.*) {{", text).group(1).split(" with ")
         declared = {}
@@ -131,11 +170,20 @@ def test_the_scala_params_traits_are_the_table():
             assert re.sub(r'" \+\n\s*"', "", decl).count(G._scala_string(opt.doc)) == 1, opt.name
             assert f"    {opt.name} -> {G._scala_literal(opt.default, opt.type)}" in defaults, (name, opt.name)
     whisper = _scala_vals(traits["WhisperForCTCParams"])
-    assert whisper["beamSize"].endswith("ParamValidators.gtEq[Int](1))")
-    assert whisper["maxNewTokens"].endswith("ParamValidators.inRange[Int](0, 440))")
-    assert whisper["temperature"].endswith("(v: Array[Double]) => v.forall(ParamValidators.gtEq[Double](0.0)))")
-    assert whisper["task"].endswith('ParamValidators.inArray[String](Array("transcribe", "translate")))')
-    assert "ParamValidators" not in whisper["lengthPenalty"]
+    # the validators allow what Option.check allows: bounds, list sizes, string lengths, finite floats
+    assert whisper["beamSize"].endswith("(x: Int) => x >= 1 && x <= 16)")
+    assert whisper["maxNewTokens"].endswith("(x: Int) => x >= 0 && x <= 440)")
+    assert whisper["temperature"].endswith(
+        "(v: Array[Double]) => v.length <= 10 && v.forall((x: Double) => x >= 0.0 && x <= 2.0))"
+    )
+    assert whisper["task"].endswith('(x: String) => Array("transcribe", "translate").contains(x))')
+    assert whisper["initialPrompt"].endswith("(x: String) => x.codePointCount(0, x.length) <= 2000)")
+    assert whisper["seed"].endswith("x <= 4294967295L)")  # beyond Int: a Long literal
+    from sparkasr.options import Option
+
+    unbounded = Option("gain", "float", 1.0, "a gain", minimum=0.0)
+    assert G._scala_validator(unbounded) == "(x: Double) => x >= 0.0 && !x.isNaN && !x.isInfinite"
+    assert G._scala_validator(Option("name", "string", "", "a name")) is None
     assert G._scala_literal([], "list<float>") == "Array.emptyDoubleArray"
     assert G._scala_literal('say "hi" \\ bye', "string") == '"say \\"hi\\" \\\\ bye"'
 
@@ -235,7 +283,7 @@ def test_bad_values_fail_naming_the_param_and_the_allowed_values():
         ValueError, match=r"^WhisperForCTC: computeType must be one of default, auto, int8, .* \(got 'int3'\)$"
     ):
         WhisperForCTC(computeType="int3")
-    with pytest.raises(ValueError, match=r"^WhisperForCTC: beamSize must be an integer >= 1 \(got 0\)$"):
+    with pytest.raises(ValueError, match=r"^WhisperForCTC: beamSize must be an integer in 1..16 \(got 0\)$"):
         WhisperForCTC().setBeamSize(0)
     with pytest.raises(ValueError, match=r"^WerEvaluator: metricName must be one of wer, cer, mer, wil \(got 'acc'\)$"):
         WerEvaluator(metricName="acc")
@@ -317,7 +365,12 @@ def test_the_exported_json_is_the_table():
         "default": 5,
         "doc": whisper["beamSize"]["doc"],
         "choices": None,
+        "minimum": 1,
+        "maximum": 16,
+        "max_items": None,
+        "max_length": None,
     }
+    assert whisper["temperature"]["max_items"] == 10 and whisper["initialPrompt"]["max_length"] == 2000
     assert whisper["computeType"]["choices"][:3] == ["default", "auto", "int8"]
     assert whisper["temperature"]["default"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     for stage in data["stages"].values():

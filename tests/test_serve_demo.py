@@ -102,14 +102,15 @@ def test_mic_samples_converts_int16_stereo():
 
 
 def test_demo_command_serves_the_app(clip):
-    """`sparkasr demo` on its own, and the full-context path through gradio's own client."""
+    """`sparkasr demo` on its own (behind --token, like serve: the page's password), and the
+    full-context path through gradio's own client."""
     from gradio_client import Client, handle_file
 
     wav, ref, _, _ = clip
     port = free_port()
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sparkasr.cli", "demo", "--port", str(port), "--temperature", "0"],
+        [sys.executable, "-m", "sparkasr.cli", "demo", "--port", str(port), "--temperature", "0", "--token", "tok"],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -125,7 +126,8 @@ def test_demo_command_serves_the_app(clip):
                 pass
             assert time.monotonic() < deadline, "sparkasr demo did not start"
             time.sleep(0.25)
-        text = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+        assert httpx.get(f"http://127.0.0.1:{port}/config", timeout=TIMEOUT).status_code == 401
+        text = Client(f"http://127.0.0.1:{port}/", auth=("me", "tok"), verbose=False).predict(
             handle_file(str(wav)), api_name="/transcribe_file"
         )
         assert wer([ref], [text]) <= 0.3, text

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ALL_CLIPS
 from sparkasr.audio import SAMPLE_RATE, decode_audio
-from sparkasr.job.subtitles import MAX_CUE_S, MAX_LINE, MAX_LINES, cues_from_chunks, to_srt, wrap
+from sparkasr.job.subtitles import MAX_CUE_S, MAX_LINE, MAX_LINES, cues_from_chunks, to_srt, to_vtt, wrap
 from sparkasr.records import AudioItem
 from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 from sparkasr.whisper.models import resolve_whisper_model
@@ -118,3 +118,20 @@ def test_subtitles_without_timestamps_are_refused_before_spark(tmp_path):
 
     args = ["transcribe", "tests/data/cards", "--output", str(tmp_path / "o"), "--subtitles", "srt"]
     assert main(args + ["--timestamps", "none"]) == 2
+
+
+def test_speakers_are_marked_as_each_format_does():
+    chunks = [
+        {"text": " Hello there.", "timestamp": [0.0, 1.0], "speaker": "S1"},
+        {"text": " How are you?", "timestamp": [1.1, 2.0], "speaker": "S1"},
+        {"text": " Fine, thanks.", "timestamp": [2.2, 3.0], "speaker": "S2"},
+        {"text": " Good <news>.", "timestamp": [5.0, 6.0], "speaker": "S2"},
+    ]
+    cues = cues_from_chunks(chunks)
+    srt = to_srt(cues)
+    # one speaker per cue; SRT names the speaker where it changes
+    assert "\n[S1] Hello there.\n" in srt and "\nHow are you?\n" in srt and "\n[S2] Fine, thanks.\n" in srt
+    assert "\nGood <news>.\n" in srt
+    vtt = to_vtt(cues)
+    assert "<v S1>Hello there." in vtt and "<v S1>How are you?" in vtt and "<v S2>Good <news>." in vtt
+    assert to_srt(cues_from_chunks([{k: v for k, v in c.items() if k != "speaker"} for c in chunks])).count("[") == 0

@@ -1,8 +1,10 @@
 """Decode any audio into 16 kHz mono float32, in bounded memory.
 
 * Containers: everything libsndfile reads (WAV/RF64, FLAC, OGG/Vorbis/Opus, MP3, AIFF, ...) through
-  ``soundfile``; anything else FFmpeg reads (M4A/AAC, WebM, ...) through PyAV. Headerless PCM
-  (``.raw``/``.pcm``) with an explicit :class:`RawFormat`.
+  ``soundfile``; the other audio containers of :data:`sparkasr.formats.CONTAINERS` (M4A/AAC, WebM,
+  WMA, AMR, ...) through PyAV, each opened with its own FFmpeg demuxer after :mod:`sparkasr.formats`
+  has recognised it, never by FFmpeg's probing (which would follow concat scripts, playlists and
+  SDP files). Headerless PCM (``.raw``/``.pcm``) with an explicit :class:`RawFormat`.
 * Any sample rate, any channel count, 8/16/24/32-bit integer and float: down-mixed by averaging
   channels and resampled with soxr (HQ), streaming, so an hour-long file never sits in memory at its
   native rate.
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
+
+from .formats import check_codec, ffmpeg_open_args, refusal, sniff_file
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (
@@ -243,14 +247,21 @@ def _iter_pyav(fh: BinaryIO, label: str):
         import av
     except ImportError as exc:  # pragma: no cover - av is a core dependency
         raise AudioError(f"not a format libsndfile reads and PyAV is unavailable: {exc}") from None
+    detected = sniff_file(fh)
+    if not detected.audio:  # FFmpeg never probes: it would pick concat, SDP, HLS, image2, ...
+        raise AudioError(refusal(detected))
     try:
-        container = av.open(fh, mode="r", metadata_errors="ignore")
+        container = av.open(fh, mode="r", metadata_errors="ignore", **ffmpeg_open_args(detected))
     except Exception as exc:  # av raises many error types (InvalidDataError, ...)
-        raise AudioError(f"not a decodable audio file ({type(exc).__name__}: {exc})") from None
+        raise AudioError(f"not a decodable audio file ({detected.name}: {type(exc).__name__}: {exc})") from None
     with container:
         if not container.streams.audio:
-            raise AudioError("file has no audio stream")
+            raise AudioError(f"file has no audio stream ({detected.name})")
         stream = container.streams.audio[0]
+        try:
+            check_codec(stream.codec_context.name, detected.name)
+        except ValueError as exc:
+            raise AudioError(str(exc)) from None
         # FFmpeg only converts the sample format here (planar float, native rate and layout): its
         # own down-mix is not the channel mean (stereo -> (L+R)/sqrt(2), 5.1 -> a weighted sum that
         # can exceed 1.0), so channels are averaged and resampled exactly as on the libsndfile path.

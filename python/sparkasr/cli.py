@@ -17,31 +17,48 @@ from .flags import Parser, add_option_flags
 from .params import JOB, transcribe_options
 
 
+def connect_url(cfg: dict) -> Optional[str]:
+    """The Spark Connect server the job runs on: ``--remote``, else ``SPARK_REMOTE`` (as pyspark
+    reads it), else None (a classic session)."""
+    return cfg.get("remote") or os.environ.get("SPARK_REMOTE") or None
+
+
 def _spark_session(
-    master: Optional[str], app: str = "sparkasr-transcribe", extra_conf: Optional[Dict[str, str]] = None
+    master: Optional[str],
+    app: str = "sparkasr-transcribe",
+    extra_conf: Optional[Dict[str, str]] = None,
+    remote: Optional[str] = None,
 ):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName(app)
-    if master:
-        builder = builder.master(master)
+    from .spark.session import set_log_level
+
+    builder = SparkSession.builder
+    if remote:  # a Spark Connect session: the server's name, master and settings apply
+        builder = builder.remote(remote)
+    elif master:
+        builder = builder.appName(app).master(master)
     elif not os.environ.get("SPARK_SUBMIT"):
-        builder = builder.master(os.environ.get("SPARKASR_MASTER", "local[*]"))
+        builder = builder.appName(app).master(os.environ.get("SPARKASR_MASTER", "local[*]"))
+    else:
+        builder = builder.appName(app)
     # Audio-friendly defaults (a spark-defaults.conf or --conf given to spark-submit wins).
-    for k, v in {
+    defaults = {
         "spark.python.worker.reuse": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": "8",
         "spark.sql.execution.arrow.maxBytesPerBatch": "64m",
         "spark.ui.showConsoleProgress": "false",
         # v1 commit: a run's files appear only when the whole job commits (no partial results).
         "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "1",
-        **(extra_conf or {}),
-    }.items():
+    }
+    if remote:  # a Connect session sets only SQL confs; the others are the server's
+        defaults = {k: v for k, v in defaults.items() if k.startswith("spark.sql.")}
+    for k, v in {**defaults, **(extra_conf or {})}.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("SPARKASR_LOG_LEVEL", "ERROR"))
+    set_log_level(spark, os.environ.get("SPARKASR_LOG_LEVEL", "ERROR"))
     return spark
 
 
@@ -106,18 +123,36 @@ class _SetupFailed(Exception):
 
 
 def _checked_config(args):
-    from .job.config import ConfigError, stage_params
-    from .job.run import SetupError, check_inputs, check_output, with_subtitle_timestamps
+    from .job.config import ConfigError, diarizer_params, identity_params, stage_params
+    from .job.run import (
+        Diarizing,
+        SetupError,
+        check_inputs,
+        check_output,
+        refuse_remote_output_on_connect,
+        with_subtitle_timestamps,
+    )
     from .whisper.models import ModelNotFoundError
 
     try:
         cfg = job_config(args)
+        if connect_url(cfg):
+            if cfg.get("master"):
+                raise SetupError(
+                    f"--master {cfg['master']} and a Spark Connect server ({connect_url(cfg)}) were both given; the "
+                    "server decides where the job runs: drop --master (or unset SPARK_REMOTE)"
+                )
+            refuse_remote_output_on_connect(cfg["output"])
         params = with_subtitle_timestamps(stage_params(cfg), cfg["subtitles"])
         check_inputs(cfg["inputs"])
         check_output(cfg["output"])
         from .spark.whisper import WhisperForCTC
 
         WhisperForCTC.pretrained(cfg["model"]).setParams(**params).validateModel()
+        cfg["diarization"] = Diarizing(
+            cfg["diarize"], diarizer_params(cfg), identity_params(cfg), cfg["speakers_across_files"], cfg["rttm"]
+        )
+        cfg["diarization"].stages()
     except (SetupError, ModelNotFoundError, ConfigError, ValueError) as exc:
         raise _SetupFailed(str(exc)) from None
     return cfg, params
@@ -127,10 +162,11 @@ def _transcribe(args, cfg: dict, params: dict) -> int:
     from pyspark.sql import SparkSession
 
     from .job.run import Interrupted, Interruption, SetupError, run_transcription
+    from .spark.session import WorkerSetupError
     from .whisper.models import ModelNotFoundError
 
     owned = SparkSession.getActiveSession() is None
-    spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"])
+    spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"], remote=connect_url(cfg))
     try:
         with Interruption(spark) as interruption:
             res = run_transcription(
@@ -147,13 +183,18 @@ def _transcribe(args, cfg: dict, params: dict) -> int:
                 subtitles=cfg["subtitles"],
                 quiet=cfg["quiet"],
                 interruption=interruption,
+                diarize=cfg["diarization"].on,
+                diarizer_params=cfg["diarization"].diarizer,
+                identity_params=cfg["diarization"].identity,
+                speakers_across_files=cfg["diarization"].across_files,
+                rttm=cfg["diarization"].rttm,
             )
     except Interrupted as exc:
         print(exc.line(), file=sys.stderr, flush=True)
         if owned:
             spark.stop()
         return 128 + int(getattr(signal, exc.signame))
-    except (SetupError, ModelNotFoundError) as exc:
+    except (SetupError, ModelNotFoundError, WorkerSetupError) as exc:
         raise _SetupFailed(str(exc)) from None
     if args.print_rows:
         print_records(res.records.orderBy("path").limit(args.print_rows).collect(), res.current_path)
@@ -191,6 +232,14 @@ def print_records(rows, where: str) -> None:
         if r["error"]:
             print(f"{name}\tERROR\t{r['error']}")
             continue
+        turns = speaker_lines(r)
+        if turns:  # a diarized transcript: one line per change of speaker
+            print(f"{name}\t{r['duration_s']:.1f}s")
+            for line in turns[:PRINT_LINES]:
+                print(f"\t{line}")
+            if len(turns) > PRINT_LINES:
+                print(f"\t[... {len(turns) - PRINT_LINES} more turns: the whole text is in {where}]")
+            continue
         lines = textwrap.wrap(r["text"] or "", PRINT_WIDTH, break_long_words=False, break_on_hyphens=False) or [""]
         print(f"{name}\t{r['duration_s']:.1f}s\t{lines[0]}")
         for line in lines[1:PRINT_LINES]:
@@ -198,6 +247,27 @@ def print_records(rows, where: str) -> None:
         if len(lines) > PRINT_LINES:
             rest = sum(len(line.split()) for line in lines[PRINT_LINES:])
             print(f"\t\t[... {rest} more words: the whole text is in {where}]")
+
+
+def speaker_lines(record) -> List[str]:
+    """A diarized record's text as ``[start-end] SPEAKER: words`` lines, one per change of speaker
+    (chunks in order); [] for a record without speakers."""
+    record = record.asDict(recursive=True) if hasattr(record, "asDict") else dict(record)
+    chunks = record["chunks"] if "speakers" in record and record["chunks"] else []
+    out, cur, words, span = [], None, [], [0.0, 0.0]
+    for c in chunks:
+        who = c.get("speaker") or "?"
+        if who != cur and words:
+            out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {''.join(words).strip()}")
+            words = []
+        if not words:
+            span[0] = c["timestamp"][0]
+        cur = who
+        words.append(c["text"] if c["text"][:1].isspace() or not words else " " + c["text"])
+        span[1] = c["timestamp"][1]
+    if words:
+        out.append(f"[{span[0]:6.1f}-{span[1]:6.1f}] {cur}: {''.join(words).strip()}")
+    return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:

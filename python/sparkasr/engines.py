@@ -1,5 +1,6 @@
-"""What every caller of an engine shares: the one process-wide engine cache, and the failure
-isolation around an engine call.
+"""What every caller of an engine shares: the one process-wide engine cache, the failure
+isolation around an engine call, and the driving of an engine's steps (a long row transcribed in
+steps that a server interleaves with other requests).
 
 An engine (and its model) is built once per Python process for each distinct key, a hashable
 value such as ``("whisper", model_dir, WhisperOptions, RuntimeOptions)`` or a Spark stage's
@@ -12,11 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, List, Sequence
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Generator, Hashable, List, Optional, Sequence, TypeVar
 
 from .records import AudioItem, Transcript, error_transcript
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: engines kept per process; the least recently used beyond this are dropped (a server builds one
 #: small engine per distinct request options; their models stay in the model cache)
@@ -58,3 +62,31 @@ def transcribe_isolating(engine, items: Sequence[AudioItem]) -> List[Transcript]
         log.warning("model failed on a batch of %d (%s: %s); retrying in halves", len(items), type(exc).__name__, exc)
         mid = len(items) // 2
         return transcribe_isolating(engine, items[:mid]) + transcribe_isolating(engine, items[mid:])
+
+
+def run_steps(steps: Generator[Any, None, T]) -> T:
+    """Run a generator of steps to its end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def transcribe_steps(
+    engine, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
+) -> Generator[None, None, Transcript]:
+    """``item`` through ``engine`` in steps: ``engine.transcribe_steps`` where the engine has it
+    (a long row a piece or a window at a time), else one ``transcribe_batch`` call. ``around()``:
+    a context manager each model call runs in (a server's turn-taking between requests). Never
+    raises: a failure is the item's error transcript, as :func:`transcribe_isolating` gives it."""
+    around = around or nullcontext
+    steps = getattr(engine, "transcribe_steps", None)
+    if steps is None:
+        with around():
+            return transcribe_isolating(engine, [item])[0]
+    try:
+        return (yield from steps(item, around))
+    except Exception as exc:
+        log.warning("model failed on %s", item.source or "<audio>", exc_info=True)
+        return error_transcript(item, f"model failed: {type(exc).__name__}: {exc}")

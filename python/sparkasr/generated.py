@@ -32,9 +32,19 @@ def to_json() -> Dict[str, Any]:
     return {
         "format": 1,
         "stages": {
-            t.name: {"python_class": t.python_class, "params": describe(t.options)} for t in stage_tables().values()
+            t.name: {
+                "python_class": t.python_class,
+                "params": [_with_bounds(d, o) for d, o in zip(describe(t.options), t.options)],
+            }
+            for t in stage_tables().values()
+            if t.jvm
         },
     }
+
+
+def _with_bounds(record: Dict[str, Any], o: Option) -> Dict[str, Any]:
+    """An exported option with its bounds (``None``: unbounded), which the Scala validators follow."""
+    return {**record, "minimum": o.minimum, "maximum": o.maximum, "max_items": o.max_items, "max_length": o.max_length}
 
 
 def _md(value: Any) -> str:
@@ -93,6 +103,8 @@ def _sections() -> Dict[str, str]:
         "speech-columns": markdown_table("WhisperForCTC", names=_SPARK_COLS),
         "assembler-options": markdown_table("AudioAssembler"),
         "evaluator-options": markdown_table("WerEvaluator"),
+        "diarizer-options": markdown_table("SpeakerDiarizer"),
+        "identity-options": markdown_table("SpeakerIdentity"),
         "transcribe-options": cli_table(),
     }
 
@@ -295,25 +307,33 @@ def _scaladoc(text: str, indent: str, width: int = 118) -> List[str]:
 
 
 def _scala_validator(o: Option) -> Optional[str]:
-    """The Scala ``isValid`` function of an option's allowed values (None: any value of its type)."""
+    """The Scala ``isValid`` function of an option's allowed values, as :meth:`Option.check` allows
+    them (None: any value of its type)."""
     elem = o.element_type
     t = _SCALA_ELEMENT.get(elem, "String")
-    checks = []
+    checks = []  # Scala expressions over x
     if o.choices is not None:
-        checks.append(f"ParamValidators.inArray[{t}](Array({', '.join(_scala_literal(c, elem) for c in o.choices)}))")
-    bound = (lambda x: str(int(x))) if elem == INT else (lambda x: repr(float(x)))  # noqa: E731
-    lo = None if o.minimum is None else bound(o.minimum)
-    hi = None if o.maximum is None else bound(o.maximum)
-    if lo is not None and hi is not None:
-        checks.append(f"ParamValidators.inRange[{t}]({lo}, {hi})")
-    elif lo is not None:
-        checks.append(f"ParamValidators.gtEq[{t}]({lo})")
-    elif hi is not None:
-        checks.append(f"ParamValidators.ltEq[{t}]({hi})")
-    if not checks:
-        return None
-    one = checks[0] if len(checks) == 1 else f"(x: {t}) => " + " && ".join(f"{c}(x)" for c in checks)
-    return f"(v: Array[{t}]) => v.forall({one})" if o.is_list else one
+        checks.append(f"Array({', '.join(_scala_literal(c, elem) for c in o.choices)}).contains(x)")
+
+    def bound(x: float) -> str:
+        if elem != INT:
+            return repr(float(x))
+        return str(int(x)) + ("L" if abs(int(x)) > 2**31 - 1 else "")  # beyond Int: a Long literal
+
+    if o.minimum is not None:
+        checks.append(f"x >= {bound(o.minimum)}")
+    if o.maximum is not None:
+        checks.append(f"x <= {bound(o.maximum)}")
+    if elem == FLOAT and (o.minimum is None or o.maximum is None):  # floats are always finite
+        checks.append("!x.isNaN && !x.isInfinite")
+    if elem == STRING and o.max_length is not None:  # characters, as Python's len() counts them
+        checks.append(f"x.codePointCount(0, x.length) <= {o.max_length}")
+    one = f"(x: {t}) => " + " && ".join(checks) if checks else None
+    if not o.is_list:
+        return one
+    items = [] if o.max_items is None else [f"v.length <= {o.max_items}"]
+    every = [f"v.forall({one})"] if one else []
+    return f"(v: Array[{t}]) => " + " && ".join(items + every) if items or every else None
 
 
 def _scala_param(o: Option, indent: str = "  ") -> List[str]:
@@ -344,12 +364,12 @@ def _scala_param(o: Option, indent: str = "  ") -> List[str]:
 
 
 def _alike(o: Option) -> Tuple[Any, ...]:
-    return (o.name, o.type, o.doc, o.choices, o.minimum, o.maximum)
+    return (o.name, o.type, o.doc, o.choices, o.minimum, o.maximum, o.max_items, o.max_length)
 
 
 def scala_param_layout() -> Tuple[Dict[str, List[Option]], Dict[str, Tuple[List[str], List[Option]]]]:
     """Group trait -> its options, and stage -> (the group traits it mixes in, its own options)."""
-    tables = stage_tables()
+    tables = {name: t for name, t in stage_tables().items() if t.jvm}
     taken: Dict[str, set] = {name: set() for name in tables}
     groups: Dict[str, List[Option]] = {}
     for g in SCALA_PARAM_GROUPS:
@@ -390,7 +410,7 @@ def _scala_trait(name: str, parents: Sequence[str], doc: str, body: List[str]) -
 def scala_params_files() -> Dict[str, str]:
     """Repository-relative path -> content of each generated Scala Params trait."""
     groups, stages = scala_param_layout()
-    tables = stage_tables()
+    tables = {name: t for name, t in stage_tables().items() if t.jvm}
     files = {
         f"{SCALA_PARAMS_DIR}/StageParams.scala": "\n".join(
             [
@@ -453,8 +473,10 @@ def _constant_comment(c: SharedConstant) -> str:
                 parts.append(line.split("#", 1)[1].strip())
                 j = i + 1
                 while j < len(source) and source[j].strip().startswith("#"):
-                    parts.append(source[j].strip()[1:].strip())
                     j += 1
+                # the comment lines below continue it, unless they head the next statement
+                if j >= len(source) or not source[j].strip():
+                    parts += [source[k].strip()[1:].strip() for k in range(i + 1, j)]
             else:
                 j = i - 1
                 while j >= 0 and source[j].strip().startswith("#"):
@@ -503,7 +525,7 @@ def generated_files() -> Dict[str, str]:
     """Repository-relative path -> the content the option table gives it."""
     out = {JSON_SNAPSHOT: json.dumps(to_json(), indent=2) + "\n", "conf/job.yaml": job_yaml()}
     out.update(scala_files())
-    for doc in ("README.md", "docs/ctc.md", "docs/evaluation.md"):
+    for doc in ("README.md", "docs/ctc.md", "docs/evaluation.md", "docs/diarization.md"):
         path = ROOT / doc
         if path.is_file():
             out[doc] = render_doc(path.read_text(encoding="utf-8"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -34,8 +35,14 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+def shown_value(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a request's value may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 15]}... ({len(text)} chars)"
+
+
 def _reason(what: str, value: Any) -> str:
-    return f"must be {what} (got {value!r})"
+    return f"must be {what} (got {shown_value(value)})"
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,11 @@ class Option:
     param-value → engine-value conversion (after ``null``). ``runtime``: the option changes where
     or how fast a stage runs, not what it writes (left out of the job's config id). ``comma``: a
     list of strings may be given as one comma-separated string (lists of numbers always may).
-    ``aliases``, ``required``, ``example``: for the command line and ``conf/job.yaml``."""
+    ``aliases``, ``required``, ``example``: for the command line and ``conf/job.yaml``.
+    ``max_items``: the most values a list holds; ``max_length``: the longest string (characters).
+    Floats are always finite. The engines' options are all bounded (a test checks it): numbers by
+    ``minimum`` and ``maximum``, lists by ``max_items``, strings by ``choices`` or ``max_length``,
+    so no value, from a request, a job file or a stage param, makes an engine call unbounded."""
 
     name: str
     type: str
@@ -67,6 +78,8 @@ class Option:
     aliases: Tuple[str, ...] = ()
     required: bool = False
     example: Any = None
+    max_items: Optional[int] = None
+    max_length: Optional[int] = None
 
     def __post_init__(self):
         if self.type not in TYPES:
@@ -94,40 +107,46 @@ class Option:
         return self.type[5:-1] if self.is_list else self.type
 
     # -- values ---------------------------------------------------------------------------------
-    def check(self, value: Any) -> Any:
+    def check(self, value: Any, strict: bool = False) -> Any:
         """``value`` as this option's type, checked against its allowed values; ``ValueError``
-        with the reason (the caller names the option: param, flag or key)."""
+        with the reason (the caller names the option: param, flag or key). ``strict`` (values from
+        JSON requests): no conversion at all: no number given as a string, no float for an integer,
+        no comma-separated or single value for a list."""
         if self.type == MAP_STRING:
             if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
                 raise ValueError(_reason("a mapping of names to values", value))
             return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
         if self.is_list:
-            if isinstance(value, str) and (self.type != LIST_STRING or self.comma):
+            if strict:
+                pass
+            elif isinstance(value, str) and (self.type != LIST_STRING or self.comma):
                 value = [x.strip() for x in value.split(",") if x.strip()]
             elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 value = [value]
             if not isinstance(value, (list, tuple)):
                 raise ValueError(_reason(f"a list of {self.type[5:-1]} values", value))
-            return [self._scalar(v, self.element_type) for v in value]
-        return self._scalar(value, self.type)
+            if self.max_items is not None and len(value) > self.max_items:
+                raise ValueError(_reason(f"a list of at most {self.max_items} values", value))
+            return [self._scalar(v, self.element_type, strict) for v in value]
+        return self._scalar(value, self.type, strict)
 
-    def _scalar(self, value: Any, kind: str) -> Any:
+    def _scalar(self, value: Any, kind: str, strict: bool = False) -> Any:
         if kind == BOOL:
             if not isinstance(value, bool):
                 raise ValueError(_reason("true or false", value))
         elif kind == INT:
-            if isinstance(value, str):
+            if isinstance(value, str) and not strict:
                 try:
                     value = int(value)
                 except ValueError:
                     pass
             if isinstance(value, bool) or not isinstance(value, int):
-                if isinstance(value, float) and value.is_integer():
+                if isinstance(value, float) and value.is_integer() and not strict:
                     value = int(value)
                 else:
                     raise ValueError(_reason("an integer" + self._range(), value))
         elif kind == FLOAT:
-            if isinstance(value, str):
+            if isinstance(value, str) and not strict:
                 try:
                     value = float(value)
                 except ValueError:
@@ -135,9 +154,13 @@ class Option:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(_reason("a number" + self._range(), value))
             value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(_reason("a finite number" + self._range(), value))
         elif kind == STRING:
             if not isinstance(value, str):
                 raise ValueError(_reason("a string", value))
+            if self.max_length is not None and len(value) > self.max_length:
+                raise ValueError(_reason(f"a string of at most {self.max_length} characters", value))
         if self.choices is not None and value not in self.choices:
             raise ValueError(_reason("one of " + ", ".join(map(str, self.choices)), value))
         if kind in (INT, FLOAT) and (
@@ -161,7 +184,12 @@ class Option:
         """The allowed values in words (docs and ``--help``)."""
         if self.choices is not None:
             return ", ".join(map(str, self.choices))
-        return self._range().strip()
+        words = [self._range().strip()] if self._range() else []
+        if self.max_items is not None:
+            words.append(f"at most {self.max_items} values")
+        if self.max_length is not None:
+            words.append(f"at most {self.max_length} characters")
+        return ", ".join(words)
 
     def to_engine(self, value: Any) -> Any:
         """A param value → the engine field's value."""

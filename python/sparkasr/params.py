@@ -29,11 +29,13 @@ from .options import BOOL, INT, LIST_STRING, MAP_STRING, STRING, Option, by_name
 
 @dataclass(frozen=True)
 class StageTable:
-    """The options of one stage, in order."""
+    """The options of one stage, in order. ``jvm``: the stage has a Scala twin (the JSON table the
+    Scala stages are tested against lists only those)."""
 
     name: str
     python_class: str
     options: Tuple[Option, ...]
+    jvm: bool = True
 
     def __post_init__(self):
         by_name(self.options)  # no option twice
@@ -108,7 +110,8 @@ def _speech_common(model_default: str) -> Tuple[Option, ...]:
             "shipModel",
             BOOL,
             True,
-            "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)",
+            "copy the model directory to the executors with the job (SparkContext.addFile; on Spark Connect a session "
+            "artifact); false: the path must be visible on every node (/Volumes/..., /dbfs/..., NFS)",
             runtime=True,
         ),
         _col(
@@ -119,8 +122,8 @@ def _speech_common(model_default: str) -> Tuple[Option, ...]:
     ) + READER_COLS
 
 
-def _stage(name: str, module: str, *parts: Sequence[Option]) -> StageTable:
-    return StageTable(name, f"{module}.{name}", tuple(o for part in parts for o in part))
+def _stage(name: str, module: str, *parts: Sequence[Option], jvm: bool = True) -> StageTable:
+    return StageTable(name, f"{module}.{name}", tuple(o for part in parts for o in part), jvm)
 
 
 def _runtime(options: Sequence[Option], *names: str) -> Tuple[Option, ...]:
@@ -130,6 +133,7 @@ def _runtime(options: Sequence[Option], *names: str) -> Tuple[Option, ...]:
 def _tables() -> Dict[str, StageTable]:
     from .ctc.engine import CTCOptions
     from .ctc.lm import BeamOptions
+    from .diarize.options import DiarizationOptions, IdentityOptions
     from .whisper.options import RuntimeOptions, WhisperOptions
 
     ctc = (
@@ -169,6 +173,73 @@ def _tables() -> Dict[str, StageTable]:
         ),
         _stage("Wav2Vec2ForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
         _stage("HubertForCTC", "sparkasr.spark.ctc", _speech_common(""), ctc_engine, ctc),
+        _stage(
+            "SpeakerDiarizer",
+            "sparkasr.spark.diarizer",
+            (
+                _spark("inputCols", LIST_STRING, ["audio_assembler"], "input audio column name", runtime=True),
+                _col("outputCol", "speakers", "output column: one chunk annotation per speaker turn"),
+                _col(
+                    "voicesCol",
+                    "",
+                    "column of each row's speakers with their voice embeddings, for SpeakerIdentity ('' = outputCol + "
+                    "'_voices')",
+                ),
+                _col(
+                    "transcriptChunksCol",
+                    "",
+                    "a timed transcript chunk column (WhisperForCTC's chunksCol) whose chunks get a 'speaker' metadata "
+                    "key, by overlap ('' = none)",
+                ),
+                _spark(
+                    "modelSource",
+                    STRING,
+                    "resemblyzer",
+                    "speaker model: resemblyzer (Resemblyzer's voice encoder as ONNX, converted once) or a directory "
+                    "holding voice_encoder.onnx",
+                ),
+                _spark(
+                    "shipModel",
+                    BOOL,
+                    True,
+                    "copy the speaker model to executors with SparkContext.addFile (false: the path must be visible on "
+                    "every node)",
+                    runtime=True,
+                ),
+                _spark(
+                    "cpuThreads",
+                    INT,
+                    0,
+                    "ONNX Runtime threads per task; 0 = spark.task.cpus inside Spark, all cores outside it",
+                    minimum=0,
+                    runtime=True,
+                ),
+            ),
+            READER_COLS,
+            options_of(DiarizationOptions),
+            jvm=False,
+        ),
+        _stage(
+            "SpeakerIdentity",
+            "sparkasr.spark.diarizer",
+            (
+                _col("speakersCol", "speakers", "SpeakerDiarizer's output column (relabelled in place)"),
+                _col("voicesCol", "speakers_voices", "SpeakerDiarizer's voices column (read, then dropped)"),
+                _col(
+                    "transcriptChunksCol",
+                    "",
+                    "a transcript chunk column with 'speaker' metadata to relabel too ('' = none)",
+                ),
+                _spark(
+                    "modelSource",
+                    STRING,
+                    "resemblyzer",
+                    "speaker model for the gallery's clips (as SpeakerDiarizer's)",
+                ),
+            ),
+            options_of(IdentityOptions),
+            jvm=False,
+        ),
         _stage(
             "WerEvaluator",
             "sparkasr.spark.evaluation",
@@ -255,6 +326,13 @@ JOB: Tuple[Option, ...] = (
     _job("partitions", INT, 0, "partitions to spread inputs over (0 = automatic)", minimum=0),
     _job("master", STRING, None, "Spark master URL (default local[*]; ignored under spark-submit)"),
     _job(
+        "remote",
+        STRING,
+        None,
+        "Spark Connect server to run on, sc://host:port (default: the SPARK_REMOTE environment variable; the output "
+        "must be a directory this machine and the server both see)",
+    ),
+    _job(
         "subtitles",
         LIST_STRING,
         [],
@@ -275,6 +353,19 @@ JOB: Tuple[Option, ...] = (
         "transcribe again the inputs whose records (same model and options) are all errors, e.g. after fixing a "
         "file's permissions; their new records supersede the errors in DIR/current",
     ),
+    _job(
+        "diarize",
+        BOOL,
+        False,
+        "who spoke when: records get speakers [{start, end, speaker}] and each chunk a speaker; subtitles mark them",
+    ),
+    _job(
+        "speakers_across_files",
+        BOOL,
+        True,
+        "with --diarize: one label per person across the run's files (SpeakerIdentity); off, labels are per file",
+    ),
+    _job("rttm", BOOL, False, "with --diarize: one RTTM file per input under DIR/rttm (for diarization tools)"),
     _job("quiet", BOOL, False, "no live progress (for schedulers)", aliases=("-q",)),
     _job("report", BOOL, True, "write the WER report when inputs have references"),
     _job(
@@ -290,6 +381,16 @@ JOB: Tuple[Option, ...] = (
 
 def transcribe_options() -> List[Option]:
     """Every option of ``sparkasr transcribe`` and its job file, in order: the job's own, then
-    the Whisper stage's engine options (decoding and runtime)."""
-    whisper = [o for o in stage_table("WhisperForCTC").options if o.config_key]
-    return list(JOB[:3]) + whisper + list(JOB[3:])
+    the Whisper stage's engine options (decoding and runtime), then the diarizer's."""
+    return list(JOB[:3]) + whisper_job_options() + diarizer_job_options() + list(JOB[3:])
+
+
+def whisper_job_options() -> List[Option]:
+    return [o for o in stage_table("WhisperForCTC").options if o.config_key]
+
+
+def diarizer_job_options() -> List[Option]:
+    """The SpeakerDiarizer and SpeakerIdentity options the job takes (``--num-speakers``, ...)."""
+    names = {o.name for o in stage_table("SpeakerIdentity").options}
+    out = [o for o in stage_table("SpeakerDiarizer").options if o.config_key]
+    return out + [o for o in stage_table("SpeakerIdentity").options if o.config_key and o.name in names]

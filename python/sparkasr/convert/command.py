@@ -3,6 +3,11 @@
     sparkasr convert --model facebook/wav2vec2-base-960h --output /models/w2v2-base-960h [--quantize int8]
     sparkasr convert --model ./my-hubert-ctc --output /models/hubert [--allow-pickle]
     sparkasr convert --model tiny.en --output /models/whisper-tiny.en-onnx [--quantize int8]
+    sparkasr convert --diarizer [--output DIR]
+
+**The speaker model** (``--diarizer``): Resemblyzer's voice encoder (``resemblyzer/pretrained.pt``
+from its PyPI wheel) as ``voice_encoder.onnx`` for the ``SpeakerDiarizer`` and ``--diarize``
+(:mod:`sparkasr.convert.voice_encoder`); by default into the model cache, where they look for it.
 
 **Whisper** (the embedded ``tiny.en``, ``base``, a CTranslate2 or Hugging Face Whisper directory:
 detected by itself; ``--whisper`` for a hub id) is written as encoder/decoder ONNX graphs in Spark
@@ -188,14 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
         "or a Whisper model (tiny.en, base, a CTranslate2 or Hugging Face Whisper directory) to ONNX.",
     )
     p.add_argument(
+        "--diarizer",
+        action="store_true",
+        help="convert the speaker model (Resemblyzer's voice encoder, from its PyPI wheel) for diarization; "
+        "--output defaults to the model cache, where SpeakerDiarizer and --diarize find it",
+    )
+    p.add_argument(
         "--model",
-        required=True,
         help="local checkpoint directory or Hub id (e.g. facebook/wav2vec2-base-960h); Whisper: tiny.en, base or a "
         "CTranslate2 / Hugging Face Whisper directory",
     )
     p.add_argument(
         "--output",
-        required=True,
         help="output directory (CTC: model.onnx + config/tokenizer files; Whisper: encoder_model.onnx, "
         "decoder_model.onnx, decoder_with_past_model.onnx, log_mel_model.onnx, assets/, sparkasr_whisper.json)",
     )
@@ -218,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def convert_main(argv: List[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.diarizer:
+        return _diarizer_main(args)
+    if not args.model or not args.output:
+        parser.error("--model and --output are required (or --diarizer)")
     if args.whisper or is_whisper_source(args.model):
         return _whisper_main(args)
     try:
@@ -234,6 +248,23 @@ def convert_main(argv: List[str]) -> int:
         print(f"sparkasr convert: error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {out / ONNX_FILE}")
+    return 0
+
+
+def _diarizer_main(args) -> int:
+    from ..diarize.models import default_encoder_dir
+    from .voice_encoder import ONNX_FILE as VOICE_ONNX
+    from .voice_encoder import VoiceEncoderUnavailable, export_voice_encoder
+
+    if args.model or args.quantize or args.whisper or args.allow_pickle or args.revision:
+        print("sparkasr convert: error: --diarizer takes only --output", file=sys.stderr)
+        return 2
+    try:
+        out = export_voice_encoder(args.output or default_encoder_dir())
+    except VoiceEncoderUnavailable as exc:
+        print(f"sparkasr convert: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out / VOICE_ONNX}")
     return 0
 
 

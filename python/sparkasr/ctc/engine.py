@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, Generator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..engines import cached_engine
+from ..engines import cached_engine, run_steps
 from ..options import BOOL, FLOAT, INT, LIST_FLOAT, STRING, option, validate
 from ..records import AudioItem, Chunk, Transcript, error_transcript
 from . import decode as D
@@ -49,7 +50,7 @@ def _strides(value) -> Optional[Tuple[float, float]]:
 class CTCOptions:
     """Inference and decoding options (hashable: engines are cached per distinct value)."""
 
-    batch_size: int = option("batchSize", INT, 8, "rows decoded together in one model call", minimum=1)
+    batch_size: int = option("batchSize", INT, 8, "rows decoded together in one model call", minimum=1, maximum=1024)
     timestamps: str = option(
         "timestamps",
         STRING,
@@ -63,6 +64,7 @@ class CTCOptions:
         0.0,
         "long audio: chunk length in seconds (0 = only rows longer than maxUnchunkedS are chunked)",
         minimum=0.0,
+        maximum=600.0,
     )
     stride_length_s: Optional[Tuple[float, float]] = option(
         "strideLengthS",
@@ -70,6 +72,8 @@ class CTCOptions:
         [],
         "overlap dropped on each side of a chunk, [left, right] seconds ([] = chunkLengthS/6)",
         minimum=0.0,
+        maximum=300.0,
+        max_items=2,
         null=[],
         convert=_strides,
     )
@@ -79,6 +83,7 @@ class CTCOptions:
         60.0,
         "rows longer than this are always chunked (bounded memory)",
         minimum=1.0,
+        maximum=3600.0,
     )
     auto_chunk_length_s: float = 30.0  # the chunk length used then
     max_batch_samples: int = 16000 * 240  # rows x padded length per inference call (memory bound)
@@ -89,6 +94,7 @@ class CTCOptions:
         0,
         "ONNX Runtime threads per task; 0 = spark.task.cpus inside Spark, all cores outside it",
         minimum=0,
+        maximum=1024,
         key="threads",
     )
     backend: str = option(
@@ -262,8 +268,35 @@ class CTCEngine:
             return D.plan_chunks(n, chunk_len, left, right)
         return [D.ChunkSpan(0, n, 0, 0)]
 
+    def transcribe_steps(
+        self, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
+    ) -> Generator[None, None, Transcript]:
+        """``transcribe_batch([item])[0]`` in steps: a generator that yields after each model call
+        (a batch of a long row's chunks, batched as :meth:`transcribe_batch` batches them) and
+        returns the transcript, so that a server can run other requests between them. ``around()``:
+        a context manager every model call runs in."""
+        try:
+            plan = self._plan(item)
+        except Exception:
+            return self.transcribe_batch([item])[0]  # words the error as a batch does
+        if isinstance(plan, Transcript):
+            return plan
+        samples = np.asarray(item.samples, dtype=np.float32).reshape(-1)
+        units = [_Unit(0, sp, prepare(samples[sp.start : sp.end], self.features)) for sp in plan]
+        logits, failed = yield from self._infer_steps(units, around or nullcontext)
+        if failed:
+            return error_transcript(item, f"inference failed: {failed[0]}")
+        try:
+            return self._finish(item, plan, logits)
+        except Exception as exc:
+            return error_transcript(item, f"decoding failed: {type(exc).__name__}: {exc}")
+
     def _infer(self, units: List[_Unit]) -> Tuple[List[Optional[np.ndarray]], Dict[int, str]]:
         """Logits per unit, trimmed to the unit's own frame count; failures per item."""
+        return run_steps(self._infer_steps(units))
+
+    def _infer_steps(self, units: List[_Unit], around: Callable[[], ContextManager] = nullcontext):
+        """:meth:`_infer`, yielding after each model call (each inside ``around()``)."""
         out: List[Optional[np.ndarray]] = [None] * len(units)
         failed: Dict[int, str] = {}
         lengths = [len(u.values) for u in units]
@@ -276,7 +309,8 @@ class CTCEngine:
         )
         for g in groups:
             try:
-                self._run_group(units, g, out)
+                with around():
+                    self._run_group(units, g, out)
             except Exception as exc:
                 if len(g) == 1:
                     failed[units[g[0]].item] = f"{type(exc).__name__}: {exc}"
@@ -284,9 +318,11 @@ class CTCEngine:
                 log.warning("CTC batch of %d failed (%s); retrying one at a time", len(g), exc)
                 for j in g:
                     try:
-                        self._run_group(units, [j], out)
+                        with around():
+                            self._run_group(units, [j], out)
                     except Exception as exc1:
                         failed[units[j].item] = f"{type(exc1).__name__}: {exc1}"
+            yield
         return out, failed
 
     def _run_group(self, units: List[_Unit], group: List[int], out: List[Optional[np.ndarray]]) -> None:

@@ -29,14 +29,15 @@ class BeamOptions:
 
     kenlm_model_path: Optional[str] = None  # .arpa (slow to load) or KenLM binary (the stage's lmPath)
     unigrams: Optional[Tuple[str, ...]] = None  # known words; read from the ARPA file when None
-    alpha: float = option("lmAlpha", FLOAT, 0.5, "LM weight (shallow fusion)")
-    beta: float = option("lmBeta", FLOAT, 1.5, "word insertion bonus")
+    alpha: float = option("lmAlpha", FLOAT, 0.5, "LM weight (shallow fusion)", minimum=0.0, maximum=10.0)
+    beta: float = option("lmBeta", FLOAT, 1.5, "word insertion bonus", minimum=-20.0, maximum=20.0)
     beam_width: int = option(
         "beamWidth",
         INT,
         0,
         "beam width of the LM beam search (0 = greedy decoding unless lmPath or hotwords are set, then 100)",
         minimum=0,
+        maximum=1024,
         convert=_default_width,
     )
     beam_prune_logp: float = -10.0
@@ -46,8 +47,10 @@ class BeamOptions:
         LIST_STRING,
         [],
         "words to favour in beam search (set lmPath or beamWidth > 0 to enable)",
+        max_items=1000,
+        max_length=100,
     )
-    hotword_weight: float = option("hotwordWeight", FLOAT, 10.0, "weight of the hotwords")
+    hotword_weight: float = option("hotwordWeight", FLOAT, 10.0, "weight of the hotwords", minimum=0.0, maximum=100.0)
     unk_score_offset: float = -10.0
 
     def __post_init__(self):

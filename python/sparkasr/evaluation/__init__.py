@@ -1,10 +1,11 @@
-"""WER/CER evaluation: normalisers, additive alignment counts, corpus metrics and reports.
+"""WER/CER and diarization error rate: normalisers, additive alignment counts, corpus metrics,
+bootstrap intervals and reports.
 
 This package is plain Python (no Spark). The distributed layer lives in
 :mod:`sparkasr.spark.evaluation` (``WerEvaluator``, ``evaluate_wer``).
 """
 
-from .bootstrap import Interval, bootstrap_difference, bootstrap_rate
+from .bootstrap import Interval, bootstrap_difference, bootstrap_rate, bootstrap_ratio
 from .counts import (
     COUNT_FIELDS,
     METRICS,
@@ -20,11 +21,30 @@ from .counts import (
     word_alignment,
     words,
 )
+from .diarization import (
+    COLLAR_S,
+    DerCounts,
+    DiarizationStats,
+    corpus_der,
+    diarization_stats,
+    optimal_mapping,
+    read_rttm,
+    to_rttm,
+)
 from .normalizers import NORMALIZERS, Compose, Normalizer, get_normalizer, normalizer_name
 from .report import render_markdown, write_metrics_json, write_report
 
 __all__ = [
+    "COLLAR_S",
     "COUNT_FIELDS",
+    "DerCounts",
+    "DiarizationStats",
+    "corpus_der",
+    "diarization_stats",
+    "optimal_mapping",
+    "read_rttm",
+    "to_rttm",
+    "bootstrap_ratio",
     "METRICS",
     "NORMALIZERS",
     "Accumulator",

@@ -11,6 +11,7 @@ one that the choice of files could produce. Seeded: the same counts give the sam
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Iterator, Sequence, Tuple
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from .counts import ErrorCounts
 
-__all__ = ["Interval", "bootstrap_rate", "bootstrap_difference"]
+__all__ = ["Interval", "bootstrap_rate", "bootstrap_ratio", "bootstrap_difference"]
 
 _CHUNK = 1000  # resamples per weight matrix (bounded memory for large corpora)
 
@@ -96,12 +97,34 @@ def bootstrap_rate(
     and its bootstrap interval over the units."""
     _check(counts, resamples, level)
     num, den = _num_den(counts, metric)
-    total = ErrorCounts.sum(counts)
+    interval = bootstrap_ratio(num, den, resamples=resamples, level=level, seed=seed)
+    return dataclasses.replace(interval, estimate=float(ErrorCounts.sum(counts).metric(metric)))
+
+
+def bootstrap_ratio(
+    numerators: Sequence[float],
+    denominators: Sequence[float],
+    *,
+    resamples: int = 10000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """``sum(numerators) / sum(denominators)`` (one pair per unit: errors and reference length of a
+    file, in words or in seconds, as DER counts them) and its bootstrap interval over the units."""
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+    if len(num) != len(den):
+        raise ValueError(f"{len(num)} numerators for {len(den)} denominators")
+    if len(num) == 0:
+        raise ValueError("no units to resample")
+    if resamples < 1 or not (0.0 < level < 1.0):
+        raise ValueError("resamples must be >= 1 and level in (0, 1)")
     stats = []
     with np.errstate(invalid="ignore", divide="ignore"):
-        for w in _weights(len(counts), resamples, seed):
+        estimate = num.sum() / den.sum() if den.sum() else float("nan")
+        for w in _weights(len(num), resamples, seed):
             stats.append((w @ num) / (w @ den))
-    return _interval(total.metric(metric), np.concatenate(stats), level, resamples, len(counts))
+    return _interval(float(estimate), np.concatenate(stats), level, resamples, len(num))
 
 
 def bootstrap_difference(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ..options import Option
-from ..params import JOB, transcribe_options
+from ..params import JOB, diarizer_job_options, stage_table, transcribe_options, whisper_job_options
 
 
 class ConfigError(ValueError):
@@ -65,6 +65,20 @@ def merge(file_values: Dict[str, Any], flag_values: Dict[str, Any]) -> Dict[str,
     return merged
 
 
+def _params(cfg: Dict[str, Any], options) -> Dict[str, Any]:
+    return {o.name: cfg[o.config_key] for o in options if cfg.get(o.config_key) is not None}
+
+
 def stage_params(cfg: Dict[str, Any]) -> Dict[str, Any]:
     """The WhisperForCTC params a merged job config sets (by param name)."""
-    return {opt.name: cfg[key] for key, opt in KEYS.items() if key not in _JOB_KEYS and cfg.get(key) is not None}
+    return _params(cfg, whisper_job_options())
+
+
+def diarizer_params(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The SpeakerDiarizer params a merged job config sets (by param name)."""
+    return _params(cfg, [o for o in diarizer_job_options() if o.name in stage_table("SpeakerDiarizer").names])
+
+
+def identity_params(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The SpeakerIdentity params a merged job config sets (by param name)."""
+    return _params(cfg, [o for o in diarizer_job_options() if o.name in stage_table("SpeakerIdentity").names])

@@ -16,6 +16,12 @@ under ``DIR/transcripts/run=<id>/``, and the current view ``DIR/current/``.
 * **The current view.** ``DIR/current/`` holds one record per input of the latest finished run,
   for its model and options: the newest record of each input, whether transcribed by that run or
   kept from an earlier one. ``DIR/transcripts/`` is the history (every record of every run).
+* **On a Spark Connect session** the client has no Hadoop FileSystem: ``DIR`` must be a directory
+  that the client and the server both see (the same machine, a shared mount, ``/Volumes/...`` or
+  ``/dbfs/...`` on Databricks), which the job checks before any work
+  (:func:`sparkasr.job.run.check_output_shared`); the lock is the ``flock`` above, and the runs'
+  files are listed, cleaned and renamed by the client itself. A Hadoop URI (``s3a://``...) is
+  refused before the session starts.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import json
 import os
 import socket
 import time
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from ..paths import is_remote_uri, local_path
@@ -178,14 +185,93 @@ class OutputLock:
 
 
 # ---------------------------------------------------------------------------------------------
-# Runs and records (Hadoop FileSystem API: local, HDFS, S3, DBFS alike)
+# Runs and records: Hadoop's FileSystem API through the JVM (classic: local, HDFS, S3, DBFS alike),
+# or this process's own filesystem (Spark Connect: the output is a directory the client and the
+# server both see, checked before the run starts)
 # ---------------------------------------------------------------------------------------------
 
 
 def hadoop_fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
+    from ..spark.session import hadoop_jvm
+
+    jvm, conf = hadoop_jvm(spark, f"the output directory's files ({path})")
     p = jvm.org.apache.hadoop.fs.Path(path)
-    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p, jvm
+    return p.getFileSystem(conf), p, jvm
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One directory entry: its name, its URI (as Hadoop writes it), and whether it is a directory."""
+
+    name: str
+    uri: str
+    is_dir: bool
+    length: int
+
+
+class _HadoopFiles:
+    """The output's files through Hadoop's FileSystem (a classic session's JVM)."""
+
+    def __init__(self, spark):
+        self.spark = spark
+
+    def exists(self, uri: str) -> bool:
+        fs, p, _ = hadoop_fs(self.spark, uri)
+        return bool(fs.exists(p))
+
+    def listdir(self, uri: str) -> List[Entry]:
+        fs, p, _ = hadoop_fs(self.spark, uri)
+        return [
+            Entry(st.getPath().getName(), st.getPath().toString(), bool(st.isDirectory()), int(st.getLen()))
+            for st in fs.listStatus(p)
+        ]
+
+    def delete(self, uri: str) -> None:
+        fs, p, _ = hadoop_fs(self.spark, uri)
+        fs.delete(p, True)
+
+    def rename(self, src: str, dst: str) -> bool:
+        fs, p, jvm = hadoop_fs(self.spark, src)
+        return bool(fs.rename(p, jvm.org.apache.hadoop.fs.Path(dst)))
+
+
+class _LocalFiles:
+    """The output's files through this process's filesystem (Spark Connect: a directory both see)."""
+
+    def exists(self, uri: str) -> bool:
+        return os.path.exists(local_path(uri))
+
+    def listdir(self, uri: str) -> List[Entry]:
+        root = local_path(uri)
+        out = []
+        for name in sorted(os.listdir(root)):
+            full = os.path.join(root, name)
+            is_dir = os.path.isdir(full)
+            out.append(Entry(name, "file:" + full, is_dir, 0 if is_dir else os.path.getsize(full)))
+        return out
+
+    def delete(self, uri: str) -> None:
+        import shutil
+
+        p = local_path(uri)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+
+    def rename(self, src: str, dst: str) -> bool:
+        try:
+            os.rename(local_path(src), local_path(dst))
+            return True
+        except OSError:
+            return False
+
+
+def output_files(spark):
+    """The output directory's filesystem operations for ``spark`` (see above)."""
+    from ..spark.session import is_connect
+
+    return _LocalFiles() if is_connect(spark) else _HadoopFiles(spark)
 
 
 def hadoop_uri(path: str) -> str:
@@ -202,27 +288,27 @@ def run_files(spark, records_root: str, clean: bool = False) -> Tuple[List[str],
 
     ``clean`` (only under the output lock): remove what interrupted runs left uncommitted
     (their ``_temporary`` directories)."""
-    fs, root, jvm = hadoop_fs(spark, hadoop_uri(records_root))
+    fs = output_files(spark)
+    root = hadoop_uri(records_root)
     if not fs.exists(root):
         return [], []
     files, finished = [], []
-    for st in fs.listStatus(root):
-        name = st.getPath().getName()
-        if not st.isDirectory() or not name.startswith("run="):
+    for run in fs.listdir(root):
+        if not run.is_dir or not run.name.startswith("run="):
             continue
-        run_id = name[len("run=") :]
-        if fs.exists(jvm.org.apache.hadoop.fs.Path(st.getPath(), "_SUCCESS")):
+        run_id = run.name[len("run=") :]
+        entries = fs.listdir(run.uri)
+        if any(e.name == "_SUCCESS" for e in entries):
             finished.append(run_id)
         parts = []
-        for f in fs.listStatus(st.getPath()):
-            fname = f.getPath().getName()
-            if f.isDirectory():
-                if clean and fname == "_temporary":
-                    fs.delete(f.getPath(), True)
-            elif fname.startswith("part-") and f.getLen() > 0:
-                parts.append(f.getPath().toString())
+        for f in entries:
+            if f.is_dir:
+                if clean and f.name == "_temporary":
+                    fs.delete(f.uri)
+            elif f.name.startswith("part-") and f.length > 0:
+                parts.append(f.uri)
         if clean and not parts and run_id not in finished:
-            fs.delete(st.getPath(), True)  # a run that committed nothing
+            fs.delete(run.uri)  # a run that committed nothing
         files.extend(parts)
     return sorted(files), sorted(finished)
 
@@ -258,9 +344,9 @@ def write_current(spark, output: str, records, fmt: str, run_id: str) -> str:
         writer.parquet(tmp)
     else:
         writer.option("ignoreNullFields", "false").json(tmp)
-    fs, t, jvm = hadoop_fs(spark, target)
-    if fs.exists(t):
-        fs.delete(t, True)
-    if not fs.rename(jvm.org.apache.hadoop.fs.Path(tmp), t):
+    fs = output_files(spark)
+    if fs.exists(target):
+        fs.delete(target)
+    if not fs.rename(tmp, target):
         raise OSError(f"could not move {tmp} to {target}")
     return f"{output.rstrip('/')}/{CURRENT}"

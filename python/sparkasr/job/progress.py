@@ -10,12 +10,21 @@ listens there and prints a line every ``interval`` seconds: files done (from acc
 end), audio hours done (from the reports, per file the furthest point reached), errors, speed and
 an ETA from the audio still to do.
 
+On a Spark Connect session there are no accumulators: files, errors and finished audio are counted
+from the records the job's tasks have committed (each finished task's part file, read by this
+client from the run's directory, :class:`CommittedRecords`); the address goes to the tasks as a
+session conf (:func:`sparkasr.spark.session.job_property`), and the in-file reports arrive where
+the executors can reach this client (a server on this machine or its network), else the line
+counts finished files only.
+
 Outside a Spark job (engines used directly, ``LightPipeline``) :func:`advance` does nothing.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import socket
 import threading
 import time
@@ -67,14 +76,62 @@ def task_address() -> Optional[str]:
         from pyspark import TaskContext
 
         tc = TaskContext.get()
-        return tc.getLocalProperty(PROPERTY) if tc is not None else None
+        if tc is None:
+            return None
+        # classic: the job's local property; Spark Connect: the session conf of the same name
+        return tc.getLocalProperty(PROPERTY) or tc.getLocalProperty("spark." + PROPERTY)
     except Exception:
         return None
 
 
-def _driver_host(spark) -> str:
-    conf = spark.sparkContext.getConf()
-    return conf.get("spark.driver.bindAddress", None) or conf.get("spark.driver.host", "127.0.0.1")
+class CommittedRecords:
+    """Files, errors and audio seconds of the records the tasks of a run have committed so far
+    (the ``part-*`` files in its directory, each read once: a committed file never changes)."""
+
+    def __init__(self, run_dir: str, fmt: str):
+        self.run_dir = run_dir
+        self.fmt = fmt
+        self._seen: Dict[str, Tuple[int, float, int]] = {}
+
+    def _count(self, path: str) -> Tuple[int, float, int]:
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            t = pq.read_table(path, columns=["duration_s", "error"])
+            durations = [d for d in t.column("duration_s").to_pylist() if d is not None]
+            return t.num_rows, float(sum(durations)), t.num_rows - t.column("error").null_count
+        files, audio, errors = 0, 0.0, 0
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    files += 1
+                    audio += float(r.get("duration_s") or 0.0)
+                    errors += r.get("error") is not None
+        return files, audio, errors
+
+    def totals(self) -> Tuple[int, float, int]:
+        if not self.run_dir:
+            return 0, 0.0, 0
+        for path in glob.glob(os.path.join(glob.escape(self.run_dir), "part-*")):
+            if path not in self._seen:
+                try:
+                    self._seen[path] = self._count(path)
+                except (OSError, ValueError):
+                    pass  # being committed: read next time
+        values = list(self._seen.values())
+        return sum(v[0] for v in values), sum(v[1] for v in values), sum(v[2] for v in values)
+
+
+class _Counter:
+    """A read-only stand-in for an accumulator (``.value``) backed by :class:`CommittedRecords`."""
+
+    def __init__(self, records: CommittedRecords, index: int):
+        self.records, self.index = records, index
+
+    @property
+    def value(self):
+        return self.records.totals()[self.index]
 
 
 class Progress:
@@ -83,11 +140,20 @@ class Progress:
     around the job's Spark action, with :meth:`counting` on its records and :attr:`address` set as
     the jobs' ``sparkasr.progress`` local property."""
 
-    def __init__(self, spark, total: int, quiet: bool, interval: float = 10.0):
-        sc = spark.sparkContext
-        self.files = sc.accumulator(0)
-        self.audio = sc.accumulator(0.0)
-        self.errors = sc.accumulator(0)
+    def __init__(self, spark, total: int, quiet: bool, interval: float = 10.0, run_dir: str = "", fmt: str = "jsonl"):
+        from ..paths import local_path
+        from ..spark.session import is_connect, listener_host
+
+        self.connect = is_connect(spark)
+        if self.connect:
+            # no accumulators on Connect: the run's committed records are counted instead
+            records = CommittedRecords(local_path(run_dir), fmt)
+            self.files, self.audio, self.errors = (_Counter(records, i) for i in range(3))
+        else:
+            sc = spark.sparkContext
+            self.files = sc.accumulator(0)
+            self.audio = sc.accumulator(0.0)
+            self.errors = sc.accumulator(0)
         self.total = total
         self.quiet = quiet
         self.interval = interval
@@ -97,7 +163,7 @@ class Progress:
         self.reports = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        host = _driver_host(spark)
+        host = listener_host(spark)
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind((host, 0))
         self._sock.settimeout(0.5)
@@ -175,7 +241,10 @@ class Progress:
         self._stop.set()  # the printer stops; the listener drains and stops too
 
     def counting(self, df):
-        """Pass records through unchanged while counting them into the accumulators."""
+        """Pass records through unchanged while counting them into the accumulators (classic;
+        on Connect the committed records are counted, and ``df`` is returned as it is)."""
+        if self.connect:
+            return df
         files, audio, errors = self.files, self.audio, self.errors
 
         def run(batches):

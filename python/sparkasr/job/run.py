@@ -8,6 +8,12 @@ Inputs: audio files, directories (recursive), globs, any Hadoop URI, or manifest
     chunks: array<struct<text: string, timestamp: array<double>>>, error, model, <carried columns>,
     input_id, config_id
 
+With ``diarize`` (:mod:`sparkasr.diarize`): ``speakers: array<struct<start, end, speaker>>`` after
+``chunks``, each chunk a ``speaker``, and labels shared by one person across the run's files
+(``speakers_across_files``: the stages' output is persisted, SpeakerIdentity fits on it, and the
+records are written from it; an interrupted diarized run keeps nothing). ``speaker_embeddings``
+(each speaker's voiceprint) only when asked.
+
 Local inputs are listed by the driver (:mod:`sparkasr.job.listing`) and read by the Python workers
 themselves (path mode: bounded memory, no audio bytes through the JVM); other URIs go through
 Spark's ``binaryFile`` source. Record paths have one plain form (:func:`~sparkasr.job.listing.plain_path`).
@@ -16,6 +22,7 @@ The output directory's layout, lock and current view: :mod:`sparkasr.job.output`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -47,6 +54,8 @@ RECORD_COLUMNS = (
     "language_probability",
     "duration_s",
     "chunks",
+    "speakers",
+    "speaker_embeddings",
     "error",
     "model",
     "input_id",
@@ -165,6 +174,63 @@ def check_output(output: str, overwrite: bool = True) -> None:
         raise SetupError(f"output directory {output} is not writable ({exc.strerror or exc})") from None
 
 
+def refuse_remote_output_on_connect(output: str) -> None:
+    """A Spark Connect client cannot lock, list or rename files on a Hadoop URI: refuse it before
+    the session starts (see :mod:`sparkasr.job.output`)."""
+    if is_remote_uri(output):
+        raise SetupError(
+            f"output {output} is a Hadoop URI, which a Spark Connect client cannot lock, list or rename; with "
+            "--remote (or SPARK_REMOTE) use a directory this machine and the server both see (a shared mount, "
+            "/Volumes/... or /dbfs/... on Databricks)"
+        )
+
+
+def check_output_shared(spark, output: str) -> None:
+    """Connect: the server must see the output directory this client locks and lists, and
+    writes the current view in: a token written here is read back through the session."""
+    import uuid
+
+    from pyspark.sql.utils import AnalysisException
+
+    refuse_remote_output_on_connect(output)
+    token = uuid.uuid4().hex
+    probe = os.path.join(local_path(output), f"sparkasr-visible-{token}.txt")
+    with open(probe, "w") as f:
+        f.write(token)
+    try:
+        seen = [r[0] for r in spark.read.text(hadoop_uri(probe)).collect()]
+    except AnalysisException:
+        seen = []
+    finally:
+        os.remove(probe)
+    if seen != [token]:
+        raise SetupError(
+            f"output {output} is a directory of this machine that the Spark Connect server does not see; use a "
+            "directory both see (a shared mount, /Volumes/... or /dbfs/... on Databricks)"
+        )
+
+
+def check_inputs_visible(spark, paths: Sequence[str]) -> None:
+    """Connect: the local files this client listed (audio, manifests) must be the server's too;
+    the first of each kind is looked up through the session (its listing only, no content)."""
+    from pyspark.sql.utils import AnalysisException
+
+    probes = [local_path(p) for p in paths if p]
+    if not probes:
+        return
+    try:
+        rows = spark.read.format("binaryFile").load([hadoop_uri(p) for p in probes]).select("path", "length").collect()
+    except AnalysisException:
+        rows = []
+    seen = {local_path(r["path"]): int(r["length"]) for r in rows}
+    for p in probes:
+        if seen.get(os.path.abspath(p)) != os.path.getsize(p):
+            raise SetupError(
+                f"input {p} is a file of this machine that the Spark Connect server does not see; give inputs by a "
+                "path both see (a shared mount, /Volumes/... or /dbfs/... on Databricks) or by a URI the cluster reads"
+            )
+
+
 def _read_manifest(spark, path: str):
     from pyspark.sql import functions as F
 
@@ -273,6 +339,52 @@ def with_subtitle_timestamps(params: Dict[str, Any], subtitles: Sequence[str]) -
     return {**params, "timestamps": params.get("timestamps") or "word"}
 
 
+@dataclass
+class Diarizing:
+    """What the job's ``--diarize`` asks for: the SpeakerDiarizer and SpeakerIdentity params, whether
+    labels are shared across files, RTTM files."""
+
+    on: bool = False
+    diarizer: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    identity: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    across_files: bool = True
+    rttm: bool = False
+
+    def stages(self):
+        """The SpeakerDiarizer (params checked), or None."""
+        if not self.on:
+            if self.rttm:
+                raise SetupError("--rttm needs --diarize")
+            return None
+        from ..spark.diarizer import SpeakerDiarizer, SpeakerIdentity
+
+        SpeakerIdentity(**self.identity)  # checked before any work
+        return SpeakerDiarizer(**self.diarizer)
+
+    def config(self) -> Dict[str, Any]:
+        """What the config id adds for a diarized run (a run with other speaker options is another)."""
+        if not self.on:
+            return {}
+        return {"diarize": True, "across_files": self.across_files, **self.diarizer, **self.identity}
+
+    def apply(self, diarizer, out, in_col: str, chunks_col: str):
+        """``out`` diarized (and, across files, relabelled by a SpeakerIdentity fitted on it); the
+        persisted frame to unpersist after writing, or None."""
+        from pyspark import StorageLevel
+
+        diarizer.setParams(inputCols=[in_col], pathCol="path", transcriptChunksCol=chunks_col or "")
+        out = diarizer.transform(out)
+        if not self.across_files:
+            return out, None
+        from ..spark.diarizer import SpeakerIdentity
+
+        out = out.persist(StorageLevel.MEMORY_AND_DISK)
+        identity = SpeakerIdentity(
+            voicesCol=diarizer.getVoicesCol(), transcriptChunksCol=chunks_col or "", **self.identity
+        )
+        return identity.fit(out).transform(out), out
+
+
 def config_id(model_name: str, params: Dict[str, Any]) -> str:
     """Stable id of what determines a transcript: model + decoding options (not runtime knobs)."""
     import hashlib
@@ -313,12 +425,14 @@ class Interruption:
         self._signalled.set()
 
     def _cancel_on_signal(self):
+        from ..spark.session import cancel_all, set_log_level
+
         self._signalled.wait()
         if self._closed:
             return
         try:
-            self.spark.sparkContext.setLogLevel("OFF")  # cancelled tasks are not errors to report
-            self.spark.sparkContext.cancelAllJobs()
+            set_log_level(self.spark, "OFF")  # cancelled tasks are not errors to report
+            cancel_all(self.spark)
         except Exception:
             pass
 
@@ -338,24 +452,43 @@ class Interruption:
             self._signalled.set()  # let the waiting thread end
 
 
-def _records_frame(asr, out, df, cfg_id: str):
-    """The record columns from the stage's output."""
+def _records_frame(asr, out, df, cfg_id: str, diarize: bool = False, voiceprints: bool = False):
+    """The record columns from the stages' output."""
     from pyspark.sql import functions as F
 
     doc = F.col("transcription")[0]
     carried = [c for c in df.columns if c not in ("path", "content", "input_id", "length", "modificationTime")]
     chunks_col = asr.getChunksCol()
-    chunk_expr = (
-        F.transform(
-            F.col(chunks_col),
-            lambda c: F.struct(
-                c["result"].alias("text"),
-                F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias("timestamp"),
-            ),
+
+    def chunk(c):
+        fields = [
+            c["result"].alias("text"),
+            F.array(c["metadata"]["start"].cast("double"), c["metadata"]["end"].cast("double")).alias("timestamp"),
+        ]
+        return F.struct(*fields, c["metadata"]["speaker"].alias("speaker")) if diarize else F.struct(*fields)
+
+    empty = "array<struct<text:string,timestamp:array<double>" + (",speaker:string" if diarize else "") + ">>"
+    chunk_expr = F.transform(F.col(chunks_col), chunk) if chunks_col else F.array().cast(empty)
+    speakers = []
+    if diarize:
+        turns = F.filter(F.col("speakers"), lambda a: a["metadata"]["start"].isNotNull())
+        speakers.append(
+            F.transform(
+                turns,
+                lambda a: F.struct(
+                    a["metadata"]["start"].cast("double").alias("start"),
+                    a["metadata"]["end"].cast("double").alias("end"),
+                    a["metadata"]["speaker"].alias("speaker"),
+                ),
+            ).alias("speakers")
         )
-        if chunks_col
-        else F.array().cast("array<struct<text:string,timestamp:array<double>>>")
-    )
+        if voiceprints:
+            speakers.append(
+                F.transform(
+                    F.col("speakers_voices"),
+                    lambda a: F.struct(a["result"].alias("speaker"), a["embeddings"].alias("embedding")),
+                ).alias("speaker_embeddings")
+            )
     return out.select(
         F.col("path"),
         F.coalesce(doc["result"], F.lit("")).alias("text"),
@@ -363,6 +496,7 @@ def _records_frame(asr, out, df, cfg_id: str):
         doc["metadata"]["language_probability"].cast("double").alias("language_probability"),
         doc["metadata"]["duration_s"].cast("double").alias("duration_s"),
         chunk_expr.alias("chunks"),
+        *speakers,
         doc["metadata"]["error"].alias("error"),
         F.lit(asr._model_name()).alias("model"),
         *[F.col(c) for c in carried],
@@ -394,8 +528,8 @@ def _kept(spark, run_dir: str, fmt: str) -> int:
 
 def _in_record_order(df):
     """Records' columns in their documented order (JSON schema inference sorts them by name)."""
-    head = [c for c in RECORD_COLUMNS[:8] if c in df.columns]
-    tail = [c for c in RECORD_COLUMNS[8:] if c in df.columns]
+    head = [c for c in RECORD_COLUMNS[:10] if c in df.columns]
+    tail = [c for c in RECORD_COLUMNS[10:] if c in df.columns]
     return df.select(*head, *[c for c in df.columns if c not in RECORD_COLUMNS], *tail)
 
 
@@ -414,7 +548,7 @@ def write_subtitles(records, out_dir: str, kinds: Sequence[str]) -> None:
         for r in rows:
             if r["error"] or not r["chunks"]:
                 continue
-            cues = cues_from_chunks([{"text": c["text"], "timestamp": c["timestamp"]} for c in r["chunks"]])
+            cues = cues_from_chunks([c.asDict() for c in r["chunks"]])
             name = safe_name(r["path"])
             for k in kinds:
                 body = to_srt(cues) if k == "srt" else to_vtt(cues)
@@ -424,6 +558,28 @@ def write_subtitles(records, out_dir: str, kinds: Sequence[str]) -> None:
                 os.replace(tmp, os.path.join(local, f"{name}.{k}"))
 
     records.select("path", "chunks", "error").foreachPartition(part)
+
+
+def write_rttm(records, out_dir: str) -> None:
+    """One ``<safe name>.rttm`` per diarized file (its speaker turns), written by the executors."""
+    local = local_path(out_dir)
+    os.makedirs(local, exist_ok=True)
+
+    def part(rows):
+        from ..evaluation.diarization import to_rttm
+        from .subtitles import safe_name
+
+        for r in rows:
+            if r["error"] or r["speakers"] is None:
+                continue
+            name = safe_name(r["path"])
+            body = to_rttm(name, [(s["start"], s["end"], s["speaker"]) for s in r["speakers"]])
+            tmp = os.path.join(local, f".{name}.rttm.tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(body)
+            os.replace(tmp, os.path.join(local, f"{name}.rttm"))
+
+    records.select("path", "speakers", "error").foreachPartition(part)
 
 
 def run_transcription(
@@ -442,6 +598,11 @@ def run_transcription(
     quiet: bool = True,
     interruption: Optional[Interruption] = None,
     progress_interval: float = 10.0,
+    diarize: bool = False,
+    diarizer_params: Optional[Dict[str, Any]] = None,
+    identity_params: Optional[Dict[str, Any]] = None,
+    speakers_across_files: bool = True,
+    rttm: bool = False,
 ) -> JobResult:
     """Transcribe ``inputs`` into ``output`` (see the module docstring and :mod:`sparkasr.job.output`).
 
@@ -469,6 +630,9 @@ def run_transcription(
                 quiet=quiet,
                 interruption=interruption,
                 progress_interval=progress_interval,
+                diarization=Diarizing(
+                    diarize, diarizer_params or {}, identity_params or {}, speakers_across_files, rttm
+                ),
             )
         except Interrupted:
             raise
@@ -494,9 +658,11 @@ def _run(
     quiet,
     interruption,
     progress_interval,
+    diarization: Diarizing,
 ) -> JobResult:
     from pyspark.sql import functions as F
 
+    from ..spark.session import check_python_workers, default_parallelism, is_connect, job_property
     from ..spark.whisper import WhisperForCTC
     from .progress import PROPERTY, Progress
 
@@ -507,10 +673,19 @@ def _run(
     check_output(output)
     asr = WhisperForCTC.pretrained(model) if model else WhisperForCTC.pretrained()
     asr.setParams(**with_subtitle_timestamps(whisper_params or {}, subtitles))
-    cfg_id = config_id(asr._model_name(), {p.name: v for p, v in asr.extractParamMap().items()})
+    diarizer = diarization.stages()
+    cfg_id = config_id(
+        asr._model_name(), {**{p.name: v for p, v in asr.extractParamMap().items()}, **diarization.config()}
+    )
     out_root = output.rstrip("/")
     records_root = f"{out_root}/{RUNS}"
     listing = list_local([p for p in audio if not is_remote_uri(p)])
+    if is_connect(spark):
+        check_output_shared(spark, output)
+        # one listed file (a name Spark's listing shows) and each local manifest
+        shown = [f for f in listing.files if not any(part[:1] in "._" for part in f.split("/")[1:])]
+        check_inputs_visible(spark, shown[:1] + [m for m in manifests if not is_remote_uri(m)])
+    check_python_workers(spark)
 
     frame = build_input_frame(spark, audio, manifests, listing)
     if frame is None:
@@ -538,32 +713,39 @@ def _run(
     target = f"{records_root}/run={run_id}"
     if n > 0:
         if partitions <= 0:
-            dp = spark.sparkContext.defaultParallelism
+            dp = default_parallelism(spark)
             partitions = max(1, min(n, max(dp * 4, n // 64)))
         todo = todo.repartition(partitions)
         in_col = "content" if "content" in todo.columns else "path"
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
-        records = _records_frame(asr, asr.transform(todo), todo, cfg_id)
-        progress = Progress(spark, n, quiet, interval=progress_interval)
-        records = progress.counting(records)
-        sc = spark.sparkContext
-        # Algorithm 2: each task's file moves into the run directory when the task finishes, so an
-        # interrupted run keeps every finished task (v1 would move them only when all are done).
-        writer = records.write.mode("errorifexists").option("mapreduce.fileoutputcommitter.algorithm.version", "2")
-        sc.setLocalProperty(PROPERTY, progress.address)
+        out = asr.transform(todo)
+        cached = None
+        progress = Progress(spark, n, quiet, interval=progress_interval, run_dir=target, fmt=fmt)
         try:
-            with progress:
+            with job_property(spark, PROPERTY, progress.address), progress:
+                if diarizer is not None:
+                    # across files, the identity step's fit runs the stages (live progress in audio hours)
+                    out, cached = diarization.apply(diarizer, out, in_col, asr.getChunksCol())
+                records = _records_frame(
+                    asr, out, todo, cfg_id, diarizer is not None, diarization.identity.get("keepVoiceprints", False)
+                )
+                records = progress.counting(records)
+                # Algorithm 2: each task's file moves into the run directory when the task finishes, so an
+                # interrupted run keeps every finished task (v1 would move them only when all are done).
+                writer = records.write.mode("error").option("mapreduce.fileoutputcommitter.algorithm.version", "2")
                 if fmt == "parquet":
                     writer.parquet(hadoop_uri(target))
                 else:
                     writer.option("ignoreNullFields", "false").json(hadoop_uri(target))
         except Exception:
+            if cached is not None:
+                cached.unpersist()
             if interruption is not None and interruption.signame:
                 progress.stop_printing()
                 raise Interrupted(interruption.signame, _kept(spark, target, fmt), n, local_path(target)) from None
             raise
-        finally:
-            sc.setLocalProperty(PROPERTY, None)
+        if cached is not None:
+            cached.unpersist()
         if not quiet:
             print(progress.line(), flush=True)
 
@@ -581,6 +763,8 @@ def _run(
     ).collect()[0]
     if subtitles:
         write_subtitles(back, f"{out_root}/subtitles", subtitles)
+    if diarization.rttm and "speakers" in back.columns:
+        write_rttm(back, f"{out_root}/rttm")
     result = JobResult(
         output,
         int(stats["n"]),

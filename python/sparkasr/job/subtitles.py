@@ -1,14 +1,19 @@
 """SRT and WebVTT subtitles from timed chunks, following subtitle conventions (at most two lines of
 42 characters and 7 s per cue, cut at sentence ends, punctuation and pauses by word timestamps),
-and collision-free, traversal-free file names."""
+and collision-free, traversal-free file names.
+
+Chunks with a ``speaker`` (a diarized transcript) give cues of one speaker each, marked as each
+format does: SRT names the speaker in brackets where the speaker changes (``[S1] ...``), WebVTT
+puts every cue in a voice span (``<v S1>...``)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
-Cue = Tuple[float, float, str]  # start s, end s, text
+Cue = Tuple[float, float, str]  # start s, end s, text (a speaker's cue: "<speaker>\x1f<text>")
+_SPEAKER_SEP = "\x1f"
 
 
 def _ts(seconds: float, sep: str) -> str:
@@ -30,17 +35,21 @@ _CLAUSE_END = (",", ";", ":", "—", "–", "-")
 Word = Tuple[float, float, str]  # start s, end s, text
 
 
-def _words(chunks: Iterable) -> List[Word]:
+def _words(chunks: Iterable, speakers: Optional[List[Optional[str]]] = None) -> List[Word]:
     """Timed words from ``{text, timestamp: [start, end]}`` chunks: word chunks as they are; a chunk
-    of several words (a segment) split into its words, its time shared out by their lengths."""
+    of several words (a segment) split into its words, its time shared out by their lengths.
+    ``speakers``: filled with each word's chunk's ``speaker`` (None when it has none)."""
     out: List[Word] = []
     for c in chunks:
         text = (c["text"] if isinstance(c, dict) else c[0]).strip()
         ts = c["timestamp"] if isinstance(c, dict) else c[1]
+        who = c.get("speaker") if isinstance(c, dict) else None
         start, end = float(ts[0]), float(ts[1])
         parts = text.split()
         if not parts:
             continue
+        if speakers is not None:
+            speakers.extend([who] * len(parts))
         if len(parts) == 1:
             out.append((start, max(end, start), parts[0]))
             continue
@@ -123,12 +132,15 @@ def cues_from_chunks(
     ``LONG_PAUSE_S`` or more, and a cue too long for the next word ends at its best break (a
     sentence end, then clause punctuation, then the longest pause). A cue is shown for at least
     ``min_s`` when the next cue leaves room."""
-    words = _words(chunks)
+    who: List[Optional[str]] = []
+    words = _words(chunks, who)
+    speaker_of = {id(w): s for w, s in zip(words, who)}
     groups: List[List[Word]] = []
     cur: List[Word] = []
     for w in words:
         if cur and (
-            w[0] - cur[-1][1] >= LONG_PAUSE_S
+            speaker_of[id(w)] != speaker_of[id(cur[-1])]
+            or w[0] - cur[-1][1] >= LONG_PAUSE_S
             or (_sentence_end(cur[-1][2], w[2]) and (cur[-1][1] - cur[0][0] >= 1.0 or _chars(cur) >= 20))
         ):
             groups.append(cur)
@@ -146,7 +158,9 @@ def cues_from_chunks(
     cues: List[Cue] = []
     for g in groups:
         start, end = g[0][0], min(g[-1][1], g[0][0] + max_s)
-        cues.append((start, end, "\n".join(wrap(" ".join(x[2] for x in g), max_line))))
+        text = "\n".join(wrap(" ".join(x[2] for x in g), max_line))
+        spk = speaker_of[id(g[0])]
+        cues.append((start, end, f"{spk}{_SPEAKER_SEP}{text}" if spk else text))
     # a minimum time on screen, and never past the next cue's start: aligned words of neighbouring
     # windows can overlap by a few tenths of a second (pack strategy, tiny.en int8, AMD EPYC AVX2: 0.16 s)
     for i, (start, end, text) in enumerate(cues):
@@ -155,16 +169,36 @@ def cues_from_chunks(
     return cues
 
 
+def speaker_text(cue_text: str) -> Tuple[Optional[str], str]:
+    """A cue's speaker (None when the transcript was not diarized) and its text."""
+    if _SPEAKER_SEP in cue_text:
+        spk, text = cue_text.split(_SPEAKER_SEP, 1)
+        return spk, text
+    return None, cue_text
+
+
 def to_srt(cues: Sequence[Cue]) -> str:
-    out = []
-    for i, (start, end, text) in enumerate(cues, 1):
+    out, last = [], None
+    for i, (start, end, raw) in enumerate(cues, 1):
+        spk, text = speaker_text(raw)
+        if spk is not None and spk != last:
+            text = f"[{spk}] {text}"
+        last = spk
         out.append(f"{i}\n{_ts(start, ',')} --> {_ts(max(end, start), ',')}\n{text}\n")
     return "\n".join(out)
 
 
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def to_vtt(cues: Sequence[Cue]) -> str:
-    body = "\n".join(f"{_ts(s, '.')} --> {_ts(max(e, s), '.')}\n{t}\n" for s, e, t in cues)
-    return "WEBVTT\n\n" + body
+    parts = []
+    for s, e, raw in cues:
+        spk, text = speaker_text(raw)
+        text = f"<v {_vtt_escape(spk)}>{text}" if spk is not None else text
+        parts.append(f"{_ts(s, '.')} --> {_ts(max(e, s), '.')}\n{text}\n")
+    return "WEBVTT\n\n" + "\n".join(parts)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -13,7 +13,10 @@ import os
 import sys
 from typing import Any, Callable, Dict
 
+from .connections import ConnectionLimits, uvicorn_config
 from .service import Limits, option_flags
+
+MAX_DECODES = 2  # HttpLimits' default (the app module needs FastAPI)
 
 TOKEN_ENV = "SPARKASR_SERVE_TOKEN"
 _MISSING = "the serve extra is not installed: pip install 'sparkasr[serve]'"
@@ -62,7 +65,44 @@ def _common(p: argparse.ArgumentParser, port: int) -> None:
         default=d.max_queue,
         help=f"requests waiting for the engine; more get 429 (default: {d.max_queue})",
     )
+    c = ConnectionLimits()
+    p.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV}; none: no authentication); "
+        "the demo then asks for it as its password",
+    )
+    p.add_argument(
+        "--header-timeout-s",
+        type=_number(float, 0.001),
+        default=c.header_timeout_s,
+        help="a request's headers must arrive within this many seconds, else 408 and the connection is closed "
+        "(default: %(default)g)",
+    )
+    p.add_argument(
+        "--body-timeout-s",
+        type=_number(float, 0.001),
+        default=c.body_timeout_s,
+        help="a request's body must arrive within this many seconds plus one per --min-body-rate bytes received, "
+        "else the connection is closed (default: %(default)g)",
+    )
+    p.add_argument(
+        "--min-body-rate",
+        type=_number(int, 1),
+        default=c.min_body_rate,
+        help="bytes per second of a body that extend its deadline by a second (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_number(int, 1),
+        default=c.max_connections,
+        help="open connections at most; more get 503 and are closed (default: %(default)s)",
+    )
     add_option_flags(p, option_flags())
+
+
+def _connection_limits(args) -> ConnectionLimits:
+    return ConnectionLimits(args.header_timeout_s, args.body_timeout_s, args.min_body_rate, args.max_connections)
 
 
 def add_commands(sub) -> Dict[str, Callable[[Any], int]]:
@@ -76,10 +116,10 @@ def add_commands(sub) -> Dict[str, Callable[[Any], int]]:
     )
     _common(serve, 8000)
     serve.add_argument(
-        "--token",
-        default=os.environ.get(TOKEN_ENV) or None,
-        help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV}; none: no authentication); "
-        "the demo then asks for it as its password",
+        "--max-decodes",
+        type=_number(int, 1),
+        default=MAX_DECODES,
+        help="uploads decoded at once, outside the model's worker (default: %(default)s)",
     )
     serve.add_argument(
         "--max-body-mb",
@@ -99,9 +139,11 @@ def add_commands(sub) -> Dict[str, Callable[[Any], int]]:
         "demo",
         help="microphone demo in the browser (Gradio): full-context and streaming transcription",
         description="A Gradio app: record or upload audio and transcribe it, or speak and watch the transcript "
-        "grow. Same engine and Whisper flags as sparkasr transcribe; offline.",
+        "grow. Same engine and Whisper flags as sparkasr transcribe; offline. With --token the page asks for it "
+        "as its password.",
     )
     _common(demo, 7860)
+    demo.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     return {"serve": serve_main, "demo": demo_main}
 
 
@@ -130,7 +172,9 @@ def serve_main(args) -> int:
     service = _service(args, args.cache_size)
     if service is None:
         return 2
-    limits = HttpLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), token=args.token)
+    limits = HttpLimits(
+        max_body_bytes=int(args.max_body_mb * (1 << 20)), token=args.token, max_decodes=args.max_decodes
+    )
     app = create_app(service, limits, demo=args.demo)
     service.start()
     print(
@@ -138,20 +182,27 @@ def serve_main(args) -> int:
         + (f" (demo: http://{args.host}:{args.port}/demo)" if args.demo else ""),
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn_config(app, args.host, args.port, _connection_limits(args), log_level=args.log_level)
+    uvicorn.Server(config).run()
     return 0
 
 
 def demo_main(args) -> int:
     try:
-        from .demo import PAGE, build_demo
+        import uvicorn
+        from fastapi import FastAPI
+
+        from .demo import mount_demo
     except ImportError as exc:
         print(f"sparkasr: error: {_MISSING} ({exc})", file=sys.stderr)
         return 2
     service = _service(args)
     if service is None:
         return 2
+    app = FastAPI(title="sparkasr demo")
+    mount_demo(app, service, path="/", token=args.token)
     service.start()
     print(f"sparkasr: demo of {service.model.name} on http://{args.host}:{args.port}/", flush=True)
-    build_demo(service).launch(server_name=args.host, server_port=args.port, share=False, **PAGE)
+    config = uvicorn_config(app, args.host, args.port, _connection_limits(args), log_level=args.log_level)
+    uvicorn.Server(config).run()
     return 0

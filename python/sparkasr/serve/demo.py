@@ -16,7 +16,8 @@
   whole recording over at stop, and the server decodes it as the full-context tab does.
 
 Offline: ``GRADIO_ANALYTICS_ENABLED=False`` (set before gradio is imported), no server-side
-rendering, no share link; the page loads no outside assets.
+rendering, no share link; the page loads no outside assets. Uploads: only files in Gradio's upload
+folder are read, and each is removed once transcribed (or after ``UPLOAD_MAX_AGE_S``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 STREAM_EVERY_S = 0.5  # how often the browser sends a microphone chunk
 MIN_DECODE_S = 0.5  # a partial decode waits for this much audio
 LISTENING, FINAL = "listening", "final"  # the streaming tab's status
+UPLOAD_MAX_AGE_S = 3600  # an upload never transcribed is removed after this long
 
 #: In the page: while the streaming tab is shown, every microphone stream the page opens is also
 #: recorded whole (a MediaRecorder on a clone), and sparkasrTake() returns that recording as
@@ -228,19 +230,56 @@ def recording_samples(b64: Optional[str]) -> Optional[np.ndarray]:
     return item.samples
 
 
+def _upload_folder() -> str:
+    from gradio.utils import get_upload_folder
+
+    return os.path.realpath(get_upload_folder())
+
+
+def is_upload(path: str) -> bool:
+    """``path`` lies in Gradio's upload folder."""
+    folder = _upload_folder()
+    real = os.path.realpath(path)
+    return real != folder and os.path.commonpath([folder, real]) == folder
+
+
+def remove_upload(path: str) -> None:
+    """Remove an uploaded file, and its folder (Gradio makes one per upload) once empty."""
+    if not is_upload(path):
+        return
+    real = os.path.realpath(path)
+    try:
+        os.remove(real)
+        if os.path.dirname(real) != _upload_folder():
+            os.rmdir(os.path.dirname(real))
+    except OSError:
+        pass  # already gone, or the folder holds another file
+
+
+def transcribe_upload(service: ModelService, path: Optional[str]) -> str:
+    """The full-context tab: the transcript of an uploaded (or recorded) file, which is removed
+    once read; ``gr.Error`` with the reason otherwise."""
+    if not path:
+        raise gr.Error("record or upload some audio first")
+    if not is_upload(path):  # Gradio checks this too: a file of the server is never read
+        raise gr.Error("not an uploaded file")
+    try:
+        (item,) = cell_items(path, INPUT_PATH, os.path.basename(path))
+    finally:
+        remove_upload(path)
+    if item.error:
+        raise gr.Error(item.error)
+    (t,) = service.transcribe([item])
+    if t.error:
+        raise gr.Error(t.error)
+    return t.text
+
+
 def build_demo(service: ModelService, title: str = "sparkasr") -> gr.Blocks:
     """The two-tab Gradio app for ``service``."""
 
     def transcribe_file(path: Optional[str]) -> str:
-        if not path:
-            raise gr.Error("record or upload some audio first")
-        (item,) = cell_items(path, INPUT_PATH, os.path.basename(path))
-        if item.error:
-            raise gr.Error(item.error)
-        (t,) = service.transcribe([item])
-        if t.error:
-            raise gr.Error(t.error)
-        return t.text
+        return transcribe_upload(service, path)
 
     def stream(chunk, session: Optional[LiveSession]):
         session = session or LiveSession(service)
@@ -255,7 +294,8 @@ def build_demo(service: ModelService, title: str = "sparkasr") -> gr.Blocks:
             session = LiveSession(service)
         return session.finish(recording_samples(recording)), FINAL, session
 
-    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+    # uploads are removed once transcribed; those never transcribed within UPLOAD_MAX_AGE_S, by Gradio
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(UPLOAD_MAX_AGE_S, UPLOAD_MAX_AGE_S)) as blocks:
         gr.Markdown(f"## {title}: speech to text with {service.model.name}")
         with gr.Tab("Full context", id="full") as full_tab:
             audio = gr.Audio(

@@ -18,8 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+from ..options import shown_value
 
 #: the spec's generation parameters (``AutomaticSpeechRecognitionGenerationParameters``)
 SPEC_GENERATION_PARAMETERS = (
@@ -68,6 +71,12 @@ UNSUPPORTED = {
 
 PARAMETERS = ("return_timestamps", "generation_parameters")
 
+#: a request's JSON: at most this deep (the spec's is 3: body, parameters, generation_parameters)
+MAX_JSON_DEPTH = 8
+#: and at most this many values in all (arrays' and objects' members; the spec's has about 20)
+MAX_JSON_VALUES = 256
+_JSON_STRUCTURE = re.compile(rb"[\[\]{},]")
+
 
 class RequestError(ValueError):
     """A request the server refuses: HTTP ``status`` and a message for ``{"error": ...}``."""
@@ -97,25 +106,59 @@ def _is_json(body: bytes, content_type: str) -> bool:
     return media in ("", "application/octet-stream", "text/plain") and body.lstrip()[:1] == b"{"
 
 
+def names(values: Iterable[Any], most: int = 5) -> str:
+    """Names from a request for an error message: each cut short, at most ``most`` of them."""
+    values = list(values)
+    shown = ", ".join(shown_value(v, 40) for v in values[:most])
+    return shown + (f" and {len(values) - most} more" if len(values) > most else "")
+
+
+def check_json_shape(body: bytes) -> None:
+    """:class:`RequestError` (400) for a JSON body nested deeper than :data:`MAX_JSON_DEPTH` or
+    holding more than :data:`MAX_JSON_VALUES` values, before it is parsed: Python's parser
+    recurses once per level (100 000 levels: a ``RecursionError``) and builds every value."""
+    # outside the strings (escapes removed first, so every '"' left opens or closes one)
+    outside = b"".join(body.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[0::2])
+    depth = values = 0
+    for token in _JSON_STRUCTURE.finditer(outside):
+        c = token.group()
+        if c in (b"[", b"{"):
+            depth += 1
+            values += 1
+            if depth > MAX_JSON_DEPTH:
+                raise RequestError(400, f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+        elif c in (b"]", b"}"):
+            depth -= 1
+        else:
+            values += 1
+        if values > MAX_JSON_VALUES:
+            raise RequestError(400, f"the JSON body holds more than {MAX_JSON_VALUES} values")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_body(body: bytes, content_type: str = "") -> Request:
     """The request body as audio bytes and parameters; :class:`RequestError` (400) when it is
-    neither audio bytes nor the spec's JSON object."""
+    neither audio bytes nor the spec's JSON object (nor a JSON of bounded size and depth)."""
     if not body:
         raise RequestError(400, "empty request body: send audio bytes, or JSON {'inputs': '<base64 audio>'}")
     if not _is_json(body, content_type or ""):
         return Request(bytes(body))
+    check_json_shape(body)
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RequestError(400, f"the body is not valid JSON ({exc})") from None
+        doc = json.loads(body, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RequestError(400, f"the body is not valid JSON ({shown_value(str(exc), 200)[1:-1]})") from None
     if not isinstance(doc, dict) or "inputs" not in doc:
         raise RequestError(400, "a JSON body must be an object with 'inputs' (base64-encoded audio)")
     extra = sorted(set(doc) - {"inputs", "parameters", "options"})
     if extra:
-        raise RequestError(422, f"unknown field(s) {', '.join(map(repr, extra))} (accepted: inputs, parameters)")
+        raise RequestError(422, f"unknown field(s) {names(extra)} (accepted: inputs, parameters)")
     legacy = doc.get("options") or {}
     if not isinstance(legacy, dict) or set(legacy) - {"wait_for_model", "use_cache"}:
-        raise RequestError(422, f"'options' may hold wait_for_model and use_cache only (got {legacy!r})")
+        raise RequestError(422, f"'options' may hold wait_for_model and use_cache only (got {shown_value(legacy)})")
     for name, value in legacy.items():
         _want(f"options.{name}", value, bool)
     inputs = doc["inputs"]
@@ -133,12 +176,21 @@ def parse_body(body: bytes, content_type: str = "") -> Request:
     return Request(audio, params, legacy.get("wait_for_model"), legacy.get("use_cache"))
 
 
+def _same(value: Any, expected: Any) -> bool:
+    """``value == expected`` and of its kind: a boolean for a boolean, a number for a number."""
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return value is expected
+    return isinstance(value, (int, float)) and value == expected
+
+
 def _want(name: str, value: Any, kind: type) -> Any:
     ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not ok:
-        raise RequestError(422, f"{name} must be {'a boolean' if kind is bool else 'a number'} (got {value!r})")
+        raise RequestError(
+            422, f"{name} must be {'a boolean' if kind is bool else 'a number'} (got {shown_value(value)})"
+        )
     return value
 
 
@@ -156,9 +208,7 @@ def request_options(
     params = dict(parameters or {})
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
-        raise RequestError(
-            422, f"unknown parameter(s) {', '.join(map(repr, unknown))} (accepted: {', '.join(PARAMETERS)})"
-        )
+        raise RequestError(422, f"unknown parameter(s) {names(unknown)} (accepted: {', '.join(PARAMETERS)})")
     ts = params.get("return_timestamps")
     if ts is not None:
         if ts is False:
@@ -170,7 +220,9 @@ def request_options(
             values["timestamps"] = ts  # the transformers pipeline's return_timestamps="word"
         else:
             modes = ", ".join(m for m in timestamp_modes if m != "none")
-            raise RequestError(422, f"parameters.return_timestamps must be true, false or one of {modes} (got {ts!r})")
+            raise RequestError(
+                422, f"parameters.return_timestamps must be true, false or one of {modes} (got {shown_value(ts)})"
+            )
     gen = params.get("generation_parameters")
     if gen is None:
         return values
@@ -180,12 +232,11 @@ def request_options(
     if unknown:
         raise RequestError(
             422,
-            f"unknown generation parameter(s) {', '.join(map(repr, unknown))} "
-            f"(the spec's: {', '.join(SPEC_GENERATION_PARAMETERS)})",
+            f"unknown generation parameter(s) {names(unknown)} (the spec's: {', '.join(SPEC_GENERATION_PARAMETERS)})",
         )
     gen = {k: v for k, v in gen.items() if v is not None}  # clients send null for "not set"
     for name, neutral in NEUTRAL.items():
-        if name in gen and gen.pop(name) != neutral:
+        if name in gen and not _same(gen.pop(name), neutral):
             raise RequestError(
                 422,
                 f"generation_parameters.{name} is not supported: the only value honoured is {json.dumps(neutral)}",

@@ -11,8 +11,12 @@ worker thread that gathers concurrent requests into batches (dynamic batching).
   to ``max_wait_ms`` (or until ``max_batch``), groups them by options and makes one
   :func:`~sparkasr.engines.transcribe_isolating` call per group on the cached engine
   (:func:`~sparkasr.engines.cached_engine`): the engine's own batching (``batchSize``) and
-  packing (``strategy="pack"``) then apply across requests. It is the only thread that calls an
-  engine, so no engine is ever called concurrently.
+  packing (``strategy="pack"``) then apply across requests.
+* Fair scheduling (:mod:`.scheduling`): a request with more than ``long_s`` seconds of audio
+  goes to the long lane, a thread that transcribes it a piece at a time; each of its model calls
+  takes turns with the worker's engine calls (:class:`~.scheduling.TurnGate`), so a short request
+  waits for at most one model call of a long one. Model calls still never overlap. Decoding the
+  upload happens before, outside both threads (:mod:`.app`).
 * :class:`ResultCache`: deterministic results keyed on the audio bytes and the options.
 """
 
@@ -35,6 +39,7 @@ from ..engines import cached_engine, transcribe_isolating
 from ..options import Option, engine_kwargs, options_of
 from ..records import AudioItem, Transcript
 from .protocol import WHISPER_MAPPING, RequestError, is_deterministic
+from .scheduling import SHORT, Job, LongLane, TurnGate
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +52,15 @@ class Limits:
 
     max_batch: int = 16  # requests gathered into one engine call
     max_wait_ms: float = 10.0  # how long the worker waits for more requests after the first
-    max_queue: int = 256  # requests waiting for the engine; more are refused (429)
+    max_queue: int = 256  # requests waiting for or in the engine; more are refused (429)
     cache_size: int = 1024  # results kept for x-use-cache (0 = no cache)
+    long_s: float = 30.0  # requests with more audio are transcribed in steps, between short ones
 
     def __post_init__(self):
         if self.max_batch < 1 or self.max_queue < 1 or self.cache_size < 0 or self.max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1, cache_size and max_wait_ms >= 0")
+        if self.long_s <= 0:
+            raise ValueError("long_s must be > 0")
 
 
 @dataclass(frozen=True)
@@ -159,13 +167,6 @@ class ResultCache:
 
 
 @dataclass
-class _Job:
-    options: Hashable  # (decoding options, runtime options or None)
-    item: AudioItem
-    future: cf.Future = field(default_factory=cf.Future)
-
-
-@dataclass
 class Stats:
     requests: int = 0
     batches: int = 0
@@ -215,7 +216,9 @@ class ModelService:
         self.default_options = self.options(self.base)
         self.cache = ResultCache(limits.cache_size)
         self.stats = Stats()
-        self._queue: queue.Queue[_Job] = queue.Queue(maxsize=limits.max_queue)
+        self._queue: queue.Queue[Job] = queue.Queue(maxsize=limits.max_queue)
+        self.gate = TurnGate()
+        self.long_lane = LongLane(self.gate, self.engine)
         self.ready: cf.Future = cf.Future()  # set when the model is loaded (or failed to load)
         self.load_started: Optional[float] = None
         self.load_s: Optional[float] = None
@@ -234,14 +237,12 @@ class ModelService:
 
     def options(self, values: Dict[str, Any]):
         """The decoding options dataclass for ``values`` (by param name), checked as the table
-        checks them; :class:`RequestError` (422) naming the request's parameter otherwise."""
+        checks them, with exact types (a request's ``"2"`` is not an integer, nor is ``true``);
+        :class:`RequestError` (422) naming the request's parameter otherwise."""
         checked = {}
         for name, value in values.items():
-            if value == self.base.get(name) and name in self.base:
-                checked[name] = self.base[name]
-                continue
             try:
-                checked[name] = self._options[name].check(value)
+                checked[name] = self._options[name].check(value, strict=True)
             except ValueError as exc:
                 raise RequestError(422, f"{_REQUEST_NAMES.get(name, name)} {exc}") from None
         cls = engine_tables(self.model.kind)[0]
@@ -293,6 +294,7 @@ class ModelService:
         self.load_s = time.monotonic() - self.load_started
         self._worker = threading.Thread(target=self._run, name="sparkasr-serve-worker", daemon=True)
         self._worker.start()
+        self.long_lane.start()
         self.ready.set_result(True)
 
     def start(self) -> threading.Thread:
@@ -303,6 +305,7 @@ class ModelService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.long_lane.stop()
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -319,8 +322,10 @@ class ModelService:
     def submit(self, options, item: AudioItem, runtime=None) -> cf.Future:
         """Queue ``item`` for transcription with ``options`` (and ``runtime``, default the
         server's); a future of its :class:`Transcript`. :class:`Overloaded` when the queue is full."""
-        job = _Job((options, runtime), item)
+        job = Job((options, runtime), item)
         try:
+            if self._queue.qsize() + len(self.long_lane) >= self.limits.max_queue:
+                raise queue.Full
             self._queue.put_nowait(job)
         except queue.Full:
             self.stats.refused_full += 1
@@ -338,7 +343,7 @@ class ModelService:
     def queued(self) -> int:
         return self._queue.qsize()
 
-    def _gather(self) -> List[_Job]:
+    def _gather(self) -> List[Job]:
         try:
             first = self._queue.get(timeout=0.5)
         except queue.Empty:
@@ -360,18 +365,30 @@ class ModelService:
                 break
         return batch
 
+    def _is_long(self, job: Job) -> bool:
+        return job.item.samples is not None and job.item.duration_s > self.limits.long_s
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = [j for j in self._gather() if j.future.set_running_or_notify_cancel()]
-            if not batch:
+            self._turn()
+
+    def _turn(self) -> None:
+        """The requests waiting (up to ``max_batch``, gathered for up to ``max_wait_ms``): the long
+        ones handed to the long lane, the short ones grouped by options, each group one engine
+        call in its turn at the gate."""
+        groups: Dict[Hashable, List[Job]] = {}
+        for job in self._gather():
+            if not job.future.set_running_or_notify_cancel():
                 continue
-            groups: Dict[Hashable, List[_Job]] = {}
-            for job in batch:
+            if self._is_long(job):
+                self.long_lane.add(job)
+            else:
                 groups.setdefault(job.options, []).append(job)
-            for key, jobs in groups.items():
+        for key, jobs in groups.items():
+            with self.gate.turn(SHORT):
                 self._call(key, jobs)
 
-    def _call(self, key, jobs: List[_Job]) -> None:
+    def _call(self, key, jobs: List[Job]) -> None:
         s = self.stats
         s.batches += 1
         s.batched_items += len(jobs)
@@ -394,6 +411,7 @@ class ModelService:
             "kind": self.model.kind,
             "load_s": None if self.load_s is None else round(self.load_s, 3),
             "queued": self.queued,
+            "long_lane": len(self.long_lane),
             "max_batch": self.limits.max_batch,
             "requests": s.requests,
             "batches": s.batches,
@@ -401,6 +419,8 @@ class ModelService:
             "largest_batch": s.largest_batch,
             "batch_sizes": {str(k): v for k, v in sorted(s.batch_sizes.items())},
             "refused_queue_full": s.refused_full,
+            "long_requests": self.long_lane.requests,
+            "long_steps": self.long_lane.steps,
             "cache": {"entries": len(self.cache), "hits": self.cache.hits, "misses": self.cache.misses},
         }
 

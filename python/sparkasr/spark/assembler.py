@@ -6,7 +6,7 @@ from typing import Iterator
 
 import numpy as np
 from pyspark.ml import Transformer
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.ml.util import DefaultParamsReadable
 
 from .. import annotation as A
 from ..audio import SAMPLE_RATE
@@ -14,10 +14,11 @@ from ..cells import cell_source, decode_cell, failure
 from ..params import stage_table
 from .inputs import INPUT_BINARY, INPUT_FLOATS, INPUT_PATH, classify_input, column_values, input_cells
 from .params import HasReaderCols, declare_params
+from .session import ParamsWritable, check_python_workers
 
 
 @declare_params(stage_table("AudioAssembler"))
-class AudioAssembler(Transformer, HasReaderCols, DefaultParamsReadable, DefaultParamsWritable):
+class AudioAssembler(Transformer, HasReaderCols, DefaultParamsReadable, ParamsWritable):
     """Turn a column of audio into Spark NLP ``audio`` annotations (16 kHz mono float32).
 
     Input column types:
@@ -76,6 +77,7 @@ class AudioAssembler(Transformer, HasReaderCols, DefaultParamsReadable, DefaultP
             )
             return A.with_annotator_type_metadata(out, out_col, A.AUDIO)
 
+        check_python_workers(dataset.sparkSession)
         fields = [f for f in dataset.schema.fields if f.name != out_col]
         fields.append(StructField(out_col, A.audio_annotation_array_type(), True, metadata={"annotatorType": A.AUDIO}))
         schema = StructType(fields)

@@ -27,7 +27,7 @@ from ..params import stage_table
 from ..paths import is_remote_uri
 from .context import EngineSpec, task_cpus
 from .params import declare_params
-from .shipping import ModelRef, local_model_dir
+from .shipping import ModelRef, cluster_only_path, local_model_dir
 from .stage import SpeechAnnotatorModel
 
 
@@ -127,7 +127,7 @@ class _CTCAnnotator(SpeechAnnotatorModel):
 
     def _resolve_model(self) -> Tuple[ModelRef, str]:
         name = self.getModelSource()
-        if is_remote_uri(name):
+        if is_remote_uri(name) or cluster_only_path(name, self.getShipModel()):
             return ModelRef("path", path=name), ""
         local = self._local_dir()
         return ModelRef("path", path=local), local
@@ -136,7 +136,7 @@ class _CTCAnnotator(SpeechAnnotatorModel):
         lm_file = None
         if self.getLmPath():
             name = self.getModelSource()
-            local = "" if is_remote_uri(name) else self._local_dir()
+            local = "" if is_remote_uri(name) or cluster_only_path(name, self.getShipModel()) else self._local_dir()
             found = lm_in_dir(local) if local else None
             lm_file = (
                 os.path.basename(found) if found else ("lm.arpa" if self.getLmPath().endswith(".arpa") else "lm.binary")

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pyspark.ml.evaluation import Evaluator
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.ml.util import DefaultParamsReadable
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -37,6 +37,7 @@ from ..evaluation.normalizers import NormalizerLike, get_normalizer
 from ..evaluation.report import write_report
 from ..params import stage_table
 from .params import declare_params
+from .session import ParamsWritable, check_python_workers
 
 __all__ = [
     "WerEvaluator",
@@ -47,6 +48,7 @@ __all__ = [
     "with_error_counts",
     "text_column",
     "EVALUATOR_METRICS",
+    "evaluate_der",
 ]
 
 EVALUATOR_METRICS = stage_table("WerEvaluator").option("metricName").choices
@@ -188,6 +190,7 @@ def _prepare(df: DataFrame, prediction_col: str, reference_col: str, group_by: S
     for c in list(group_by) + [prediction_col, reference_col]:
         if c not in df.columns:
             raise ValueError(f"column {c!r} not in the DataFrame (columns: {df.columns})")
+    check_python_workers(df.sparkSession)
     return df.select(
         *[F.col(g) for g in group_by],
         text_column(df, prediction_col).alias(_HYP),
@@ -396,6 +399,7 @@ def with_error_counts(
     from pyspark.sql.functions import pandas_udf
 
     norm, ship = _check_normalizer(normalizer)
+    check_python_workers(df.sparkSession)
     fields = [T.StructField(c, T.LongType(), True) for c in COUNT_FIELDS]
     fields += [T.StructField("wer", T.DoubleType(), True), T.StructField("cer", T.DoubleType(), True)]
     schema = T.StructType(fields)
@@ -424,7 +428,7 @@ def with_error_counts(
 
 
 @declare_params(stage_table("WerEvaluator"))
-class WerEvaluator(Evaluator, DefaultParamsReadable, DefaultParamsWritable):
+class WerEvaluator(Evaluator, DefaultParamsReadable, ParamsWritable):
     """``pyspark.ml`` Evaluator for WER / CER / MER / WIL (smaller is better).
 
     Usable with ``CrossValidator`` / ``TrainValidationSplit`` (e.g. to choose a beam size)::
@@ -457,3 +461,122 @@ class WerEvaluator(Evaluator, DefaultParamsReadable, DefaultParamsWritable):
 
     def _evaluate(self, dataset: DataFrame) -> float:
         return float(self.counts(dataset).metric(self.getMetricName()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Diarization error rate
+# ---------------------------------------------------------------------------------------------
+
+
+def _turn_list(value) -> List[Tuple[float, float, str]]:
+    """Turns from a cell: SpeakerDiarizer's chunk annotations, ``{start, end, speaker}`` structs, or
+    RTTM text."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        from ..evaluation.diarization import read_rttm
+
+        return [t for turns in read_rttm(value).values() for t in turns]
+    out = []
+    for v in value:
+        v = dict(v)
+        if "metadata" in v:
+            m = dict(v["metadata"] or {})
+            if "start" in m and "end" in m and not m.get("error"):
+                out.append((float(m["start"]), float(m["end"]), m.get("speaker") or v.get("result")))
+        elif v.get("start") is not None:
+            out.append((float(v["start"]), float(v["end"]), str(v["speaker"])))
+    return out
+
+
+def evaluate_der(
+    df: DataFrame,
+    reference_col: str = "reference_speakers",
+    hypothesis_col: str = "speakers",
+    collar: float = 0.25,
+    global_labels: bool = False,
+) -> Dict[str, Any]:
+    """Diarization error rate of a DataFrame, computed per partition and summed (like WER): each row's
+    reference turns (``{start, end, speaker}`` structs or RTTM text) against its hypothesis
+    (SpeakerDiarizer's annotations or structs), 0.25-s collar. Per-file speaker mappings; with
+    ``global_labels`` (labels meant to be corpus-wide, after SpeakerIdentity) one mapping for all
+    rows from the summed co-occurrence. Returns the counts and ``der``."""
+    from ..evaluation.diarization import DiarizationStats, diarization_stats
+
+    schema = T.StructType(
+        [
+            T.StructField("total", T.DoubleType()),
+            T.StructField("missed", T.DoubleType()),
+            T.StructField("false_alarm", T.DoubleType()),
+            T.StructField("confusion", T.DoubleType()),
+            T.StructField("matchable", T.DoubleType()),
+            T.StructField("files", T.LongType()),
+            T.StructField(
+                "co",
+                T.ArrayType(
+                    T.StructType(
+                        [
+                            T.StructField("ref", T.StringType()),
+                            T.StructField("hyp", T.StringType()),
+                            T.StructField("s", T.DoubleType()),
+                        ]
+                    )
+                ),
+            ),
+        ]
+    )
+
+    def fn(batches):
+        import pyarrow as pa
+
+        acc = DiarizationStats()
+        confusion = 0.0
+        for b in batches:
+            for r, h in zip(b.column(0).to_pylist(), b.column(1).to_pylist()):
+                if r is None or h is None:
+                    continue
+                st = diarization_stats(_turn_list(r), _turn_list(h), collar=collar)
+                confusion += st.counts().confusion
+                acc = acc + st
+        co = [{"ref": k[0], "hyp": k[1], "s": v} for k, v in acc.cooccurrence.items()]
+        yield pa.RecordBatch.from_pylist(
+            [
+                {
+                    "total": acc.total,
+                    "missed": acc.missed,
+                    "false_alarm": acc.false_alarm,
+                    "confusion": confusion,
+                    "matchable": acc.matchable,
+                    "files": acc.files,
+                    "co": co,
+                }
+            ],
+            schema=pa.schema(
+                [
+                    ("total", pa.float64()),
+                    ("missed", pa.float64()),
+                    ("false_alarm", pa.float64()),
+                    ("confusion", pa.float64()),
+                    ("matchable", pa.float64()),
+                    ("files", pa.int64()),
+                    ("co", pa.list_(pa.struct([("ref", pa.string()), ("hyp", pa.string()), ("s", pa.float64())]))),
+                ]
+            ),
+        )
+
+    parts = df.select(reference_col, hypothesis_col).mapInArrow(fn, schema).collect()
+    total = DiarizationStats()
+    confusion = 0.0
+    for p in parts:
+        co: Dict[Tuple[str, str], float] = {}
+        for c in p["co"] or []:
+            co[(c["ref"], c["hyp"])] = co.get((c["ref"], c["hyp"]), 0.0) + c["s"]
+        total = total + DiarizationStats(p["total"], p["missed"], p["false_alarm"], p["matchable"], co, p["files"])
+        confusion += p["confusion"]
+    if global_labels:
+        counts = total.counts()
+    else:
+        from ..evaluation.diarization import DerCounts
+
+        counts = DerCounts(total.total, total.missed, total.false_alarm, confusion)
+    return {**counts.to_dict(), "files": total.files, "global_labels": global_labels}

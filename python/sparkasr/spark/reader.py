@@ -88,6 +88,9 @@ def read_audio(
     binary = read_binary(spark, path, recursive=recursive, extensions=extensions)
     if not decode:
         return binary
+    from .session import check_python_workers
+
+    check_python_workers(spark)
     fields = [
         StructField("path", StringType(), False),
         StructField("segment", IntegerType(), False),

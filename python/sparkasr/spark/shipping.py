@@ -1,6 +1,16 @@
 """Model files on executors: where a worker finds the weights (:class:`ModelRef`), shipping a
-model directory with the job (``SparkContext.addFile`` on local masters, ``addArchive`` on
-cluster masters), and copying it into a saved stage (Hadoop FileSystem, so HDFS/S3 paths work)."""
+model directory with the job, and copying it into a saved stage.
+
+* Classic session: ``SparkContext.addFile`` on local masters, ``addArchive`` on cluster masters;
+  saved weights are copied through the Hadoop FileSystem (HDFS/S3 paths work).
+* Spark Connect session: the directory is zipped and sent as a session artifact
+  (``addArtifacts(archive=True)``): the server keeps it for that session only, and its tasks find
+  it unpacked under ``SparkFiles.get(name)``. A directory given as a Hadoop URI (``s3a://``...) is
+  first brought to this client through the session (:func:`fetch_dir`). Saved weights are copied
+  by this client into the saved directory, which must be one it sees too (the save is refused
+  with one line otherwise); a saved stage whose weights this client cannot see is loaded through
+  the session (:func:`fetch_dir`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +18,10 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from ..paths import fingerprint, is_remote_uri, local_path
+from .session import add_archive, hadoop_jvm, is_connect, session_key
 
 
 @dataclass(frozen=True)
@@ -18,7 +29,8 @@ class ModelRef:
     """How a worker finds the model directory.
 
     kind: ``embedded`` (a package every node has; ``name`` is passed to ``resolver``),
-    ``sparkfiles`` (shipped with ``SparkContext.addFile``; ``name`` is the file name),
+    ``sparkfiles`` (shipped with the job: ``SparkFiles.get(name)``; ``path``, the driver's copy, is
+    the fallback where the driver's filesystem is the executors', and empty on Connect),
     ``path`` (a directory every node sees, e.g. NFS or ``/dbfs/...``).
     """
 
@@ -28,18 +40,25 @@ class ModelRef:
 
 
 _SHIPPED: Dict[str, str] = {}  # addFile name -> source path, per driver process
+_SHIPPED_CONNECT: Dict[Tuple[str, str], str] = {}  # (Connect session, archive name) -> source path
 _SHIP_LOCK = threading.Lock()
 
 
+def _ship_name(src: str) -> str:
+    return f"sparkasr-{os.path.basename(src.rstrip('/'))}-{fingerprint(src, 12)}"
+
+
 def ship_model_dir(spark, path: str) -> ModelRef:
-    """Make a model directory available to every executor via ``SparkContext.addFile``."""
+    """Make a model directory available to every executor of ``spark``'s jobs (see the module docstring)."""
+    if is_connect(spark):
+        return _ship_artifact(spark, path)
     sc = spark.sparkContext
     if is_remote_uri(path):
         name = path.rstrip("/").rsplit("/", 1)[-1]
         src = path
     else:
         src = os.path.abspath(local_path(path))
-        name = f"sparkasr-{os.path.basename(src.rstrip('/'))}-{fingerprint(src, 12)}"
+        name = _ship_name(src)
     with _SHIP_LOCK:
         if _SHIPPED.get(name) == src:
             return ModelRef("sparkfiles", name=name, path=src)
@@ -59,9 +78,26 @@ def ship_model_dir(spark, path: str) -> ModelRef:
         else:
             # Spark refuses addFile of a local directory on a cluster master: ship it as an archive,
             # which executors unpack under SparkFiles.get(name).
-            sc.addArchive(_zip_dir(to_add, name) + "#" + name)
+            add_archive(spark, _zip_dir(to_add, name), name)
         _SHIPPED[name] = src
     return ModelRef("sparkfiles", name=name, path=src)
+
+
+def _ship_artifact(spark, path: str) -> ModelRef:
+    """Connect: the directory as an archive artifact of the session (uploaded once per session).
+
+    The reference has no driver path to fall back on: the client's filesystem is not the
+    executors', and a task must find the files among its own session's artifacts."""
+    src = fetch_dir(spark, path) if is_remote_uri(path) else os.path.abspath(local_path(path))
+    if not os.path.isdir(src):
+        raise FileNotFoundError(f"model directory {path} does not exist on this Spark Connect client")
+    name = _ship_name(src)
+    key = (session_key(spark), name)
+    with _SHIP_LOCK:
+        if _SHIPPED_CONNECT.get(key) != src:
+            add_archive(spark, _zip_dir(src, name), name)
+            _SHIPPED_CONNECT[key] = src
+    return ModelRef("sparkfiles", name=name)
 
 
 def _zip_dir(path: str, name: str) -> str:
@@ -88,6 +124,14 @@ def _staging_dir() -> str:
     return str(d)
 
 
+def cluster_only_path(name: str, ship: bool) -> bool:
+    """``shipModel=false`` with an absolute path this driver does not see: a directory only the
+    cluster's nodes see (``/Volumes/...`` from a Databricks Connect client on a laptop), which the
+    executors open themselves."""
+    local = local_path(name)
+    return not ship and os.path.isabs(local) and not os.path.exists(local)
+
+
 def local_model_dir(ref: ModelRef, resolver: Optional[Callable[[str], str]] = None) -> str:
     """On a worker (or the driver): the local directory for ``ref``."""
     if ref.kind == "embedded":
@@ -105,7 +149,12 @@ def local_model_dir(ref: ModelRef, resolver: Optional[Callable[[str], str]] = No
         if ref.path and os.path.isdir(ref.path):
             return ref.path
         raise FileNotFoundError(
-            f"model files '{ref.name}' were not shipped to this executor and {ref.path} is not visible here"
+            f"model files '{ref.name}' were not shipped to this executor"
+            + (
+                f" and {ref.path} is not visible here"
+                if ref.path
+                else " (a Spark Connect session's files reach only its own tasks)"
+            )
         )
     if ref.kind == "path":
         if os.path.isdir(ref.path):
@@ -115,9 +164,118 @@ def local_model_dir(ref: ModelRef, resolver: Optional[Callable[[str], str]] = No
 
 
 def copy_to_hadoop(spark, local_dir: str, dest: str) -> None:
-    """Copy ``local_dir`` to ``dest`` (any Hadoop FileSystem URI) through the JVM."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    """Copy ``local_dir`` to ``dest`` (any Hadoop FileSystem URI) through the JVM (classic)."""
+    jvm, conf = hadoop_jvm(spark, f"copying {local_dir} to {dest}")
     dpath = jvm.org.apache.hadoop.fs.Path(dest)
     fs = dpath.getFileSystem(conf)
     fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(os.path.abspath(local_dir)), dpath)
+
+
+def save_model_files(spark, local_dir: str, saved: str, rel: str, since_ms: float) -> None:
+    """Copy the model directory ``local_dir`` to ``<saved>/<rel>`` of a stage saved at ``saved``
+    (whose ``metadata/`` was written at ``since_ms`` or later).
+
+    Classic: through Hadoop (any filesystem URI). Connect: the server cannot read this client's
+    files, so the client copies them itself, into the directory the server just wrote; it must
+    see that directory (the same machine, or a shared mount: ``/Volumes/...`` or ``/dbfs/...``
+    on Databricks, NFS), which it checks by finding the metadata the server wrote there."""
+    if not is_connect(spark):
+        copy_to_hadoop(spark, local_dir, saved.rstrip("/") + "/" + rel)
+        return
+    target = local_path(saved)
+    if is_remote_uri(saved) or not _sees_saved_metadata(target, since_ms):
+        raise ValueError(
+            f"cannot save model files to {saved} from a Spark Connect session: this machine does not see that "
+            "directory; save to a path both this client and the cluster see (/Volumes/... or /dbfs/... on Databricks, "
+            "a shared mount), or save the stage from a classic session"
+        )
+    dest = os.path.join(target, rel)
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(local_dir, dest)
+
+
+def _sees_saved_metadata(saved_dir: str, since_ms: float) -> bool:
+    """Whether this process sees the ``metadata/`` a save wrote at ``since_ms`` or later (pyspark.ml's
+    one-line JSON with a client-side millisecond ``timestamp``)."""
+    import glob
+    import json
+
+    for part in glob.glob(os.path.join(glob.escape(saved_dir), "metadata", "part-*")):
+        try:
+            with open(part, encoding="utf-8") as f:
+                meta = json.loads(f.readline())
+        except (OSError, ValueError):
+            continue
+        if float(meta.get("timestamp", 0)) >= since_ms:
+            return True
+    return False
+
+
+#: bytes per row when :func:`fetch_dir` brings files through a Connect session (gRPC messages
+#: stay far below the client's 128 MiB limit whatever the file size)
+FETCH_CHUNK = 8 << 20
+
+
+def fetch_dir(spark, uri: str, chunk: int = FETCH_CHUNK) -> str:
+    """A local copy of the directory ``uri`` as the session's cluster sees it (a Hadoop URI, or a
+    path only the cluster sees), read through the session (``binaryFile``, in ``chunk``-byte
+    slices), cached under the sparkasr cache by the URI and its files' sizes and times.
+
+    This is how a Spark Connect client gets model files it cannot open itself; names Spark's file
+    listing hides (starting with ``.`` or ``_``) are not fetched."""
+    import hashlib
+
+    from pyspark.sql import functions as F
+
+    from ..whisper.models import cache_dir
+
+    files = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(uri)
+        .select("path", "length", "modificationTime")
+        .collect()
+    )
+    if not files:
+        raise FileNotFoundError(f"no files under {uri} (as the Spark session sees it)")
+    root = _uri_path(uri).rstrip("/")
+    listing = sorted(
+        (os.path.relpath(_uri_path(r["path"]), root), int(r["length"]), str(r["modificationTime"])) for r in files
+    )
+    key = hashlib.sha256(repr((uri, listing)).encode()).hexdigest()[:16]
+    target = cache_dir() / "fetched" / f"{os.path.basename(root) or 'model'}-{key}"
+    if target.is_dir():
+        return str(target)
+    tmp = str(target) + f".tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for rel, length, _ in listing:
+        os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+        with open(os.path.join(tmp, rel), "wb") as f:
+            f.truncate(length)
+    pieces = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(uri)
+        .select("path", "length", "content")
+        .withColumn("i", F.explode(F.sequence(F.lit(0), F.greatest(F.lit(0), F.ceil(F.col("length") / chunk) - 1))))
+        .select("path", "i", F.expr(f"substring(content, i * {chunk} + 1, {chunk})").alias("piece"))
+    )
+    for r in pieces.toLocalIterator():
+        with open(os.path.join(tmp, os.path.relpath(_uri_path(r["path"]), root)), "r+b") as f:
+            f.seek(int(r["i"]) * chunk)
+            f.write(bytes(r["piece"] or b""))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process fetched it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def _uri_path(uri: str) -> str:
+    """The path part of a URI or path, percent-decoded (``file:/a%20b`` -> ``/a b``)."""
+    from urllib.parse import unquote, urlparse
+
+    if "://" in uri or uri.startswith("file:"):
+        return unquote(urlparse(uri).path)
+    return os.path.abspath(uri)

@@ -23,18 +23,20 @@ import os
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from pyspark.ml import Model
-from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
+from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 
 from .. import annotation as A
 from ..cells import cell_items, cell_source
 from ..engines import transcribe_isolating
 from ..job import progress
+from ..paths import local_path
 from ..records import AudioItem, Transcript, error_transcript
 from .compat import load_metadata, save_metadata
 from .context import EngineSpec, task_engine
 from .inputs import INPUT_PATH, classify_input, column_values, input_cells
 from .params import HasInputCols, HasReaderCols
-from .shipping import ModelRef, copy_to_hadoop, ship_model_dir
+from .session import ParamsWriter, check_python_workers, is_connect
+from .shipping import ModelRef, fetch_dir, save_model_files, ship_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +207,7 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasReaderCols, MLReadable, MLWri
         chunks_col = self.getChunksCol() or None
         path_col, offset_col, error_col, duration_col = self._reader_cols(dataset, kind == INPUT_PATH)
         spark = dataset.sparkSession
+        check_python_workers(spark)
         spec = self._engine_spec(self._model_ref_for(spark))
         fields = [f for f in dataset.schema.fields if f.name not in (out_col, chunks_col)]
         fields.append(StructField(out_col, A.annotation_array_type(), True, metadata={"annotatorType": A.DOCUMENT}))
@@ -254,24 +257,27 @@ class SpeechAnnotatorModel(Model, HasInputCols, HasReaderCols, MLReadable, MLWri
         return _SpeechModelReader(cls)
 
 
-class _SpeechModelWriter(DefaultParamsWriter):
-    """Params as JSON (pyspark.ml's format) + the model files under ``<path>/weights/<uid>``.
+class _SpeechModelWriter(ParamsWriter):
+    """Params as JSON (pyspark.ml's format) + the model files under ``<path>/weights/<uid>``
+    (classic or Spark Connect session: :func:`~sparkasr.spark.shipping.save_model_files`).
 
     Embedded models (installed with sparkasr on every node) are recorded by name, not copied.
     """
 
     def saveImpl(self, path: str) -> None:
+        import time
+
         stage: SpeechAnnotatorModel = self.instance
         ref, local = stage._resolve_model()
         extra = {"modelKind": ref.kind}
         if ref.kind != "embedded":
-            dest = path.rstrip("/") + "/weights/" + stage.uid
-            if local and os.path.isdir(local):
-                copy_to_hadoop(self.sparkSession, local, dest)
-            else:
+            if not (local and os.path.isdir(local)):
                 raise ValueError(f"cannot save {stage.uid}: model files at {ref.path} are not local to the driver")
             extra["weights"] = "weights/" + stage.uid
+        since_ms = time.time() * 1000 - 1
         save_metadata(stage, path, self.sparkSession, extra)
+        if ref.kind != "embedded":
+            save_model_files(self.sparkSession, local, path, extra["weights"], since_ms)
 
 
 class _SpeechModelReader(MLReader):
@@ -286,5 +292,8 @@ class _SpeechModelReader(MLReader):
         DefaultParamsReader.getAndSetParams(instance, metadata)
         weights = metadata.get("weights")
         if weights:
-            instance._set(modelSource=path.rstrip("/") + "/" + weights)
+            source = path.rstrip("/") + "/" + weights
+            if is_connect(self.sparkSession) and not os.path.isdir(local_path(source)):
+                source = fetch_dir(self.sparkSession, source)  # weights this client cannot open: through the session
+            instance._set(modelSource=source)
         return instance

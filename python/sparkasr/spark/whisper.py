@@ -17,7 +17,7 @@ from ..whisper import RuntimeOptions, WhisperOptions
 from ..whisper.models import ModelSource, check_whisper_options, resolve_whisper_model
 from .context import EngineSpec, task_cpus
 from .params import declare_params
-from .shipping import ModelRef, local_model_dir
+from .shipping import ModelRef, cluster_only_path, local_model_dir
 from .stage import SpeechAnnotatorModel
 
 
@@ -108,7 +108,7 @@ class WhisperForCTC(SpeechAnnotatorModel):
 
     def _resolve_model(self) -> Tuple[ModelRef, str]:
         name = self.getModelSource()
-        if is_remote_uri(name):
+        if is_remote_uri(name) or cluster_only_path(name, self.getShipModel()):
             return ModelRef("path", path=name), ""
         src = self._source()
         if src.is_embedded:

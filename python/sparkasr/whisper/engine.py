@@ -27,21 +27,23 @@ Two paths, chosen per item:
   sentence-level segments. Rows longer than ``1.5 * long_piece_s`` are decoded in pieces of
   ``long_piece_s`` (bounded memory).
 
-``strategy="pack"`` hands the items to :mod:`.packing`.
+``strategy="pack"`` hands the items to :mod:`.packing`. :meth:`WhisperEngine.transcribe_steps` runs a
+long row in steps (a piece or a window each) for a server that interleaves other requests.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from contextlib import nullcontext
+from typing import Callable, ContextManager, Dict, Generator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..audio import SAMPLE_RATE, cut_pieces, sound_frames, speech_bounds
-from ..engines import cached_engine
+from ..engines import cached_engine, run_steps
 from ..job import progress
 from ..records import AudioItem, Chunk, Transcript, error_transcript
-from .model import _TopKModel, add_word_timestamps, compression_ratio, encode, load_model
+from .model import _TopKModel, add_word_timestamps, compression_ratio, encode, gated, load_model
 from .options import PIECE_SEARCH_S, WINDOW_S, RuntimeOptions, WhisperOptions
 from .packing import transcribe_packed
 from .vad import SpeechMap
@@ -100,6 +102,38 @@ class WhisperEngine:
             for i in long_:
                 out[i] = self._safe_sequential(items[i], fw)
         return [r for r in out]  # type: ignore[misc]
+
+    def transcribe_steps(
+        self, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
+    ) -> Generator[None, None, Transcript]:
+        """``transcribe_batch([item])[0]`` in steps: a generator that yields between pieces and
+        returns the transcript, so that a server can run other requests between the steps of a long
+        one. A long row (over 30 s) is decoded a piece at a time (``strategy="batch"``: the same
+        pieces; one per model call where :meth:`transcribe_batch` decodes ``batchSize`` together,
+        which gives the same transcript: a window's decode does not depend on the windows batched
+        with it, as the tests check) or a window at a time (the sequential path); anything else in
+        one step. ``around()``: a context manager every CTranslate2 call runs in
+        (:func:`~.model.gated`)."""
+        opts = self.options
+        samples = item.samples
+        long_row = (
+            item.error is None
+            and samples is not None
+            and item.duration_s > WINDOW_S
+            and opts.strategy != "pack"
+            and bool(np.isfinite(samples).all())
+        )
+        if not long_row:
+            with around() if around else nullcontext():
+                return self.transcribe_batch([item])[0]
+        if opts.vad_gate == "always" and not SpeechMap(samples, opts.vad_threshold).has_speech():
+            return self._no_speech(item)
+        fw = self._model_for_call()
+        if around is not None:
+            fw = gated(fw, around)
+        if opts.strategy == "batch" and not opts.vad_filter:
+            return (yield from self._long_steps(item, fw))
+        return (yield from self._safe_sequential_steps(item, fw))
 
     def _transcribe_packed(self, items: List[AudioItem]) -> List[Transcript]:
         """strategy=pack: with the VAD gate on, clips without speech are left out of the windows
@@ -176,6 +210,19 @@ class WhisperEngine:
                 progress.advance(it.source, it.offset_s + it.duration_s)
         return out
 
+    def _pieces(self, item: AudioItem) -> Tuple[List[AudioItem], Dict[int, Transcript]]:
+        """A long row's pieces (cut at quiet points into at most 30 s) and, with vadGate=always, the
+        transcripts of those without speech (by index: they are not decoded)."""
+        speech = SpeechMap(item.samples, self.options.vad_threshold) if self.options.vad_gate == "always" else None
+        pieces: List[AudioItem] = []
+        silent: Dict[int, Transcript] = {}
+        for a, b in cut_pieces(item.samples, WINDOW_S, PIECE_SEARCH_S):
+            piece = AudioItem(item.samples[a:b], source=item.source, offset_s=item.offset_s + a / SAMPLE_RATE)
+            if speech is not None and not speech.has_speech(a / SAMPLE_RATE, b / SAMPLE_RATE):
+                silent[len(pieces)] = self._no_speech(piece)
+            pieces.append(piece)
+        return pieces, silent
+
     def _transcribe_long_batched(self, items: List[AudioItem], fw) -> List[Transcript]:
         """Long rows: cut into <=30-s pieces at quiet points, all pieces decoded batched as text,
         joined per row (see the module docstring)."""
@@ -183,48 +230,53 @@ class WhisperEngine:
         owner: List[Tuple[int, int]] = []
         silent: Dict[int, Transcript] = {}  # vadGate=always: pieces without speech, not decoded
         for it in items:
-            ranges = cut_pieces(it.samples, WINDOW_S, PIECE_SEARCH_S)
-            owner.append((len(pieces), len(ranges)))
-            speech = SpeechMap(it.samples, self.options.vad_threshold) if self.options.vad_gate == "always" else None
-            for a, b in ranges:
-                piece = AudioItem(it.samples[a:b], source=it.source, offset_s=it.offset_s + a / SAMPLE_RATE)
-                if speech is not None and not speech.has_speech(a / SAMPLE_RATE, b / SAMPLE_RATE):
-                    silent[len(pieces)] = self._no_speech(piece)
-                pieces.append(piece)
+            row, quiet = self._pieces(it)
+            silent.update((len(pieces) + j, t) for j, t in quiet.items())
+            owner.append((len(pieces), len(row)))
+            pieces.extend(row)
         live = [pieces[j] for j in range(len(pieces)) if j not in silent]
         decoded = iter(self._finish_pieces(live, self._decode_in_batches(live, fw, text_only=True), fw))
         done = [silent[j] if j in silent else next(decoded) for j in range(len(pieces))]
-        out: List[Transcript] = []
-        for it, (first, count) in zip(items, owner):
-            parts = done[first : first + count]
-            errors = [f"piece at {p.offset_s:.1f} s: {p.error}" for p in parts if p.error]
-            weight: Dict[str, float] = {}
-            for p in parts:
-                if p.language and p.text:
-                    weight[p.language] = weight.get(p.language, 0.0) + p.language_probability * p.duration_s
-            lang = max(weight, key=weight.get) if weight else parts[0].language
-            out.append(
-                Transcript(
-                    text=" ".join(p.text.strip() for p in parts if p.text.strip()),
-                    chunks=[c for p in parts for c in p.chunks],
-                    language=lang,
-                    language_probability=max(
-                        (p.language_probability for p in parts if p.language == lang), default=0.0
-                    ),
-                    duration_s=it.duration_s,
-                    source=it.source,
-                    offset_s=it.offset_s,
-                    error=("; ".join(errors) if errors else None),
-                    extra={
-                        "path": "pieces",
-                        "pieces": count,
-                        "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts),
-                        "continued": sum(p.extra.get("continued", 0) for p in parts),
-                        "reheard": sum(p.extra.get("reheard", 0) for p in parts),
-                    },
-                )
-            )
-        return out
+        return [self._join_pieces(it, done[first : first + count]) for it, (first, count) in zip(items, owner)]
+
+    def _long_steps(self, item: AudioItem, fw) -> Generator[None, None, Transcript]:
+        """One long row as :meth:`_transcribe_long_batched` decodes it, one piece per step (its
+        decode and its rests), so that other work can run between the pieces."""
+        pieces, silent = self._pieces(item)
+        done: List[Transcript] = []
+        for j, piece in enumerate(pieces):
+            if j in silent:
+                done.append(silent[j])
+                continue
+            done.extend(self._finish_pieces([piece], self._decode_in_batches([piece], fw, text_only=True), fw))
+            yield
+        return self._join_pieces(item, done)
+
+    def _join_pieces(self, it: AudioItem, parts: List[Transcript]) -> Transcript:
+        """A long row's transcript from its pieces' (in order)."""
+        errors = [f"piece at {p.offset_s:.1f} s: {p.error}" for p in parts if p.error]
+        weight: Dict[str, float] = {}
+        for p in parts:
+            if p.language and p.text:
+                weight[p.language] = weight.get(p.language, 0.0) + p.language_probability * p.duration_s
+        lang = max(weight, key=weight.get) if weight else parts[0].language
+        return Transcript(
+            text=" ".join(p.text.strip() for p in parts if p.text.strip()),
+            chunks=[c for p in parts for c in p.chunks],
+            language=lang,
+            language_probability=max((p.language_probability for p in parts if p.language == lang), default=0.0),
+            duration_s=it.duration_s,
+            source=it.source,
+            offset_s=it.offset_s,
+            error=("; ".join(errors) if errors else None),
+            extra={
+                "path": "pieces",
+                "pieces": len(parts),
+                "fallbacks": sum(p.extra.get("path") == "sequential" for p in parts),
+                "continued": sum(p.extra.get("continued", 0) for p in parts),
+                "reheard": sum(p.extra.get("reheard", 0) for p in parts),
+            },
+        )
 
     def _finish_pieces(self, pieces: List[AudioItem], done: List[Transcript], fw, rounds: int = 3) -> List[Transcript]:
         """A piece whose words end a second or more before its sound does has had the rest of its
@@ -346,8 +398,13 @@ class WhisperEngine:
         return fresh
 
     def _safe_sequential(self, item: AudioItem, fw=None, text_only: bool = False) -> Transcript:
+        return run_steps(self._safe_sequential_steps(item, fw, text_only))
+
+    def _safe_sequential_steps(
+        self, item: AudioItem, fw=None, text_only: bool = False
+    ) -> Generator[None, None, Transcript]:
         try:
-            return self._transcribe_sequential(item, fw, text_only=text_only)
+            return (yield from self._transcribe_sequential_steps(item, fw, text_only=text_only))
         except Exception as exc:
             return error_transcript(item, f"transcription failed: {type(exc).__name__}: {exc}")
 
@@ -363,8 +420,14 @@ class WhisperEngine:
         return model
 
     def _transcribe_sequential(self, item: AudioItem, fw=None, text_only: bool = False) -> Transcript:
-        """faster-whisper's ``transcribe`` on one item. ``text_only``: a piece of a long row (at most
-        30 s), decoded without timestamp tokens as one segment, with the temperature fallback."""
+        return run_steps(self._transcribe_sequential_steps(item, fw, text_only))
+
+    def _transcribe_sequential_steps(
+        self, item: AudioItem, fw=None, text_only: bool = False
+    ) -> Generator[None, None, Transcript]:
+        """faster-whisper's ``transcribe`` on one item, a step per segment. ``text_only``: a piece of
+        a long row (at most 30 s), decoded without timestamp tokens as one segment, with the
+        temperature fallback."""
         opts = self.options
         model = self._with_topk(fw)
         kwargs = opts.fw_kwargs()
@@ -372,7 +435,7 @@ class WhisperEngine:
             kwargs["language"] = "en"
         if text_only:
             kwargs.update(without_timestamps=True, condition_on_previous_text=False)
-            t = self._run_sequential(item, model, kwargs)
+            t = yield from self._run_sequential_steps(item, model, kwargs)
             if opts.timestamps == "segment" and t.text:
                 t.chunks = [_piece_segment(item, t.text)]
             return t
@@ -381,10 +444,10 @@ class WhisperEngine:
 
             ctranslate2.set_random_seed(opts.seed)
         if item.duration_s > 1.5 * opts.long_piece_s:
-            return self._transcribe_in_pieces(item, model, kwargs)
-        return self._run_sequential(item, model, kwargs)
+            return (yield from self._transcribe_in_pieces(item, model, kwargs))
+        return (yield from self._run_sequential_steps(item, model, kwargs))
 
-    def _transcribe_in_pieces(self, item: AudioItem, model, kwargs) -> Transcript:
+    def _transcribe_in_pieces(self, item: AudioItem, model, kwargs) -> Generator[None, None, Transcript]:
         """Very long rows: faster-whisper's long-form algorithm on pieces of ``long_piece_s`` cut at
         quiet points, the language fixed by the first piece and the previous piece's last words as
         the prompt, so a worker's memory no longer grows with the file (faster-whisper computes the
@@ -397,7 +460,7 @@ class WhisperEngine:
             if samples.size == 0:
                 continue
             sub = AudioItem(samples, source=item.source, offset_s=item.offset_s + off)
-            t = self._run_sequential(sub, model, kw)
+            t = yield from self._run_sequential_steps(sub, model, kw)
             parts.append(t)
             kw["language"] = kw.get("language") or t.language
             if self.options.condition_on_previous_text and t.text:
@@ -418,6 +481,10 @@ class WhisperEngine:
         )
 
     def _run_sequential(self, item: AudioItem, model, kwargs) -> Transcript:
+        return run_steps(self._run_sequential_steps(item, model, kwargs))
+
+    def _run_sequential_steps(self, item: AudioItem, model, kwargs) -> Generator[None, None, Transcript]:
+        """faster-whisper's ``transcribe``, a step per segment it yields (each window's decode)."""
         opts = self.options
         segments, info = model.transcribe(item.samples, **kwargs)
         chunks: List[Chunk] = []
@@ -430,6 +497,7 @@ class WhisperEngine:
                 opts.compression_ratio_threshold is not None
                 and seg.compression_ratio > opts.compression_ratio_threshold
             )
+            yield
             if self._doubtful(seg.no_speech_prob, failed) and not speech.has_speech(seg.start, seg.end):
                 continue  # vadGate: text with no speech under it
             texts.append(seg.text)

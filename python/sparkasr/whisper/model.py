@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, ContextManager, Dict, Tuple
 
 import numpy as np
 
@@ -102,6 +102,37 @@ class _TopKModel:
         if kwargs.get("sampling_temperature", 0) > 0 and kwargs.get("sampling_topk", 1) == 0:
             kwargs["sampling_topk"] = self._top_k
         return self._inner.generate(*args, **kwargs)
+
+
+class _GatedModel:
+    """Proxy around ``ctranslate2.models.Whisper`` whose model calls (encode, generate, align,
+    language detection) each run inside ``around()``: a server's turn between requests."""
+
+    CALLS = ("encode", "generate", "align", "detect_language")
+
+    def __init__(self, inner, around: Callable[[], ContextManager]):
+        self._inner = inner
+        self._around = around
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if name not in self.CALLS:
+            return attr
+
+        def call(*args, **kwargs):
+            with self._around():
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def gated(fw, around: Callable[[], ContextManager]):
+    """A copy of the faster-whisper model ``fw`` whose CTranslate2 calls run inside ``around()``."""
+    import copy
+
+    model = copy.copy(fw)
+    model.model = _GatedModel(fw.model, around)
+    return model
 
 
 def encode(fw, feats: np.ndarray):

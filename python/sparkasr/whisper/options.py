@@ -30,6 +30,14 @@ TASKS = ("transcribe", "translate")
 STRATEGIES = ("batch", "sequential", "pack")
 VAD_GATES = ("auto", "always", "off")
 PIECE_SEARCH_S = 5.0  # a long row's piece boundary moves back by up to this much to a quiet point
+# Bounds of the options (every option is bounded: a request, job file or param cannot ask for an
+# unbounded decode): beams and sampled candidates, temperatures, prompt, token ids, batch, threads
+MAX_BEAMS = 16
+MAX_TEMPERATURE = 2.0
+MAX_PROMPT_CHARS = 2000
+MAX_TOKEN_ID = 51865  # the largest Whisper vocabulary (large-v3) has 51866 tokens
+MAX_BATCH = 1024
+MAX_THREADS = 1024
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class RuntimeOptions:
         0,
         "threads per task for the model; 0 = spark.task.cpus inside Spark, all cores outside it",
         minimum=0,
+        maximum=MAX_THREADS,
         key="threads",
     )
     device_index: int = 0  # CUDA device (Spark stages: the GPU Spark assigned to the task); CPU: unused
@@ -76,19 +85,24 @@ class WhisperOptions:
         "",
         "language code ('' = detect: language and language_probability in the metadata; English-only models: en)",
         null="",
+        max_length=16,
     )
     task: str = option(
         "task", STRING, "transcribe", "transcribe, or translate (to English; multilingual models)", choices=TASKS
     )
-    beam_size: int = option("beamSize", INT, 5, "beam size for temperature-0 decoding (1 = greedy)", minimum=1)
-    best_of: int = option("bestOf", INT, 5, "candidates sampled at temperature > 0", minimum=1)
-    patience: float = option("patience", FLOAT, 1.0, "beam search patience factor", minimum=0.0)
-    length_penalty: float = option("lengthPenalty", FLOAT, 1.0, "beam search length penalty")
+    beam_size: int = option(
+        "beamSize", INT, 5, "beam size for temperature-0 decoding (1 = greedy)", minimum=1, maximum=MAX_BEAMS
+    )
+    best_of: int = option("bestOf", INT, 5, "candidates sampled at temperature > 0", minimum=1, maximum=MAX_BEAMS)
+    patience: float = option("patience", FLOAT, 1.0, "beam search patience factor", minimum=0.0, maximum=10.0)
+    length_penalty: float = option(
+        "lengthPenalty", FLOAT, 1.0, "beam search length penalty", minimum=-10.0, maximum=10.0
+    )
     repetition_penalty: float = option(
-        "repetitionPenalty", FLOAT, 1.0, "penalty on repeated tokens (> 1 penalises)", minimum=0.0
+        "repetitionPenalty", FLOAT, 1.0, "penalty on repeated tokens (> 1 penalises)", minimum=0.0, maximum=10.0
     )
     no_repeat_ngram_size: int = option(
-        "noRepeatNgramSize", INT, 0, "forbid repeating n-grams of this size (0 = off)", minimum=0
+        "noRepeatNgramSize", INT, 0, "forbid repeating n-grams of this size (0 = off)", minimum=0, maximum=64
     )
     temperature: Tuple[float, ...] = option(
         "temperature",
@@ -96,15 +110,18 @@ class WhisperOptions:
         [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
         "temperatures tried in order when a decode fails the compression-ratio / log-prob checks",
         minimum=0.0,
+        maximum=MAX_TEMPERATURE,
+        max_items=10,
     )
     top_k: int = option(
-        "topK", INT, 0, "sampling at temperature > 0 from the K most likely tokens (0 = all)", minimum=0
+        "topK", INT, 0, "sampling at temperature > 0 from the K most likely tokens (0 = all)", minimum=0, maximum=1000
     )
     top_p: float = option(
         "topP",
         FLOAT,
         1.0,
         "nucleus sampling; CTranslate2's Whisper decoder has none, so values < 1 are refused",
+        minimum=0.0,
         maximum=1.0,
     )
     max_new_tokens: Optional[int] = option(
@@ -117,7 +134,12 @@ class WhisperOptions:
         null=0,
     )
     initial_prompt: Optional[str] = option(
-        "initialPrompt", STRING, "", "text given to the decoder as previous context", null=""
+        "initialPrompt",
+        STRING,
+        "",
+        "text given to the decoder as previous context",
+        null="",
+        max_length=MAX_PROMPT_CHARS,
     )
     timestamps: str = option(
         "timestamps",
@@ -138,11 +160,15 @@ class WhisperOptions:
         [-1],
         "token ids the decoder never generates; -1 stands for Whisper's default set (symbols and special tokens)",
         minimum=-1,
+        maximum=MAX_TOKEN_ID,
+        max_items=MAX_TOKEN_ID + 1,
     )
     compression_ratio_threshold: Optional[float] = 2.4
     log_prob_threshold: Optional[float] = -1.0
     no_speech_threshold: Optional[float] = 0.6
-    batch_size: int = option("batchSize", INT, 8, "short rows (<= 30 s) decoded together in one model call", minimum=1)
+    batch_size: int = option(
+        "batchSize", INT, 8, "short rows (<= 30 s) decoded together in one model call", minimum=1, maximum=MAX_BATCH
+    )
     vad_filter: bool = option("vadFilter", BOOL, False, "skip non-speech with Silero VAD (sequential path)")
     vad_gate: str = option(
         "vadGate",
@@ -156,7 +182,9 @@ class WhisperOptions:
     )
     vad_check_no_speech: float = 0.2  # vadGate=auto: windows over this no-speech probability are checked
     vad_threshold: float = 0.5  # Silero's speech probability threshold (faster-whisper's default)
-    seed: Optional[int] = option("seed", INT, -1, "random seed for sampling (-1 = unset)", minimum=-1, null=-1)
+    seed: Optional[int] = option(
+        "seed", INT, -1, "random seed for sampling (-1 = unset)", minimum=-1, maximum=2**32 - 1, null=-1
+    )
     strategy: str = option(
         "strategy",
         STRING,
@@ -172,6 +200,7 @@ class WhisperOptions:
         600.0,
         "strategy=sequential: rows longer than 1.5x this many seconds are decoded in pieces of this length (bounded memory)",
         minimum=60.0,
+        maximum=3600.0,
     )
 
     def __post_init__(self):

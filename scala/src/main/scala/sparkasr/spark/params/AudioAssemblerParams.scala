@@ -23,7 +23,7 @@ trait AudioAssemblerParams extends HasReaderCols {
   /** sample rate of array input (Hz) (>= 1) */
   final val sampleRate: IntParam = new IntParam(this, "sampleRate",
     "sample rate of array input (Hz)",
-    ParamValidators.gtEq[Int](1))
+    (x: Int) => x >= 1)
   def setSampleRate(value: Int): this.type = { set(sampleRate, value); validateParams(); this }
   def getSampleRate: Int = $(sampleRate)
 
@@ -36,7 +36,7 @@ trait AudioAssemblerParams extends HasReaderCols {
   /** interleaved channels in array input (down-mixed to mono) (>= 1) */
   final val channels: IntParam = new IntParam(this, "channels",
     "interleaved channels in array input (down-mixed to mono)",
-    ParamValidators.gtEq[Int](1))
+    (x: Int) => x >= 1)
   def setChannels(value: Int): this.type = { set(channels, value); validateParams(); this }
   def getChannels: Int = $(channels)
 

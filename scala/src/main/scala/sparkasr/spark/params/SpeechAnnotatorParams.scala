@@ -27,10 +27,11 @@ trait SpeechAnnotatorParams extends StageParams {
   def setModelSource(value: String): this.type = { set(modelSource, value); validateParams(); this }
   def getModelSource: String = $(modelSource)
 
-  /** copy model files to executors with SparkContext.addFile (false: the path must be visible on every node) */
+  /** copy the model directory to the executors with the job (SparkContext.addFile; on Spark Connect a session
+    * artifact); false: the path must be visible on every node (/Volumes/..., /dbfs/..., NFS) */
   final val shipModel: BooleanParam = new BooleanParam(this, "shipModel",
-    "copy model files to executors with SparkContext.addFile (false: the path must be visible on every " +
-    "node)")
+    "copy the model directory to the executors with the job (SparkContext.addFile; on Spark Connect a " +
+    "session artifact); false: the path must be visible on every node (/Volumes/..., /dbfs/..., NFS)")
   def setShipModel(value: Boolean): this.type = { set(shipModel, value); validateParams(); this }
   def getShipModel: Boolean = $(shipModel)
 

@@ -22,7 +22,7 @@ trait WerEvaluatorParams extends StageParams {
   /** metric: wer, cer, mer or wil (wer, cer, mer, wil) */
   final val metricName: Param[String] = new Param[String](this, "metricName",
     "metric: wer, cer, mer or wil",
-    ParamValidators.inArray[String](Array("wer", "cer", "mer", "wil")))
+    (x: String) => Array("wer", "cer", "mer", "wil").contains(x))
   def setMetricName(value: String): this.type = { set(metricName, value); validateParams(); this }
   def getMetricName: String = $(metricName)
 
@@ -35,7 +35,7 @@ trait WerEvaluatorParams extends StageParams {
   /** skip (default) or empty: how a null prediction is scored (skip, empty) */
   final val nullPrediction: Param[String] = new Param[String](this, "nullPrediction",
     "skip (default) or empty: how a null prediction is scored",
-    ParamValidators.inArray[String](Array("skip", "empty")))
+    (x: String) => Array("skip", "empty").contains(x))
   def setNullPrediction(value: String): this.type = { set(nullPrediction, value); validateParams(); this }
   def getNullPrediction: String = $(nullPrediction)
 

@@ -1,0 +1,143 @@
+"""Fair scheduling between short and long requests: the long ones are transcribed in steps on a
+lane of their own, and their model calls take turns with the short requests' engine calls.
+
+A 60-minute upload transcribed in one engine call held the only worker for minutes while a
+10-second request waited behind it. Here:
+
+* :class:`LongLane`: a thread that transcribes the long requests (more than ``long_s`` seconds of
+  audio) with :func:`sparkasr.engines.transcribe_steps` (the engine's own pieces, one at a time:
+  the same transcript as one call), a step of each long request in turn. (With Whisper's
+  ``strategy="pack"``, meant for short clips, a long request is one step and one turn.)
+* :class:`TurnGate`: every model call of the long lane (each encode, generate or alignment of a
+  30-s piece: :func:`sparkasr.whisper.model.gated`) and every engine call of the short requests'
+  worker takes a turn; the two sides alternate when both wait. A short request waits for at most
+  one model call of a long one, and a long one always moves on between two short batches. Model
+  calls never overlap, so the cores are never shared by two of them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import queue
+import threading
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, Generator, Hashable, Iterator, Optional
+
+from ..engines import transcribe_steps
+from ..records import AudioItem, Transcript
+
+log = logging.getLogger(__name__)
+
+SHORT, LONG = "short", "long"
+
+
+@dataclass
+class Job:
+    """One request's audio and options, its future, and (long requests) its steps once started."""
+
+    options: Hashable  # (decoding options, runtime options or None)
+    item: AudioItem
+    future: cf.Future = field(default_factory=cf.Future)
+    steps: Optional[Generator[None, None, Transcript]] = None
+
+
+class TurnGate:
+    """Turns between the two sides, :data:`SHORT` and :data:`LONG`: one side at a time, and when
+    both wait, the side that did not have the last turn goes first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running: Optional[str] = None
+        self._waiting: Dict[str, int] = {SHORT: 0, LONG: 0}
+        self._last: Optional[str] = None
+        self.turns: Dict[str, int] = {SHORT: 0, LONG: 0}
+
+    @contextmanager
+    def turn(self, side: str) -> Iterator[None]:
+        other = LONG if side == SHORT else SHORT
+        with self._cond:
+            self._waiting[side] += 1
+            while self._running is not None or (self._waiting[other] and self._last == side):
+                self._cond.wait()
+            self._waiting[side] -= 1
+            self._running = side
+            self.turns[side] += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running, self._last = None, side
+                self._cond.notify_all()
+
+    def long_call(self):
+        """A context manager for one model call of the long lane."""
+        return self.turn(LONG)
+
+
+class LongLane:
+    """The long requests, transcribed in steps on one thread, a step of each in turn.
+    ``engine_for(options)``: the engine for a job's options."""
+
+    def __init__(self, gate: TurnGate, engine_for: Callable[..., Any]):
+        self.gate = gate
+        self.engine_for = engine_for
+        self._new: queue.Queue[Job] = queue.Queue()
+        self._active: Deque[Job] = deque()
+        self.requests = 0
+        self.steps = 0
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def __len__(self) -> int:
+        return self._new.qsize() + len(self._active)
+
+    def add(self, job: Job) -> None:
+        self.requests += 1
+        self._new.put(job)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sparkasr-serve-long", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._take(block=not self._active)
+            if self._active:
+                self._step()
+
+    def _take(self, block: bool) -> None:
+        try:
+            job = self._new.get(timeout=0.5) if block else self._new.get_nowait()
+        except queue.Empty:
+            return
+        self._active.append(job)
+        while True:  # and any others that arrived meanwhile
+            try:
+                self._active.append(self._new.get_nowait())
+            except queue.Empty:
+                return
+
+    def _step(self) -> None:
+        """One step of the job at the head of the line (a piece of its audio); it then goes to
+        the back. (It stays in the line meanwhile: ``len`` counts it.)"""
+        job = self._active[0]
+        try:
+            if job.steps is None:
+                job.steps = transcribe_steps(self.engine_for(*job.options), job.item, self.gate.long_call)
+            next(job.steps)
+        except StopIteration as done:
+            self._active.popleft()
+            job.future.set_result(done.value)
+            return
+        except Exception as exc:  # building the engine failed
+            self._active.popleft()
+            job.future.set_exception(exc)
+            return
+        self.steps += 1
+        self._active.rotate(-1)
