@@ -131,6 +131,39 @@ def test_every_shared_constant_is_found_with_its_python_value():
     assert "  val SilencePeak: Float = 3e-05f\n" in text  # compared in float32, as numpy does
 
 
+def test_the_scala_format_table_is_sparkasr_formats(tmp_path, monkeypatch):
+    """The JVM decoder's allow-lists, signatures and messages are generated from sparkasr.formats;
+    a changed list makes the Scala copy stale."""
+    from sparkasr import formats as F
+
+    text = G.scala_formats()
+    assert text.startswith("// Generated from python/sparkasr/formats.py")
+    for demuxer, name in F.CONTAINERS.items():
+        assert f"    {G._scala_string(demuxer)} -> {G._scala_string(name)}" in text
+    for codec in F.AUDIO_CODECS:
+        assert G._scala_string(codec) in text
+    assert 'def refusal(detected: String): String = "not an audio format we read (detected: " + detected + ")"' in text
+    assert '"the " + container + " file\'s audio codec \'" + codec + "\' is not one we decode"' in text
+    assert G.SCALA_FORMATS in G.generated_files() and G.SNIFF_CASES in G.generated_files()
+    (tmp_path / G.SCALA_FORMATS).parent.mkdir(parents=True)
+    (tmp_path / G.SCALA_FORMATS).write_text(text)
+    monkeypatch.setattr(F, "CONTAINERS", {**F.CONTAINERS, "nistsphere": "NIST SPHERE"})
+    assert G.SCALA_FORMATS in G.stale_files(tmp_path)
+
+
+def test_the_sniff_cases_are_the_python_sniffers_answers():
+    from sparkasr.formats import sniff
+
+    cases = json.loads(G.sniff_cases())["cases"]
+    kinds = {c["case"]: c for c in cases}
+    for kind in ("concat", "sdp", "hls", "ffmetadata", "png", "subfile-url", "file-url"):  # issue 30's list
+        assert not kinds[kind]["audio"] and kinds[kind]["demuxer"] is None, kind
+    assert {c["demuxer"] for c in cases if c["audio"]} >= {"wav", "flac", "ogg", "mp3", "aac", "mov", "matroska"}
+    for c in cases:
+        d = sniff(bytes.fromhex(c["head"]))
+        assert (d.name, d.demuxer, d.audio) == (c["name"], c["demuxer"], c["audio"]), c["case"]
+
+
 def _scala_vals(text):
     """``final val`` name -> its declaration (up to the setter) in generated Scala."""
     out = {}

@@ -515,9 +515,211 @@ def scala_constants() -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------
+# The formats the decoders read (sparkasr.formats): the Scala decoder's tables, and the cases its
+# sniffer is tested against (the Python sniffer's answers: the contract both sides pass)
+# ---------------------------------------------------------------------------------------------
+
+SCALA_FORMATS = f"{SCALA_ROOT}/sparkasr/audio/FormatTable.scala"
+SNIFF_CASES = "scala/src/test/resources/sparkasr/sniff_cases.json"
+
+
+def _scala_template(text: str, holes: Dict[str, str]) -> str:
+    """``text`` with each placeholder of ``holes`` replaced by its Scala expression, as a Scala
+    string concatenation."""
+    parts = [_scala_string(text)]
+    for hole, expr in holes.items():
+        parts = [q for p in parts for q in _split_literal(p, _scala_string(hole)[1:-1], expr)]
+    return " + ".join(p for p in parts if p != '""')
+
+
+def _split_literal(part: str, hole: str, expr: str) -> List[str]:
+    if not part.startswith('"') or hole not in part:
+        return [part]
+    pieces = part[1:-1].split(hole)
+    out = [f'"{pieces[0]}"']
+    for piece in pieces[1:]:
+        out += [expr, f'"{piece}"']
+    return out
+
+
+def scala_formats() -> str:
+    """``FormatTable.scala``: :mod:`sparkasr.formats`' allow-lists, signatures and messages."""
+    from . import formats as F
+
+    codec_message = ""
+    try:
+        F.check_codec("CODEC@", "CONTAINER@")
+    except ValueError as exc:
+        codec_message = str(exc)
+    refusal = F.refusal(F.Detected("DETECTED@"))
+
+    def seq(rows: List[str], indent: str = "    ") -> List[str]:
+        return [indent + r + ("," if i < len(rows) - 1 else "") for i, r in enumerate(rows)]
+
+    codec_lines = textwrap.wrap(", ".join(_scala_string(c) for c in sorted(F.AUDIO_CODECS)), 110)
+    codec_lines = [line.rstrip(",") for line in codec_lines]
+    lines = [
+        _SCALA_HEADER.format(source="python/sparkasr/formats.py"),
+        "package sparkasr.audio",
+        "",
+        "/** Which formats the decoder reads and the words it refuses the rest with, as the Python reader",
+        "  * (`sparkasr.formats`): [[Sniff]] names a file's container from its first bytes with these signatures. */",
+        "object FormatTable {",
+        *_scaladoc("bytes of a file's start that the sniffer looks at (Python: `HEAD_BYTES`)", "  "),
+        f"  val HeadBytes: Int = {F.HEAD_BYTES}",
+        *_scaladoc("FFmpeg's protocol_whitelist value that allows no protocol (Python: `NO_PROTOCOL`)", "  "),
+        f"  val NoProtocol: String = {_scala_string(F.NO_PROTOCOL)}",
+        *_scaladoc("the audio containers read: FFmpeg demuxer -> the container's name (Python: `CONTAINERS`)", "  "),
+        "  val Containers: Map[String, String] = Map(",
+        *seq([f"{_scala_string(k)} -> {_scala_string(v)}" for k, v in F.CONTAINERS.items()]),
+        "  )",
+        *_scaladoc(
+            "the audio decoders allowed (FFmpeg decoder names), besides every one of [[CodecFamilies]] "
+            "(Python: `AUDIO_CODECS`)",
+            "  ",
+        ),
+        "  val AudioCodecs: Set[String] = Set(",
+        *seq(codec_lines),
+        "  )",
+        f"  val CodecFamilies: Seq[String] = Seq({', '.join(_scala_string(f) for f in F._CODEC_FAMILIES)})",
+        "",
+        "  def audioCodecAllowed(name: String): Boolean = AudioCodecs(name) || CodecFamilies.exists(name.startsWith)",
+        "",
+        *_scaladoc(
+            "text formats FFmpeg would act on: a regex matched at the start of the lower-cased text after "
+            "blank space -> its name, the first match wins (Python: `_TEXT_SIGNATURES`)",
+            "  ",
+        ),
+        "  val TextSignatures: Seq[(String, String)] = Seq(",
+        *seq([f"({_scala_string(p.pattern.decode('latin-1'))}, {_scala_string(n)})" for p, n in F._TEXT_SIGNATURES]),
+        "  )",
+        *_scaladoc(
+            "binary formats by their magic bytes (hex) -> name; an empty name: BMP, whose header is checked "
+            "(Python: `_BINARY_SIGNATURES`)",
+            "  ",
+        ),
+        "  val BinarySignatures: Seq[(String, String)] = Seq(",
+        *seq([f"({_scala_string(m.hex())}, {_scala_string(n or '')})" for m, n in F._BINARY_SIGNATURES]),
+        "  )",
+        "",
+        *_scaladoc("the error for a file that is not an audio format we read (Python: `refusal`)", "  "),
+        "  def refusal(detected: String): String = " + _scala_template(refusal, {"DETECTED@": "detected"}),
+        *_scaladoc("the error for an audio codec outside the list (Python: `check_codec`)", "  "),
+        "  def codecRefusal(codec: String, container: String): String =",
+        "    " + _scala_template(codec_message, {"CODEC@": "codec", "CONTAINER@": "container"}),
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _sniff_samples() -> List[Tuple[str, bytes]]:
+    """Heads of files of every kind :func:`sparkasr.formats.sniff` tells apart (audio containers,
+    images and other binary formats, the texts FFmpeg would act on)."""
+    import struct
+
+    def mp3_frames(n: int) -> bytes:  # MPEG-1 layer III, 128 kbit/s, 44.1 kHz: 417-byte frames
+        return (b"\xff\xfb\x90\x00" + bytes(413)) * n
+
+    def adts_frames(n: int) -> bytes:  # AAC LC, 44.1 kHz, stereo, 100-byte frames
+        size = 100
+        header = bytes([0xFF, 0xF1, 0x50, 0x80 | (size >> 11), (size >> 3) & 0xFF, ((size & 7) << 5) | 0x1F, 0xFC])
+        return (header + bytes(size - 7)) * n
+
+    def id3(size: int) -> bytes:
+        return b"ID3\x04\x00\x00" + bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16) + b"data" + struct.pack("<I", 64)
+    return [
+        ("wav", b"RIFF" + struct.pack("<I", 100) + b"WAVE" + fmt + bytes(64)),
+        ("rf64", b"RF64" + b"\xff" * 4 + b"WAVEds64" + bytes(40)),
+        ("webp", b"RIFF" + struct.pack("<I", 100) + b"WEBPVP8 " + bytes(40)),
+        ("avi", b"RIFF" + struct.pack("<I", 100) + b"AVI LIST" + bytes(40)),
+        ("w64", b"riff" + bytes.fromhex("2e91cf11a5d628db04c10000") + bytes(40)),
+        ("flac", b"fLaC\x00\x00\x00\x22" + bytes(40)),
+        ("ogg", b"OggS\x00\x02" + bytes(40)),
+        ("aiff", b"FORM\x00\x00\x01\x00AIFFCOMM" + bytes(40)),
+        ("aifc", b"FORM\x00\x00\x01\x00AIFCFVER" + bytes(40)),
+        ("caf", b"caff\x00\x01\x00\x00" + bytes(40)),
+        ("au", b".snd\x00\x00\x00\x18" + bytes(40)),
+        ("mka", b"\x1aE\xdf\xa3\x9fB\x86\x81\x01" + bytes(40)),
+        ("m4a", b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00" + bytes(40)),
+        ("mov-moov", b"\x00\x00\x01\x00moov" + bytes(40)),
+        ("wma", bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c") + bytes(40)),
+        ("amr", b"#!AMR\n" + bytes(40)),
+        ("amr-wb", b"#!AMR-WB\n" + bytes(40)),
+        ("mp3", mp3_frames(3)),
+        ("mp3-one-frame-then-noise", b"\xff\xfb\x90\x00" + bytes(413) + b"\x01\x02\x03\x04\x05\x06\x07\x08"),
+        ("mp3-short", b"\xff\xfb\x90\x00" + bytes(100)),
+        ("mp3-bad-bitrate", b"\xff\xfb\xf0\x00" + bytes(100)),
+        ("mpeg2-layer2", (b"\xff\xf5\x80\x00" + bytes(284)) * 2),
+        ("adts", adts_frames(3)),
+        ("id3-mp3", id3(20) + bytes(20) + mp3_frames(2)),
+        ("id3-flac", id3(20) + bytes(20) + b"fLaC" + bytes(40)),
+        ("id3-adts", id3(20) + bytes(20) + adts_frames(2)),
+        ("id3-footer", b"ID3\x04\x00\x10\x00\x00\x00\x0a" + bytes(20) + b"fLaC" + bytes(40)),
+        ("id3-beyond-head", id3(8000) + bytes(100)),
+        ("png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(40)),
+        ("jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(40)),
+        ("gif", b"GIF89a" + bytes(40)),
+        ("bmp", b"BM" + bytes(12) + struct.pack("<I", 40) + bytes(40)),
+        ("bm-text", b"BM is not a bitmap header, just text\n"),
+        ("tiff", b"II*\x00" + bytes(40)),
+        ("ico", b"\x00\x00\x01\x00\x01\x00" + bytes(40)),
+        ("pdf", b"%PDF-1.7\n" + bytes(40)),
+        ("zip", b"PK\x03\x04" + bytes(40)),
+        ("gzip", b"\x1f\x8b\x08" + bytes(40)),
+        ("elf", b"\x7fELF\x02\x01" + bytes(40)),
+        ("mpeg-ps", b"\x00\x00\x01\xba" + bytes(40)),
+        ("flv", b"FLV\x01\x05" + bytes(40)),
+        ("mpeg-ts", (b"\x47" + bytes(187)) * 2),
+        ("concat", b"ffconcat version 1.0\nfile 'secret.wav'\n"),
+        ("concat-indented", b"\n  FFCONCAT Version 1.0\nfile secret.wav\n"),
+        ("concat-bare", b"file 'secret.wav'\n"),
+        ("hls", b"#EXTM3U\n#EXT-X-VERSION:3\n#EXTINF:10.0,\nsecret.wav\n"),
+        ("hls-media", b"#EXT-X-TARGETDURATION:10\n"),
+        ("ffmetadata", b";FFMETADATA1\ntitle=secret\n"),
+        ("sdp", b"v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 5004 RTP/AVP 0\n"),
+        ("xml", b"<?xml version='1.0'?><MPD/>\n"),
+        ("dash", b"<MPD xmlns='urn:mpeg:dash'>\n"),
+        ("html", b"<!DOCTYPE html><html></html>\n"),
+        ("webvtt", b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"),
+        ("srt", b"1\n00:00:01,000 --> 00:00:02,000\nhi\n"),
+        ("ass", b"[Script Info]\nTitle: x\n"),
+        ("json", b'{"inputs": "x"}\n'),
+        ("subfile-url", b"subfile,,start,0,end,0,,:/etc/passwd\n"),
+        ("file-url", b"file:/etc/passwd\n"),
+        ("http-url", b"https://example.com/a.wav\n"),
+        ("concat-url", b"concat:/a.wav|/b.wav\n"),
+        ("text", b"just some text, not audio\n"),
+        ("empty-ish", b" "),
+        ("noise", bytes((i * 7919) % 251 for i in range(4096))),
+        ("all-bytes", bytes(range(256))),
+    ]
+
+
+def sniff_cases() -> str:
+    """The contract of the Scala sniffer: each sample head with what the Python one says it is."""
+    from .formats import sniff
+
+    cases = []
+    for name, head in _sniff_samples():
+        d = sniff(head)
+        cases.append({"case": name, "head": head.hex(), "name": d.name, "demuxer": d.demuxer, "audio": d.audio})
+    return (
+        json.dumps(
+            {"source": "python -m sparkasr.generated --write (sparkasr.formats.sniff)", "cases": cases}, indent=1
+        )
+        + "\n"
+    )
+
+
 def scala_files() -> Dict[str, str]:
     out = scala_params_files()
     out[SCALA_CONSTANTS] = scala_constants()
+    out[SCALA_FORMATS] = scala_formats()
+    out[SNIFF_CASES] = sniff_cases()
     return out
 
 

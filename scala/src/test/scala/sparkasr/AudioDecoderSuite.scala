@@ -93,7 +93,7 @@ class AudioDecoderSuite extends AnyFunSuite {
     assert(err(write("empty.wav", Array.emptyByteArray)) == "empty file (0 bytes)")
     assert(err(write("cut.wav", wav.take(wav.length / 2))).startsWith("file is truncated: its header declares"))
     assert(err(write("notes.wav", "just some text, not audio\n".getBytes("UTF-8"))) == "not an audio format we read (detected: text)")
-    assert(err(write("noise.wav", Array.tabulate(4096)(i => ((i * 7919) % 251).toByte))) == "not an audio format we read (detected: unknown binary data)")
+    assert(err(write("noise.wav", Array.tabulate(4096)(i => ((i * 7919) % 251).toByte))) == "not an audio format we read (detected: unrecognised data (headerless PCM needs an explicit raw format))")
     assert(err(new File(d, "missing.wav").getPath) == "file not found")
     assert(err(d.getPath) == "is a directory, not an audio file")
     assert(err(write("header-only.wav", AudioSuiteData.wavHeader(dataBytes = 0))) == "audio has zero length (no samples)")

@@ -9,7 +9,7 @@ import scala.sys.process._
 
 import org.apache.spark.sql.functions._
 import org.scalatest.funsuite.AnyFunSuite
-import sparkasr.audio.{AudioDecoder, AudioError}
+import sparkasr.audio.{AudioDecoder, AudioError, FormatTable}
 import sparkasr.spark.assembler.AudioAssembler
 import sparkasr.spark.ctc.Wav2Vec2ForCTC
 
@@ -38,25 +38,33 @@ class HostileAudioSuite extends AnyFunSuite with SparkTest {
   private val png: Array[Byte] = java.util.Base64.getDecoder.decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
-  /** file name -> (content, the format FFmpeg's probe names). */
+  private val Concat = "FFmpeg concat script"
+  private val Sdp = "SDP session description (RTP streams)"
+  private val Hls = "HLS / M3U playlist"
+
+  /** file name -> (content, what the sniffer names it: the Python reader's words). */
   private lazy val hostile: Seq[(File, String)] = {
     secret
     Seq(
-      write("concat.wav", text(s"ffconcat version 1.0\nfile '${secret.getName}'\n")) -> "concat",
-      write("concat-abs.flac", text(s"ffconcat version 1.0\nfile '${secret.getAbsolutePath}'\n")) -> "concat",
-      write("concat-file-url.mp3", text(s"ffconcat version 1.0\nfile 'file:${secret.getAbsolutePath}'\n")) -> "concat",
-      write("concat-subfile.ogg", text(s"ffconcat version 1.0\nfile 'subfile,,start,0,end,0,,:${secret.getAbsolutePath}'\n")) -> "concat",
-      write("stream.sdp", text("v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 5004 RTP/AVP 0\n")) -> "sdp",
-      write("rtp.wav", text("v=0\no=- 0 0 IN IP4 0.0.0.0\ns=x\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 5006 RTP/AVP 96\na=rtpmap:96 L16/16000/1\n")) -> "sdp",
-      write("playlist.m3u8", text(s"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n${secret.getName}\n#EXT-X-ENDLIST\n")) -> "hls",
-      write("playlist.m4a", text(s"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\nfile:${secret.getAbsolutePath}\n#EXT-X-ENDLIST\n")) -> "hls",
-      write("meta.wav", text(";FFMETADATA1\ntitle=secret\n")) -> "ffmetadata",
-      write("img%03d.png", png) -> "png_pipe",
-      write("frame.wav", png) -> "png_pipe",
-      write("list.wav", text(s"file '${secret.getName}'\n")) -> "text")
+      write("concat.wav", text(s"ffconcat version 1.0\nfile '${secret.getName}'\n")) -> Concat,
+      write("concat-abs.flac", text(s"ffconcat version 1.0\nfile '${secret.getAbsolutePath}'\n")) -> Concat,
+      write("concat-file-url.mp3", text(s"ffconcat version 1.0\nfile 'file:${secret.getAbsolutePath}'\n")) -> Concat,
+      write("concat-subfile.ogg", text(s"ffconcat version 1.0\nfile 'subfile,,start,0,end,0,,:${secret.getAbsolutePath}'\n")) -> Concat,
+      write("stream.sdp", text("v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 5004 RTP/AVP 0\n")) -> Sdp,
+      write("rtp.wav", text("v=0\no=- 0 0 IN IP4 0.0.0.0\ns=x\nc=IN IP4 0.0.0.0\nt=0 0\nm=audio 5006 RTP/AVP 96\na=rtpmap:96 L16/16000/1\n")) -> Sdp,
+      write("playlist.m3u8", text(s"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n${secret.getName}\n#EXT-X-ENDLIST\n")) -> Hls,
+      write("playlist.m4a", text(s"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\nfile:${secret.getAbsolutePath}\n#EXT-X-ENDLIST\n")) -> Hls,
+      write("meta.wav", text(";FFMETADATA1\ntitle=secret\n")) -> "FFmpeg metadata text",
+      write("img%03d.png", png) -> "PNG image",
+      write("frame.wav", png) -> "PNG image",
+      write("list.wav", text(s"file '${secret.getName}'\n")) -> Concat)
   }
 
   private def refusal(detected: String) = s"not an audio format we read (detected: $detected)"
+
+  test("the refusal's words are the Python reader's (generated from sparkasr.formats)") {
+    assert(FormatTable.refusal("X") == refusal("X"))
+  }
 
   test("each hostile input is refused, from a path and from its bytes, naming the detected format") {
     for ((f, detected) <- hostile) {
@@ -69,7 +77,18 @@ class HostileAudioSuite extends AnyFunSuite with SparkTest {
 
   test("an allowed container around a codec outside the list is refused, naming both") {
     val f = Fixtures.file("audio/containers/dfpwm.wav")
-    assert(intercept[AudioError](AudioDecoder.decodePath(f.getPath)).getMessage == refusal("dfpwm audio in wav"))
+    assert(intercept[AudioError](AudioDecoder.decodePath(f.getPath)).getMessage ==
+      "the WAV / RF64 / BW64 file's audio codec 'dfpwm' is not one we decode")
+  }
+
+  test("FFmpeg URLs as a file's content are refused as text naming them, never opened") {
+    val abs = secret.getAbsolutePath
+    for ((content, detected) <- Seq(s"subfile,,start,0,end,0,,:$abs\n" -> "an FFmpeg subfile URL", s"file:$abs\n" -> "a URL",
+        s"concat:$abs|$abs\n" -> "a URL", "udp://0.0.0.0:5004\n" -> "a URL", s"file '$abs'\n" -> Concat)) {
+      val f = write("url.wav", text(content))
+      assert(intercept[AudioError](AudioDecoder.decodePath(f.getPath)).getMessage == refusal(detected), content)
+      assert(intercept[AudioError](AudioDecoder.decodeBytes(text(content), "url.wav")).getMessage == refusal(detected), content)
+    }
   }
 
   test("protocol URLs given as paths are never handed to FFmpeg") {
@@ -93,8 +112,8 @@ class HostileAudioSuite extends AnyFunSuite with SparkTest {
     try {
       for (script <- Seq(s"ffconcat version 1.0\nfile 'fifo.wav'\n", s"ffconcat version 1.0\nfile '${fifo.getAbsolutePath}'\n")) {
         val f = write("fifo-concat.wav", text(script))
-        assert(intercept[AudioError](AudioDecoder.decodePath(f.getPath)).getMessage == refusal("concat"))
-        assert(intercept[AudioError](AudioDecoder.decodeBytes(text(script), f.getName)).getMessage == refusal("concat"))
+        assert(intercept[AudioError](AudioDecoder.decodePath(f.getPath)).getMessage == refusal(Concat))
+        assert(intercept[AudioError](AudioDecoder.decodeBytes(text(script), f.getName)).getMessage == refusal(Concat))
       }
       assert(!opened.get(), "FFmpeg opened the file the concat script names")
     } finally {

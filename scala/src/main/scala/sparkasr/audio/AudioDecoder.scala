@@ -6,8 +6,8 @@ import java.util.concurrent.ConcurrentHashMap
 
 import scala.collection.mutable.ArrayBuffer
 
-import org.bytedeco.ffmpeg.avcodec.{AVCodecContext, AVPacket}
-import org.bytedeco.ffmpeg.avformat.{AVFormatContext, AVIOContext, AVInputFormat, Read_packet_Pointer_BytePointer_int, Seek_Pointer_long_int}
+import org.bytedeco.ffmpeg.avcodec.{AVCodecContext, AVCodecDescriptor, AVPacket}
+import org.bytedeco.ffmpeg.avformat.{AVFormatContext, Read_packet_Pointer_BytePointer_int, Seek_Pointer_long_int}
 import org.bytedeco.ffmpeg.avutil.{AVDictionary, AVFrame}
 import org.bytedeco.ffmpeg.global.avcodec._
 import org.bytedeco.ffmpeg.global.avformat._
@@ -16,10 +16,13 @@ import org.bytedeco.javacpp.{BytePointer, Pointer}
 import sparkasr.Constants.SampleRate
 
 /** Decode the audio formats users send (WAV/RF64, FLAC, OGG Vorbis/Opus, MP3, AIFF, M4A/AAC, WebM,
-  * ...: [[AudioFormats]]) into 16 kHz mono float32, from a local path or from encoded bytes
+  * ...: [[FormatTable.Containers]]) into 16 kHz mono float32, from a local path or from encoded bytes
   * (`binaryFile` content), with FFmpeg through the JavaCPP presets. FFmpeg reads only through a
-  * source opened here (the bytes, or the file opened by Java): no path reaches it as a URL, and
-  * anything but an allowed audio container and codec is refused before it is opened. Headerless
+  * source opened here (the bytes, or the file opened by Java): no path reaches it as a URL. As in the
+  * Python reader (`sparkasr.formats`), FFmpeg never probes: [[Sniff]] names the container from its
+  * first bytes, anything but an allowed audio container is refused before FFmpeg sees it, the
+  * container's demuxer is named explicitly with every FFmpeg whitelist set (that demuxer, no
+  * protocol, the allowed audio decoders), and the stream's decoder must be allowed. Headerless
   * `.raw`/`.pcm` files are read as 16-bit little-endian 16 kHz mono PCM, as the Python reader does.
   *
   * The steps are the Python reader's (`sparkasr.audio`): integer PCM scaled by 1/2^15 (1/2^31 for
@@ -85,8 +88,8 @@ object AudioDecoder {
     /** Up to `size` bytes into `buf` at the current position; the count, or -1 at the end. */
     def read(buf: BytePointer, size: Int): Int
     def seekTo(pos: Long): Unit
-    /** The first `n` bytes (or fewer), the position unchanged. */
-    def head(n: Int): Array[Byte]
+    /** Up to `n` bytes at `pos`, the position unchanged. */
+    def bytesAt(pos: Long, n: Int): Array[Byte]
     override def close(): Unit = ()
   }
 
@@ -99,7 +102,7 @@ object AudioDecoder {
       if (n <= 0) -1 else { buf.position(0).put(data, pos, n); pos += n; n }
     }
     def seekTo(p: Long): Unit = pos = p.toInt
-    def head(n: Int): Array[Byte] = data.take(n)
+    def bytesAt(p: Long, n: Int): Array[Byte] = data.slice(math.min(p, data.length.toLong).toInt, math.min(p + n, data.length.toLong).toInt)
   }
 
   private final class FileSource(file: File) extends Source {
@@ -112,10 +115,10 @@ object AudioDecoder {
       if (n <= 0) -1 else { buf.position(0).put(chunk, 0, n); n }
     }
     def seekTo(p: Long): Unit = raf.seek(p)
-    def head(n: Int): Array[Byte] = {
+    def bytesAt(p: Long, n: Int): Array[Byte] = {
       val keep = raf.getFilePointer
-      raf.seek(0)
-      val b = new Array[Byte](math.min(n.toLong, raf.length()).toInt)
+      raf.seek(p)
+      val b = new Array[Byte](math.max(0L, math.min(n.toLong, raf.length() - p)).toInt)
       raf.readFully(b)
       raf.seek(keep)
       b
@@ -155,7 +158,17 @@ object AudioDecoder {
   private val CustomIo = 0x0080 // AVFMT_FLAG_CUSTOM_IO (libavformat/avformat.h; not in the presets)
 
   private def decode(src: Source, name: String): Array[Float] = {
+    val detected =
+      if (isRawName(name)) Detected("headerless PCM", Some("s16le"), audio = true)
+      else Sniff.sniffSource((pos, n) => src.bytesAt(pos, n))
+    if (!detected.audio) { src.close(); throw new AudioError(FormatTable.refusal(detected.name)) }
+    val demuxer = detected.demuxer.get
     FFmpeg.init()
+    val fmt = av_find_input_format(demuxer)
+    if (fmt == null || fmt.isNull) {
+      src.close()
+      throw new AudioError(s"not a decodable audio file (${detected.name}: this FFmpeg has no $demuxer demuxer)")
+    }
     var ctx = avformat_alloc_context()
     val key: java.lang.Long = ctx.address()
     sources.put(key, src)
@@ -166,57 +179,59 @@ object AudioDecoder {
     val options = new AVDictionary(null)
     var opened = false
     try {
-      val fmt = if (isRawName(name)) {
+      if (demuxer == "s16le") {
         av_dict_set(options, "sample_rate", SampleRate.toString, 0)
         av_dict_set(options, "ch_layout", "mono", 0)
-        av_find_input_format("s16le")
-      } else probe(avio, src)
-      val demuxer = fmt.name().getString
-      // only the demuxer chosen here, and no protocol for anything it might name
+      }
+      // only the demuxer named here, no protocol for anything it might name, only audio decoders
       av_dict_set(options, "format_whitelist", demuxer, 0)
-      av_dict_set(options, "protocol_whitelist", "none", 0)
-      if (demuxer.startsWith("mov,")) av_dict_set(options, "enable_drefs", "0", 0)
+      av_dict_set(options, "protocol_whitelist", FormatTable.NoProtocol, 0)
+      av_dict_set(options, "codec_whitelist", codecWhitelist, 0)
+      if (demuxer == "mov") av_dict_set(options, "enable_drefs", "0", 0)
       val rc = avformat_open_input(ctx, null.asInstanceOf[BytePointer], fmt, options)
       if (rc < 0) {
-        ctx = null // freed by FFmpeg on failure
-        throw new AudioError(s"not a decodable audio file (${FFmpeg.errorText(rc)})")
+        ctx = null // avformat_open_input frees a context it fails to open
+        throw new AudioError(s"not a decodable audio file (${detected.name}: ${FFmpeg.errorText(rc)})")
       }
       opened = true
       val info = avformat_find_stream_info(ctx, null.asInstanceOf[org.bytedeco.javacpp.PointerPointer[_ <: Pointer]])
-      if (info < 0) throw new AudioError(s"not a decodable audio file (${FFmpeg.errorText(info)})")
+      if (info < 0) throw new AudioError(s"not a decodable audio file (${detected.name}: ${FFmpeg.errorText(info)})")
       val idx = av_find_best_stream(ctx, AVMEDIA_TYPE_AUDIO, -1, -1, null.asInstanceOf[org.bytedeco.ffmpeg.avcodec.AVCodec], 0)
-      if (idx < 0) throw new AudioError("file has no audio stream")
-      val codec = avcodec_get_name(ctx.streams(idx).codecpar().codec_id()).getString
-      if (!AudioFormats.codecAllowed(codec)) throw AudioFormats.refused(s"$codec audio in $demuxer")
-      decodeStream(ctx, idx)
+      if (idx < 0) throw new AudioError(s"file has no audio stream (${detected.name})")
+      decodeStream(ctx, idx, detected)
     } finally {
       av_dict_free(options)
+      // an opened context is closed; one never opened (or not yet) is only freed: avformat_close_input
+      // would read the demuxer state that opening sets up
       if (ctx != null) { if (opened) avformat_close_input(ctx) else avformat_free_context(ctx) }
-      av_free(avio.buffer()) // the probe may have replaced the one allocated above
+      av_free(avio.buffer()) // FFmpeg may have replaced the one allocated above
       avio_context_free(avio)
       sources.remove(key)
       src.close()
     }
   }
 
-  /** The demuxer FFmpeg's probe picks from the first bytes (as `avformat_open_input` would), if it
-    * is one we open; otherwise the refusal naming what it is. Probing only reads. */
-  private def probe(avio: AVIOContext, src: Source): AVInputFormat = {
-    // a NULL pointer that JavaCPP passes by address (`const AVInputFormat **`) and sets to the
-    // result: no JavaCPP allocation here, whose physical-memory check fails in a JVM holding large
-    // native models; the probe only looks while *fmt is NULL
-    val fmt = new AVInputFormat(null.asInstanceOf[Pointer])
-    val rc = av_probe_input_buffer2(avio, fmt, null.asInstanceOf[BytePointer], null, 0, 0)
-    if (rc < 0 || fmt.isNull) throw AudioFormats.refused(AudioFormats.describe(src.head(4096)))
-    val demuxer = fmt.name().getString
-    if (!AudioFormats.Demuxers(demuxer)) throw AudioFormats.refused(demuxer)
-    fmt
+  /** FFmpeg's `codec_whitelist`: the allowed decoders, with every `pcm_*`/`adpcm_*` codec this
+    * FFmpeg knows (walked through its codec descriptors: no JavaCPP allocation). */
+  private lazy val codecWhitelist: String = {
+    FFmpeg.init()
+    val names = scala.collection.mutable.TreeSet(FormatTable.AudioCodecs.toSeq: _*)
+    var d = avcodec_descriptor_next(null.asInstanceOf[AVCodecDescriptor])
+    while (d != null && !d.isNull) {
+      val n = d.name().getString
+      if (FormatTable.CodecFamilies.exists(n.startsWith)) names += n
+      d = avcodec_descriptor_next(d)
+    }
+    names.mkString(",")
   }
 
-  private def decodeStream(ctx: AVFormatContext, idx: Int): Array[Float] = {
+  private def decodeStream(ctx: AVFormatContext, idx: Int, detected: Detected): Array[Float] = {
     val par = ctx.streams(idx).codecpar()
     val codec = avcodec_find_decoder(par.codec_id())
-    if (codec == null || codec.isNull) throw new AudioError(s"no decoder for the audio codec (id ${par.codec_id()})")
+    if (codec == null || codec.isNull)
+      throw new AudioError(FormatTable.codecRefusal(avcodec_get_name(par.codec_id()).getString, detected.name))
+    val decoder = codec.name().getString
+    if (!FormatTable.audioCodecAllowed(decoder)) throw new AudioError(FormatTable.codecRefusal(decoder, detected.name))
     val cc: AVCodecContext = avcodec_alloc_context3(codec)
     val pkt: AVPacket = av_packet_alloc()
     val frame: AVFrame = av_frame_alloc()
