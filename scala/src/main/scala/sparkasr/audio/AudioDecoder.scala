@@ -158,17 +158,19 @@ object AudioDecoder {
   private val CustomIo = 0x0080 // AVFMT_FLAG_CUSTOM_IO (libavformat/avformat.h; not in the presets)
 
   private def decode(src: Source, name: String): Array[Float] = {
-    val detected =
-      if (isRawName(name)) Detected("headerless PCM", Some("s16le"), audio = true)
-      else Sniff.sniffSource((pos, n) => src.bytesAt(pos, n))
-    if (!detected.audio) { src.close(); throw new AudioError(FormatTable.refusal(detected.name)) }
+    val (detected, fmt) =
+      try {
+        val d =
+          if (isRawName(name)) Detected("headerless PCM", Some("s16le"), audio = true)
+          else Sniff.sniffSource((pos, n) => src.bytesAt(pos, n))
+        if (!d.audio) throw new AudioError(FormatTable.refusal(d.name))
+        FFmpeg.init()
+        val f = av_find_input_format(d.demuxer.get)
+        if (f == null || f.isNull)
+          throw new AudioError(s"not a decodable audio file (${d.name}: this FFmpeg has no ${d.demuxer.get} demuxer)")
+        (d, f)
+      } catch { case e: Throwable => src.close(); throw e }
     val demuxer = detected.demuxer.get
-    FFmpeg.init()
-    val fmt = av_find_input_format(demuxer)
-    if (fmt == null || fmt.isNull) {
-      src.close()
-      throw new AudioError(s"not a decodable audio file (${detected.name}: this FFmpeg has no $demuxer demuxer)")
-    }
     var ctx = avformat_alloc_context()
     val key: java.lang.Long = ctx.address()
     sources.put(key, src)
