@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,131 @@ def test_check_fails_on_a_stale_file(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
     readme.write_text(readme.read_text().replace("| `beamSize` | `5` |", "| `beamSize` | `4` |"))
     assert G.stale_files(tmp_path) == ["README.md"]
+    # a generated Scala file edited by hand, or left over after its trait went away
+    whisper = tmp_path / G.SCALA_PARAMS_DIR / "WhisperForCTCParams.scala"
+    whisper.write_text(whisper.read_text().replace("beamSize -> 5,", "beamSize -> 4,"))
+    (tmp_path / G.SCALA_PARAMS_DIR / "HasBatchSize.scala").write_text("package sparkasr.spark.params\n")
+    assert sorted(G.stale_files(tmp_path)) == [
+        "README.md",
+        f"{G.SCALA_PARAMS_DIR}/HasBatchSize.scala",
+        f"{G.SCALA_PARAMS_DIR}/WhisperForCTCParams.scala",
+    ]
+
+
+def test_a_changed_python_constant_makes_the_scala_constants_stale(tmp_path, monkeypatch):
+    from sparkasr.whisper import engine
+
+    rel = G.SCALA_CONSTANTS
+    (tmp_path / rel).parent.mkdir(parents=True)
+    (tmp_path / rel).write_text(G.scala_constants())
+    assert "  val UnheardS: Double = 2.0\n" in G.scala_constants()
+    monkeypatch.setattr(engine, "UNHEARD_S", 2.5)
+    assert "  val UnheardS: Double = 2.5\n" in G.scala_constants()
+    assert rel in G.stale_files(tmp_path)
+
+
+def test_every_shared_constant_is_found_with_its_python_value():
+    text = G.scala_constants()
+    assert text.startswith("// Generated from SHARED_CONSTANTS in python/sparkasr/generated.py")
+    for c in G.SHARED_CONSTANTS:
+        value = G._constant_value(c)
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"  val {c.name}: "))
+        if isinstance(value, tuple):
+            assert line.endswith("Seq(" + ", ".join(f'"{v}"' for v in value) + ")"), line
+        else:
+            assert float(line.split(" = ")[1].rstrip("f")) == value, line
+        assert f"(Python: `{c.module}.{c.attr}`)" in text.replace("\n    * ", " ")
+    assert "  val SilencePeak: Float = 3e-05f\n" in text  # compared in float32, as numpy does
+
+
+def test_the_scala_format_table_is_sparkasr_formats(tmp_path, monkeypatch):
+    """The JVM decoder's allow-lists, signatures and messages are generated from sparkasr.formats;
+    a changed list makes the Scala copy stale."""
+    from sparkasr import formats as F
+
+    text = G.scala_formats()
+    assert text.startswith("// Generated from python/sparkasr/formats.py")
+    for demuxer, name in F.CONTAINERS.items():
+        assert f"    {G._scala_string(demuxer)} -> {G._scala_string(name)}" in text
+    for codec in F.AUDIO_CODECS:
+        assert G._scala_string(codec) in text
+    assert 'def refusal(detected: String): String = "not an audio format we read (detected: " + detected + ")"' in text
+    assert '"the " + container + " file\'s audio codec \'" + codec + "\' is not one we decode"' in text
+    assert G.SCALA_FORMATS in G.generated_files() and G.SNIFF_CASES in G.generated_files()
+    (tmp_path / G.SCALA_FORMATS).parent.mkdir(parents=True)
+    (tmp_path / G.SCALA_FORMATS).write_text(text)
+    monkeypatch.setattr(F, "CONTAINERS", {**F.CONTAINERS, "nistsphere": "NIST SPHERE"})
+    assert G.SCALA_FORMATS in G.stale_files(tmp_path)
+
+
+def test_the_sniff_cases_are_the_python_sniffers_answers():
+    from sparkasr.formats import sniff
+
+    cases = json.loads(G.sniff_cases())["cases"]
+    kinds = {c["case"]: c for c in cases}
+    for kind in ("concat", "sdp", "hls", "ffmetadata", "png", "subfile-url", "file-url"):  # issue 30's list
+        assert not kinds[kind]["audio"] and kinds[kind]["demuxer"] is None, kind
+    assert {c["demuxer"] for c in cases if c["audio"]} >= {"wav", "flac", "ogg", "mp3", "aac", "mov", "matroska"}
+    for c in cases:
+        d = sniff(bytes.fromhex(c["head"]))
+        assert (d.name, d.demuxer, d.audio) == (c["name"], c["demuxer"], c["audio"]), c["case"]
+
+
+def _scala_vals(text):
+    """``final val`` name -> its declaration (up to the setter) in generated Scala."""
+    out = {}
+    for block in text.split("final val ")[1:]:
+        out[block.split(":", 1)[0]] = block.split("\n  def set", 1)[0]
+    return out
+
+
+def test_the_scala_params_traits_are_the_table():
+    """Each stage's generated trait, with the group traits it extends, declares each of its options
+    once, with the table's type, doc and allowed values, and sets every default."""
+    files = G.scala_params_files()
+    assert all(rel.startswith(G.SCALA_PARAMS_DIR + "/") for rel in files)
+    assert all(text.startswith("// Generated from ") and "do not edit" in text for text in files.values())
+    traits = {rel.rsplit("/", 1)[1][: -len(".scala")]: text for rel, text in files.items()}
+    assert sorted(traits) == sorted(
+        ["StageParams"]
+        + [g.trait for g in G.SCALA_PARAM_GROUPS]
+        + [f"{n}Params" for n, t in P.stage_tables().items() if t.jvm]
+    )
+    for name, table in P.stage_tables().items():
+        if not table.jvm:
+            continue
+        text = traits[f"{name}Params"]
+        parents = re.search(rf"trait {name}Params extends (.*) {{", text).group(1).split(" with ")
+        declared = {}
+        for trait in [f"{name}Params"] + parents:
+            for val, decl in _scala_vals(traits[trait]).items():
+                assert val not in declared, (name, val)
+                declared[val] = decl
+        assert sorted(declared) == sorted(table.names), name
+        defaults = text.split("setDefault(", 1)[1]
+        for opt in table.options:
+            decl = declared[opt.name]
+            scala_type = G._SCALA_TYPES[opt.type][0]
+            assert decl.startswith(f'{opt.name}: {scala_type} = new {scala_type}(this, "{opt.name}",'), decl
+            assert re.sub(r'" \+\n\s*"', "", decl).count(G._scala_string(opt.doc)) == 1, opt.name
+            assert f"    {opt.name} -> {G._scala_literal(opt.default, opt.type)}" in defaults, (name, opt.name)
+    whisper = _scala_vals(traits["WhisperForCTCParams"])
+    # the validators allow what Option.check allows: bounds, list sizes, string lengths, finite floats
+    assert whisper["beamSize"].endswith("(x: Int) => x >= 1 && x <= 16)")
+    assert whisper["maxNewTokens"].endswith("(x: Int) => x >= 0 && x <= 440)")
+    assert whisper["temperature"].endswith(
+        "(v: Array[Double]) => v.length <= 10 && v.forall((x: Double) => x >= 0.0 && x <= 2.0))"
+    )
+    assert whisper["task"].endswith('(x: String) => Array("transcribe", "translate").contains(x))')
+    assert whisper["initialPrompt"].endswith("(x: String) => x.codePointCount(0, x.length) <= 2000)")
+    assert whisper["seed"].endswith("x <= 4294967295L)")  # beyond Int: a Long literal
+    from sparkasr.options import Option
+
+    unbounded = Option("gain", "float", 1.0, "a gain", minimum=0.0)
+    assert G._scala_validator(unbounded) == "(x: Double) => x >= 0.0 && !x.isNaN && !x.isInfinite"
+    assert G._scala_validator(Option("name", "string", "", "a name")) is None
+    assert G._scala_literal([], "list<float>") == "Array.emptyDoubleArray"
+    assert G._scala_literal('say "hi" \\ bye', "string") == '"say \\"hi\\" \\\\ bye"'
 
 
 @pytest.mark.parametrize("cls", list(ENGINE_ONLY), ids=lambda c: c.__name__)
@@ -276,7 +402,12 @@ def test_the_exported_json_is_the_table():
         "default": 5,
         "doc": whisper["beamSize"]["doc"],
         "choices": None,
+        "minimum": 1,
+        "maximum": 16,
+        "max_items": None,
+        "max_length": None,
     }
+    assert whisper["temperature"]["max_items"] == 10 and whisper["initialPrompt"]["max_length"] == 2000
     assert whisper["computeType"]["choices"][:3] == ["default", "auto", "int8"]
     assert whisper["temperature"]["default"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     for stage in data["stages"].values():

@@ -9,9 +9,10 @@ import org.scalatest.funsuite.AnyFunSuite
 
 /** Every Scala stage's params against the Python side's exported option table
   * (`python -m sparkasr.generated --json`, committed as scala/src/test/resources/sparkasr/params.json
-  * and kept current by a Python test): the same names, types and defaults, and a value outside
-  * `choices` refused. The Scala class of a stage is the one named by its `python_class` (our JVM
-  * classes carry the Python class paths). */
+  * and kept current by `--check`): the same names, types and defaults, and a value outside `choices`
+  * refused. The params are generated from the same table (`sparkasr.spark.params`); this checks that
+  * each stage mixes in its own trait and that nothing else declares a param. The Scala class of a
+  * stage is the one named by its `python_class` (our JVM classes carry the Python class paths). */
 class ParamsTableSuite extends AnyFunSuite {
   implicit val formats: Formats = DefaultFormats
 
@@ -106,5 +107,64 @@ class ParamsTableSuite extends AnyFunSuite {
       }
     }
     assert(checked > 40)
+  }
+
+  test("each Scala param refuses what the Python option refuses: out of bounds, too many values, too long, not finite") {
+    assume(table.isDefined, "scala/src/test/resources/sparkasr/params.json is not there yet (the Python side exports it)")
+    val stages = (table.get \ "stages").extract[Map[String, JValue]]
+    var bounded = 0
+    for ((stage, spec) <- stages) {
+      val instance = Class.forName((spec \ "python_class").extract[String]).getConstructor().newInstance().asInstanceOf[Params]
+      for (row <- (spec \ "params").extract[List[JValue]]) {
+        val name = (row \ "name").extract[String]
+        val p = instance.getParam(name).asInstanceOf[Param[Any]]
+        val kind = (row \ "type").extract[String]
+        val lo = (row \ "minimum").extractOpt[Double]
+        val hi = (row \ "maximum").extractOpt[Double]
+        val items = (row \ "max_items").extractOpt[Int]
+        val length = (row \ "max_length").extractOpt[Int]
+        // one value of the element type that the option allows, and the value of the param's type holding it
+        val ok: Any = kind match {
+          case "int" | "list<int>" => lo.orElse(hi).getOrElse(0.0).toInt
+          case "float" | "list<float>" => lo.orElse(hi).getOrElse(0.0)
+          case _ => (row \ "choices") match { case JArray(c :: _) => c.extract[String]; case _ => "a" }
+        }
+        def wrap(v: Any): Any = kind match {
+          case "list<int>" => Array(v.asInstanceOf[Int])
+          case "list<float>" => Array(v.asInstanceOf[Double])
+          case "list<string>" => Array(v.asInstanceOf[String])
+          case _ => v
+        }
+        def valid(v: Any) = p.isValid(v)
+        val where = s"$stage.$name"
+        if (kind != "bool") assert(valid(wrap(ok)), s"$where refuses $ok")
+        kind.stripPrefix("list<").stripSuffix(">") match {
+          case "int" =>
+            lo.foreach(b => if (b > Int.MinValue) assert(!valid(wrap(b.toInt - 1)), s"$where below $b"))
+            hi.foreach(b => if (b < Int.MaxValue) assert(!valid(wrap(b.toInt + 1)), s"$where above $b"))
+          case "float" =>
+            lo.foreach(b => assert(!valid(wrap(b - 0.5)), s"$where below $b"))
+            hi.foreach(b => assert(!valid(wrap(b + 0.5)), s"$where above $b"))
+            for (bad <- Seq(Double.NaN, Double.PositiveInfinity, Double.NegativeInfinity))
+              assert(!valid(wrap(bad)), s"$where takes $bad")
+          case "string" =>
+            length.foreach { n =>
+              assert(!valid(wrap("x" * (n + 1))), s"$where takes ${n + 1} characters")
+              if ((row \ "choices") == JNull || (row \ "choices") == JNothing) assert(valid(wrap("\ud83d\ude00" * n)), s"$where counts characters")
+            }
+          case _ =>
+        }
+        items.foreach { n =>
+          val many = kind match {
+            case "list<int>" => Array.fill(n + 1)(ok.asInstanceOf[Int])
+            case "list<float>" => Array.fill(n + 1)(ok.asInstanceOf[Double])
+            case _ => Array.fill(n + 1)(ok.asInstanceOf[String])
+          }
+          assert(!valid(many), s"$where takes ${n + 1} values")
+        }
+        if (lo.isDefined || hi.isDefined || items.isDefined || length.isDefined) bounded += 1
+      }
+    }
+    assert(bounded > 30)
   }
 }

@@ -1,15 +1,10 @@
 package sparkasr.audio
 
-import sparkasr.Records.SampleRate
-
-/** Audio that cannot be turned into samples; the message says why (Python: `sparkasr.audio.AudioError`). */
-final class AudioError(message: String) extends IllegalArgumentException(message)
+import sparkasr.Constants
+import sparkasr.Constants.SampleRate
 
 /** In-memory audio: validation, down-mix, resampling to 16 kHz mono float32 (Python: `sparkasr.audio`). */
 object Audio {
-
-  /** A peak below this (about -90 dBFS) is digital silence. */
-  val SilencePeak: Float = 3e-5f
 
   /** Non-empty, finite, not silent; returns the samples unchanged. */
   def validate(samples: Array[Float]): Array[Float] = {
@@ -23,7 +18,7 @@ object Audio {
       if (a > peak) peak = a
       i += 1
     }
-    if (peak < SilencePeak) throw new AudioError("audio is silent (peak below -90 dBFS); nothing to transcribe")
+    if (peak < Constants.SilencePeak) throw new AudioError("audio is silent (peak below -90 dBFS); nothing to transcribe")
     samples
   }
 

@@ -6,24 +6,29 @@ import java.util.concurrent.ConcurrentHashMap
 
 import scala.collection.mutable.ArrayBuffer
 
-import org.bytedeco.ffmpeg.avcodec.{AVCodecContext, AVPacket}
-import org.bytedeco.ffmpeg.avformat.{AVFormatContext, AVIOContext, Read_packet_Pointer_BytePointer_int, Seek_Pointer_long_int}
+import org.bytedeco.ffmpeg.avcodec.{AVCodecContext, AVCodecDescriptor, AVPacket}
+import org.bytedeco.ffmpeg.avformat.{AVFormatContext, Read_packet_Pointer_BytePointer_int, Seek_Pointer_long_int}
 import org.bytedeco.ffmpeg.avutil.{AVDictionary, AVFrame}
 import org.bytedeco.ffmpeg.global.avcodec._
 import org.bytedeco.ffmpeg.global.avformat._
 import org.bytedeco.ffmpeg.global.avutil._
 import org.bytedeco.javacpp.{BytePointer, Pointer}
-import sparkasr.Records.SampleRate
+import sparkasr.Constants.SampleRate
 
-/** Decode any audio FFmpeg reads (WAV/RF64, FLAC, OGG Vorbis/Opus, MP3, AIFF, M4A/AAC, WebM, ...)
-  * into 16 kHz mono float32, from a local path or from encoded bytes (`binaryFile` content), with
-  * FFmpeg through the JavaCPP presets. Headerless `.raw`/`.pcm` files are read as 16-bit little-endian
-  * 16 kHz mono PCM, as the Python reader does.
+/** Decode the audio formats users send (WAV/RF64, FLAC, OGG Vorbis/Opus, MP3, AIFF, M4A/AAC, WebM,
+  * ...: [[FormatTable.Containers]]) into 16 kHz mono float32, from a local path or from encoded bytes
+  * (`binaryFile` content), with FFmpeg through the JavaCPP presets. FFmpeg reads only through a
+  * source opened here (the bytes, or the file opened by Java): no path reaches it as a URL. As in the
+  * Python reader (`sparkasr.formats`), FFmpeg never probes: [[Sniff]] names the container from its
+  * first bytes, anything but an allowed audio container is refused before FFmpeg sees it, the
+  * container's demuxer is named explicitly with every FFmpeg whitelist set (that demuxer, no
+  * protocol, the allowed audio decoders), and the stream's decoder must be allowed. Headerless
+  * `.raw`/`.pcm` files are read as 16-bit little-endian 16 kHz mono PCM, as the Python reader does.
   *
   * The steps are the Python reader's (`sparkasr.audio`): integer PCM scaled by 1/2^15 (1/2^31 for
   * 24/32-bit), the channels averaged, then resampled ([[Resampler]]) when the rate is not 16 kHz.
   * 16-kHz lossless PCM therefore gives exactly the Python reader's samples. Errors are [[AudioError]]s
-  * whose messages say why (empty, truncated, not audio, no audio stream, NaN/inf). */
+  * whose messages say why (empty, truncated, not an audio format we read, no audio stream, NaN/inf). */
 object AudioDecoder {
   private val RawExtensions = Seq(".raw", ".pcm")
 
@@ -33,7 +38,7 @@ object AudioDecoder {
   def decodeBytes(data: Array[Byte], name: String = ""): Array[Float] = {
     if (data == null || data.isEmpty) throw new AudioError("empty file (0 bytes)")
     Truncation.check(new Truncation.ArrayBytes(data)).foreach(m => throw new AudioError(m))
-    decode(Left(data), name)
+    decode(new ByteSource(data), name)
   }
 
   /** Decode a local file (a path or a `file:` URI). */
@@ -46,7 +51,7 @@ object AudioDecoder {
     val raf = new RandomAccessFile(f, "r")
     try Truncation.check(new Truncation.FileBytes(raf)).foreach(m => throw new AudioError(m))
     finally raf.close()
-    decode(Right(local), local)
+    decode(new FileSource(f), local)
   }
 
   /** Samples `[start, start + length)` of [[decodePath]] (16 kHz indices): the file is decoded and cut,
@@ -72,21 +77,63 @@ object AudioDecoder {
     if (s ne p) java.net.URLDecoder.decode(s.replace("+", "%2B"), "UTF-8") else s
   }
 
-  // -- in-memory input: one static read/seek callback pair, the source found by the context's address
-  // (JavaCPP callbacks are native thunks: few, long-lived instances, as JavaCV does it)
+  // -- input: FFmpeg reads through one static read/seek callback pair from a source we opened
+  // ourselves (bytes, or a file opened by Java), found by the format context's address, so no URL
+  // or protocol ever reaches it (JavaCPP callbacks are native thunks: few, long-lived instances,
+  // as JavaCV does it)
 
-  private final class Source(val data: Array[Byte]) { var pos = 0 }
+  private abstract class Source extends AutoCloseable {
+    def length: Long
+    def position: Long
+    /** Up to `size` bytes into `buf` at the current position; the count, or -1 at the end. */
+    def read(buf: BytePointer, size: Int): Int
+    def seekTo(pos: Long): Unit
+    /** Up to `n` bytes at `pos`, the position unchanged. */
+    def bytesAt(pos: Long, n: Int): Array[Byte]
+    override def close(): Unit = ()
+  }
+
+  private final class ByteSource(data: Array[Byte]) extends Source {
+    private var pos = 0
+    def length: Long = data.length.toLong
+    def position: Long = pos.toLong
+    def read(buf: BytePointer, size: Int): Int = {
+      val n = math.min(size, data.length - pos)
+      if (n <= 0) -1 else { buf.position(0).put(data, pos, n); pos += n; n }
+    }
+    def seekTo(p: Long): Unit = pos = p.toInt
+    def bytesAt(p: Long, n: Int): Array[Byte] = data.slice(math.min(p, data.length.toLong).toInt, math.min(p + n, data.length.toLong).toInt)
+  }
+
+  private final class FileSource(file: File) extends Source {
+    private val raf = new RandomAccessFile(file, "r")
+    private val chunk = new Array[Byte](IoBufferSize)
+    def length: Long = raf.length()
+    def position: Long = raf.getFilePointer
+    def read(buf: BytePointer, size: Int): Int = {
+      val n = raf.read(chunk, 0, math.min(size, chunk.length))
+      if (n <= 0) -1 else { buf.position(0).put(chunk, 0, n); n }
+    }
+    def seekTo(p: Long): Unit = raf.seek(p)
+    def bytesAt(p: Long, n: Int): Array[Byte] = {
+      val keep = raf.getFilePointer
+      raf.seek(p)
+      val b = new Array[Byte](math.max(0L, math.min(n.toLong, raf.length() - p)).toInt)
+      raf.readFully(b)
+      raf.seek(keep)
+      b
+    }
+    override def close(): Unit = raf.close()
+  }
+
   private val sources = new ConcurrentHashMap[java.lang.Long, Source]()
 
   private object ReadCallback extends Read_packet_Pointer_BytePointer_int {
     override def call(opaque: Pointer, buf: BytePointer, size: Int): Int = {
       val src = sources.get(opaque.address())
       if (src == null) return AVERROR_EOF
-      val n = math.min(size, src.data.length - src.pos)
-      if (n <= 0) return AVERROR_EOF
-      buf.position(0).put(src.data, src.pos, n)
-      src.pos += n
-      n
+      try { val n = src.read(buf, size); if (n < 0) AVERROR_EOF else n }
+      catch { case _: java.io.IOException => AVERROR_EOF }
     }
   }
 
@@ -95,66 +142,98 @@ object AudioDecoder {
       val src = sources.get(opaque.address())
       if (src == null) return -1L
       val w = whence & ~AVSEEK_FORCE
-      if (w == AVSEEK_SIZE) return src.data.length.toLong
+      if (w == AVSEEK_SIZE) return src.length
       val target = w match {
         case 0 => offset
-        case 1 => src.pos + offset
-        case 2 => src.data.length + offset
+        case 1 => src.position + offset
+        case 2 => src.length + offset
         case _ => -1L
       }
-      if (target < 0 || target > src.data.length) -1L else { src.pos = target.toInt; target }
+      if (target < 0 || target > src.length) -1L
+      else try { src.seekTo(target); target } catch { case _: java.io.IOException => -1L }
     }
   }
 
   private val IoBufferSize = 1 << 16
+  private val CustomIo = 0x0080 // AVFMT_FLAG_CUSTOM_IO (libavformat/avformat.h; not in the presets)
 
-  private def decode(input: Either[Array[Byte], String], name: String): Array[Float] = {
-    FFmpeg.init()
+  private def decode(src: Source, name: String): Array[Float] = {
+    val (detected, fmt) =
+      try {
+        val d =
+          if (isRawName(name)) Detected("headerless PCM", Some("s16le"), audio = true)
+          else Sniff.sniffSource((pos, n) => src.bytesAt(pos, n))
+        if (!d.audio) throw new AudioError(FormatTable.refusal(d.name))
+        FFmpeg.init()
+        val f = av_find_input_format(d.demuxer.get)
+        if (f == null || f.isNull)
+          throw new AudioError(s"not a decodable audio file (${d.name}: this FFmpeg has no ${d.demuxer.get} demuxer)")
+        (d, f)
+      } catch { case e: Throwable => src.close(); throw e }
+    val demuxer = detected.demuxer.get
     var ctx = avformat_alloc_context()
-    var avio: AVIOContext = null
     val key: java.lang.Long = ctx.address()
-    input match {
-      case Left(bytes) =>
-        sources.put(key, new Source(bytes))
-        val buffer = new BytePointer(av_malloc(IoBufferSize.toLong))
-        avio = avio_alloc_context(buffer, IoBufferSize, 0, ctx, ReadCallback, null, SeekCallback)
-        ctx.pb(avio)
-      case Right(_) =>
-    }
-    val raw = isRawName(name)
+    sources.put(key, src)
+    val buffer = new BytePointer(av_malloc(IoBufferSize.toLong))
+    val avio = avio_alloc_context(buffer, IoBufferSize, 0, ctx, ReadCallback, null, SeekCallback)
+    ctx.pb(avio)
+    ctx.flags(ctx.flags() | CustomIo) // closing the context leaves our AVIOContext to us
     val options = new AVDictionary(null)
-    if (raw) {
-      av_dict_set(options, "sample_rate", SampleRate.toString, 0)
-      av_dict_set(options, "ch_layout", "mono", 0)
-    }
-    val fmt = if (raw) av_find_input_format("s16le") else null
+    var opened = false
     try {
-      val url: String = input.fold(_ => null, identity)
-      val opened = avformat_open_input(ctx, url, fmt, options)
-      if (opened < 0) {
-        ctx = null // freed by FFmpeg on failure
-        throw new AudioError(s"not a decodable audio file (${FFmpeg.errorText(opened)})")
+      if (demuxer == "s16le") {
+        av_dict_set(options, "sample_rate", SampleRate.toString, 0)
+        av_dict_set(options, "ch_layout", "mono", 0)
       }
+      // only the demuxer named here, no protocol for anything it might name, only audio decoders
+      av_dict_set(options, "format_whitelist", demuxer, 0)
+      av_dict_set(options, "protocol_whitelist", FormatTable.NoProtocol, 0)
+      av_dict_set(options, "codec_whitelist", codecWhitelist, 0)
+      if (demuxer == "mov") av_dict_set(options, "enable_drefs", "0", 0)
+      val rc = avformat_open_input(ctx, null.asInstanceOf[BytePointer], fmt, options)
+      if (rc < 0) {
+        ctx = null // avformat_open_input frees a context it fails to open
+        throw new AudioError(s"not a decodable audio file (${detected.name}: ${FFmpeg.errorText(rc)})")
+      }
+      opened = true
       val info = avformat_find_stream_info(ctx, null.asInstanceOf[org.bytedeco.javacpp.PointerPointer[_ <: Pointer]])
-      if (info < 0) throw new AudioError(s"not a decodable audio file (${FFmpeg.errorText(info)})")
+      if (info < 0) throw new AudioError(s"not a decodable audio file (${detected.name}: ${FFmpeg.errorText(info)})")
       val idx = av_find_best_stream(ctx, AVMEDIA_TYPE_AUDIO, -1, -1, null.asInstanceOf[org.bytedeco.ffmpeg.avcodec.AVCodec], 0)
-      if (idx < 0) throw new AudioError("file has no audio stream")
-      decodeStream(ctx, idx)
+      if (idx < 0) throw new AudioError(s"file has no audio stream (${detected.name})")
+      decodeStream(ctx, idx, detected)
     } finally {
       av_dict_free(options)
-      if (ctx != null) avformat_close_input(ctx)
-      if (avio != null) {
-        av_free(avio.buffer())
-        avio_context_free(avio)
-      }
+      // an opened context is closed; one never opened (or not yet) is only freed: avformat_close_input
+      // would read the demuxer state that opening sets up
+      if (ctx != null) { if (opened) avformat_close_input(ctx) else avformat_free_context(ctx) }
+      av_free(avio.buffer()) // FFmpeg may have replaced the one allocated above
+      avio_context_free(avio)
       sources.remove(key)
+      src.close()
     }
   }
 
-  private def decodeStream(ctx: AVFormatContext, idx: Int): Array[Float] = {
+  /** FFmpeg's `codec_whitelist`: the allowed decoders, with every `pcm_*`/`adpcm_*` codec this
+    * FFmpeg knows (walked through its codec descriptors: no JavaCPP allocation). */
+  private lazy val codecWhitelist: String = {
+    FFmpeg.init()
+    val names = scala.collection.mutable.TreeSet(FormatTable.AudioCodecs.toSeq: _*)
+    var d = avcodec_descriptor_next(null.asInstanceOf[AVCodecDescriptor])
+    while (d != null && !d.isNull) {
+      val n = d.name().getString
+      if (FormatTable.CodecFamilies.exists(n.startsWith)) names += n
+      d = avcodec_descriptor_next(d)
+    }
+    names.mkString(",")
+  }
+
+  private def decodeStream(ctx: AVFormatContext, idx: Int, detected: Detected): Array[Float] = {
     val par = ctx.streams(idx).codecpar()
     val codec = avcodec_find_decoder(par.codec_id())
-    if (codec == null || codec.isNull) throw new AudioError(s"no decoder for the audio codec (id ${par.codec_id()})")
+    if (codec == null || codec.isNull)
+      throw new AudioError(FormatTable.codecRefusal(avcodec_get_name(par.codec_id()).getString, detected.name))
+    val decoder = codec.name().getString
+    if (!FormatTable.audioCodecAllowed(decoder)) throw new AudioError(FormatTable.codecRefusal(decoder, detected.name))
     val cc: AVCodecContext = avcodec_alloc_context3(codec)
     val pkt: AVPacket = av_packet_alloc()
     val frame: AVFrame = av_frame_alloc()

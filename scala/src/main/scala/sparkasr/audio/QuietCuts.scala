@@ -1,6 +1,6 @@
 package sparkasr.audio
 
-import sparkasr.Records.SampleRate
+import sparkasr.Constants.SampleRate
 
 /** Cutting long audio at quiet points and finding where the sound is (Python: `sparkasr.audio`
   * `quiet_cut`, `cut_pieces`, `speech_bounds`; same frames, thresholds and tie rules). */

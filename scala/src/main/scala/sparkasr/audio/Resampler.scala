@@ -5,7 +5,7 @@ import org.bytedeco.ffmpeg.global.avutil._
 import org.bytedeco.ffmpeg.global.swresample._
 import org.bytedeco.ffmpeg.swresample.SwrContext
 import org.bytedeco.javacpp.{FloatPointer, PointerPointer}
-import sparkasr.Records.SampleRate
+import sparkasr.Constants.SampleRate
 
 /** Streaming mono float32 resampling to 16 kHz with FFmpeg's libswresample (the JVM has no soxr:
   * the FFmpeg build of the JavaCPP presets does not include libsoxr). Its windowed-sinc filter is set

@@ -7,37 +7,9 @@ import scala.collection.mutable
 import scala.util.control.NonFatal
 
 import sparkasr.{AudioItem, Chunk, SpeechEngine, Transcript}
-import sparkasr.Records.SampleRate
+import sparkasr.Constants.SampleRate
 import sparkasr.annotation.PyFormat
 import sparkasr.onnx.OnnxModel
-
-/** Inference and decoding options (Python: `CTCOptions`; greedy decoding only on the JVM). */
-final case class CTCOptions(
-    batchSize: Int = 8,
-    timestamps: String = "word",
-    chunkLengthS: Double = 0.0,
-    strideLengthS: Option[(Double, Double)] = None,
-    maxUnchunkedS: Double = 60.0,
-    autoChunkLengthS: Double = 30.0,
-    maxBatchSamples: Int = 16000 * 240,
-    maxPaddingRatio: Double = 0.25,
-    numThreads: Int = 0
-) {
-  require(batchSize >= 1, "batchSize must be >= 1")
-  require(CTCOptions.TimestampModes.contains(timestamps),
-    s"timestamps must be one of ${CTCOptions.TimestampModes.mkString("(", ", ", ")")}, got '$timestamps'")
-  require(chunkLengthS >= 0 && autoChunkLengthS > 0, "chunkLengthS must be >= 0 and autoChunkLengthS > 0")
-  strideLengthS.foreach { case (l, r) =>
-    require(l >= 0 && r >= 0, "strideLengthS must be two values >= 0 (left, right)")
-    require(chunkLengthS == 0 || l + r < chunkLengthS, "chunkLengthS must be greater than the two strides together")
-  }
-  require(maxBatchSamples >= 16000, "maxBatchSamples must be >= 16000")
-  require(maxPaddingRatio >= 0 && maxPaddingRatio < 1, "maxPaddingRatio must be in [0, 1)")
-}
-
-object CTCOptions {
-  val TimestampModes: Seq[String] = Seq("none", "word", "char")
-}
 
 /** The CTC engine (Wav2Vec2ForCTC, HubertForCTC and relatives) on ONNX Runtime Java, a port of the
   * Python `sparkasr.ctc.CTCEngine`: per batch each item is validated and split into units (the

@@ -2,14 +2,6 @@ package sparkasr.evaluation
 
 import java.util.regex.{Matcher, Pattern}
 
-import sparkasr.ctc.PyStr
-
-/** A named `String => String` applied identically to reference and hypothesis (Python:
-  * `sparkasr.evaluation.normalizers`). Serializable: Spark ships it to executors. */
-trait Normalizer extends (String => String) with Serializable {
-  def name: String
-}
-
 /** Normalisers by name, as the Python side names them (`basic`, `whisper_en`, `whisper_en+nospace`, ...). */
 object Normalizers {
 

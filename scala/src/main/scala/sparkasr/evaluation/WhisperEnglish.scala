@@ -7,7 +7,6 @@ import scala.collection.mutable.ArrayBuffer
 
 import org.json4s._
 import org.json4s.jackson.JsonMethods
-import sparkasr.ctc.PyStr
 import sparkasr.evaluation.Normalizers.Py
 
 /** A port of the `whisper-normalizer` package's `EnglishTextNormalizer` (0.1.15; OpenAI Whisper's

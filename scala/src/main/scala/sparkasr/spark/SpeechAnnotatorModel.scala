@@ -1,67 +1,28 @@
 package sparkasr.spark
 
-import scala.collection.mutable.ArrayBuffer
 import scala.util.control.NonFatal
 
-import org.apache.hadoop.fs.{Path => HPath}
-import org.apache.spark.{SparkFiles, TaskContext}
 import org.apache.spark.ml.Model
-import org.apache.spark.ml.param._
-import org.apache.spark.ml.sparkasr.MLBridge
-import org.apache.spark.ml.util.{MLReader, MLWritable, MLWriter}
+import org.apache.spark.ml.util.{MLWritable, MLWriter}
 import org.apache.spark.sql.{DataFrame, Dataset, Encoders, Row, SparkSession}
 import org.apache.spark.sql.types._
-import org.json4s.JsonDSL._
-import org.json4s.{JObject, JString}
 import sparkasr.{AudioItem, SpeechEngine, Transcript}
 import sparkasr.annotation.{Annotations, PyFormat}
-import sparkasr.ctc.PyStr
-
-/** How an executor builds the engine of a stage (serializable, small): given the local model
-  * directory and the task's CPU count. The engine is cached per executor JVM by the factory. */
-trait EngineFactory extends Serializable {
-  def build(modelDir: String, taskCpus: Int): SpeechEngine
-}
-
-/** Where an executor finds the model directory: `path` (visible on every node) or `sparkfiles`
-  * (shipped with `SparkContext.addArchive` under `name`). */
-final case class ModelRef(kind: String, name: String = "", path: String = "") {
-  def localDir(): String = kind match {
-    case "sparkfiles" =>
-      val p = new java.io.File(SparkFiles.get(name))
-      if (p.isDirectory) p.getPath
-      else if (path.nonEmpty && new java.io.File(path).isDirectory) path
-      else throw new java.io.FileNotFoundException(s"model files '$name' were not shipped to this executor and $path is not visible here")
-    case _ =>
-      if (new java.io.File(path).isDirectory) path
-      else throw new java.io.FileNotFoundException(s"model directory $path is not visible on this node")
-  }
-}
+import sparkasr.evaluation.PyStr
+import sparkasr.spark.params.{HasReaderCols, SpeechAnnotatorParams}
 
 /** The Spark glue every speech annotator shares, engine-agnostic (Python: `sparkasr.spark.core`).
-  * A subclass declares its params and provides [[localModelDir]] (on the driver) and
+  * A subclass mixes in its stage's generated params (`sparkasr.spark.params`) and provides [[localModelDir]] (on the driver) and
   * [[engineFactory]]; this class reads the input column, groups rows into engine calls, writes Spark
   * NLP `document` (and timed `chunk`) annotations, ships the model to executors and saves it with the
   * stage (`<stage>/weights/<uid>`, as the Python stages do). */
 abstract class SpeechAnnotatorModel[M <: SpeechAnnotatorModel[M]](override val uid: String)
-    extends Model[M] with HasInputCols with HasOutputCol with HasBatchSize with HasReaderCols with MLWritable {
+    extends Model[M] with SpeechAnnotatorParams with HasReaderCols with MLWritable {
 
-  final val modelSource: Param[String] = new Param[String](this, "modelSource",
-    "model name, local directory or URI (see sparkasr.whisper.models); saved stages point at their own copy")
-  final val shipModel: BooleanParam = new BooleanParam(this, "shipModel",
-    "copy model files to executors with SparkContext.addFile (false: the path must be visible on every node)")
-  final val chunksCol: Param[String] = new Param[String](this, "chunksCol",
-    "column for timed chunk annotations ('' = outputCol + '_chunks' when timestamps are on, else none)")
+  /** Rows per engine call (each stage's own `batchSize` param). */
+  def getBatchSize: Int
 
-  setDefault(inputCols -> Array("audio_assembler"), outputCol -> "transcription", batchSize -> 8, shipModel -> true,
-    pathCol -> "", chunksCol -> "", offsetCol -> "", durationCol -> "", errorCol -> "", modelSource -> "")
-
-  def setModelSource(value: String): this.type = set(modelSource, value)
-  def getModelSource: String = $(modelSource)
-  def setShipModel(value: Boolean): this.type = set(shipModel, value)
-  def getShipModel: Boolean = $(shipModel)
-  def setChunksCol(value: String): this.type = set(chunksCol, value)
-  def getChunksCol: String = {
+  override def getChunksCol: String = {
     val c = $(chunksCol)
     if (c.nonEmpty) c else if (wantsChunks) getOutputCol + "_chunks" else ""
   }
@@ -110,7 +71,7 @@ abstract class SpeechAnnotatorModel[M <: SpeechAnnotatorModel[M]](override val u
     val inCol = inputColumn(schema)
     val kind = SpeechInput.classify(schema(inCol).dataType)
     val factory = engineFactory()
-    val rc = readerCols(schema, kind == SpeechInput.Path)
+    val rc = ReaderCols.of(this, schema, kind == SpeechInput.Path)
     val spark = dataset.sparkSession
     val ref = modelRefFor(spark)
     val outSchema = outputSchema(schema)
@@ -196,145 +157,5 @@ object SpeechAnnotatorModel {
         "audio" -> index, "sentence" -> 0, "chunk" -> j, "start" -> c.start, "end" -> c.end, "kind" -> c.kind,
         "probability" -> c.probability))
     }
-  }
-}
-
-/** The executor side of a transform: rows -> items -> engine calls -> output rows. */
-final case class PartitionGlue(
-    factory: EngineFactory, ref: ModelRef, inputIdx: Int, kind: SpeechInput.Kind, pathIdx: Int, offsetIdx: Int,
-    errorIdx: Int, durationIdx: Int, kept: Array[Int], withChunks: Boolean, batchSize: Int, modelName: String,
-    blockRows: Int) {
-
-  private def at(row: Row, i: Int): Any = if (i < 0 || row.isNullAt(i)) null else row.get(i)
-
-  def run(rows: Iterator[Row]): Iterator[Row] = {
-    lazy val engine: SpeechEngine = {
-      val cpus = Option(TaskContext.get()).map(_.cpus()).getOrElse(0)
-      factory.build(ref.localDir(), cpus)
-    }
-    val pending = ArrayBuffer.empty[(Row, Seq[AudioItem])]
-    var nItems = 0
-    def flush(): Iterator[Row] = {
-      val batch = pending.toList
-      pending.clear(); nItems = 0
-      val live = batch.flatMap(_._2).filter(_.error.isEmpty)
-      val results = (if (live.nonEmpty) SpeechAnnotatorModel.transcribeIsolating(engine, live) else Nil).iterator
-      batch.iterator.map { case (row, items) =>
-        val ts = items.map(it => if (it.error.isEmpty) results.next() else Transcript.error(it, it.error.get))
-        val docs = ts.zipWithIndex.map { case (t, k) => SpeechAnnotatorModel.documentAnnotation(t, k, modelName) }
-        val chunks = ts.zipWithIndex.flatMap { case (t, k) => SpeechAnnotatorModel.chunkAnnotations(t, k) }
-        Row.fromSeq(kept.toSeq.map(row.get) ++ Seq(docs) ++ (if (withChunks) Seq(chunks) else Nil))
-      }
-    }
-    rows.grouped(blockRows).flatMap { block =>
-      block.foreach { row =>
-        val cell = at(row, inputIdx)
-        val path = Option(at(row, pathIdx)).map(_.toString)
-        val items = SpeechInput.cellToItems(cell, kind, SpeechInput.rowSource(cell, kind, path),
-          SpeechInput.optDouble(at(row, offsetIdx)), Option(at(row, errorIdx)).map(_.toString), SpeechInput.optDouble(at(row, durationIdx)))
-        pending += ((row, items)); nItems += items.size
-      }
-      if (nItems >= batchSize) flush() else Iterator.empty
-    } ++ Iterator.single(()).flatMap(_ => if (pending.nonEmpty) flush() else Iterator.empty)
-  }
-}
-
-/** Shipping a model directory to executors (Python: `ship_model_dir`): cluster masters get a stored
-  * zip added with `SparkContext.addArchive`, unpacked on each executor under `SparkFiles.get(name)`. */
-object ModelShipping {
-  private val shipped = new java.util.concurrent.ConcurrentHashMap[String, String]()
-
-  def fingerprint(dir: java.io.File): String = {
-    val md = java.security.MessageDigest.getInstance("SHA-256")
-    md.update(dir.getAbsolutePath.getBytes("UTF-8"))
-    Option(dir.listFiles()).getOrElse(Array.empty).filter(_.isFile).sortBy(_.getName).foreach { f =>
-      md.update(s"${f.getName}:${f.length}:${f.lastModified / 1000}".getBytes("UTF-8"))
-    }
-    md.digest().take(6).map("%02x".format(_)).mkString
-  }
-
-  def shipArchive(spark: SparkSession, dir: String): ModelRef = {
-    val src = new java.io.File(AudioDecoderPaths.local(dir)).getAbsoluteFile
-    val name = s"sparkasr-${src.getName}-${fingerprint(src)}"
-    shipped.synchronized {
-      if (shipped.get(name) != src.getPath) {
-        val zip = new java.io.File(ModelCache.root("ship"), name + ".zip")
-        if (!zip.isFile) {
-          val tmp = new java.io.File(zip.getPath + s".tmp${ProcessHandle.current().pid()}")
-          val out = new java.util.zip.ZipOutputStream(new java.io.FileOutputStream(tmp))
-          try {
-            out.setMethod(java.util.zip.ZipOutputStream.DEFLATED)
-            out.setLevel(0)
-            // files in subdirectories too (a Whisper export's assets/), by their relative paths
-            def files(d: java.io.File, prefix: String): Seq[(String, java.io.File)] =
-              Option(d.listFiles()).getOrElse(Array.empty).sortBy(_.getName).toSeq.flatMap { f =>
-                if (f.isDirectory) files(f, prefix + f.getName + "/") else Seq(prefix + f.getName -> f)
-              }
-            files(src, "").foreach { case (name, f) =>
-              out.putNextEntry(new java.util.zip.ZipEntry(name))
-              java.nio.file.Files.copy(f.toPath, out)
-              out.closeEntry()
-            }
-          } finally out.close()
-          java.nio.file.Files.move(tmp.toPath, zip.toPath, java.nio.file.StandardCopyOption.ATOMIC_MOVE)
-        }
-        spark.sparkContext.addArchive(zip.toURI.toString + "#" + name)
-        shipped.put(name, src.getPath)
-      }
-    }
-    ModelRef("sparkfiles", name = name, path = src.getPath)
-  }
-
-  def shipRemote(spark: SparkSession, uri: String): ModelRef = {
-    val name = uri.stripSuffix("/").split('/').last
-    shipped.synchronized {
-      if (shipped.get(name) != uri) { spark.sparkContext.addFile(uri, recursive = true); shipped.put(name, uri) }
-    }
-    ModelRef("sparkfiles", name = name, path = uri)
-  }
-}
-
-private[spark] object AudioDecoderPaths {
-  def local(p: String): String = sparkasr.audio.AudioDecoder.localPath(p)
-}
-
-/** sparkasr's cache directory, as the Python package resolves it: `$SPARKASR_CACHE`, else
-  * `$XDG_CACHE_HOME/sparkasr`, else `~/.cache/sparkasr`. */
-object ModelCache {
-  def root(sub: String = ""): java.io.File = {
-    val base = sys.env.get("SPARKASR_CACHE").filter(_.nonEmpty).map(new java.io.File(_)).getOrElse(
-      new java.io.File(sys.env.get("XDG_CACHE_HOME").filter(_.nonEmpty).getOrElse(sys.props("user.home") + "/.cache"), "sparkasr"))
-    val d = if (sub.isEmpty) base else new java.io.File(base, sub)
-    d.mkdirs()
-    d
-  }
-}
-
-/** Params as Spark's metadata JSON + the model files under `<path>/weights/<uid>` (Python:
-  * `_SpeechModelWriter`), through the Hadoop FileSystem API so HDFS/S3 paths work. */
-final class SpeechModelWriter(instance: SpeechAnnotatorModel[_]) extends MLWriter {
-  override protected def saveImpl(path: String): Unit = {
-    val local = instance.resolveModelDir()
-    if (SpeechAnnotatorModel.isRemote(local) || !new java.io.File(local).isDirectory)
-      throw new IllegalArgumentException(s"cannot save ${instance.uid}: model files at $local are not local to the driver")
-    val dest = new HPath(path.stripSuffix("/") + "/weights/" + instance.uid)
-    val fs = dest.getFileSystem(sparkSession.sparkContext.hadoopConfiguration)
-    fs.copyFromLocalFile(false, true, new HPath(new java.io.File(local).getAbsoluteFile.toURI), dest)
-    val extra: JObject = ("modelKind" -> "path") ~ ("weights" -> ("weights/" + instance.uid))
-    MLBridge.saveMetadata(instance, path, sparkSession, Some(extra))
-  }
-}
-
-/** Loads a stage saved by [[SpeechModelWriter]] or by the Python stage of the same name. */
-final class SpeechModelReader[M <: SpeechAnnotatorModel[M]](make: String => M, className: String) extends MLReader[M] {
-  override def load(path: String): M = {
-    val meta = MLBridge.loadMetadata(path, sparkSession, className)
-    val instance = make(meta.uid)
-    meta.setParams(instance)
-    (meta.metadata \ "weights") match {
-      case JString(w) if w.nonEmpty => instance.setModelSource(path.stripSuffix("/") + "/" + w)
-      case _ =>
-    }
-    instance
   }
 }

@@ -5,7 +5,7 @@ import scala.util.control.NonFatal
 import org.apache.spark.sql.Row
 import org.apache.spark.sql.types._
 import sparkasr.AudioItem
-import sparkasr.Records.SampleRate
+import sparkasr.Constants.SampleRate
 import sparkasr.audio.{Audio, AudioDecoder, AudioError}
 
 /** Input cells -> [[AudioItem]]s, for every speech annotator (Python: the input half of

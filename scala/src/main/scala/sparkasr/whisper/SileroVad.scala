@@ -6,7 +6,8 @@ import scala.collection.mutable.ArrayBuffer
 import scala.jdk.CollectionConverters._
 
 import ai.onnxruntime.OnnxTensor
-import sparkasr.Records.SampleRate
+import sparkasr.Constants
+import sparkasr.Constants.SampleRate
 import sparkasr.onnx.OnnxModel
 
 /** The Silero VAD (v6) that faster-whisper bundles (`faster_whisper/assets/silero_vad_v6.onnx`, MIT;
@@ -155,7 +156,7 @@ final class SileroVad private (val file: File) {
     * in blocks of 600 s (parts under one frame skipped), VadOptions(threshold, min_speech_duration_ms
     * = 250, speech_pad_ms = 100). */
   def speechSpans(samples: Array[Float], threshold: Double = 0.5, minSpeechS: Double = 0.25): Seq[(Double, Double)] = {
-    val block = (BlockS * SampleRate).toInt
+    val block = (Constants.VadBlockS * SampleRate).toInt
     val spans = ArrayBuffer.empty[(Double, Double)]
     var start = 0
     while (start < samples.length) {
@@ -177,25 +178,11 @@ object SileroVad {
   val Frame = 512
   val Context = 64
   val EncoderBatch = 10000
-  val BlockS = 600.0
-  /** A stretch "holds speech" when a speech span comes within this of it (Python: `vad.PAD_S`). */
-  val PadS = 0.2
   private val cache = new java.util.concurrent.ConcurrentHashMap[String, SileroVad]()
 
   /** The VAD of an ONNX file, loaded once per JVM. */
   def load(file: File): SileroVad = {
     require(file.isFile, s"no Silero VAD model at $file")
     cache.computeIfAbsent(file.getAbsolutePath, p => new SileroVad(new File(p)))
-  }
-}
-
-/** The speech of one item, computed on first use (Python: `sparkasr.whisper.vad.SpeechMap`). */
-final class SpeechMap(samples: Array[Float], vad: SileroVad, threshold: Double = 0.5) {
-  lazy val spans: Seq[(Double, Double)] = vad.speechSpans(samples, threshold)
-
-  /** Whether speech lies within [startS, endS] seconds of the item (default: all of it). */
-  def hasSpeech(startS: Double = 0.0, endS: Double = Double.NaN): Boolean = {
-    val end = if (endS.isNaN) samples.length.toDouble / SampleRate else endS
-    spans.exists { case (a, b) => a < end + SileroVad.PadS && b > startS - SileroVad.PadS }
   }
 }

@@ -5,30 +5,10 @@ import java.util.concurrent.ConcurrentHashMap
 
 import scala.collection.mutable.ArrayBuffer
 
-import sparkasr.{AudioItem, Chunk, SpeechEngine, Transcript}
-import sparkasr.Records.SampleRate
+import sparkasr.{AudioItem, Chunk, Constants, SpeechEngine, Transcript}
+import sparkasr.Constants.SampleRate
 import sparkasr.annotation.PyFormat
 import sparkasr.audio.QuietCuts
-
-/** One decoded window (at most 30 s): tokens (timestamps included), text and Whisper's measures. */
-final case class Window(
-    tokens: Array[Int],
-    text: String,
-    language: String,
-    languageProbability: Double,
-    avgLogprob: Double,
-    noSpeechProb: Double,
-    temperature: Double,
-    compressionRatio: Double,
-    silent: Boolean = false,
-    words: Option[Seq[Word]] = None) {
-  /** Whisper's own no-speech rule (no-speech probability over 0.6 and a low average log-probability). */
-  def noSpeech(o: WhisperOptions): Boolean = noSpeechProb > o.noSpeechThreshold && avgLogprob < o.logProbThreshold
-  /** Whisper's checks failed (faster-whisper then tries the next temperature). */
-  def failed(o: WhisperOptions): Boolean = compressionRatio > o.compressionRatioThreshold || avgLogprob < o.logProbThreshold
-  /** No text: Whisper's rule, or the VAD gate found no speech under a doubtful decode. */
-  def empty(o: WhisperOptions): Boolean = silent || noSpeech(o)
-}
 
 /** Whisper on ONNX Runtime Java over a `sparkasr convert` spec, the Python `batch` strategy
   * (Python: `sparkasr.whisper.engine` and its passes `batched`, `pieces`):
@@ -59,7 +39,6 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
   private val search = new Search(onnx, options)
   private val tok = spec.tokens
   private val withTimestamps = options.timestamps != "none"
-  private val WindowS = 30.0
   private val rng = options.seed.map(s => new java.util.Random(s)).getOrElse(new java.util.Random())
 
   WhisperEngine.checkLanguage(spec, options)
@@ -85,7 +64,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
       else if (it.samples.isEmpty) out(i) = Transcript.error(it, "audio has zero length (no samples)")
       else if (it.samples.exists(x => x.isNaN || x.isInfinite)) out(i) = Transcript.error(it, "audio contains NaN or infinite samples")
       else if (always && !speechMap(it.samples).hasSpeech()) out(i) = noSpeechTranscript(it)
-      else if (it.durationS <= WindowS) short += i
+      else if (it.durationS <= Constants.WindowS) short += i
       else long += i
     }
     short.grouped(options.batchSize).foreach { g => g.zip(transcribeShort(g.map(items).toSeq)).foreach { case (i, t) => out(i) = t } }
@@ -273,7 +252,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
     val silent = scala.collection.mutable.Set.empty[Int] // vadGate=always: pieces without speech, not decoded
     items.zipWithIndex.foreach { case (it, i) =>
       val speech = if (options.vadGate == "always") Some(speechMap(it.samples)) else None
-      QuietCuts.cutPieces(it.samples, WindowS, 5.0).foreach { case (a, b) =>
+      QuietCuts.cutPieces(it.samples, Constants.WindowS, Constants.PieceSearchS).foreach { case (a, b) =>
         if (speech.exists(m => !m.hasSpeech(a.toDouble / SampleRate, b.toDouble / SampleRate))) silent += pieces.size
         pieces += ((i, a, b))
       }
@@ -331,7 +310,7 @@ final class WhisperEngine(val spec: WhisperExport, val options: WhisperOptions, 
         Some(k -> end)
       else None
     def rehear(items: IndexedSeq[AudioItem], states: IndexedSeq[PieceState]): Unit = {
-      val todo = states.indices.filter(k => states(k).text.nonEmpty && states(k).unheardS >= WordAlignment.UnheardS)
+      val todo = states.indices.filter(k => states(k).text.nonEmpty && states(k).unheardS >= Constants.UnheardS)
       if (todo.isEmpty) return
       val again = transcribeShort(todo.map(items), Some(todo.map(k => (states(k).language.get, states(k).probability.get))))
       todo.zip(again).foreach { case (k, t) =>

@@ -4,28 +4,8 @@ import java.nio.FloatBuffer
 
 import scala.jdk.CollectionConverters._
 
-import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer
 import ai.onnxruntime.OnnxTensor
 import sparkasr.onnx.OnnxModel
-
-/** The export's tokenizer (Hugging Face tokenizers, the library faster-whisper uses, reading the same
-  * `tokenizer.json`): text tokens only, no special tokens added. */
-final class WhisperTokenizer(spec: WhisperExport) {
-  private val tk: HuggingFaceTokenizer = HuggingFaceTokenizer.newInstance(
-    spec.tokenizerFile.toPath, Map("addSpecialTokens" -> "false", "modelMaxLength" -> "100000").asJava)
-
-  def encode(text: String): Array[Int] = tk.encode(text, false, false).getIds.map(_.toInt)
-
-  /** The text of `tokens`, timestamps and special tokens left out (faster-whisper's `decode`). */
-  def decode(tokens: Seq[Int]): String = {
-    val text = tokens.filter(_ < spec.tokens.eot).map(_.toLong).toArray
-    if (text.isEmpty) "" else tk.decode(text, true)
-  }
-
-  /** The text of `tokens`, special tokens included (faster-whisper's `decode_with_timestamps` on
-    * tokens without timestamps: word splitting). */
-  def decodeRaw(tokens: Seq[Int]): String = if (tokens.isEmpty) "" else tk.decode(tokens.map(_.toLong).toArray, false)
-}
 
 /** The export's four ONNX Runtime sessions (shared per JVM through [[OnnxModel]]) and the calls the
   * decoder makes: features, encoder, the prompt through `decoder_model`, one step through
@@ -188,30 +168,5 @@ final class WhisperOnnx(val spec: WhisperExport, threads: Int) {
     val owner: AutoCloseable = () => kv.foreach { case (k, v) => k.close(); v.close() }
     cross.close()
     Cross(kv, owner, keep.size)
-  }
-}
-
-/** Encoder states (owned by the run's result). */
-final case class Encoded(states: OnnxTensor, owner: AutoCloseable) extends AutoCloseable {
-  def close(): Unit = owner.close()
-}
-
-/** Per decoder layer the encoder keys/values [B, H, 1500, Dh], kept as ONNX Runtime tensors. */
-final case class Cross(kv: Seq[(OnnxTensor, OnnxTensor)], owner: AutoCloseable, rows: Int) extends AutoCloseable {
-  def close(): Unit = owner.close()
-}
-
-/** Per decoder layer the self-attention keys/values [R, H, length, Dh] as arrays. */
-final case class SelfCache(kv: Seq[(Array[Float], Array[Float])], rows: Int, length: Int) {
-  /** The cache rows `from` (beam reordering, finished rows dropped), in that order. */
-  def select(from: Seq[Int]): SelfCache = {
-    if (from.size == rows && from.indices.forall(i => from(i) == i)) return this
-    val row = if (rows == 0) 0 else kv.head._1.length / rows
-    def sel(a: Array[Float]): Array[Float] = {
-      val out = new Array[Float](from.size * row)
-      from.zipWithIndex.foreach { case (f, t) => System.arraycopy(a, f * row, out, t * row, row) }
-      out
-    }
-    SelfCache(kv.map { case (k, v) => (sel(k), sel(v)) }, from.size, length)
   }
 }

@@ -2,10 +2,8 @@ package sparkasr.whisper
 
 import scala.collection.mutable.ArrayBuffer
 
+import sparkasr.Constants
 import sparkasr.annotation.PyFormat
-
-/** A word of a window and its time within the window, in seconds. */
-final case class Word(word: String, start: Double, end: Double)
 
 /** faster-whisper's word timestamps of one window's text (`WhisperModel.add_word_timestamps` over
   * `find_alignment`, which is CTranslate2's `Whisper.align`), from the alignment heads' cross-attention
@@ -35,10 +33,6 @@ object WordAlignment {
   private val SentenceEndMarks = ".。!！?？"
   private val Punctuation = """!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~""" // Python's string.punctuation
   private val TokensPerSecond = 50.0
-  /** No word is spoken this long: an alignment that says so spans speech the decode skipped. */
-  val WordS = 2.0
-  /** Sound no word accounts for, in one stretch, that marks a piece as skipped (Python: `engine.UNHEARD_S`). */
-  val UnheardS = 2.0
 
   /** The words of a window whose text tokens are `text`: `scores` is the row's cross-attention
     * scores [A, T, S] (`tokens` rows used of `T`, `S` frames) for the tokens
@@ -265,7 +259,7 @@ object WordAlignment {
   /** The most sound, in seconds, in one stretch of `samples(from until until)` before `untilS` that no
     * word accounts for (Python: `decoded.unheard_s`): before the first word, between two words, or
     * inside a word aligned over more than `wordS` (only such a word's last `wordS` count as heard). */
-  def unheardS(loud: Array[Boolean], words: Seq[Word], untilS: Double, wordS: Double = WordS, frameS: Double = 0.02): Double = {
+  def unheardS(loud: Array[Boolean], words: Seq[Word], untilS: Double, wordS: Double = Constants.WordS, frameS: Double = 0.02): Double = {
     val heard = new Array[Boolean](loud.length)
     words.foreach { w =>
       val b = math.max(0.0, w.end)

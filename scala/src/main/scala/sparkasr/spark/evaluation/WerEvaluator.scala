@@ -1,47 +1,32 @@
 package sparkasr.spark.evaluation
 
 import org.apache.spark.ml.evaluation.Evaluator
-import org.apache.spark.ml.param._
+import org.apache.spark.ml.param.ParamMap
 import org.apache.spark.ml.util.{DefaultParamsReadable, DefaultParamsWritable, Identifiable}
 import org.apache.spark.sql.{Column, DataFrame, Dataset}
 import org.apache.spark.sql.functions._
 import org.apache.spark.sql.types._
 import sparkasr.evaluation.{ErrorCounts, Normalizers}
-import sparkasr.spark.Choices
+import sparkasr.spark.params.WerEvaluatorParams
 
 /** A Spark ML `Evaluator` for WER / CER / MER / WIL (smaller is better), usable in `CrossValidator`
-  * and `TrainValidationSplit` (Python: `sparkasr.spark.evaluation.WerEvaluator`, same params and class
-  * path). Each partition normalises and aligns its rows on the JVM and emits integer counts; the
+  * and `TrainValidationSplit` (Python: `sparkasr.spark.evaluation.WerEvaluator`, same class path and
+  * params, generated from its option table: [[WerEvaluatorParams]]). Each partition normalises and aligns its rows on the JVM and emits integer counts; the
   * driver sums them and derives the rate, so the corpus WER is total errors / total reference words
   * whatever the partitioning, as jiwer computes it on the same pairs.
   * {{{
   * new WerEvaluator().setPredictionCol("transcription").setReferenceCol("reference").setNormalizer("whisper_en")
   * }}} */
-class WerEvaluator(override val uid: String) extends Evaluator with DefaultParamsWritable {
+class WerEvaluator(override val uid: String) extends Evaluator with WerEvaluatorParams with DefaultParamsWritable {
   def this() = this(Identifiable.randomUID("WerEvaluator"))
 
-  final val predictionCol: Param[String] = new Param[String](this, "predictionCol",
-    "transcription column: string or Spark NLP document annotations")
-  final val referenceCol: Param[String] = new Param[String](this, "referenceCol", "reference transcript column (string or annotations)")
-  final val metricName: Param[String] = Choices.param(this, "metricName", "metric: wer, cer, mer or wil", WerEvaluator.Metrics)
-  final val normalizer: Param[String] = new Param[String](this, "normalizer",
-    "text normaliser applied to both sides: none, basic, whisper_en, whisper_basic, ... ('+' composes)",
-    (v: String) => scala.util.Try(Normalizers.get(v)).isSuccess)
-  final val nullPrediction: Param[String] = Choices.param(this, "nullPrediction",
-    "skip (default) or empty: how a null prediction is scored", Seq("skip", "empty"))
+  /** Metric names are case-insensitive (`WER` is `wer`). */
+  override def setMetricName(value: String): this.type = super.setMetricName(value.toLowerCase(java.util.Locale.ROOT))
 
-  setDefault(predictionCol -> "prediction", referenceCol -> "reference", metricName -> "wer", normalizer -> "basic", nullPrediction -> "skip")
+  /** An unknown normaliser is refused before it is set (Python: `setNormalizer`). */
+  override def setNormalizer(value: String): this.type = { Normalizers.get(value); super.setNormalizer(value) }
 
-  def setPredictionCol(value: String): this.type = set(predictionCol, value)
-  def getPredictionCol: String = $(predictionCol)
-  def setReferenceCol(value: String): this.type = set(referenceCol, value)
-  def getReferenceCol: String = $(referenceCol)
-  def setMetricName(value: String): this.type = set(metricName, value.toLowerCase(java.util.Locale.ROOT))
-  def getMetricName: String = $(metricName)
-  def setNormalizer(value: String): this.type = { Normalizers.get(value); set(normalizer, value) }
-  def getNormalizer: String = $(normalizer)
-  def setNullPrediction(value: String): this.type = set(nullPrediction, value)
-  def getNullPrediction: String = $(nullPrediction)
+  override protected def validateParams(): Unit = Normalizers.get(getNormalizer)
 
   override def isLargerBetter: Boolean = false
 
@@ -70,7 +55,6 @@ class WerEvaluator(override val uid: String) extends Evaluator with DefaultParam
 }
 
 object WerEvaluator extends DefaultParamsReadable[WerEvaluator] {
-  val Metrics: Seq[String] = Seq("wer", "cer", "mer", "wil")
 
   /** A string column: itself, or the space-joined `result` of the non-empty `document` annotations of
     * a Spark NLP annotation column (null stays null), computed in Spark SQL. */

@@ -2,133 +2,31 @@ package sparkasr.spark.whisper
 
 import java.io.File
 
-import org.apache.spark.ml.param._
+import org.apache.spark.ml.param.ParamMap
 import org.apache.spark.ml.util.{Identifiable, MLReadable, MLReader}
 import org.apache.spark.sql.SparkSession
-import sparkasr.SpeechEngine
-import sparkasr.spark.{Choices, EngineFactory, ModelCache, SpeechAnnotatorModel, SpeechModelReader}
+import sparkasr.spark.{EngineFactory, ModelCache, SpeechAnnotatorModel, SpeechModelReader}
+import sparkasr.spark.params.WhisperForCTCParams
 import sparkasr.whisper.{WhisperEngine, WhisperExport, WhisperOptions}
-
-/** Builds the Whisper engine on an executor (cached per JVM by export directory, options, threads). */
-final case class WhisperEngineFactory(options: WhisperOptions, threads: Int) extends EngineFactory {
-  override def build(modelDir: String, taskCpus: Int): SpeechEngine =
-    WhisperEngine.get(modelDir, options, if (threads == 0) taskCpus else threads)
-}
 
 /** Whisper speech recognition on ONNX Runtime Java, over a directory written by
   * `sparkasr convert --model <whisper>` (Python: `sparkasr.spark.whisper.WhisperForCTC`, same class
   * path, params, defaults and output). Rows of any length (longer than 30 s: cut at quiet points),
   * batched across rows, beam search and the temperature fallback, segment timestamps, language
-  * detection, `vadGate` (the export's Silero VAD confirms speech where Whisper is unsure). The Python stage's values that the JVM engine cannot honour are refused, naming the
-  * param: `timestamps=word`, `vadFilter`, `strategy` other than `batch`, `device=cuda`, a
-  * `computeType` other than the export's precision, `topP < 1`.
+  * detection, `vadGate` (the export's Silero VAD confirms speech where Whisper is unsure). Its params
+  * are generated from the Python option table ([[WhisperForCTCParams]]); the Python stage's values
+  * that the JVM engine cannot honour are refused, naming the param: `timestamps=word`, `vadFilter`,
+  * `strategy` other than `batch`, `device=cuda`, a `computeType` other than the export's precision,
+  * `topP < 1`.
   * {{{
   * val asr = WhisperForCTC.loadSavedModel("/models/whisper-tiny.en-onnx", spark)
   *   .setInputCols("audio_assembler").setOutputCol("transcription")
   * }}} */
-class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid) {
+class WhisperForCTC(uid: String) extends SpeechAnnotatorModel[WhisperForCTC](uid) with WhisperForCTCParams {
   def this() = this(Identifiable.randomUID("WhisperForCTC"))
 
-  final val language: Param[String] = new Param[String](this, "language",
-    "language code ('' = detect: language and language_probability in the metadata; English-only models: en)")
-  final val task: Param[String] = Choices.param(this, "task", "transcribe, or translate (to English; multilingual models)",
-    Seq("transcribe", "translate"))
-  final val beamSize: IntParam = new IntParam(this, "beamSize", "beam size for temperature-0 decoding (1 = greedy)", ParamValidators.gtEq(1))
-  final val bestOf: IntParam = new IntParam(this, "bestOf", "candidates sampled at temperature > 0", ParamValidators.gtEq(1))
-  final val patience: DoubleParam = new DoubleParam(this, "patience", "beam search patience factor", ParamValidators.gtEq(0.0))
-  final val lengthPenalty: DoubleParam = new DoubleParam(this, "lengthPenalty", "beam search length penalty")
-  final val repetitionPenalty: DoubleParam = new DoubleParam(this, "repetitionPenalty",
-    "penalty on repeated tokens (> 1 penalises)", ParamValidators.gtEq(0.0))
-  final val noRepeatNgramSize: IntParam = new IntParam(this, "noRepeatNgramSize",
-    "forbid repeating n-grams of this size (0 = off)", ParamValidators.gtEq(0))
-  final val temperature: DoubleArrayParam = new DoubleArrayParam(this, "temperature",
-    "temperatures tried in order when a decode fails the compression-ratio / log-prob checks")
-  final val topK: IntParam = new IntParam(this, "topK", "sampling at temperature > 0 from the K most likely tokens (0 = all)",
-    ParamValidators.gtEq(0))
-  final val topP: DoubleParam = new DoubleParam(this, "topP", "nucleus sampling; values < 1 are refused", ParamValidators.ltEq(1.0))
-  final val maxNewTokens: IntParam = new IntParam(this, "maxNewTokens", "max tokens generated per 30-s window (0 = the model's maximum)",
-    ParamValidators.inRange(0, 440))
-  final val initialPrompt: Param[String] = new Param[String](this, "initialPrompt", "text given to the decoder as previous context")
-  final val timestamps: Param[String] = Choices.param(this, "timestamps",
-    "none, segment or word: chunk annotations with start/end seconds (the JVM stage: none or segment)", Seq("none", "segment", "word"))
-  final val conditionOnPreviousText: BooleanParam = new BooleanParam(this, "conditionOnPreviousText",
-    "long audio: prompt each window with the previous text")
-  final val suppressTokens: IntArrayParam = new IntArrayParam(this, "suppressTokens",
-    "token ids the decoder never generates; -1 stands for Whisper's default set (symbols and special tokens)")
-  final val vadFilter: BooleanParam = new BooleanParam(this, "vadFilter", "skip non-speech with Silero VAD (Python stage only)")
-  final val vadGate: Param[String] = Choices.param(this, "vadGate",
-    "empty transcripts, not hallucinated text, for near-silence, noise and tones: audio in which Silero VAD finds no speech " +
-      "gives no text. auto: Whisper's doubtful windows (no-speech probability over 0.2, or failing its checks) are checked, " +
-      "and with strategy=pack every clip; always: also every row and long-row piece, before decoding (silent ones are not " +
-      "decoded); off: Whisper's own no-speech rule only", WhisperOptions.VadGates)
-  final val seed: IntParam = new IntParam(this, "seed", "random seed for sampling (-1 = unset)", ParamValidators.gtEq(-1))
-  final val strategy: Param[String] = Choices.param(this, "strategy",
-    "batch (the JVM stage's); sequential and pack run in the Python stage only", Seq("batch", "sequential", "pack"))
-  final val longPieceS: DoubleParam = new DoubleParam(this, "longPieceS",
-    "strategy=sequential: rows longer than 1.5x this many seconds are decoded in pieces of this length", ParamValidators.gtEq(60.0))
-  final val device: Param[String] = Choices.param(this, "device", "cpu, cuda or auto (the JVM stage runs on the CPU)",
-    Seq("cpu", "cuda", "auto"))
-  final val computeType: Param[String] = Choices.param(this, "computeType",
-    "the weights' precision: the JVM stage runs the export's (int8 or float32; default/auto = the export's)",
-    Seq("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32"))
-  final val cpuThreads: IntParam = new IntParam(this, "cpuThreads",
-    "threads per task for the model; 0 = spark.task.cpus inside Spark, all cores outside it", ParamValidators.gtEq(0))
-
-  setDefault(modelSource -> "tiny.en", language -> "", task -> "transcribe", beamSize -> 5, bestOf -> 5, patience -> 1.0,
-    lengthPenalty -> 1.0, repetitionPenalty -> 1.0, noRepeatNgramSize -> 0, temperature -> Array(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
-    topK -> 0, topP -> 1.0, maxNewTokens -> 0, initialPrompt -> "", timestamps -> "segment", conditionOnPreviousText -> true,
-    suppressTokens -> Array(-1), vadFilter -> false, vadGate -> "auto", seed -> -1, strategy -> "batch", longPieceS -> 600.0, device -> "cpu", computeType -> "int8", cpuThreads -> 0)
-
-  private def checked(f: => Any): this.type = { f; options(); this }
-  def setLanguage(v: String): this.type = checked(set(language, v))
-  def getLanguage: String = $(language)
-  def setTask(v: String): this.type = checked(set(task, v))
-  def getTask: String = $(task)
-  def setBeamSize(v: Int): this.type = checked(set(beamSize, v))
-  def getBeamSize: Int = $(beamSize)
-  def setBestOf(v: Int): this.type = checked(set(bestOf, v))
-  def getBestOf: Int = $(bestOf)
-  def setPatience(v: Double): this.type = checked(set(patience, v))
-  def getPatience: Double = $(patience)
-  def setLengthPenalty(v: Double): this.type = checked(set(lengthPenalty, v))
-  def getLengthPenalty: Double = $(lengthPenalty)
-  def setRepetitionPenalty(v: Double): this.type = checked(set(repetitionPenalty, v))
-  def getRepetitionPenalty: Double = $(repetitionPenalty)
-  def setNoRepeatNgramSize(v: Int): this.type = checked(set(noRepeatNgramSize, v))
-  def getNoRepeatNgramSize: Int = $(noRepeatNgramSize)
-  def setTemperature(v: Array[Double]): this.type = checked(set(temperature, v))
-  def setTemperature(v: Double): this.type = setTemperature(Array(v))
-  def getTemperature: Array[Double] = $(temperature)
-  def setTopK(v: Int): this.type = checked(set(topK, v))
-  def getTopK: Int = $(topK)
-  def setTopP(v: Double): this.type = checked(set(topP, v))
-  def getTopP: Double = $(topP)
-  def setMaxNewTokens(v: Int): this.type = checked(set(maxNewTokens, v))
-  def getMaxNewTokens: Int = $(maxNewTokens)
-  def setInitialPrompt(v: String): this.type = checked(set(initialPrompt, v))
-  def getInitialPrompt: String = $(initialPrompt)
-  def setTimestamps(v: String): this.type = checked(set(timestamps, v))
-  def getTimestamps: String = $(timestamps)
-  def setConditionOnPreviousText(v: Boolean): this.type = checked(set(conditionOnPreviousText, v))
-  def getConditionOnPreviousText: Boolean = $(conditionOnPreviousText)
-  def setSuppressTokens(v: Array[Int]): this.type = checked(set(suppressTokens, v))
-  def getSuppressTokens: Array[Int] = $(suppressTokens)
-  def setVadFilter(v: Boolean): this.type = checked(set(vadFilter, v))
-  def getVadFilter: Boolean = $(vadFilter)
-  def setVadGate(v: String): this.type = checked(set(vadGate, v))
-  def getVadGate: String = $(vadGate)
-  def setSeed(v: Int): this.type = checked(set(seed, v))
-  def getSeed: Int = $(seed)
-  def setStrategy(v: String): this.type = checked(set(strategy, v))
-  def getStrategy: String = $(strategy)
-  def setLongPieceS(v: Double): this.type = checked(set(longPieceS, v))
-  def getLongPieceS: Double = $(longPieceS)
-  def setDevice(v: String): this.type = checked(set(device, v))
-  def getDevice: String = $(device)
-  def setComputeType(v: String): this.type = set(computeType, v) // checked against the export when resolved
-  def getComputeType: String = $(computeType)
-  def setCpuThreads(v: Int): this.type = checked(set(cpuThreads, v))
-  def getCpuThreads: Int = $(cpuThreads)
+  /** The values the JVM engine cannot honour are refused as soon as they are set, naming the param. */
+  override protected def validateParams(): Unit = options()
 
   override protected def wantsChunks: Boolean = getTimestamps != "none"
 

@@ -1,0 +1,3 @@
+package sparkasr.ctc
+
+final class CheckpointError(message: String) extends IllegalArgumentException(message)

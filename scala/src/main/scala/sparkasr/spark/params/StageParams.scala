@@ -1,0 +1,13 @@
+// Generated from python/sparkasr/generated.py by `python -m sparkasr.generated --write`: do not edit.
+// Change the Python side and regenerate; `python -m sparkasr.generated --check` fails on a stale copy.
+
+package sparkasr.spark.params
+
+import org.apache.spark.ml.param.Params
+
+/** The base of the generated params traits: every setter calls [[validateParams]] after setting its value,
+  * where a stage checks its options together and refuses, naming the param, a value it cannot honour
+  * (Python: `declare_params`' `_validate` hook). */
+trait StageParams extends Params {
+  protected def validateParams(): Unit = ()
+}
