@@ -44,6 +44,7 @@ from .output import (
     run_files,
     write_current,
 )
+from .progress import Phases
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # Columns of a record that are not carried input columns
@@ -101,6 +102,7 @@ class JobResult:
     kept_errors: int = 0  # error records of earlier runs kept (not retried) in the current view
     current_path: str = ""  # DIR/current
     hidden_note: str = ""  # what the listing left out, and why ('' when nothing)
+    phases: Dict[str, Any] = dataclasses.field(default_factory=dict)  # Phases.as_dict(): where the time went
 
 
 def is_manifest(p: str) -> bool:
@@ -603,6 +605,7 @@ def run_transcription(
     identity_params: Optional[Dict[str, Any]] = None,
     speakers_across_files: bool = True,
     rttm: bool = False,
+    phases: Optional[Phases] = None,
 ) -> JobResult:
     """Transcribe ``inputs`` into ``output`` (see the module docstring and :mod:`sparkasr.job.output`).
 
@@ -611,8 +614,10 @@ def run_transcription(
     finished. With ``resume`` (default) inputs whose stable id (path + size + mtime) already has a
     record for the same model and options are skipped; with ``retry_errors`` those whose records
     are all errors are transcribed again. The result is ``<output>/current/``: one record per input,
-    the newest. ``interruption``: its signal makes this raise :class:`Interrupted`.
+    the newest. ``interruption``: its signal makes this raise :class:`Interrupted`. ``phases``: where
+    the run's time goes is added to it (a new one when None; the result's ``phases``).
     """
+    phases = Phases() if phases is None else phases
     with OutputLock(output, spark):
         try:
             return _run(
@@ -633,6 +638,7 @@ def run_transcription(
                 diarization=Diarizing(
                     diarize, diarizer_params or {}, identity_params or {}, speakers_across_files, rttm
                 ),
+                phases=phases,
             )
         except Interrupted:
             raise
@@ -659,6 +665,7 @@ def _run(
     interruption,
     progress_interval,
     diarization: Diarizing,
+    phases: Phases,
 ) -> JobResult:
     from pyspark.sql import functions as F
 
@@ -666,46 +673,54 @@ def _run(
     from ..spark.whisper import WhisperForCTC
     from .progress import PROPERTY, Progress
 
+    span = phases.span
+
     t0 = time.time()
     if fmt not in ("jsonl", "parquet"):
         raise SetupError(f"--format must be jsonl or parquet, got {fmt}")
-    audio, manifests = check_inputs(inputs)
-    check_output(output)
-    asr = WhisperForCTC.pretrained(model) if model else WhisperForCTC.pretrained()
-    asr.setParams(**with_subtitle_timestamps(whisper_params or {}, subtitles))
-    diarizer = diarization.stages()
-    cfg_id = config_id(
-        asr._model_name(), {**{p.name: v for p, v in asr.extractParamMap().items()}, **diarization.config()}
-    )
+    with span("setup"):
+        audio, manifests = check_inputs(inputs)
+        check_output(output)
+        asr = WhisperForCTC.pretrained(model) if model else WhisperForCTC.pretrained()
+        asr.setParams(**with_subtitle_timestamps(whisper_params or {}, subtitles))
+        diarizer = diarization.stages()
+        cfg_id = config_id(
+            asr._model_name(), {**{p.name: v for p, v in asr.extractParamMap().items()}, **diarization.config()}
+        )
     out_root = output.rstrip("/")
     records_root = f"{out_root}/{RUNS}"
-    listing = list_local([p for p in audio if not is_remote_uri(p)])
+    with span("listing"):
+        listing = list_local([p for p in audio if not is_remote_uri(p)])
     if is_connect(spark):
         check_output_shared(spark, output)
         # one listed file (a name Spark's listing shows) and each local manifest
         shown = [f for f in listing.files if not any(part[:1] in "._" for part in f.split("/")[1:])]
         check_inputs_visible(spark, shown[:1] + [m for m in manifests if not is_remote_uri(m)])
-    check_python_workers(spark)
+    with span("python workers check"):
+        check_python_workers(spark)
 
-    frame = build_input_frame(spark, audio, manifests, listing)
+    with span("input frame"):
+        frame = build_input_frame(spark, audio, manifests, listing)
     if frame is None:
         why = f"; {listing.hidden_note()}" if listing.hidden else ""
         raise SetupError(
             f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)}){why}"
         )
     inputs_df = _stat_inputs(frame).cache()  # stat-ed once: the run's inputs, for the current view too
-    n_inputs = inputs_df.count()
-    files, _ = run_files(spark, records_root, clean=True)  # interrupted runs: keep their committed tasks
-    if files and not resume:
-        raise SetupError(f"{records_root} already holds results; use a new --output or keep resume on")
-    previous = read_records(spark, files, records_root, fmt)
-    has_ids = previous is not None and "input_id" in previous.columns and "config_id" in previous.columns
-    todo = inputs_df
-    if has_ids:
-        mine = previous.where(F.col("config_id") == cfg_id)
-        done = (mine.where(F.col("error").isNull()) if retry_errors else mine).select("input_id").distinct()
-        todo = inputs_df.join(done, "input_id", "left_anti")
-    n = todo.count()
+    with span("stat and count inputs"):
+        n_inputs = inputs_df.count()
+    with span("earlier runs"):
+        files, _ = run_files(spark, records_root, clean=True)  # interrupted runs: keep their committed tasks
+        if files and not resume:
+            raise SetupError(f"{records_root} already holds results; use a new --output or keep resume on")
+        previous = read_records(spark, files, records_root, fmt)
+        has_ids = previous is not None and "input_id" in previous.columns and "config_id" in previous.columns
+        todo = inputs_df
+        if has_ids:
+            mine = previous.where(F.col("config_id") == cfg_id)
+            done = (mine.where(F.col("error").isNull()) if retry_errors else mine).select("input_id").distinct()
+            todo = inputs_df.join(done, "input_id", "left_anti")
+        n = todo.count()
     if n_inputs == 0:
         raise SetupError(f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
 
@@ -720,9 +735,9 @@ def _run(
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
         out = asr.transform(todo)
         cached = None
-        progress = Progress(spark, n, quiet, interval=progress_interval, run_dir=target, fmt=fmt)
+        progress = Progress(spark, n, quiet, interval=progress_interval, run_dir=target, fmt=fmt, phases=phases)
         try:
-            with job_property(spark, PROPERTY, progress.address), progress:
+            with job_property(spark, PROPERTY, progress.address), progress, span("transcribe and write"):
                 if diarizer is not None:
                     # across files, the identity step's fit runs the stages (live progress in audio hours)
                     out, cached = diarization.apply(diarizer, out, in_col, asr.getChunksCol())
@@ -749,22 +764,26 @@ def _run(
         if not quiet:
             print(progress.line(), flush=True)
 
-    files, _ = run_files(spark, records_root)
-    everything = read_records(spark, files, records_root, fmt)
-    mine = everything.where(F.col("config_id") == cfg_id) if "config_id" in everything.columns else everything
-    current = newest_per_input(mine.join(inputs_df.select("input_id").distinct(), "input_id", "left_semi"))
-    current_path = write_current(spark, output, _in_record_order(current), fmt, run_id)
-    back = read_records(spark, [current_path], current_path, fmt)
-    stats = back.agg(
-        F.count("*").alias("n"),
-        F.count("error").alias("errors"),
-        F.sum("duration_s").alias("audio"),
-        F.sum(F.when(F.col("error").isNotNull() & (F.col("run") != run_id), 1).otherwise(0)).alias("kept_errors"),
-    ).collect()[0]
+    with span("current view"):
+        files, _ = run_files(spark, records_root)
+        everything = read_records(spark, files, records_root, fmt)
+        mine = everything.where(F.col("config_id") == cfg_id) if "config_id" in everything.columns else everything
+        current = newest_per_input(mine.join(inputs_df.select("input_id").distinct(), "input_id", "left_semi"))
+        current_path = write_current(spark, output, _in_record_order(current), fmt, run_id)
+    with span("summary"):
+        back = read_records(spark, [current_path], current_path, fmt)
+        stats = back.agg(
+            F.count("*").alias("n"),
+            F.count("error").alias("errors"),
+            F.sum("duration_s").alias("audio"),
+            F.sum(F.when(F.col("error").isNotNull() & (F.col("run") != run_id), 1).otherwise(0)).alias("kept_errors"),
+        ).collect()[0]
     if subtitles:
-        write_subtitles(back, f"{out_root}/subtitles", subtitles)
+        with span("subtitles"):
+            write_subtitles(back, f"{out_root}/subtitles", subtitles)
     if diarization.rttm and "speakers" in back.columns:
-        write_rttm(back, f"{out_root}/rttm")
+        with span("rttm"):
+            write_rttm(back, f"{out_root}/rttm")
     result = JobResult(
         output,
         int(stats["n"]),
@@ -781,8 +800,12 @@ def _run(
     )
     if report and "reference" in back.columns:
         carried = [c for c in back.columns if c not in RECORD_COLUMNS]
-        result.metrics = _write_eval_report(back, output, asr, carried)
+        with span("evaluation report"):
+            result.metrics = _write_eval_report(back, output, asr, carried)
     inputs_df.unpersist()
+    result.wall_s = time.time() - t0
+    phases.log_summary()
+    result.phases = phases.as_dict()
     return result
 
 
