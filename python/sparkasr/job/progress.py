@@ -6,13 +6,14 @@ finishes, how far into its file they are (:func:`advance`); the Spark stage send
 from the Python workers to the driver as UDP datagrams (a few bytes each, fire and forget: a lost
 or refused datagram only makes the progress line lag, never fails a task), to the address the
 driver put in the job's ``sparkasr.progress`` local property. :class:`Progress`, on the driver,
-listens there and prints a line every ``interval`` seconds: files done (from accumulators, at task
-end), audio hours done (from the reports, per file the furthest point reached), errors, speed and
+listens there and prints a line every ``interval`` seconds: files done (as tasks end), audio hours done (from the reports, per file the furthest point reached), errors, speed and
 an ETA from the audio still to do.
 
-On a Spark Connect session there are no accumulators: files, errors and finished audio are counted
-from the records the job's tasks have committed (each finished task's part file, read by this
-client from the run's directory, :class:`CommittedRecords`); the address goes to the tasks as a
+Files, errors and finished audio are counted from the records the job's tasks have committed
+(each finished task's part file, read by the driver from the run's directory,
+:class:`CommittedRecords`) wherever the driver can read that directory (a local or mounted
+output, and always on Spark Connect, which has no accumulators); for a remote output on a
+classic session, by accumulators fed by a pass over the records. On Connect the address goes to the tasks as a
 session conf (:func:`sparkasr.spark.session.job_property`), and the in-file reports arrive where
 the executors can reach this client (a server on this machine or its network), else the line
 counts finished files only.
@@ -199,7 +200,7 @@ class _Counter:
 
 
 class Progress:
-    """The driver's side: accumulators for files and errors, a UDP listener for audio done inside
+    """The driver's side: files and errors counted as tasks end, a UDP listener for audio done inside
     files, and (unless ``quiet``) a line every ``interval`` seconds. Use as a context manager
     around the job's Spark action, with :meth:`counting` on its records and :attr:`address` set as
     the jobs' ``sparkasr.progress`` local property."""
@@ -214,12 +215,15 @@ class Progress:
         fmt: str = "jsonl",
         phases: Optional[Phases] = None,
     ):
-        from ..paths import local_path
+        from ..paths import is_remote_uri, local_path
         from ..spark.session import is_connect, listener_host
 
         self.connect = is_connect(spark)
-        if self.connect:
-            # no accumulators on Connect: the run's committed records are counted instead
+        # Counted from the run's committed records where this process can read them (Connect has no
+        # accumulators; a local or mounted output needs no counting pass through Python workers:
+        # accumulators and committed files both move when a task ends); else by accumulators.
+        self.committed = self.connect or bool(run_dir and not is_remote_uri(run_dir))
+        if self.committed:
             records = CommittedRecords(local_path(run_dir), fmt)
             self.files, self.audio, self.errors = (_Counter(records, i) for i in range(3))
         else:
@@ -320,9 +324,10 @@ class Progress:
         self._stop.set()  # the printer stops; the listener drains and stops too
 
     def counting(self, df):
-        """Pass records through unchanged while counting them into the accumulators (classic;
-        on Connect the committed records are counted, and ``df`` is returned as it is)."""
-        if self.connect:
+        """Pass records through unchanged while counting them into the accumulators (a remote
+        output on a classic session; otherwise the committed records are counted, and ``df`` is
+        returned as it is)."""
+        if self.committed:
             return df
         files, audio, errors = self.files, self.audio, self.errors
 

@@ -261,10 +261,39 @@ def _read_manifest(spark, path: str):
     return df.withColumn("path", F.col("path").cast("string")).withColumn("_manifest_dir", F.lit(base))
 
 
-def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], listing: Optional[Listing] = None):
-    """One DataFrame of inputs: ``path`` (+ ``content`` for non-local URIs) + carried columns.
+@dataclass
+class Inputs:
+    """The run's inputs: ``frame`` (``path``, ``input_id``, ``content`` for non-local URIs, carried
+    columns), how many (``count``), whether their ids are all distinct (``distinct``), and whether
+    ``frame`` is cached (to unpersist at the end)."""
 
-    ``listing``: the local inputs already listed (:func:`~sparkasr.job.listing.list_local`)."""
+    frame: Any
+    count: int
+    distinct: bool
+    cached: bool
+
+
+def input_id(path: Optional[str], length: Any = None, mtime: Any = None) -> str:
+    """A file's stable id: sha1 of its plain path + size + mtime (``length``/``mtime`` as a
+    listing gave them, else stat-ed here; the path alone, marked missing, when it cannot be)."""
+    import hashlib
+
+    key = str(path)
+    if length is not None:
+        key += f"|{length}|{mtime}"
+    elif path is not None:
+        try:
+            st = os.stat(local_path(path))
+            key += f"|{st.st_size}|{int(st.st_mtime)}"
+        except OSError:
+            key += "|missing"
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], listing: Optional[Listing] = None):
+    """One DataFrame of the inputs Spark reads (without ``input_id``): ``path`` (+ ``content`` for
+    non-local URIs) + carried columns; the local files of ``audio`` only when ``listing`` is None
+    (a listing's files are made into rows by :func:`build_inputs`, ids and all, on the driver)."""
     from ..spark.reader import read_binary
 
     frames = []
@@ -276,8 +305,8 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], lis
         # Not readable by the Python workers: binaryFile brings the bytes (Spark's file index
         # lists them, and hides names starting with '_' or '.').
         frames.append(read_binary(spark, remote).select("path", "content"))
-    if local:
-        files = (listing or list_local(local)).files
+    if local and listing is None:
+        files = list_local(local).files
         if files:
             frames.append(spark.createDataFrame([(f,) for f in files], "path string"))
     for m in manifests:
@@ -288,6 +317,91 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], lis
     for f in frames[1:]:
         df = df.unionByName(f, allowMissingColumns=True)
     return df
+
+
+#: local CSV/TSV manifests up to this many rows are read by the driver itself (no Spark job)
+MANIFEST_ROWS_ON_DRIVER = 200_000
+
+
+def read_csv_manifest(path: str) -> Optional[Tuple[List[str], List[list]]]:
+    """A local CSV/TSV manifest read here as Spark's reader reads it with the job's options
+    (:func:`_read_manifest`: a header, every column a string, an empty field null, RFC 4180
+    quoting with doubled quotes and line breaks inside quoted fields, blank lines skipped):
+    ``(columns, rows)``, or None to leave it to Spark (a header Spark would rename: an empty or
+    repeated name; more than :data:`MANIFEST_ROWS_ON_DRIVER` rows)."""
+    import csv
+
+    sep = "\t" if path.lower().endswith(".tsv") else ","
+    with open(local_path(path), newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter=sep, quotechar='"', doublequote=True)
+        names = next(reader, None)
+        if not names or any(not n for n in names) or len(set(names)) != len(names):
+            return None
+        rows = []
+        for rec in reader:
+            if not rec:
+                continue
+            if len(rows) >= MANIFEST_ROWS_ON_DRIVER:
+                return None
+            rec = rec[: len(names)] + [""] * (len(names) - len(rec))
+            rows.append([v if v != "" else None for v in rec])
+    return names, rows
+
+
+def _manifest_rows(path: str):
+    """A local CSV/TSV manifest's rows as the run's inputs (paths made plain against the manifest's
+    directory, ids stat-ed here): ``(DataFrame-ready rows, schema, ids)``, or None (see
+    :func:`read_csv_manifest`)."""
+    read = read_csv_manifest(path)
+    if read is None:
+        return None
+    names, rows = read
+    at = names.index("path")
+    base = plain_path(path).rsplit("/", 1)[0] or "/"
+    out, ids = [], []
+    for r in rows:
+        p = r[at]
+        r[at] = p = plain_path(p, base) if p is not None else None
+        ids.append(input_id(p))
+        out.append((*r, ids[-1]))
+    schema = ", ".join(f"`{n.replace('`', '``')}` string" for n in names) + ", input_id string"
+    return out, schema, ids
+
+
+def build_inputs(spark, audio: Sequence[str], manifests: Sequence[str], listing: Listing) -> Optional[Inputs]:
+    """The run's :class:`Inputs`, or None when there are none. Listed local files and local CSV/TSV
+    manifests are read, stat-ed and counted here, on the driver (no Spark job); other manifests and
+    remote URIs are read by Spark, stat-ed by the workers (:func:`_stat_inputs`), cached and counted
+    in one job."""
+    from pyspark.sql import functions as F
+
+    frames, ids = [], []
+    if listing.files:
+        rows = [(f, input_id(f)) for f in listing.files]  # listed once: plain paths, each once
+        frames.append(spark.createDataFrame(rows, "path string, input_id string"))
+        ids += [r[1] for r in rows]
+    by_spark = []
+    for m in manifests:
+        here = None if is_remote_uri(m) or not m.lower().endswith((".csv", ".tsv")) else _manifest_rows(m)
+        if here is None:
+            by_spark.append(m)
+            continue
+        rows, schema, row_ids = here
+        frames.append(spark.createDataFrame(rows, schema))
+        ids += row_ids
+    other = build_input_frame(spark, audio, by_spark, listing)
+    if other is not None:
+        frames.append(_stat_inputs(other))
+    if not frames:
+        return None
+    frame = frames[0]
+    for f in frames[1:]:
+        frame = frame.unionByName(f, allowMissingColumns=True)
+    if other is None:
+        return Inputs(frame, len(ids), len(set(ids)) == len(ids), False)
+    frame = frame.cache()  # stat-ed once: the run's inputs, for the current view too
+    (row,) = frame.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("input_id").alias("ids")).collect()
+    return Inputs(frame, int(row["n"]), int(row["n"]) == int(row["ids"]), True)
 
 
 def _stat_inputs(df):
@@ -303,8 +417,6 @@ def _stat_inputs(df):
     has_base = "_manifest_dir" in df.columns
 
     def run(batches):
-        import hashlib
-
         for pdf in batches:
             ids, paths = [], []
             bases = pdf["_manifest_dir"].tolist() if has_base else [None] * len(pdf)
@@ -312,16 +424,10 @@ def _stat_inputs(df):
                 if p is not None and not has_meta:
                     p = plain_path(str(p), base if isinstance(base, str) else None)
                 paths.append(p)
-                key = str(p)
                 if has_meta:
-                    key += f"|{pdf['length'].iloc[i]}|{pdf['modificationTime'].iloc[i]}"
-                elif p is not None:
-                    try:
-                        st = os.stat(local_path(p))
-                        key += f"|{st.st_size}|{int(st.st_mtime)}"
-                    except OSError:
-                        key += "|missing"
-                ids.append(hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest())
+                    ids.append(input_id(p, pdf["length"].iloc[i], pdf["modificationTime"].iloc[i]))
+                else:
+                    ids.append(input_id(p))
             pdf = pdf[names].copy()
             pdf["path"] = paths
             pdf["input_id"] = ids
@@ -528,6 +634,29 @@ def _kept(spark, run_dir: str, fmt: str) -> int:
     return n
 
 
+def threads_for_few_tasks(spark, parallelism: int, tasks: int, threads: int) -> int:
+    """Threads per task when the run has fewer tasks than the cluster has cores (a single long
+    file, a handful of files): the idle cores are shared out among the tasks, up to an executor's
+    cores (``spark.executor.cores``, else the whole parallelism: ``local[N]``), so one long row
+    still uses every core. 0 (the stage's default, ``spark.task.cpus``) otherwise, or when the
+    threads are set."""
+    if threads or tasks >= parallelism:
+        return 0
+    try:
+        per_executor = int(spark.conf.get("spark.executor.cores", "0") or 0)
+    except Exception:
+        per_executor = 0
+    share = parallelism // max(tasks, 1)
+    return max(1, min(share, per_executor or parallelism))
+
+
+def _read_run(spark, run_dir: str, fmt: str, schema):
+    """The records a run wrote into ``run_dir``, read with ``schema`` (the frame's it wrote)."""
+    reader = spark.read.schema(schema)
+    uri = hadoop_uri(run_dir)
+    return reader.parquet(uri) if fmt == "parquet" else reader.json(uri)
+
+
 def _in_record_order(df):
     """Records' columns in their documented order (JSON schema inference sorts them by name)."""
     head = [c for c in RECORD_COLUMNS[:10] if c in df.columns]
@@ -676,6 +805,7 @@ def _run(
     span = phases.span
 
     t0 = time.time()
+    inputs_given = inputs
     if fmt not in ("jsonl", "parquet"):
         raise SetupError(f"--format must be jsonl or parquet, got {fmt}")
     with span("setup"):
@@ -699,37 +829,36 @@ def _run(
     with span("python workers check"):
         check_python_workers(spark)
 
-    with span("input frame"):
-        frame = build_input_frame(spark, audio, manifests, listing)
-    if frame is None:
+    with span("inputs"):
+        inputs = build_inputs(spark, audio, manifests, listing)
+    if inputs is None or inputs.count == 0:
         why = f"; {listing.hidden_note()}" if listing.hidden else ""
         raise SetupError(
-            f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)}){why}"
+            f"no audio files found in {', '.join(inputs_given)} (extensions: {', '.join(AUDIO_EXTENSIONS)}){why}"
         )
-    inputs_df = _stat_inputs(frame).cache()  # stat-ed once: the run's inputs, for the current view too
-    with span("stat and count inputs"):
-        n_inputs = inputs_df.count()
+    inputs_df, n_inputs = inputs.frame, inputs.count
     with span("earlier runs"):
         files, _ = run_files(spark, records_root, clean=True)  # interrupted runs: keep their committed tasks
         if files and not resume:
             raise SetupError(f"{records_root} already holds results; use a new --output or keep resume on")
         previous = read_records(spark, files, records_root, fmt)
         has_ids = previous is not None and "input_id" in previous.columns and "config_id" in previous.columns
-        todo = inputs_df
+        todo, n = inputs_df, n_inputs
         if has_ids:
             mine = previous.where(F.col("config_id") == cfg_id)
             done = (mine.where(F.col("error").isNull()) if retry_errors else mine).select("input_id").distinct()
             todo = inputs_df.join(done, "input_id", "left_anti")
-        n = todo.count()
-    if n_inputs == 0:
-        raise SetupError(f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
+            n = todo.count()
 
     run_id = new_run_id()
     target = f"{records_root}/run={run_id}"
     if n > 0:
+        dp = default_parallelism(spark)
         if partitions <= 0:
-            dp = default_parallelism(spark)
             partitions = max(1, min(n, max(dp * 4, n // 64)))
+        threads = threads_for_few_tasks(spark, dp, partitions, asr.getCpuThreads())
+        if threads:
+            asr.setCpuThreads(threads)
         todo = todo.repartition(partitions)
         in_col = "content" if "content" in todo.columns else "path"
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
@@ -745,6 +874,7 @@ def _run(
                     asr, out, todo, cfg_id, diarizer is not None, diarization.identity.get("keepVoiceprints", False)
                 )
                 records = progress.counting(records)
+                written_schema = records.schema
                 # Algorithm 2: each task's file moves into the run directory when the task finishes, so an
                 # interrupted run keeps every finished task (v1 would move them only when all are done).
                 writer = records.write.mode("error").option("mapreduce.fileoutputcommitter.algorithm.version", "2")
@@ -765,13 +895,19 @@ def _run(
             print(progress.line(), flush=True)
 
     with span("current view"):
-        files, _ = run_files(spark, records_root)
-        everything = read_records(spark, files, records_root, fmt)
-        mine = everything.where(F.col("config_id") == cfg_id) if "config_id" in everything.columns else everything
-        current = newest_per_input(mine.join(inputs_df.select("input_id").distinct(), "input_id", "left_semi"))
-        current_path = write_current(spark, output, _in_record_order(current), fmt, run_id)
+        if previous is None and inputs.distinct:
+            # the first run into this output: its records, one per input, are the current view (read back
+            # with the schema they were written with: no inference, no shuffle)
+            current = _read_run(spark, target, fmt, written_schema).withColumn("run", F.lit(run_id))
+        else:
+            files, _ = run_files(spark, records_root)
+            everything = read_records(spark, files, records_root, fmt)
+            mine = everything.where(F.col("config_id") == cfg_id) if "config_id" in everything.columns else everything
+            current = newest_per_input(mine.join(inputs_df.select("input_id").distinct(), "input_id", "left_semi"))
+        current = _in_record_order(current)
+        current_path = write_current(spark, output, current, fmt, run_id)
     with span("summary"):
-        back = read_records(spark, [current_path], current_path, fmt)
+        back = read_records(spark, [current_path], current_path, fmt, schema=current.schema)
         stats = back.agg(
             F.count("*").alias("n"),
             F.count("error").alias("errors"),
@@ -802,7 +938,8 @@ def _run(
         carried = [c for c in back.columns if c not in RECORD_COLUMNS]
         with span("evaluation report"):
             result.metrics = _write_eval_report(back, output, asr, carried)
-    inputs_df.unpersist()
+    if inputs.cached:
+        inputs_df.unpersist()
     result.wall_s = time.time() - t0
     phases.log_summary()
     result.phases = phases.as_dict()
