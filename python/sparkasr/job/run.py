@@ -398,7 +398,10 @@ def build_inputs(spark, audio: Sequence[str], manifests: Sequence[str], listing:
     for f in frames[1:]:
         frame = frame.unionByName(f, allowMissingColumns=True)
     if other is None:
-        return Inputs(frame, len(ids), len(set(ids)) == len(ids), False)
+        # one partition: the run's repartition then deals the rows out evenly (round robin from several
+        # input partitions starts each at its own offset, so two rows could share a task while another
+        # task has none)
+        return Inputs(frame.coalesce(1), len(ids), len(set(ids)) == len(ids), False)
     frame = frame.cache()  # stat-ed once: the run's inputs, for the current view too
     (row,) = frame.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("input_id").alias("ids")).collect()
     return Inputs(frame, int(row["n"]), int(row["n"]) == int(row["ids"]), True)
