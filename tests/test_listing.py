@@ -113,3 +113,12 @@ def test_fewer_tasks_than_cores_share_the_idle_cores():
     assert threads_for_few_tasks(Spark("4"), 16, 1, 0) == 4  # at most an executor's cores
     assert threads_for_few_tasks(Spark(), 2, 8, 0) == 0  # enough tasks: spark.task.cpus each
     assert threads_for_few_tasks(Spark(), 2, 1, 3) == 0  # threads set by the user: kept
+
+
+def test_driver_built_inputs_are_dealt_to_tasks_by_spark_s_own_hash():
+    from sparkasr.job.run import spark_int_hash, task_keys
+
+    assert (spark_int_hash(0), spark_int_hash(1)) == (933211791, -559580957)  # SELECT hash(0), hash(1)
+    for p in (1, 4, 7, 64):
+        keys = task_keys(p)
+        assert [spark_int_hash(k) % p for k in keys] == list(range(p))  # pmod: one key per task

@@ -321,6 +321,48 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], lis
 
 #: local CSV/TSV manifests up to this many rows are read by the driver itself (no Spark job)
 MANIFEST_ROWS_ON_DRIVER = 200_000
+ROW = "_sparkasr_row"  # a driver-built input's number, to deal the rows out to tasks (spread_rows)
+
+
+def spark_int_hash(value: int, seed: int = 42) -> int:
+    """Spark's ``hash()`` of an ``int`` column (Murmur3 x86_32, ``Murmur3_x86_32.hashInt``), which
+    its hash partitioning takes modulo the partition count."""
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF
+
+    k1 = rotl((value & 0xFFFFFFFF) * 0xCC9E2D51 & 0xFFFFFFFF, 15) * 0x1B873593 & 0xFFFFFFFF
+    h1 = (rotl(seed ^ k1, 13) * 5 + 0xE6546B64) & 0xFFFFFFFF
+    h1 ^= 4
+    h1 ^= h1 >> 16
+    h1 = h1 * 0x85EBCA6B & 0xFFFFFFFF
+    h1 ^= h1 >> 13
+    h1 = h1 * 0xC2B2AE35 & 0xFFFFFFFF
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 >= 1 << 31 else h1
+
+
+def task_keys(partitions: int) -> List[int]:
+    """For each partition ``j``, an int that Spark's hash partitioning sends to ``j``."""
+    keys: Dict[int, int] = {}
+    k = 0
+    while len(keys) < partitions:
+        keys.setdefault(spark_int_hash(k) % partitions, k)
+        k += 1
+    return [keys[j] for j in range(partitions)]
+
+
+def spread_rows(df, partitions: int):
+    """``df`` in ``partitions`` tasks. Rows built on the driver (numbered in ``ROW``) are dealt out
+    in turn, so the tasks' row counts differ by at most one; other frames by Spark's round robin
+    (which starts each input partition at its own offset: some tasks may get a row more)."""
+    from pyspark.sql import functions as F
+
+    if ROW not in df.columns:
+        return df.repartition(partitions)
+    keys = F.array(*[F.lit(k).cast("int") for k in task_keys(partitions)])
+    task = F.element_at(keys, (F.col(ROW) % partitions).cast("int") + 1)
+    return df.withColumn("_sparkasr_task", task).repartition(partitions, "_sparkasr_task").drop("_sparkasr_task", ROW)
 
 
 def read_csv_manifest(path: str) -> Optional[Tuple[List[str], List[list]]]:
@@ -377,8 +419,8 @@ def build_inputs(spark, audio: Sequence[str], manifests: Sequence[str], listing:
 
     frames, ids = [], []
     if listing.files:
-        rows = [(f, input_id(f)) for f in listing.files]  # listed once: plain paths, each once
-        frames.append(spark.createDataFrame(rows, "path string, input_id string"))
+        rows = [(f, input_id(f), i) for i, f in enumerate(listing.files)]  # listed once: plain paths, each once
+        frames.append(spark.createDataFrame(rows, f"path string, input_id string, {ROW} long"))
         ids += [r[1] for r in rows]
     by_spark = []
     for m in manifests:
@@ -387,7 +429,8 @@ def build_inputs(spark, audio: Sequence[str], manifests: Sequence[str], listing:
             by_spark.append(m)
             continue
         rows, schema, row_ids = here
-        frames.append(spark.createDataFrame(rows, schema))
+        rows = [(*r, len(ids) + i) for i, r in enumerate(rows)]
+        frames.append(spark.createDataFrame(rows, f"{schema}, {ROW} long"))
         ids += row_ids
     other = build_input_frame(spark, audio, by_spark, listing)
     if other is not None:
@@ -398,11 +441,8 @@ def build_inputs(spark, audio: Sequence[str], manifests: Sequence[str], listing:
     for f in frames[1:]:
         frame = frame.unionByName(f, allowMissingColumns=True)
     if other is None:
-        # one partition: the run's repartition then deals the rows out evenly (round robin from several
-        # input partitions starts each at its own offset, so two rows could share a task while another
-        # task has none)
-        return Inputs(frame.coalesce(1), len(ids), len(set(ids)) == len(ids), False)
-    frame = frame.cache()  # stat-ed once: the run's inputs, for the current view too
+        return Inputs(frame, len(ids), len(set(ids)) == len(ids), False)
+    frame = frame.drop(ROW).cache()  # stat-ed once: the run's inputs, for the current view too
     (row,) = frame.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("input_id").alias("ids")).collect()
     return Inputs(frame, int(row["n"]), int(row["n"]) == int(row["ids"]), True)
 
@@ -862,7 +902,7 @@ def _run(
         threads = threads_for_few_tasks(spark, dp, partitions, asr.getCpuThreads())
         if threads:
             asr.setCpuThreads(threads)
-        todo = todo.repartition(partitions)
+        todo = spread_rows(todo, partitions)
         in_col = "content" if "content" in todo.columns else "path"
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
         out = asr.transform(todo)
