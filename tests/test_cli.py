@@ -329,12 +329,13 @@ def test_manifest_csv_quoting_as_python_writes_it(spark, tmp_path):
     file's record was lost)."""
     import csv
 
-    from sparkasr.job.run import _read_manifest
+    from sparkasr.job.run import _read_manifest, read_csv_manifest
 
     rows = [
         ("a.wav", 'Dial 4 to send this caller to a polite "don\'t call" menu, now and forevermore.', "a"),
         ("b.wav", "two lines,\nof reference", "b"),
         ("c.wav", "plain", "c"),
+        ("d.wav", None, "d"),  # an empty field: null
     ]
     m = tmp_path / "m.csv"
     with open(m, "w", newline="", encoding="utf-8") as f:
@@ -342,4 +343,7 @@ def test_manifest_csv_quoting_as_python_writes_it(spark, tmp_path):
         w.writerow(["path", "reference", "name"])
         w.writerows(rows)
     got = sorted(tuple(r) for r in _read_manifest(spark, str(m)).select("path", "reference", "name").collect())
-    assert got == sorted(rows)
+    assert got == sorted(rows, key=str)
+    # the driver reads a small local manifest itself (no Spark job), and the same way
+    names, here = read_csv_manifest(str(m))
+    assert names == ["path", "reference", "name"] and sorted(tuple(r) for r in here) == got

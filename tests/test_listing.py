@@ -58,3 +58,67 @@ def test_plain_paths():
     assert plain_path("s3a://bucket/a b.wav") == "s3a://bucket/a b.wav"
     assert plain_path("rel/a.wav", "s3a://bucket/lists") == "s3a://bucket/lists/rel/a.wav"
     assert plain_path("x.wav") == os.path.join(os.getcwd(), "x.wav")
+
+
+def test_a_local_csv_manifest_is_read_by_the_driver_as_spark_reads_it(tmp_path):
+    from sparkasr.job.run import _manifest_rows, input_id, read_csv_manifest
+
+    clip = _touch(tmp_path / "audio" / "a, b.wav")
+    m = tmp_path / "m.csv"
+    m.write_text(
+        'path,reference,speaker\n"audio/a, b.wav","say ""hi""\nthere",\n\n/elsewhere/x.wav,,s2\nshort.wav\n',
+        encoding="utf-8",
+    )
+    names, rows = read_csv_manifest(str(m))
+    assert names == ["path", "reference", "speaker"]
+    # quoted separator, doubled quote and a line break inside quotes; empty fields null; blank line skipped;
+    # a short row padded with nulls (Spark's PERMISSIVE mode)
+    assert rows == [
+        ["audio/a, b.wav", 'say "hi"\nthere', None],
+        ["/elsewhere/x.wav", None, "s2"],
+        ["short.wav", None, None],
+    ]
+    out, schema, ids = _manifest_rows(str(m))
+    assert schema == "`path` string, `reference` string, `speaker` string, input_id string"
+    assert [r[0] for r in out] == [clip, "/elsewhere/x.wav", str(tmp_path / "short.wav")]  # against its directory
+    assert ids == [input_id(r[0]) for r in out] and len(set(ids)) == 3
+    assert input_id(clip) != input_id(clip + "x")
+
+
+def test_manifests_whose_header_spark_would_rename_are_left_to_spark(tmp_path):
+    from sparkasr.job.run import read_csv_manifest
+
+    for header in ("path,path", "path,"):
+        m = tmp_path / "m.csv"
+        m.write_text(f"{header}\n/a.wav,b\n")
+        assert read_csv_manifest(str(m)) is None
+
+
+def test_fewer_tasks_than_cores_share_the_idle_cores():
+    from sparkasr.job.run import threads_for_few_tasks
+
+    class Conf:
+        def __init__(self, cores):
+            self.cores = cores
+
+        def get(self, key, default=None):
+            return self.cores if key == "spark.executor.cores" and self.cores else default
+
+    class Spark:
+        def __init__(self, cores=None):
+            self.conf = Conf(cores)
+
+    assert threads_for_few_tasks(Spark(), 2, 1, 0) == 2  # local[2], one long file: both cores
+    assert threads_for_few_tasks(Spark(), 8, 3, 0) == 2
+    assert threads_for_few_tasks(Spark("4"), 16, 1, 0) == 4  # at most an executor's cores
+    assert threads_for_few_tasks(Spark(), 2, 8, 0) == 0  # enough tasks: spark.task.cpus each
+    assert threads_for_few_tasks(Spark(), 2, 1, 3) == 0  # threads set by the user: kept
+
+
+def test_driver_built_inputs_are_dealt_to_tasks_by_spark_s_own_hash():
+    from sparkasr.job.run import spark_int_hash, task_keys
+
+    assert (spark_int_hash(0), spark_int_hash(1)) == (933211791, -559580957)  # SELECT hash(0), hash(1)
+    for p in (1, 4, 7, 64):
+        keys = task_keys(p)
+        assert [spark_int_hash(k) % p for k in keys] == list(range(p))  # pmod: one key per task

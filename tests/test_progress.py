@@ -53,13 +53,14 @@ def test_reports_reach_the_driver_from_spark_workers(spark, tmp_path):
     import soundfile as sf
 
     from sparkasr import WhisperForCTC
-    from sparkasr.job.progress import PROPERTY, Progress
+    from sparkasr.job.progress import PROPERTY, Phases, Progress
 
     path = tmp_path / "long.wav"
     sf.write(path, LONG, SAMPLE_RATE, subtype="PCM_16")
     df = spark.createDataFrame([(str(path),)], "path string")
     asr = WhisperForCTC.pretrained().setInputCols(["path"]).setOutputCol("t").setBatchSize(1)
-    p = Progress(spark, 1, quiet=True)
+    phases = Phases()
+    p = Progress(spark, 1, quiet=True, phases=phases)
     sc = spark.sparkContext
     sc.setLocalProperty(PROPERTY, p.address)
     try:
@@ -73,6 +74,10 @@ def test_reports_reach_the_driver_from_spark_workers(spark, tmp_path):
     assert p.done[str(path)] == pytest.approx(duration, abs=0.01)
     assert p.lengths[str(path)] == pytest.approx(duration, abs=0.01)
     assert p.reports >= 5  # stage start, each of the 4 pieces, stage end
+    # the task's side of the job's profile came with the same datagrams (not counted as reports)
+    spent = phases.as_dict()["workers"]
+    assert spent["read and decode"]["count"] == 1 and spent["inference"]["count"] >= 1
+    assert spent["task"]["total_s"] >= spent["inference"]["total_s"] > 0
     print(f"\n[progress] {p.reports} reports from the Spark worker for one {duration:.0f}-s file")
 
 

@@ -163,12 +163,15 @@ def _checked_config(args):
 def _transcribe(args, cfg: dict, params: dict) -> int:
     from pyspark.sql import SparkSession
 
+    from .job.progress import Phases
     from .job.run import Interrupted, Interruption, SetupError, run_transcription
     from .spark.session import WorkerSetupError
     from .whisper.models import ModelNotFoundError
 
     owned = SparkSession.getActiveSession() is None
-    spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"], remote=connect_url(cfg))
+    phases = Phases()
+    with phases.span("spark start"):
+        spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"], remote=connect_url(cfg))
     try:
         with Interruption(spark) as interruption:
             res = run_transcription(
@@ -190,6 +193,7 @@ def _transcribe(args, cfg: dict, params: dict) -> int:
                 identity_params=cfg["diarization"].identity,
                 speakers_across_files=cfg["diarization"].across_files,
                 rttm=cfg["diarization"].rttm,
+                phases=phases,
             )
     except Interrupted as exc:
         print(exc.line(), file=sys.stderr, flush=True)
@@ -216,7 +220,8 @@ def _transcribe(args, cfg: dict, params: dict) -> int:
             f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {cfg['output'].rstrip('/')}/report"
         )
     if owned:
-        spark.stop()
+        with phases.span("spark stop"):
+            spark.stop()
     return 0
 
 

@@ -7,16 +7,22 @@ finishes, how far into its file they are, to a progress callback the Spark stage
 from the Python workers to the driver as UDP datagrams (a few bytes each, fire and forget: a lost
 or refused datagram only makes the progress line lag, never fails a task), to the address the
 driver put in the job's ``sparkasr.progress`` local property. :class:`Progress`, on the driver,
-listens there and prints a line every ``interval`` seconds: files done (from accumulators, at task
-end), audio hours done (from the reports, per file the furthest point reached), errors, speed and
+listens there and prints a line every ``interval`` seconds: files done (as tasks end), audio hours done (from the reports, per file the furthest point reached), errors, speed and
 an ETA from the audio still to do.
 
-On a Spark Connect session there are no accumulators: files, errors and finished audio are counted
-from the records the job's tasks have committed (each finished task's part file, read by this
-client from the run's directory, :class:`CommittedRecords`); the address goes to the tasks as a
+Files, errors and finished audio are counted from the records the job's tasks have committed
+(each finished task's part file, read by the driver from the run's directory,
+:class:`CommittedRecords`) wherever the driver can read that directory (a local or mounted
+output, and always on Spark Connect, which has no accumulators); for a remote output on a
+classic session, by accumulators fed by a pass over the records. On Connect the address goes to the tasks as a
 session conf (:func:`sparkasr.spark.session.job_property`), and the in-file reports arrive where
 the executors can reach this client (a server on this machine or its network), else the line
 counts finished files only.
+
+The same datagrams carry the workers' side of the job's profile (:func:`report_span`: reading
+and decoding, model load, inference, per task); :class:`Phases` holds it with the driver's own
+spans (listing, counts, the write, the current view...), each logged at INFO on the
+``sparkasr.job`` logger as it ends.
 
 Outside a Spark job (engines used directly, ``LightPipeline``) :func:`advance` does nothing.
 """
@@ -25,12 +31,15 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
+
+log = logging.getLogger("sparkasr.job")
 
 PROPERTY = "sparkasr.progress"  # Spark local property: "host:port" of the driver's listener
 
@@ -48,6 +57,62 @@ def advance(source: str, done_s: float, total_s: Optional[float] = None) -> None
         _sock.sendto(msg.encode("utf-8", "surrogatepass"), _target)
     except (OSError, ValueError, TypeError):
         pass  # progress is best effort
+
+
+def report_span(name: str, seconds: float, count: int = 1) -> None:
+    """A worker spent ``seconds`` on ``name`` (``count`` times): one datagram to the job's
+    :class:`Phases`. No-op outside a reporting Spark task; best effort like :func:`advance`."""
+    if _target is None or _sock is None:
+        return
+    try:
+        msg = json.dumps({"span": name, "s": round(float(seconds), 4), "n": int(count)})
+        _sock.sendto(msg.encode("utf-8"), _target)
+    except (OSError, ValueError, TypeError):
+        pass
+
+
+class Phases:
+    """Where a run's time goes: the driver's spans (wall seconds, summed per name, in the order
+    first seen) and the workers' reports (:func:`report_span`: total seconds, count, longest).
+    Cheap enough to be always on; each driver span is logged at INFO as it ends."""
+
+    def __init__(self):
+        self.driver: Dict[str, float] = {}
+        self.workers: Dict[str, List[float]] = {}  # name -> [total_s, count, max_s]
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def span(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0)
+
+    def add(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self.driver[name] = self.driver.get(name, 0.0) + seconds
+        log.info("phase %s: %.3f s", name, seconds)
+
+    def add_worker(self, name: str, seconds: float, count: int = 1) -> None:
+        with self._lock:
+            v = self.workers.setdefault(name, [0.0, 0, 0.0])
+            v[0] += seconds
+            v[1] += count
+            v[2] = max(v[2], seconds)
+
+    def as_dict(self) -> Dict[str, Dict]:
+        with self._lock:
+            return {
+                "driver_s": {k: round(v, 3) for k, v in self.driver.items()},
+                "workers": {
+                    k: {"total_s": round(v[0], 3), "count": v[1], "max_s": round(v[2], 3)}
+                    for k, v in self.workers.items()
+                },
+            }
+
+    def log_summary(self) -> None:
+        log.info("phases %s", json.dumps(self.as_dict(), sort_keys=False))
 
 
 @contextmanager
@@ -136,18 +201,30 @@ class _Counter:
 
 
 class Progress:
-    """The driver's side: accumulators for files and errors, a UDP listener for audio done inside
+    """The driver's side: files and errors counted as tasks end, a UDP listener for audio done inside
     files, and (unless ``quiet``) a line every ``interval`` seconds. Use as a context manager
     around the job's Spark action, with :meth:`counting` on its records and :attr:`address` set as
     the jobs' ``sparkasr.progress`` local property."""
 
-    def __init__(self, spark, total: int, quiet: bool, interval: float = 10.0, run_dir: str = "", fmt: str = "jsonl"):
-        from ..paths import local_path
+    def __init__(
+        self,
+        spark,
+        total: int,
+        quiet: bool,
+        interval: float = 10.0,
+        run_dir: str = "",
+        fmt: str = "jsonl",
+        phases: Optional[Phases] = None,
+    ):
+        from ..paths import is_remote_uri, local_path
         from ..spark.session import is_connect, listener_host
 
         self.connect = is_connect(spark)
-        if self.connect:
-            # no accumulators on Connect: the run's committed records are counted instead
+        # Counted from the run's committed records where this process can read them (Connect has no
+        # accumulators; a local or mounted output needs no counting pass through Python workers:
+        # accumulators and committed files both move when a task ends); else by accumulators.
+        self.committed = self.connect or bool(run_dir and not is_remote_uri(run_dir))
+        if self.committed:
             records = CommittedRecords(local_path(run_dir), fmt)
             self.files, self.audio, self.errors = (_Counter(records, i) for i in range(3))
         else:
@@ -162,6 +239,7 @@ class Progress:
         self.done: Dict[str, float] = {}  # file -> furthest point reported (s)
         self.lengths: Dict[str, float] = {}  # file -> its length (s), once a worker has decoded it
         self.reports = 0
+        self.phases = phases
         self._lock = threading.Lock()
         self._stop = threading.Event()
         host = listener_host(spark)
@@ -177,12 +255,17 @@ class Progress:
         while True:  # once stopped, what already arrived is still read, up to the first quiet 0.5 s
             try:
                 data, _ = self._sock.recvfrom(65536)
-                source, done, total = json.loads(data.decode("utf-8", "surrogatepass"))
+                msg = json.loads(data.decode("utf-8", "surrogatepass"))
+                if isinstance(msg, dict):  # a worker's span (report_span)
+                    if self.phases is not None:
+                        self.phases.add_worker(str(msg["span"]), float(msg["s"]), int(msg.get("n", 1)))
+                    continue
+                source, done, total = msg
             except TimeoutError:
                 if self._stop.is_set():
                     return
                 continue
-            except (OSError, ValueError, TypeError):
+            except (OSError, ValueError, TypeError, KeyError):
                 if self._stop.is_set():
                     return
                 continue
@@ -242,9 +325,10 @@ class Progress:
         self._stop.set()  # the printer stops; the listener drains and stops too
 
     def counting(self, df):
-        """Pass records through unchanged while counting them into the accumulators (classic;
-        on Connect the committed records are counted, and ``df`` is returned as it is)."""
-        if self.connect:
+        """Pass records through unchanged while counting them into the accumulators (a remote
+        output on a classic session; otherwise the committed records are counted, and ``df`` is
+        returned as it is)."""
+        if self.committed:
             return df
         files, audio, errors = self.files, self.audio, self.errors
 

@@ -44,6 +44,7 @@ from .output import (
     run_files,
     write_current,
 )
+from .progress import Phases
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # Columns of a record that are not carried input columns
@@ -101,6 +102,7 @@ class JobResult:
     kept_errors: int = 0  # error records of earlier runs kept (not retried) in the current view
     current_path: str = ""  # DIR/current
     hidden_note: str = ""  # what the listing left out, and why ('' when nothing)
+    phases: Dict[str, Any] = dataclasses.field(default_factory=dict)  # Phases.as_dict(): where the time went
 
 
 def is_manifest(p: str) -> bool:
@@ -259,10 +261,39 @@ def _read_manifest(spark, path: str):
     return df.withColumn("path", F.col("path").cast("string")).withColumn("_manifest_dir", F.lit(base))
 
 
-def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], listing: Optional[Listing] = None):
-    """One DataFrame of inputs: ``path`` (+ ``content`` for non-local URIs) + carried columns.
+@dataclass
+class Inputs:
+    """The run's inputs: ``frame`` (``path``, ``input_id``, ``content`` for non-local URIs, carried
+    columns), how many (``count``), whether their ids are all distinct (``distinct``), and whether
+    ``frame`` is cached (to unpersist at the end)."""
 
-    ``listing``: the local inputs already listed (:func:`~sparkasr.job.listing.list_local`)."""
+    frame: Any
+    count: int
+    distinct: bool
+    cached: bool
+
+
+def input_id(path: Optional[str], length: Any = None, mtime: Any = None) -> str:
+    """A file's stable id: sha1 of its plain path + size + mtime (``length``/``mtime`` as a
+    listing gave them, else stat-ed here; the path alone, marked missing, when it cannot be)."""
+    import hashlib
+
+    key = str(path)
+    if length is not None:
+        key += f"|{length}|{mtime}"
+    elif path is not None:
+        try:
+            st = os.stat(local_path(path))
+            key += f"|{st.st_size}|{int(st.st_mtime)}"
+        except OSError:
+            key += "|missing"
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], listing: Optional[Listing] = None):
+    """One DataFrame of the inputs Spark reads (without ``input_id``): ``path`` (+ ``content`` for
+    non-local URIs) + carried columns; the local files of ``audio`` only when ``listing`` is None
+    (a listing's files are made into rows by :func:`build_inputs`, ids and all, on the driver)."""
     from ..spark.reader import read_binary
 
     frames = []
@@ -274,8 +305,8 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], lis
         # Not readable by the Python workers: binaryFile brings the bytes (Spark's file index
         # lists them, and hides names starting with '_' or '.').
         frames.append(read_binary(spark, remote).select("path", "content"))
-    if local:
-        files = (listing or list_local(local)).files
+    if local and listing is None:
+        files = list_local(local).files
         if files:
             frames.append(spark.createDataFrame([(f,) for f in files], "path string"))
     for m in manifests:
@@ -286,6 +317,134 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], lis
     for f in frames[1:]:
         df = df.unionByName(f, allowMissingColumns=True)
     return df
+
+
+#: local CSV/TSV manifests up to this many rows are read by the driver itself (no Spark job)
+MANIFEST_ROWS_ON_DRIVER = 200_000
+ROW = "_sparkasr_row"  # a driver-built input's number, to deal the rows out to tasks (spread_rows)
+
+
+def spark_int_hash(value: int, seed: int = 42) -> int:
+    """Spark's ``hash()`` of an ``int`` column (Murmur3 x86_32, ``Murmur3_x86_32.hashInt``), which
+    its hash partitioning takes modulo the partition count."""
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF
+
+    k1 = rotl((value & 0xFFFFFFFF) * 0xCC9E2D51 & 0xFFFFFFFF, 15) * 0x1B873593 & 0xFFFFFFFF
+    h1 = (rotl(seed ^ k1, 13) * 5 + 0xE6546B64) & 0xFFFFFFFF
+    h1 ^= 4
+    h1 ^= h1 >> 16
+    h1 = h1 * 0x85EBCA6B & 0xFFFFFFFF
+    h1 ^= h1 >> 13
+    h1 = h1 * 0xC2B2AE35 & 0xFFFFFFFF
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 >= 1 << 31 else h1
+
+
+def task_keys(partitions: int) -> List[int]:
+    """For each partition ``j``, an int that Spark's hash partitioning sends to ``j``."""
+    keys: Dict[int, int] = {}
+    k = 0
+    while len(keys) < partitions:
+        keys.setdefault(spark_int_hash(k) % partitions, k)
+        k += 1
+    return [keys[j] for j in range(partitions)]
+
+
+def spread_rows(df, partitions: int):
+    """``df`` in ``partitions`` tasks. Rows built on the driver (numbered in ``ROW``) are dealt out
+    in turn, so the tasks' row counts differ by at most one; other frames by Spark's round robin
+    (which starts each input partition at its own offset: some tasks may get a row more)."""
+    from pyspark.sql import functions as F
+
+    if ROW not in df.columns:
+        return df.repartition(partitions)
+    keys = F.array(*[F.lit(k).cast("int") for k in task_keys(partitions)])
+    task = F.element_at(keys, (F.col(ROW) % partitions).cast("int") + 1)
+    return df.withColumn("_sparkasr_task", task).repartition(partitions, "_sparkasr_task").drop("_sparkasr_task", ROW)
+
+
+def read_csv_manifest(path: str) -> Optional[Tuple[List[str], List[list]]]:
+    """A local CSV/TSV manifest read here as Spark's reader reads it with the job's options
+    (:func:`_read_manifest`: a header, every column a string, an empty field null, RFC 4180
+    quoting with doubled quotes and line breaks inside quoted fields, blank lines skipped):
+    ``(columns, rows)``, or None to leave it to Spark (a header Spark would rename: an empty or
+    repeated name; more than :data:`MANIFEST_ROWS_ON_DRIVER` rows)."""
+    import csv
+
+    sep = "\t" if path.lower().endswith(".tsv") else ","
+    with open(local_path(path), newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter=sep, quotechar='"', doublequote=True)
+        names = next(reader, None)
+        if not names or any(not n for n in names) or len(set(names)) != len(names):
+            return None
+        rows = []
+        for rec in reader:
+            if not rec:
+                continue
+            if len(rows) >= MANIFEST_ROWS_ON_DRIVER:
+                return None
+            rec = rec[: len(names)] + [""] * (len(names) - len(rec))
+            rows.append([v if v != "" else None for v in rec])
+    return names, rows
+
+
+def _manifest_rows(path: str):
+    """A local CSV/TSV manifest's rows as the run's inputs (paths made plain against the manifest's
+    directory, ids stat-ed here): ``(DataFrame-ready rows, schema, ids)``, or None (see
+    :func:`read_csv_manifest`)."""
+    read = read_csv_manifest(path)
+    if read is None:
+        return None
+    names, rows = read
+    at = names.index("path")
+    base = plain_path(path).rsplit("/", 1)[0] or "/"
+    out, ids = [], []
+    for r in rows:
+        p = r[at]
+        r[at] = p = plain_path(p, base) if p is not None else None
+        ids.append(input_id(p))
+        out.append((*r, ids[-1]))
+    schema = ", ".join(f"`{n.replace('`', '``')}` string" for n in names) + ", input_id string"
+    return out, schema, ids
+
+
+def build_inputs(spark, audio: Sequence[str], manifests: Sequence[str], listing: Listing) -> Optional[Inputs]:
+    """The run's :class:`Inputs`, or None when there are none. Listed local files and local CSV/TSV
+    manifests are read, stat-ed and counted here, on the driver (no Spark job); other manifests and
+    remote URIs are read by Spark, stat-ed by the workers (:func:`_stat_inputs`), cached and counted
+    in one job."""
+    from pyspark.sql import functions as F
+
+    frames, ids = [], []
+    if listing.files:
+        rows = [(f, input_id(f), i) for i, f in enumerate(listing.files)]  # listed once: plain paths, each once
+        frames.append(spark.createDataFrame(rows, f"path string, input_id string, {ROW} long"))
+        ids += [r[1] for r in rows]
+    by_spark = []
+    for m in manifests:
+        here = None if is_remote_uri(m) or not m.lower().endswith((".csv", ".tsv")) else _manifest_rows(m)
+        if here is None:
+            by_spark.append(m)
+            continue
+        rows, schema, row_ids = here
+        rows = [(*r, len(ids) + i) for i, r in enumerate(rows)]
+        frames.append(spark.createDataFrame(rows, f"{schema}, {ROW} long"))
+        ids += row_ids
+    other = build_input_frame(spark, audio, by_spark, listing)
+    if other is not None:
+        frames.append(_stat_inputs(other))
+    if not frames:
+        return None
+    frame = frames[0]
+    for f in frames[1:]:
+        frame = frame.unionByName(f, allowMissingColumns=True)
+    if other is None:
+        return Inputs(frame, len(ids), len(set(ids)) == len(ids), False)
+    frame = frame.drop(ROW).cache()  # stat-ed once: the run's inputs, for the current view too
+    (row,) = frame.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("input_id").alias("ids")).collect()
+    return Inputs(frame, int(row["n"]), int(row["n"]) == int(row["ids"]), True)
 
 
 def _stat_inputs(df):
@@ -301,8 +460,6 @@ def _stat_inputs(df):
     has_base = "_manifest_dir" in df.columns
 
     def run(batches):
-        import hashlib
-
         for pdf in batches:
             ids, paths = [], []
             bases = pdf["_manifest_dir"].tolist() if has_base else [None] * len(pdf)
@@ -310,16 +467,10 @@ def _stat_inputs(df):
                 if p is not None and not has_meta:
                     p = plain_path(str(p), base if isinstance(base, str) else None)
                 paths.append(p)
-                key = str(p)
                 if has_meta:
-                    key += f"|{pdf['length'].iloc[i]}|{pdf['modificationTime'].iloc[i]}"
-                elif p is not None:
-                    try:
-                        st = os.stat(local_path(p))
-                        key += f"|{st.st_size}|{int(st.st_mtime)}"
-                    except OSError:
-                        key += "|missing"
-                ids.append(hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest())
+                    ids.append(input_id(p, pdf["length"].iloc[i], pdf["modificationTime"].iloc[i]))
+                else:
+                    ids.append(input_id(p))
             pdf = pdf[names].copy()
             pdf["path"] = paths
             pdf["input_id"] = ids
@@ -526,6 +677,29 @@ def _kept(spark, run_dir: str, fmt: str) -> int:
     return n
 
 
+def threads_for_few_tasks(spark, parallelism: int, tasks: int, threads: int) -> int:
+    """Threads per task when the run has fewer tasks than the cluster has cores (a single long
+    file, a handful of files): the idle cores are shared out among the tasks, up to an executor's
+    cores (``spark.executor.cores``, else the whole parallelism: ``local[N]``), so one long row
+    still uses every core. 0 (the stage's default, ``spark.task.cpus``) otherwise, or when the
+    threads are set."""
+    if threads or tasks >= parallelism:
+        return 0
+    try:
+        per_executor = int(spark.conf.get("spark.executor.cores", "0") or 0)
+    except Exception:
+        per_executor = 0
+    share = parallelism // max(tasks, 1)
+    return max(1, min(share, per_executor or parallelism))
+
+
+def _read_run(spark, run_dir: str, fmt: str, schema):
+    """The records a run wrote into ``run_dir``, read with ``schema`` (the frame's it wrote)."""
+    reader = spark.read.schema(schema)
+    uri = hadoop_uri(run_dir)
+    return reader.parquet(uri) if fmt == "parquet" else reader.json(uri)
+
+
 def _in_record_order(df):
     """Records' columns in their documented order (JSON schema inference sorts them by name)."""
     head = [c for c in RECORD_COLUMNS[:10] if c in df.columns]
@@ -603,6 +777,7 @@ def run_transcription(
     identity_params: Optional[Dict[str, Any]] = None,
     speakers_across_files: bool = True,
     rttm: bool = False,
+    phases: Optional[Phases] = None,
 ) -> JobResult:
     """Transcribe ``inputs`` into ``output`` (see the module docstring and :mod:`sparkasr.job.output`).
 
@@ -611,8 +786,10 @@ def run_transcription(
     finished. With ``resume`` (default) inputs whose stable id (path + size + mtime) already has a
     record for the same model and options are skipped; with ``retry_errors`` those whose records
     are all errors are transcribed again. The result is ``<output>/current/``: one record per input,
-    the newest. ``interruption``: its signal makes this raise :class:`Interrupted`.
+    the newest. ``interruption``: its signal makes this raise :class:`Interrupted`. ``phases``: where
+    the run's time goes is added to it (a new one when None; the result's ``phases``).
     """
+    phases = Phases() if phases is None else phases
     with OutputLock(output, spark):
         try:
             return _run(
@@ -633,6 +810,7 @@ def run_transcription(
                 diarization=Diarizing(
                     diarize, diarizer_params or {}, identity_params or {}, speakers_across_files, rttm
                 ),
+                phases=phases,
             )
         except Interrupted:
             raise
@@ -659,6 +837,7 @@ def _run(
     interruption,
     progress_interval,
     diarization: Diarizing,
+    phases: Phases,
 ) -> JobResult:
     from pyspark.sql import functions as F
 
@@ -666,63 +845,71 @@ def _run(
     from ..spark.whisper import WhisperForCTC
     from .progress import PROPERTY, Progress
 
+    span = phases.span
+
     t0 = time.time()
+    inputs_given = inputs
     if fmt not in ("jsonl", "parquet"):
         raise SetupError(f"--format must be jsonl or parquet, got {fmt}")
-    audio, manifests = check_inputs(inputs)
-    check_output(output)
-    asr = WhisperForCTC.pretrained(model) if model else WhisperForCTC.pretrained()
-    asr.setParams(**with_subtitle_timestamps(whisper_params or {}, subtitles))
-    diarizer = diarization.stages()
-    cfg_id = config_id(
-        asr._model_name(), {**{p.name: v for p, v in asr.extractParamMap().items()}, **diarization.config()}
-    )
+    with span("setup"):
+        audio, manifests = check_inputs(inputs)
+        check_output(output)
+        asr = WhisperForCTC.pretrained(model) if model else WhisperForCTC.pretrained()
+        asr.setParams(**with_subtitle_timestamps(whisper_params or {}, subtitles))
+        diarizer = diarization.stages()
+        cfg_id = config_id(
+            asr._model_name(), {**{p.name: v for p, v in asr.extractParamMap().items()}, **diarization.config()}
+        )
     out_root = output.rstrip("/")
     records_root = f"{out_root}/{RUNS}"
-    listing = list_local([p for p in audio if not is_remote_uri(p)])
+    with span("listing"):
+        listing = list_local([p for p in audio if not is_remote_uri(p)])
     if is_connect(spark):
         check_output_shared(spark, output)
         # one listed file (a name Spark's listing shows) and each local manifest
         shown = [f for f in listing.files if not any(part[:1] in "._" for part in f.split("/")[1:])]
         check_inputs_visible(spark, shown[:1] + [m for m in manifests if not is_remote_uri(m)])
-    check_python_workers(spark)
+    with span("python workers check"):
+        check_python_workers(spark)
 
-    frame = build_input_frame(spark, audio, manifests, listing)
-    if frame is None:
+    with span("inputs"):
+        inputs = build_inputs(spark, audio, manifests, listing)
+    if inputs is None or inputs.count == 0:
         why = f"; {listing.hidden_note()}" if listing.hidden else ""
         raise SetupError(
-            f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)}){why}"
+            f"no audio files found in {', '.join(inputs_given)} (extensions: {', '.join(AUDIO_EXTENSIONS)}){why}"
         )
-    inputs_df = _stat_inputs(frame).cache()  # stat-ed once: the run's inputs, for the current view too
-    n_inputs = inputs_df.count()
-    files, _ = run_files(spark, records_root, clean=True)  # interrupted runs: keep their committed tasks
-    if files and not resume:
-        raise SetupError(f"{records_root} already holds results; use a new --output or keep resume on")
-    previous = read_records(spark, files, records_root, fmt)
-    has_ids = previous is not None and "input_id" in previous.columns and "config_id" in previous.columns
-    todo = inputs_df
-    if has_ids:
-        mine = previous.where(F.col("config_id") == cfg_id)
-        done = (mine.where(F.col("error").isNull()) if retry_errors else mine).select("input_id").distinct()
-        todo = inputs_df.join(done, "input_id", "left_anti")
-    n = todo.count()
-    if n_inputs == 0:
-        raise SetupError(f"no audio files found in {', '.join(inputs)} (extensions: {', '.join(AUDIO_EXTENSIONS)})")
+    inputs_df, n_inputs = inputs.frame, inputs.count
+    with span("earlier runs"):
+        files, _ = run_files(spark, records_root, clean=True)  # interrupted runs: keep their committed tasks
+        if files and not resume:
+            raise SetupError(f"{records_root} already holds results; use a new --output or keep resume on")
+        previous = read_records(spark, files, records_root, fmt)
+        has_ids = previous is not None and "input_id" in previous.columns and "config_id" in previous.columns
+        todo, n = inputs_df, n_inputs
+        if has_ids:
+            mine = previous.where(F.col("config_id") == cfg_id)
+            done = (mine.where(F.col("error").isNull()) if retry_errors else mine).select("input_id").distinct()
+            todo = inputs_df.join(done, "input_id", "left_anti")
+            n = todo.count()
 
     run_id = new_run_id()
     target = f"{records_root}/run={run_id}"
     if n > 0:
+        dp = default_parallelism(spark)
         if partitions <= 0:
-            dp = default_parallelism(spark)
             partitions = max(1, min(n, max(dp * 4, n // 64)))
-        todo = todo.repartition(partitions)
+        threads = threads_for_few_tasks(spark, dp, partitions, asr.getCpuThreads())
+        if threads:
+            asr.setCpuThreads(threads)
+        todo = spread_rows(todo, partitions)
         in_col = "content" if "content" in todo.columns else "path"
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
         out = asr.transform(todo)
         cached = None
-        progress = Progress(spark, n, quiet, interval=progress_interval, run_dir=target, fmt=fmt)
+        progress = Progress(spark, n, quiet, interval=progress_interval, run_dir=target, fmt=fmt, phases=phases)
         try:
-            with job_property(spark, PROPERTY, progress.address), progress:
+            with job_property(spark, PROPERTY, progress.address), progress, span("transcribe and write"):
                 if diarizer is not None:
                     # across files, the identity step's fit runs the stages (live progress in audio hours)
                     out, cached = diarization.apply(diarizer, out, in_col, asr.getChunksCol())
@@ -730,6 +917,7 @@ def _run(
                     asr, out, todo, cfg_id, diarizer is not None, diarization.identity.get("keepVoiceprints", False)
                 )
                 records = progress.counting(records)
+                written_schema = records.schema
                 # Algorithm 2: each task's file moves into the run directory when the task finishes, so an
                 # interrupted run keeps every finished task (v1 would move them only when all are done).
                 writer = records.write.mode("error").option("mapreduce.fileoutputcommitter.algorithm.version", "2")
@@ -749,22 +937,32 @@ def _run(
         if not quiet:
             print(progress.line(), flush=True)
 
-    files, _ = run_files(spark, records_root)
-    everything = read_records(spark, files, records_root, fmt)
-    mine = everything.where(F.col("config_id") == cfg_id) if "config_id" in everything.columns else everything
-    current = newest_per_input(mine.join(inputs_df.select("input_id").distinct(), "input_id", "left_semi"))
-    current_path = write_current(spark, output, _in_record_order(current), fmt, run_id)
-    back = read_records(spark, [current_path], current_path, fmt)
-    stats = back.agg(
-        F.count("*").alias("n"),
-        F.count("error").alias("errors"),
-        F.sum("duration_s").alias("audio"),
-        F.sum(F.when(F.col("error").isNotNull() & (F.col("run") != run_id), 1).otherwise(0)).alias("kept_errors"),
-    ).collect()[0]
+    with span("current view"):
+        if previous is None and inputs.distinct:
+            # the first run into this output: its records, one per input, are the current view (read back
+            # with the schema they were written with: no inference, no shuffle)
+            current = _read_run(spark, target, fmt, written_schema).withColumn("run", F.lit(run_id))
+        else:
+            files, _ = run_files(spark, records_root)
+            everything = read_records(spark, files, records_root, fmt)
+            mine = everything.where(F.col("config_id") == cfg_id) if "config_id" in everything.columns else everything
+            current = newest_per_input(mine.join(inputs_df.select("input_id").distinct(), "input_id", "left_semi"))
+        current = _in_record_order(current)
+        current_path = write_current(spark, output, current, fmt, run_id)
+    with span("summary"):
+        back = read_records(spark, [current_path], current_path, fmt, schema=current.schema)
+        stats = back.agg(
+            F.count("*").alias("n"),
+            F.count("error").alias("errors"),
+            F.sum("duration_s").alias("audio"),
+            F.sum(F.when(F.col("error").isNotNull() & (F.col("run") != run_id), 1).otherwise(0)).alias("kept_errors"),
+        ).collect()[0]
     if subtitles:
-        write_subtitles(back, f"{out_root}/subtitles", subtitles)
+        with span("subtitles"):
+            write_subtitles(back, f"{out_root}/subtitles", subtitles)
     if diarization.rttm and "speakers" in back.columns:
-        write_rttm(back, f"{out_root}/rttm")
+        with span("rttm"):
+            write_rttm(back, f"{out_root}/rttm")
     result = JobResult(
         output,
         int(stats["n"]),
@@ -781,8 +979,13 @@ def _run(
     )
     if report and "reference" in back.columns:
         carried = [c for c in back.columns if c not in RECORD_COLUMNS]
-        result.metrics = _write_eval_report(back, output, asr, carried)
-    inputs_df.unpersist()
+        with span("evaluation report"):
+            result.metrics = _write_eval_report(back, output, asr, carried)
+    if inputs.cached:
+        inputs_df.unpersist()
+    result.wall_s = time.time() - t0
+    phases.log_summary()
+    result.phases = phases.as_dict()
     return result
 
 

@@ -4,6 +4,7 @@ process's engine cache, :func:`sparkasr.engines.cached_engine`), made specific t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, Hashable, Optional
 
@@ -82,6 +83,16 @@ def task_spec(spec: EngineSpec, index: Optional[int] = None) -> EngineSpec:
 
 
 def task_engine(spec: EngineSpec, build: Callable[[EngineSpec], Any]):
-    """The running task's engine for ``spec``: built once per Python worker (and GPU)."""
+    """The running task's engine for ``spec``: built once per Python worker (and GPU); a build is
+    reported to the job's profile as ``model load``."""
+    from ..job.progress import report_span
+
     spec = task_spec(spec)
-    return cached_engine(spec, lambda: build(spec))
+
+    def make():
+        t0 = time.perf_counter()
+        engine = build(spec)
+        report_span("model load", time.perf_counter() - t0)
+        return engine
+
+    return cached_engine(spec, make)

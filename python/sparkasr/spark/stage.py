@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from pyspark.ml import Model
@@ -39,6 +40,21 @@ from .session import ParamsWriter, check_python_workers, is_connect
 from .shipping import ModelRef, fetch_dir, save_model_files, ship_model_dir
 
 log = logging.getLogger(__name__)
+
+
+class _TaskTimes:
+    """A task's time in reading and decoding its rows and in the engine's calls, reported to the
+    job's profile when the task's input ends (:func:`~sparkasr.job.progress.report_span`)."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.read = self.infer = 0.0
+        self.rows = self.calls = 0
+
+    def report(self) -> None:
+        progress.report_span("task", time.perf_counter() - self.t0)
+        progress.report_span("read and decode", self.read, self.rows)
+        progress.report_span("inference", self.infer, self.calls)
 
 
 def make_partition_fn(
@@ -78,7 +94,9 @@ def make_partition_fn(
         engine = None
         pending: List[Any] = []
         n_items = 0
+        spent = _TaskTimes()
         for batch in batches:
+            t_read = time.perf_counter()
             rows_items: List[List[AudioItem]] = []
             cells = input_cells(batch.column(input_col), input_kind)
             paths = column_values(batch, path_col, len(cells))
@@ -92,17 +110,20 @@ def make_partition_fn(
             del cells
             pending.append((batch, rows_items))
             n_items += sum(len(r) for r in rows_items)
+            spent.read += time.perf_counter() - t_read
+            spent.rows += len(rows_items)
             if n_items >= batch_size:
                 if engine is None:
                     engine = task_engine(spec, builder)
-                yield from _flush(engine, pending, names, types)
+                yield from _flush(engine, pending, names, types, spent)
                 pending, n_items = [], 0
         if pending:
             if engine is None and any(it.error is None for _, rows in pending for r in rows for it in r):
                 engine = task_engine(spec, builder)
-            yield from _flush(engine, pending, names, types)
+            yield from _flush(engine, pending, names, types, spent)
+        spent.report()
 
-    def _flush(engine, pending, names, types):
+    def _flush(engine, pending, names, types, spent):
         import pyarrow as pa
 
         from .arrow import replace_columns
@@ -113,7 +134,10 @@ def make_partition_fn(
         if live:
             for it in live:
                 progress.advance(it.source, it.offset_s, it.offset_s + it.duration_s)
+            t0 = time.perf_counter()
             results = transcribe_isolating(engine, live)
+            spent.infer += time.perf_counter() - t0
+            spent.calls += 1
             for it in live:
                 progress.advance(it.source, it.offset_s + it.duration_s)
         it_res = iter(results)

@@ -60,7 +60,8 @@ class RuntimeOptions:
         "cpuThreads",
         INT,
         0,
-        "threads per task for the model; 0 = spark.task.cpus inside Spark, all cores outside it",
+        "threads per task for the model; 0 = spark.task.cpus inside Spark (the job shares the idle cores out when it "
+        "has fewer tasks than cores: one long file uses them all), all cores outside it",
         minimum=0,
         maximum=MAX_THREADS,
         key="threads",

@@ -193,9 +193,11 @@ trait WhisperForCTCParams extends HasReaderCols with SpeechAnnotatorParams {
   def setComputeType(value: String): this.type = { set(computeType, value); validateParams(); this }
   def getComputeType: String = $(computeType)
 
-  /** threads per task for the model; 0 = spark.task.cpus inside Spark, all cores outside it (in 0..1024) */
+  /** threads per task for the model; 0 = spark.task.cpus inside Spark (the job shares the idle cores out when it has
+    * fewer tasks than cores: one long file uses them all), all cores outside it (in 0..1024) */
   final val cpuThreads: IntParam = new IntParam(this, "cpuThreads",
-    "threads per task for the model; 0 = spark.task.cpus inside Spark, all cores outside it",
+    "threads per task for the model; 0 = spark.task.cpus inside Spark (the job shares the idle cores out " +
+    "when it has fewer tasks than cores: one long file uses them all), all cores outside it",
     (x: Int) => x >= 0 && x <= 1024)
   def setCpuThreads(value: Int): this.type = { set(cpuThreads, value); validateParams(); this }
   def getCpuThreads: Int = $(cpuThreads)
