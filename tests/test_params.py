@@ -110,13 +110,13 @@ def test_check_fails_on_a_stale_file(tmp_path, monkeypatch):
 
 
 def test_a_changed_python_constant_makes_the_scala_constants_stale(tmp_path, monkeypatch):
-    from sparkasr.whisper import engine
+    from sparkasr.whisper import rules
 
     rel = G.SCALA_CONSTANTS
     (tmp_path / rel).parent.mkdir(parents=True)
     (tmp_path / rel).write_text(G.scala_constants())
     assert "  val UnheardS: Double = 2.0\n" in G.scala_constants()
-    monkeypatch.setattr(engine, "UNHEARD_S", 2.5)
+    monkeypatch.setattr(rules, "UNHEARD_S", 2.5)
     assert "  val UnheardS: Double = 2.5\n" in G.scala_constants()
     assert rel in G.stale_files(tmp_path)
 
