@@ -127,8 +127,14 @@ def run_spark_job(model: str, entries, language: str, threads: int, workdir: Pat
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"sparkasr transcribe failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return record_texts(glob.glob(str(out / "transcripts" / "run=*" / "part-*.json")), entries), wall
+
+
+def record_texts(parts: List[str], entries) -> List[str]:
+    """The text of each entry (by name) in the job's JSON-lines record files ``parts``; an error row
+    or a missing record raises."""
     by_name: Dict[str, str] = {}
-    for part in glob.glob(str(out / "transcripts" / "run=*" / "part-*.json")):
+    for part in parts:
         for line in Path(part).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
@@ -138,7 +144,7 @@ def run_spark_job(model: str, entries, language: str, threads: int, workdir: Pat
     missing = [e.name for e in entries if e.name not in by_name]
     if missing:
         raise RuntimeError(f"job returned no record for {missing[:5]}")
-    return [by_name[e.name] for e in entries], wall
+    return [by_name[e.name] for e in entries]
 
 
 def previous_outputs(texts_file: Path, rows: List[dict], entries) -> Dict[str, Tuple[List[str], float]]:

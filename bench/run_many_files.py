@@ -93,18 +93,7 @@ def write_manifest(entries, path: Path) -> None:
 
 
 def job_texts(out: Path, entries) -> List[str]:
-    by_name: Dict[str, str] = {}
-    for part in glob.glob(str(out / "current" / "part-*.json")):
-        for line in Path(part).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                r = json.loads(line)
-                if r.get("error"):
-                    raise RuntimeError(f"job error row for {r.get('name')}: {r['error']}")
-                by_name[r["name"]] = r.get("text") or ""
-    missing = [e.name for e in entries if e.name not in by_name]
-    if missing:
-        raise RuntimeError(f"job returned no record for {missing[:5]}")
-    return [by_name[e.name] for e in entries]
+    return run_accuracy.record_texts(glob.glob(str(out / "current" / "part-*.json")), entries)
 
 
 def job_args(manifest: Path, out: Path, model: str, language: str, threads: int) -> List[str]:
