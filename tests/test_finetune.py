@@ -395,11 +395,15 @@ def test_finetune_cli_killed_mid_way_resumes_and_its_model_transcribes(tmp_path)
     if metrics["resumed_from_step"] < 2:  # progress lines of the steps the second run trained
         assert "sparkasr finetune: step 2/2 epoch" in done.stdout, done.stdout[-2000:]
     assert [s["step"] for s in metrics["steps"]] == [1, 2]
-    got = _cli(
-        "transcribe", str(LIBRIVOX[0][0]), "--model", str(out), "-o", str(tmp_path / "t"), "--print", "5", timeout=600
-    )
-    assert got.returncode == 0, got.stderr[-3000:]
-    assert "dashwood" in got.stdout.lower()
+    # the model directory as `--model` resolves it, in the engine (the stage runs it in
+    # test_fitted_model_transcribes_in_the_stage_and_the_pipeline_saves_and_loads)
+    from sparkasr.records import AudioItem
+    from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
+    from sparkasr.whisper.models import resolve_whisper_model
+
+    engine = WhisperEngine(resolve_whisper_model(str(out)).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+    (got,) = engine.transcribe_batch([AudioItem(decode_audio(str(LIBRIVOX[0][0])), source="clip")])
+    assert got.error is None and "dashwood" in got.text.lower(), got
     # ... and converts to ONNX for the JVM stage, whose graphs decode it
     from whisper_support import OnnxGreedy
 
