@@ -114,7 +114,9 @@ def default_parallelism(spark) -> int:
         return int(spark.sparkContext.defaultParallelism)
     from pyspark.sql import functions as F
 
-    (row,) = spark.range(0, 1 << 16).select(F.max(F.spark_partition_id()).alias("p")).collect()
+    # the partition id in a projection first: an aggregate refuses a non-deterministic argument
+    ids = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("p"))
+    (row,) = ids.agg(F.max("p").alias("p")).collect()
     return int(row["p"]) + 1
 
 
