@@ -71,10 +71,27 @@ def load(path: str) -> Optional[np.ndarray]:
         from sparkasr.audio import AudioError, decode_audio
 
         try:
-            _AUDIO[path] = decode_audio(path)
-        except AudioError:
+            _AUDIO[path] = _decode_gsm(path) if path.endswith(".gsm") else decode_audio(path)
+        except (AudioError, ValueError, OSError):
             _AUDIO[path] = None
     return _AUDIO[path]
+
+
+def _decode_gsm(path: str) -> np.ndarray:
+    """Asterisk's raw GSM 06.10 prompts (the Colombian voice): no header to recognise, so the
+    product's decoder refuses them; this corpus, fetched by our own script, names its demuxer."""
+    import av
+
+    from sparkasr.audio import to_mono_16k
+
+    with av.open(path, format="gsm") as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate or 8000
+        frames = [f.to_ndarray().astype(np.float32).reshape(-1) for f in container.decode(stream)]
+    samples = np.concatenate(frames) if frames else np.zeros(0, np.float32)
+    if samples.size and np.abs(samples).max() > 1.5:  # integer PCM from the decoder: to [-1, 1]
+        samples = samples / 32768.0
+    return to_mono_16k(samples, rate)
 
 
 def sound_extent(x: np.ndarray, floor_db: float = 35.0) -> Tuple[float, float]:
@@ -145,6 +162,8 @@ def build(
             next_clip[spk] += 1
             x = load(path)
             if x is None:
+                if not any(load(p) is not None for p in clips):
+                    raise ValueError(f"no clip of {spk} decodes (first: {clips[0]})")
                 continue
             a, b = sound_extent(x)
             x = x[int(a * RATE) : int(b * RATE)]
