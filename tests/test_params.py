@@ -186,15 +186,16 @@ def test_the_scala_params_traits_are_the_table():
     assert sorted(traits) == sorted(
         ["StageParams"]
         + [g.trait for g in G.SCALA_PARAM_GROUPS]
-        + [f"{n}Params" for n, t in P.stage_tables().items() if t.jvm]
+        + list(dict.fromkeys(G.scala_stage_trait(n) for n, t in P.stage_tables().items() if t.jvm))
     )
     for name, table in P.stage_tables().items():
         if not table.jvm:
             continue
-        text = traits[f"{name}Params"]
-        parents = re.search(rf"trait {name}Params extends (.*) {{", text).group(1).split(" with ")
+        own = G.scala_stage_trait(name)
+        text = traits[own]
+        parents = re.search(rf"trait {own} extends (.*) {{", text).group(1).split(" with ")
         declared = {}
-        for trait in [f"{name}Params"] + parents:
+        for trait in [own] + parents:
             for val, decl in _scala_vals(traits[trait]).items():
                 assert val not in declared, (name, val)
                 declared[val] = decl

@@ -210,6 +210,16 @@ SCALA_PARAM_GROUPS: Tuple[ScalaParamGroup, ...] = (
 )
 
 
+# Stages whose generated traits would be identical (the same groups, no option of their own, the same
+# defaults) share one trait, named here; the generator refuses stages that stop being alike.
+SCALA_SHARED_STAGE_TRAITS: Dict[Tuple[str, ...], str] = {("Wav2Vec2ForCTC", "HubertForCTC"): "CTCModelParams"}
+
+
+def scala_stage_trait(stage: str) -> str:
+    """The name of the generated trait that holds ``stage``'s own params and its defaults."""
+    return next((t for names, t in SCALA_SHARED_STAGE_TRAITS.items() if stage in names), f"{stage}Params")
+
+
 @dataclass(frozen=True)
 class SharedConstant:
     """A Python constant the Scala port uses: ``Constants.<name>`` is ``<module>.<attr>`` (``attr``
@@ -444,23 +454,29 @@ def scala_params_files() -> Dict[str, str]:
         for o in groups[g.trait]:
             body += _scala_param(o) + [""]
         files[f"{SCALA_PARAMS_DIR}/{g.trait}.scala"] = _scala_trait(g.trait, ["StageParams"], g.doc, body[:-1])
+    bodies: Dict[str, Tuple[List[str], List[str]]] = {}
     for name, (parents, own) in stages.items():
-        t = tables[name]
         body = []
         for o in own:
             body += _scala_param(o) + [""]
-        defaults = [o for o in t.options if o.default is not None]
+        defaults = [o for o in tables[name].options if o.default is not None]
         body.append("  setDefault(")
         body += [
             f"    {o.name} -> {_scala_literal(o.default, o.type)}" + ("," if i < len(defaults) - 1 else "")
             for i, o in enumerate(defaults)
         ]
         body.append("  )")
+        bodies[name] = (parents, body)
+    for trait in dict.fromkeys(scala_stage_trait(name) for name in stages):
+        names = [n for n in stages if scala_stage_trait(n) == trait]
+        parents, body = bodies[names[0]]
+        if any(bodies[n] != bodies[names[0]] for n in names[1:]):
+            raise ValueError(f"{' and '.join(names)} are no longer alike: take them out of SCALA_SHARED_STAGE_TRAITS")
         via = f"; with {', '.join(f'[[{p}]]' for p in parents)}" if parents else ""
-        doc = f"The params of `{name}` and their defaults (Python: `{t.python_class}`){via}."
-        files[f"{SCALA_PARAMS_DIR}/{name}Params.scala"] = _scala_trait(
-            f"{name}Params", parents or ["StageParams"], doc, body
-        )
+        of = " and ".join(f"`{n}`" for n in names)
+        python = ", ".join(f"`{tables[n].python_class}`" for n in names)
+        doc = f"The params of {of} and their defaults (Python: {python}){via}."
+        files[f"{SCALA_PARAMS_DIR}/{trait}.scala"] = _scala_trait(trait, parents or ["StageParams"], doc, body)
     return files
 
 

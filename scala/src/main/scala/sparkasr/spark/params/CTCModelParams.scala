@@ -3,9 +3,9 @@
 
 package sparkasr.spark.params
 
-/** The params of `Wav2Vec2ForCTC` and their defaults (Python: `sparkasr.spark.ctc.Wav2Vec2ForCTC`); with
-  * [[HasReaderCols]], [[SpeechAnnotatorParams]], [[CTCAnnotatorParams]]. */
-trait Wav2Vec2ForCTCParams extends HasReaderCols with SpeechAnnotatorParams with CTCAnnotatorParams {
+/** The params of `Wav2Vec2ForCTC` and `HubertForCTC` and their defaults (Python: `sparkasr.spark.ctc.Wav2Vec2ForCTC`,
+  * `sparkasr.spark.ctc.HubertForCTC`); with [[HasReaderCols]], [[SpeechAnnotatorParams]], [[CTCAnnotatorParams]]. */
+trait CTCModelParams extends HasReaderCols with SpeechAnnotatorParams with CTCAnnotatorParams {
   setDefault(
     inputCols -> Array("audio_assembler"),
     outputCol -> "transcription",
