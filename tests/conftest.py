@@ -76,6 +76,17 @@ def _spark_builder():
 
 
 @pytest.fixture(scope="session")
+def service():
+    """One loaded ModelService (serve_support.tiny_service) for every serving test module."""
+    from serve_support import tiny_service
+
+    svc = tiny_service()
+    svc.load()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
 def spark():
     """The one shared local[2] SparkSession of the test run."""
     session = _spark_builder().getOrCreate()

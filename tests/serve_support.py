@@ -24,6 +24,15 @@ import soxr
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def tiny_service(**values):
+    """A ModelService on the embedded tiny.en that decodes deterministically unless `values` say
+    otherwise, batching up to 8 requests for 10 ms (the serving tests' configuration)."""
+    from sparkasr.serve.service import Limits, ModelService, resolve_model
+
+    values.setdefault("temperature", [0.0])
+    return ModelService(resolve_model(None), values, Limits(max_batch=8, max_wait_ms=10))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

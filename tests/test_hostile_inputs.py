@@ -249,14 +249,6 @@ def test_every_engine_option_is_bounded():
 
 
 @pytest.fixture(scope="module")
-def service():
-    svc = ModelService(resolve_model(None), {"temperature": [0.0]}, Limits(max_batch=8, max_wait_ms=10))
-    svc.load()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture(scope="module")
 def server(service):
     limits = ConnectionLimits(header_timeout_s=1.0, body_timeout_s=1.0, min_body_rate=1024, max_connections=64)
     srv = ThreadServer(create_app(service, HttpLimits(max_body_bytes=4 << 20)), limits=limits)

@@ -34,14 +34,6 @@ MODEL = "tiny.en"
 
 
 @pytest.fixture(scope="module")
-def service():
-    svc = ModelService(resolve_model(None), {"temperature": [0.0]}, Limits(max_batch=8, max_wait_ms=10))
-    svc.load()
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture(scope="module")
 def server(service):
     srv = ThreadServer(create_app(service, HttpLimits(max_body_bytes=2 << 20, token=TOKEN)))
     yield srv

@@ -20,7 +20,16 @@ import soundfile as sf
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
-from serve_support import CommandServer, ThreadServer, load_requests, percentiles, run_load, wav_bytes, wer
+from serve_support import (
+    CommandServer,
+    ThreadServer,
+    load_requests,
+    percentiles,
+    run_load,
+    tiny_service,
+    wav_bytes,
+    wer,
+)
 from sparkasr.audio import decode_audio
 from sparkasr.records import AudioItem
 from sparkasr.serve.app import HttpLimits, create_app
@@ -37,19 +46,6 @@ from sparkasr.serve.service import Limits, ModelService, resolve_model
 
 TIMEOUT = 300.0  # generous bound on any one request (the machine may be busy): hangs fail, slowness does not
 JS_DIR = Path(__file__).resolve().parent / "js"
-
-
-def _service(**values) -> ModelService:
-    values.setdefault("temperature", [0.0])  # deterministic decoding unless a test asks otherwise
-    return ModelService(resolve_model(None), values, Limits(max_batch=8, max_wait_ms=10))
-
-
-@pytest.fixture(scope="module")
-def service():
-    svc = _service()
-    svc.load()
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +260,7 @@ def test_token(service, clips):
 
 
 def test_loading_503_and_wait_for_model(clips):
-    svc = _service()  # not loaded yet: the server answers while it loads
+    svc = tiny_service()  # not loaded yet: the server answers while it loads
     srv = ThreadServer(create_app(svc))
     try:
         body = clips[5][0].read_bytes()
@@ -287,7 +283,7 @@ def test_loading_503_and_wait_for_model(clips):
 
 def test_worker_gathers_queued_requests_by_options(clips):
     """Requests waiting when the worker looks are decoded together, one engine call per options."""
-    svc = _service()
+    svc = tiny_service()
     items = [AudioItem(decode_audio(str(p)), source=p.name) for p, _ in clips[:6]]
     other = svc.options({**svc.base, "beamSize": 2})
     futures = [svc.submit(svc.default_options if i % 2 else other, it) for i, it in enumerate(items)]

@@ -21,7 +21,6 @@ from sparkasr.serve.app import HttpLimits, create_app
 from sparkasr.serve.jobs import JobStore, ReadPolicy
 from sparkasr.serve.scheduling import Job as LaneJob
 from sparkasr.serve.scheduling import LongLane, TurnGate
-from sparkasr.serve.service import Limits, ModelService, resolve_model
 
 TIMEOUT = 300.0  # generous bound (the machine may be busy): hangs fail, slowness does not
 TOKEN = "t0ken"
@@ -31,14 +30,6 @@ LIBRIVOX = sorted((DATA / "librivox").glob("*.wav"))
 
 def _ref(wav: Path) -> str:
     return wav.with_suffix(".txt").read_text().strip()
-
-
-@pytest.fixture(scope="module")
-def service():
-    svc = ModelService(resolve_model(None), {"temperature": [0.0]}, Limits(max_batch=8, max_wait_ms=10))
-    svc.load()
-    yield svc
-    svc.stop()
 
 
 @pytest.fixture(scope="module")
