@@ -479,10 +479,10 @@ def set_info(name: str) -> Tuple[str, str]:
     raise KeyError(f"unknown evaluation set {name!r}")
 
 
-def ci_subset(entries: List[Entry]) -> List[Entry]:
-    """Every CI_EVERY-th speech file in name order and every non-speech file."""
+def ci_subset(entries: List[Entry], every: int = CI_EVERY) -> List[Entry]:
+    """Every `every`-th speech file in name order and every non-speech file."""
     speech = sorted((e for e in entries if e.speech), key=lambda e: e.name)
-    return sorted(speech[::CI_EVERY] + [e for e in entries if not e.speech], key=lambda e: e.name)
+    return sorted(speech[::every] + [e for e in entries if not e.speech], key=lambda e: e.name)
 
 
 def build(cache: Path) -> Dict[str, object]:

@@ -43,9 +43,10 @@ side=$!
 # session; `-m connect` runs it alone, `-m "not connect"` skips it) and tests/test_readme.py (the
 # README's Python snippet run as written, in a fresh process).
 start=$SECONDS
-.venv/bin/python -m pytest -q -rs --durations=30 --ignore=tests/test_sparknlp_interop.py \
-  --ignore=tests/test_scala_jar.py || rc=$?
-echo "test.sh: pyspark 4.x leg done in $((SECONDS - start))s"
+rm -f "$logs/durations.tsv"
+SPARKASR_TEST_DURATIONS="$logs/durations.tsv" .venv/bin/python -m pytest -q -rs \
+  --ignore=tests/test_sparknlp_interop.py --ignore=tests/test_scala_jar.py || rc=$?
+leg4=$((SECONDS - start))
 wait $side || true
 for leg in sbt spark35; do
   echo "=== $leg leg (output of the background run) ==="
@@ -55,5 +56,9 @@ done
 if [[ "$(cat "$logs/sbt.rc" 2>/dev/null)" == 0 ]]; then
   .venv/bin/python -m pytest -q -rs --durations=10 tests/test_scala_jar.py || rc=$?
 fi
+# Last, where the time went (what a CI log's tail shows).
+.venv/bin/python scripts/durations.py "$logs/durations.tsv" || true
+grep -h "sbt leg done in\|test_spark35: done in" "$logs/sbt.log" "$logs/spark35.log" || true
+echo "test.sh: pyspark 4.x leg done in ${leg4}s"
 echo "test.sh: all legs done in ${SECONDS}s (rc $rc)"
 exit $rc

@@ -93,3 +93,14 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+# a file: one "seconds<TAB>phase<TAB>test id<TAB>outcome" line per test phase
+_DURATIONS = os.environ.get("SPARKASR_TEST_DURATIONS")
+
+
+def pytest_runtest_logreport(report):
+    # Written as each phase ends, so a run that is stopped or times out still shows where its time went.
+    if _DURATIONS:
+        with open(_DURATIONS, "a") as fh:
+            fh.write(f"{report.duration:.1f}\t{report.when}\t{report.nodeid}\t{report.outcome}\n")

@@ -4,6 +4,8 @@
   process: the tests' shared local session is not involved) gives the same text per file as the
   same CLI run with ``--master local[2]``; the model is a copied CTranslate2 directory, so it
   reaches the executors through ``SparkContext.addFile`` (checked in the executors' work dirs).
+* The README's ``spark-submit`` command on the cluster, with the embedded model each executor
+  resolves from the installed package: an executor on each worker, the local run's texts.
 * Killing one worker (its JVM, executor JVM and Python workers) while tasks are running: the job
   still exits 0 and every input is in the output exactly once.
 
@@ -289,23 +291,6 @@ def _check_same_texts(out: Path, expected: Dict[str, str]):
         assert got[p]["text"] == text, (p, got[p]["text"], text)
 
 
-def test_cluster_run_matches_local(cluster, tmp_path, expected_texts):
-    """Embedded model (resolved from the installed package on each executor)."""
-    t0 = time.time()
-    remote = _cli([*INPUTS, "--output", str(tmp_path / "cluster"), "--master", cluster.url, *COMPARE], cluster.env)
-    cluster_s = time.time() - t0
-    assert remote.returncode == 0, remote.stderr[-4000:] + cluster.logs()
-    _check_same_texts(tmp_path / "cluster", expected_texts)
-    app = max(a.name for wd in cluster.work_dirs for a in wd.glob("app-*"))
-    executors = [d for wd in cluster.work_dirs for d in wd.glob(f"{app}/*") if d.is_dir()]
-    assert len(executors) == 2, executors  # one executor on each worker
-    print(
-        f"\n[cluster] 10 clips (35.5 s of audio) on the standalone cluster (2 workers x 1 core): CLI wall {cluster_s:.1f} s"
-        f" (incl. driver JVM start, executor launch, model load); {remote.stdout.strip().splitlines()[-1]};"
-        f" texts identical to the local[2] run's for all 10 files"
-    )
-
-
 def test_shipped_model_reaches_executors(cluster, tmp_path, expected_texts):
     """A model directory that is not an installed package is shipped to executors (addArchive on a cluster master)."""
     from sparkasr.whisper.models import embedded_model_path
@@ -448,8 +433,10 @@ def _cmdline_kind(pid: int) -> str:
 
 
 def test_readme_spark_submit_on_the_standalone_cluster(cluster, tmp_path, expected_texts):
-    """The README's spark-submit command with the cluster's master added (client deploy mode: Spark
-    refuses cluster deploy mode for Python applications on standalone clusters, checked too)."""
+    """The README's spark-submit command with the cluster's master added, with the embedded model
+    (resolved from the installed package on each executor): an executor on each worker, the texts of
+    the local run (client deploy mode: Spark refuses cluster deploy mode for Python applications on
+    standalone clusters, checked too)."""
     from test_submit import checkout_like, readme_command, user_env
 
     command = readme_command("spark-submit --properties-file conf/spark-defaults.conf python/sparkasr/job/submit.py")
@@ -461,6 +448,9 @@ def test_readme_spark_submit_on_the_standalone_cluster(cluster, tmp_path, expect
     proc = subprocess.run(["bash", "-c", remote], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     wall = time.time() - t0
     assert proc.returncode == 0, proc.stderr[-6000:] + cluster.logs()
+    app = max(a.name for wd in cluster.work_dirs for a in wd.glob("app-*"))
+    executors = [d for wd in cluster.work_dirs for d in wd.glob(f"{app}/*") if d.is_dir()]
+    assert len(executors) == 2, executors  # one executor on each worker
     got = {Path(_rel(r["path"])).name: r for r in _records_current(cwd / "out" / "o")}
     assert sorted(got) == [f"00{i}.wav" for i in range(1, 6)]
     assert all(r["error"] is None and r["text"] for r in got.values())

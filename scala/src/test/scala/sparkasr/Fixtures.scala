@@ -40,19 +40,55 @@ object Fixtures {
     (Process(python +: args, repo, env: _*) #> log).!
   }
 
+  /** Where finished fixture directories are kept between checkouts, one per name (the latest stamp):
+    * `$SPARKASR_FIXTURE_CACHE`, else `$XDG_CACHE_HOME` or ~/.cache, under sparkasr/jvm-fixtures. The stamp
+    * covers the inputs' absolute paths and bytes, so a copy is only reused where it would be rebuilt
+    * identically (the same checkout path, the same Python sources and data). */
+  private lazy val cacheRoot: File = sys.env.get("SPARKASR_FIXTURE_CACHE").map(new File(_)).getOrElse(
+    new File(sys.env.getOrElse("XDG_CACHE_HOME", new File(sys.props("user.home"), ".cache").getPath), "sparkasr/jvm-fixtures"))
+
+  private def readStamp(d: File): Option[String] = {
+    val f = new File(d, ".stamp")
+    if (f.isFile) Some(new String(Files.readAllBytes(f.toPath), StandardCharsets.UTF_8)) else None
+  }
+
+  /** Copies `from` into `to` (a new directory), symbolic links as links. */
+  private def copyTree(from: Path, to: Path): Unit = {
+    val walk = Files.walk(from)
+    try walk.iterator().asScala.foreach { src =>
+      val dst = to.resolve(from.relativize(src).toString)
+      if (Files.isSymbolicLink(src)) Files.createSymbolicLink(dst, Files.readSymbolicLink(src))
+      else if (Files.isDirectory(src)) Files.createDirectories(dst)
+      else Files.copy(src, dst)
+    } finally walk.close()
+  }
+
   /** target/`name`, written by `python script target/name` once per change of `inputs` (a stamp of
-    * their paths and bytes); the script's output goes to target/`name`.log. */
+    * their paths and bytes; a copy from the cache when it has that stamp); the script's output goes to
+    * target/`name`.log. */
   def made(name: String, script: String, inputs: Seq[File]): File = synchronized {
     val d = new File(repo, s"target/$name")
     val s = stamp(inputs)
-    val stampFile = new File(d, ".stamp")
-    if (!(stampFile.isFile && new String(Files.readAllBytes(stampFile.toPath), StandardCharsets.UTF_8) == s)) {
+    if (!readStamp(d).contains(s)) {
       if (d.exists()) deleteRecursively(d)
       d.getParentFile.mkdirs()
-      val log = new File(repo, s"target/$name.log")
-      val rc = runPython(Seq(script, d.getPath), log)
-      if (rc != 0) throw new IllegalStateException(s"${new File(script).getName} failed ($rc); see $log")
-      Files.write(stampFile.toPath, s.getBytes(StandardCharsets.UTF_8))
+      val cached = new File(cacheRoot, name)
+      if (readStamp(cached).contains(s)) copyTree(cached.toPath, d.toPath)
+      else {
+        val log = new File(repo, s"target/$name.log")
+        val rc = runPython(Seq(script, d.getPath), log)
+        if (rc != 0) throw new IllegalStateException(s"${new File(script).getName} failed ($rc); see $log")
+        Files.write(new File(d, ".stamp").toPath, s.getBytes(StandardCharsets.UTF_8))
+        try {
+          // moved into place whole, so a copy cut short is never taken for a finished one
+          if (cached.exists()) deleteRecursively(cached)
+          cached.getParentFile.mkdirs()
+          val tmp = Files.createTempDirectory(cached.getParentFile.toPath, s"$name-").toFile
+          copyTree(d.toPath, tmp.toPath.resolve("d"))
+          Files.move(tmp.toPath.resolve("d"), cached.toPath)
+          deleteRecursively(tmp)
+        } catch { case e: java.io.IOException => System.err.println(s"fixture cache not written ($cacheRoot): $e") }
+      }
     }
     d
   }

@@ -27,6 +27,8 @@ class VadGateSuite extends AnyFunSuite with SparkTest {
   private val signalNames = Seq("near-silence", "white-noise", "tone-1khz")
   private def signalPath(n: String) = new File(dir, s"signals/$n.wav").getPath
   private lazy val clipPaths: List[String] = clips.map(c => (c \ "path").extract[String])
+  /** Every third clip, the ones the fixture decoded under each gate (each run decodes them with beam 5). */
+  private lazy val gateClips: List[String] = clipPaths.zipWithIndex.collect { case (p, i) if i % 3 == 0 => p }
 
   test("speech spans equal the Python side's (faster-whisper's get_speech_timestamps) on the clips, a 10.5-min row and signals") {
     var maxDiff = 0.0
@@ -54,7 +56,7 @@ class VadGateSuite extends AnyFunSuite with SparkTest {
     * fixture decoded them): per path its text, metadata and number of chunks. */
   private def run(gate: Option[String]): Map[String, (String, Map[String, String], Int)] = {
     import spark.implicits._
-    val paths = clipPaths.zipAll(signalNames.map(signalPath), "", "").flatMap { case (a, b) => Seq(a, b) }.filter(_.nonEmpty)
+    val paths = gateClips.zipAll(signalNames.map(signalPath), "", "").flatMap { case (a, b) => Seq(a, b) }.filter(_.nonEmpty)
     val df = paths.zipWithIndex.toDF("path", "i").coalesce(1)
     val base = WhisperForCTC.loadSavedModel(exportDir, spark).setInputCols("audio_assembler").setOutputCol("transcription")
       .setCpuThreads(2).setBatchSize(1)
@@ -75,7 +77,7 @@ class VadGateSuite extends AnyFunSuite with SparkTest {
       assert(text == "" && !meta.contains("error") && chunks == 0, s"$n: '$text' $meta")
       assert(py(signalPath(n)) == "", s"Python on $n: ${py(signalPath(n))}")
     }
-    clipPaths.foreach { p =>
+    gateClips.foreach { p =>
       assert(got(p)._1.nonEmpty && !got(p)._2.contains("error"), p)
       assert(got(p)._1 == off(p)._1, s"$p: the gate changed a clip's text")
       assert(got(p)._1 == py(p), s"$p: JVM '${got(p)._1}', Python '${py(p)}'") // measured: equal on all 10 clips
@@ -93,7 +95,7 @@ class VadGateSuite extends AnyFunSuite with SparkTest {
       val (text, meta, chunks) = always(signalPath(n))
       assert(text == "" && !meta.contains("error") && chunks == 0 && meta.get("language").contains("en"), s"$n: '$text' $meta")
     }
-    clipPaths.foreach(p => assert(always(p)._1 == off(p)._1, s"$p: vadGate always changed a clip's text"))
+    gateClips.foreach(p => assert(always(p)._1 == off(p)._1, s"$p: vadGate always changed a clip's text"))
   }
 
   test("vadGate always on a long row: pieces without speech are not decoded, the speech is kept") {
