@@ -19,7 +19,9 @@ from sparkasr.whisper import RuntimeOptions, WhisperEngine, WhisperOptions
 from sparkasr.whisper.models import resolve_whisper_model
 
 
-def _long(target_s: float = 100.0) -> np.ndarray:
+def _long(target_s: float = 60.0) -> np.ndarray:
+    """The clips, repeated to ``target_s``: two 30-s pieces and more, so the default strategy's
+    pieces (the 30-s cues of before) are cut into cues; each cue comes from a few seconds of words."""
     pause = np.zeros(SAMPLE_RATE // 2, np.float32)
     one = np.concatenate([x for p, _ in ALL_CLIPS for x in (decode_audio(p), pause)])
     return np.tile(one, int(target_s * SAMPLE_RATE / len(one)) + 1)[: int(target_s * SAMPLE_RATE)]
@@ -55,9 +57,11 @@ def _srt_cues(body: str):
 
 @pytest.mark.parametrize("strategy", ["batch", "sequential", "pack"])
 def test_cues_from_word_timestamps_follow_the_conventions_on_every_strategy(strategy):
+    """Greedy (beam 1): the cues follow the words' timestamps whatever search found the words
+    (the job test below runs the default beam)."""
     engine = WhisperEngine(
         resolve_whisper_model(None).path,
-        WhisperOptions(strategy=strategy, timestamps="word"),
+        WhisperOptions(strategy=strategy, timestamps="word", beam_size=1),
         RuntimeOptions(cpu_threads=2),
     )
     (t,) = engine.transcribe_batch([AudioItem(LONG, source="long.wav")])

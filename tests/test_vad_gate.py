@@ -7,6 +7,10 @@ default ``vadGate=auto`` each gives an empty transcript, no error; the real clip
 same batches give exactly the text they give with the gate off (nothing dropped), on every
 strategy; a long file of speech, tone and speech keeps both speech parts and nothing over the tone.
 
+Cost: greedy decoding (beam 1; the gate acts on whatever a decode writes, beam search is tested
+elsewhere), and five of the ten real clips (1.6-7.1 s, from both sets: the short card clips
+are the ones a gate could drop).
+
 Not covered: ``strategy="sequential"`` with word timestamps on that long file writes a loop
 ("Clothes Four of Clothes ...") from the tone into the next speech and seeks past 20 s of it;
 that is faster-whisper's own long-form algorithm (same result from ``WhisperModel.transcribe``),
@@ -46,7 +50,9 @@ def _signals():
 
 
 SIGNALS = _signals()
-SPEECH = {p.name: decode_audio(p) for p, _ in ALL_CLIPS}
+# every other clip: three LibriVox sentences (3.3-7.1 s) and two card clips (1.6-2 s)
+SPEECH = {p.name: decode_audio(p) for p, _ in ALL_CLIPS[::2]}
+LONG_SIGNALS = {n for n, x in SIGNALS.items() if len(x) > 30 * SAMPLE_RATE}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +60,8 @@ def tiny_path():
     return resolve_whisper_model(None).path
 
 
-def _items():
-    both = {**SIGNALS, **SPEECH}
+def _items(signals=SIGNALS):
+    both = {**{n: SIGNALS[n] for n in signals}, **SPEECH}
     names = sorted(both, key=lambda n: (zlib.crc32(n.encode()) % 7, n))  # signals and speech interleaved
     return names, [AudioItem(both[n], source=n) for n in names]
 
@@ -63,13 +69,14 @@ def _items():
 # batch_size=1: a clip's text does not depend on which clips share its model call, so the texts
 # with and without the signals in the batch can be compared exactly (packing: see below)
 BS = 1
+BEAM = 1
 
 
 @pytest.fixture(scope="module")
 def gate_off(tiny_path):
-    names, items = _items()
-    engine = WhisperEngine(tiny_path, WhisperOptions(vad_gate="off", batch_size=BS), RUNTIME)
-    return dict(zip(names, engine.transcribe_batch(items)))
+    """The signals alone, gate off (the clips' texts without the gate: ``_speech_alone``)."""
+    engine = WhisperEngine(tiny_path, WhisperOptions(vad_gate="off", batch_size=BS, beam_size=BEAM), RUNTIME)
+    return dict(zip(SIGNALS, engine.transcribe_batch([AudioItem(x, source=n) for n, x in SIGNALS.items()])))
 
 
 _SPEECH_OFF = {}
@@ -77,11 +84,14 @@ _SPEECH_OFF = {}
 
 def _speech_alone(tiny_path, strategy):
     """The clips alone, gate off: with the gate, packing leaves the silent clips out of its windows,
-    so the clips are packed as they are here."""
+    so the clips are packed as they are here. The clips are short rows, which every strategy but
+    pack decodes batched: one reference serves batch and sequential."""
+    strategy = "pack" if strategy == "pack" else "batch"
     if strategy not in _SPEECH_OFF:
         names, items = _items()
         mine = [(n, it) for n, it in zip(names, items) if n in SPEECH]
-        engine = WhisperEngine(tiny_path, WhisperOptions(strategy=strategy, vad_gate="off", batch_size=BS), RUNTIME)
+        opts = WhisperOptions(strategy=strategy, vad_gate="off", batch_size=BS, beam_size=BEAM)
+        engine = WhisperEngine(tiny_path, opts, RUNTIME)
         _SPEECH_OFF[strategy] = dict(zip([n for n, _ in mine], engine.transcribe_batch([it for _, it in mine])))
     return _SPEECH_OFF[strategy]
 
@@ -93,13 +103,19 @@ def test_without_the_gate_whisper_hallucinates_on_these_signals(gate_off):
     assert len(with_text) >= 4, {n: gate_off[n].text for n in SIGNALS}
 
 
-@pytest.mark.parametrize("strategy", ["batch", "sequential", "pack"])
-@pytest.mark.parametrize("gate", ["auto", "always"])
+@pytest.mark.parametrize(
+    "gate,strategy", [("auto", "batch"), ("auto", "sequential"), ("auto", "pack"), ("always", "batch")]
+)
 def test_silence_noise_and_tones_give_empty_transcripts_and_speech_is_kept(tiny_path, strategy, gate):
-    names, items = _items()
-    engine = WhisperEngine(tiny_path, WhisperOptions(strategy=strategy, vad_gate=gate, batch_size=BS), RUNTIME)
-    got = dict(zip(names, engine.transcribe_batch(items)))
-    for n in SIGNALS:
+    """Rows up to 30 s are decoded batched whatever the strategy, so [auto-sequential] takes only the
+    signals over 30 s (its own path: faster-whisper's sequential algorithm) with the clips; the short
+    signals' auto path is [auto-batch]'s. ``always`` checks every row before the strategy is chosen
+    (and pack checks every clip in both modes), so [always-batch] covers always-sequential and
+    always-pack; [auto-pack] covers pack's clip check."""
+    names, items = _items(LONG_SIGNALS if strategy == "sequential" else SIGNALS)
+    opts = WhisperOptions(strategy=strategy, vad_gate=gate, batch_size=BS, beam_size=BEAM)
+    got = dict(zip(names, WhisperEngine(tiny_path, opts, RUNTIME).transcribe_batch(items)))
+    for n in set(SIGNALS) & set(names):
         assert got[n].text == "" and got[n].error is None and not got[n].chunks, (n, got[n].text)
         assert got[n].duration_s == pytest.approx(len(SIGNALS[n]) / SAMPLE_RATE)
     ref = _speech_alone(tiny_path, strategy)
@@ -107,17 +123,32 @@ def test_silence_noise_and_tones_give_empty_transcripts_and_speech_is_kept(tiny_
         assert got[n].error is None and got[n].text and got[n].text == ref[n].text, (n, got[n].text, ref[n].text)
 
 
+_ALONE = []
+
+
+def _speech_row(tiny_path):
+    """The speech part alone (22 s: a short row, decoded batched by either strategy, so once)."""
+    if not _ALONE:
+        engine = WhisperEngine(tiny_path, WhisperOptions(beam_size=BEAM), RUNTIME)
+        _ALONE.append(engine.transcribe_batch([AudioItem(_long_speech(), "s")])[0])
+    return _ALONE[0]
+
+
+def _long_speech():
+    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
+    return np.concatenate([x for s in SPEECH.values() for x in (s, pause)])
+
+
 @pytest.mark.parametrize("strategy", ["batch", "sequential"])
 def test_a_long_file_keeps_its_speech_and_nothing_over_a_tone(tiny_path, strategy):
-    """speech (10 clips, 39 s) + 45 s of tone + the same speech: a long row (pieces / windows)."""
-    pause = np.zeros(SAMPLE_RATE // 2, np.float32)
-    speech = np.concatenate([x for s in SPEECH.values() for x in (s, pause)])
+    """speech (5 clips, 22 s) + 45 s of tone + the same speech: a long row (pieces / windows)."""
+    speech = _long_speech()
     tone = SIGNALS["tone 440 Hz 45 s"]
     samples = np.concatenate([speech, tone, speech])
     tone_at = (len(speech) / SAMPLE_RATE, (len(speech) + len(tone)) / SAMPLE_RATE)
-    opts = dict(strategy=strategy)  # segment timestamps (see the module docstring for words)
+    opts = dict(strategy=strategy, beam_size=BEAM)  # segment timestamps (see the module docstring for words)
     on = WhisperEngine(tiny_path, WhisperOptions(**opts), RUNTIME).transcribe_batch([AudioItem(samples, "long")])[0]
-    alone = WhisperEngine(tiny_path, WhisperOptions(**opts), RUNTIME).transcribe_batch([AudioItem(speech, "s")])[0]
+    alone = _speech_row(tiny_path)
     assert on.error is None
     inside = [c for c in on.chunks if c.start > tone_at[0] + 1.0 and c.end < tone_at[1] - 1.0]
     assert not inside, [(c.text, c.start) for c in inside]

@@ -92,10 +92,12 @@ def test_default_model_wer_on_real_clips(default_results, items, refs):
 
 
 def test_batched_path_equals_sequential_path(engine, items, default_results):
+    """Every clip decoded batched; every other clip (three LibriVox sentences, two card clips: both
+    sets, 1.6-7.1 s) also sequentially, one at a time, and compared."""
     res, _ = default_results
     assert {r.extra.get("path") for r in res} == {"batched"}
     diffs = []
-    for item, r in zip(items, res):
+    for item, r in list(zip(items, res))[::2]:
         seq = sequential(engine, item)
         assert seq.extra["path"] == "sequential"
         if seq.text != r.text:
@@ -290,9 +292,11 @@ def test_temperature_fallback_runs(tiny_path, items, monkeypatch):
 
 
 def test_sampling_with_top_k_and_seed_is_deterministic(tiny_path, items):
+    """A batch of two (a card clip and a LibriVox sentence): seeded sampling over a batch, decoded
+    three times (sampling at temperature 1 can run long on a clip, so few clips)."""
     opts = WhisperOptions(temperature=(1.0,), top_k=20, best_of=1, seed=1234, timestamps="none")
     eng = WhisperEngine(tiny_path, opts, RUNTIME)
-    batch = items[5:] + [items[1]]
+    batch = [items[5], items[1]]
     first = [t.text for t in eng.transcribe_batch(batch)]
     second = [t.text for t in eng.transcribe_batch(batch)]
     again = [t.text for t in WhisperEngine(tiny_path, opts, RUNTIME).transcribe_batch(batch)]

@@ -49,6 +49,21 @@ def ct2(model_path):
     return WhisperModel(model_path, device="cpu", compute_type="float32", cpu_threads=2)
 
 
+@pytest.fixture(scope="module")
+def decoded(onnx, ct2, clips):
+    """Per ``timestamps`` the greedy tokens of every clip by the float32 export and by CTranslate2
+    (computed on first use, shared: the ONNX/CTranslate2, alignment and int8 tests decode the same)."""
+    cache = {}
+
+    def get(timestamps: bool):
+        if timestamps not in cache:
+            ours = onnx.token_ids(clips, timestamps=timestamps)
+            cache[timestamps] = (ours, ct2_greedy(ct2, clips, timestamps))
+        return cache[timestamps]
+
+    return get
+
+
 def test_layout_is_spark_nlps_plus_front_end_and_metadata(export, model_path):
     assert ox.is_whisper_onnx_dir(export)
     names = {p.name for p in export.iterdir()}
@@ -152,14 +167,14 @@ def test_graphs_reproduce_transformers_whisper_logits(onnx, model_path, clips):
 
 
 @pytest.mark.parametrize("timestamps", [True, False])
-def test_onnx_greedy_tokens_equal_ctranslate2_float32_on_every_clip(onnx, ct2, clips, timestamps):
+def test_onnx_greedy_tokens_equal_ctranslate2_float32_on_every_clip(onnx, decoded, timestamps):
     """The reference for the JVM decoder: onnxruntime alone, greedy, batched, gives CTranslate2's
     float32 beam-1 token ids on every vendored clip."""
     import jiwer
     from whisper_normalizer.english import EnglishTextNormalizer
 
-    ours = onnx.token_ids(clips, timestamps=timestamps)
-    theirs = [r.sequences_ids[0] for r in ct2_greedy(ct2, clips, timestamps)]
+    ours, ct2_results = decoded(timestamps)
+    theirs = [r.sequences_ids[0] for r in ct2_results]
     assert ours == theirs
     assert all(ours) and sum(map(len, ours)) > 100
     norm = EnglishTextNormalizer()
@@ -189,7 +204,7 @@ def _negative_dtw(x: np.ndarray) -> list:
     return path[::-1]
 
 
-def test_alignment_graph_gives_ctranslate2s_word_alignment_path(export, ct2, clips):
+def test_alignment_graph_gives_ctranslate2s_word_alignment_path(export, ct2, clips, decoded):
     """The alignment heads' cross-attention scores (alignment_model.onnx), through CTranslate2's
     post-processing (softmax over the window's frames, standardised over tokens, median filter of
     width 7, mean over heads, negated DTW), give the path CTranslate2's ``align`` gives, on the
@@ -201,7 +216,7 @@ def test_alignment_graph_gives_ctranslate2s_word_alignment_path(export, ct2, cli
     tok = meta["tokens"]
     assert meta["files"]["alignment"] == ox.ALIGNMENT_FILE and meta["alignment_heads"]
     sess = {f: ort.InferenceSession(str(export / f)) for f in (ox.FEATURES_FILE, ox.ENCODER_FILE, ox.ALIGNMENT_FILE)}
-    texts = [[t for t in r.sequences_ids[0] if t < tok["eot"]] for r in ct2_greedy(ct2, clips, False)]
+    texts = [[t for t in r.sequences_ids[0] if t < tok["eot"]] for r in decoded(False)[1]]
     for x, text in zip(clips, texts):
         feats = sess[ox.FEATURES_FILE].run(None, {"audio": x[None].astype(np.float32), "lengths": np.array([len(x)])})[
             0
@@ -225,7 +240,8 @@ def test_alignment_graph_gives_ctranslate2s_word_alignment_path(export, ct2, cli
         assert _negative_dtw(matrix.astype(np.float32)) == [tuple(p) for p in ref.alignments]
 
 
-def test_int8_export_is_smaller_and_transcribes_alike(export, model_path, clips):
+def test_int8_export_is_smaller_and_transcribes_alike(export, model_path, clips, onnx, decoded):
+    """The int8 export's text against the float32 export's (its decode shared with the test above)."""
     import jiwer
 
     small = onnx_export("int8")
@@ -234,8 +250,7 @@ def test_int8_export_is_smaller_and_transcribes_alike(export, model_path, clips)
         assert (small / name).stat().st_size < 0.4 * (export / name).stat().st_size, name
     assert (small / ox.FEATURES_FILE).read_bytes() == (export / ox.FEATURES_FILE).read_bytes()  # front end: float
     q = OnnxGreedy(small, model_path)
-    f = OnnxGreedy(export, model_path)
-    a = [f.rules._text(t) for t in f.token_ids(clips)]
+    a = [onnx.rules._text(t) for t in decoded(True)[0]]
     b = [q.rules._text(t) for t in q.token_ids(clips)]
     assert jiwer.wer(a, b) < 0.1  # int8 rounding moves a word here and there, no more
 
