@@ -120,6 +120,10 @@ def test_tasks_open_their_assigned_gpu_on_a_local_cluster(tmp_path, clips):
     clips_dir = tmp_path / "clips"
     clips_dir.mkdir()
     refs = {}
+    # four clips of both sets (52 words), enough for the four partitions of the stage: what is tested
+    # is that each task's engine runs where Spark put it, not the model's accuracy
+    clips = [c for c in clips if c[0].name.endswith(("0870.wav", "0920.wav", "0930.wav", "001.wav"))]
+    assert len(clips) == 4
     for path, ref in clips:
         os.symlink(path, clips_dir / path.name)
         refs[path.name] = ref

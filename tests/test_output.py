@@ -2,8 +2,9 @@
 retried on request, and ``DIR/current`` holding one record per input (issue 24, items 4-6).
 
 Runs that must be caught mid-way read a named pipe (FIFO) listed in a manifest: its task blocks
-until the test writes into the pipe, so "the run is still going" is a state the test holds, not a
-guess about speed. Every wait is on something observable (a lock file, committed part files).
+until something writes into the pipe, so "the run is still going" is a state the test holds, not a
+guess about speed (the test stops such a run, then puts the real file where the pipe was). Every
+wait is on something observable (a lock file, committed part files).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -78,18 +78,6 @@ def _tail(log: Path) -> str:
     return "".join(p.read_text()[-3000:] for p in (log.with_suffix(".out"), log.with_suffix(".err")) if p.exists())
 
 
-def _feed_fifo(fifo: Path, clip: Path) -> threading.Thread:
-    """Write ``clip`` into the pipe once its reader opens it (in a thread: open() blocks until then)."""
-
-    def feed():
-        with open(fifo, "wb") as f:
-            f.write(clip.read_bytes())
-
-    t = threading.Thread(target=feed, daemon=True)
-    t.start()
-    return t
-
-
 def _manifest(path: Path, files) -> Path:
     path.write_text("path\n" + "".join(f"{f}\n" for f in files))
     return path
@@ -102,21 +90,57 @@ def _kill_group(proc: subprocess.Popen):
         pass
 
 
-def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(spark, tmp_path, clips):
-    """Two real concurrent runs: the second is refused at once (exit 2, one line naming the first
-    run's pid), writes nothing, and the first commits exactly one record per input."""
-    fifo = tmp_path / "held.wav"
-    os.mkfifo(fifo)
-    out = tmp_path / "out"
-    first = _start(
-        ["--quiet", str(_manifest(tmp_path / "a.csv", [clips[5][0], fifo])), "--output", str(out)], tmp_path / "first"
-    )
+def _interrupt(args, log: Path, out: Path, committed: int, how: str, meanwhile=None) -> str:
+    """Start ``sparkasr transcribe ARGS``; once ``committed`` records are in the history (and a task
+    still waits on a pipe), call ``meanwhile(proc)`` if given, then send ``how`` (SIGINT to the
+    process group, as Ctrl-C does, or SIGTERM to the process); check its exit status and stderr;
+    return its last line."""
+    sig = signal.SIGINT if how == "SIGINT" else signal.SIGTERM
+    proc = _start(args, log)
     try:
+        _wait_for(lambda: len(_history(out)) == committed, proc, f"{committed} committed records", log)
+        if meanwhile is not None:
+            meanwhile(proc)
+        assert proc.poll() is None  # a task still waits on a pipe
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=WAIT_S)
+    finally:
+        _kill_group(proc)
+    err = log.with_suffix(".err").read_text()
+    assert rc == 128 + sig, _tail(log)
+    assert "Traceback" not in err and "Exception" not in err and "\tat " not in err, err[-4000:]
+    return err.strip().splitlines()[-1]
+
+
+def test_one_run_at_a_time_and_an_interrupted_run_keeps_finished_work_and_says_so(spark, tmp_path, clips, capsys):
+    """Real runs of the same command, each held mid-way by a task reading a pipe.
+
+    While the first runs, a second run on the same output is refused at once (exit 2, one line
+    naming the first run's pid, before Spark starts) and writes nothing; once the runs before it
+    have ended, the same second run goes through.
+
+    Each signal stops a real run with files done and one in flight: one line saying what was kept,
+    no traceback, exit 128+signal; the files that finished are committed, and the re-run
+    transcribes only what was left. One chain of runs covers both signals (each run costs a Spark
+    start): SIGINT to the process group (Ctrl-C) with 3 of 4 files done; the pipe made a real file
+    and a new pipe added to the manifest, SIGTERM to the process of the re-run with 1 of its 2 files
+    done; then a last re-run transcribes the one file left alone, with one record per input (that one
+    through the command's entry point in this process, whose Spark session is already up)."""
+    pipes = [tmp_path / "held1.wav", tmp_path / "held2.wav"]
+    for fifo in pipes:
+        os.mkfifo(fifo)
+    done = [p for p, _ in clips[:3]]
+    manifest = _manifest(tmp_path / "m.csv", done + pipes[:1])
+    out = tmp_path / "out"
+    args = [str(manifest), "--output", str(out), "--partitions", "4"]  # one task per file
+    refused, notes = [], []  # notes: printed at the end (capsys reads what the runs print)
+
+    def second_run(first: subprocess.Popen):
         lock = out / ".sparkasr.lock"
-        _wait_for(
-            lambda: lock.is_file() and f'"pid": {first.pid}' in lock.read_text(), first, "the lock", tmp_path / "first"
-        )
-        # The first run cannot finish: its task waits on the pipe until the test writes into it.
+        assert lock.is_file() and f'"pid": {first.pid}' in lock.read_text()
         t0 = time.time()
         second = subprocess.run(
             [sys.executable, "-m", "sparkasr.cli", "transcribe", str(clips[6][0]), "--output", str(out)],
@@ -126,76 +150,47 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(spark, 
             text=True,
             timeout=300,
         )
-        refused_s = time.time() - t0
+        refused.append(time.time() - t0)
         assert first.poll() is None, "the first run ended while it was waiting on the pipe"
         assert second.returncode == 2, second.stdout + second.stderr
         err = second.stderr.strip().splitlines()
         assert len(err) == 1, err
         assert "in use by another sparkasr run" in err[0] and f"pid {first.pid}" in err[0] and str(out) in err[0]
         assert "SparkContext" not in second.stderr
-        feeder = _feed_fifo(fifo, clips[7][0])
-        assert first.wait(timeout=WAIT_S) == 0, _tail(tmp_path / "first")
-        feeder.join(timeout=10)
-    finally:
-        _kill_group(first)
-    rows = _history(out)
-    assert sorted(Path(r["path"]).name for r in rows) == sorted([clips[5][0].name, "held.wav"])
-    assert len(_current(out)) == 2
-    print(f"\n[output] second run refused in {refused_s:.1f} s (exit 2): {err[0]}")
-    # Once the first has finished, the same second run goes through.
-    assert main(["transcribe", str(clips[6][0]), "--output", str(out), "--quiet"]) == 0
-    assert len(_history(out)) == 3 and [Path(r["path"]).name for r in _current(out)] == [clips[6][0].name]
+        assert len(_history(out)) == 3  # the refused run wrote nothing
+        notes.append(f"\n[output] second run refused in {refused[0]:.1f} s (exit 2): {err[0]}")
 
-
-@pytest.mark.parametrize("how", ["SIGINT to the process group (Ctrl-C)", "SIGTERM to the process"])
-def test_an_interrupted_run_keeps_finished_work_and_says_so(tmp_path, clips, how):
-    """SIGINT/SIGTERM with 3 of 4 files done: one line saying what was kept, no traceback, exit
-    128+signal; the files that finished are committed, and the re-run transcribes only the one
-    that was in flight."""
-    fifo = tmp_path / "held.wav"
-    os.mkfifo(fifo)
-    done = [p for p, _ in clips[:3]]
-    manifest = _manifest(tmp_path / "m.csv", done + [fifo])
-    out = tmp_path / "out"
-    args = [str(manifest), "--output", str(out), "--partitions", "4"]  # one task per file
-    log = tmp_path / "run"
-    proc = _start(args, log)
-    try:
-        committed = lambda: len(_history(out)) == 3  # noqa: E731 (the three real files, task by task)
-        _wait_for(committed, proc, "three committed records", log)
-        assert proc.poll() is None  # the fourth task still waits on the pipe
-        if how.startswith("SIGINT"):
-            os.killpg(proc.pid, signal.SIGINT)
-            sig = signal.SIGINT
-        else:
-            proc.send_signal(signal.SIGTERM)
-            sig = signal.SIGTERM
-        rc = proc.wait(timeout=WAIT_S)
-    finally:
-        _kill_group(proc)
-    err = log.with_suffix(".err").read_text()
-    assert rc == 128 + sig, _tail(log)
-    assert "Traceback" not in err and "Exception" not in err and "\tat " not in err, err[-4000:]
-    last = err.strip().splitlines()[-1]
-    assert last.startswith(f"sparkasr: interrupted by {sig.name}: kept 3 of the 4 files"), last
+    # SIGINT to the group: the three real files are committed, task by task; the pipe waits.
+    last = _interrupt(args, tmp_path / "run1", out, 3, "SIGINT", meanwhile=second_run)
+    assert refused, "the second run was not tried"
+    assert last.startswith("sparkasr: interrupted by SIGINT: kept 3 of the 4 files"), last
     assert "run the same command again to transcribe the other 1" in last
     assert sorted(Path(r["path"]).name for r in _history(out)) == sorted(p.name for p in done)
     assert not (out / "current").exists()  # no finished run yet
-    # The pipe becomes a real file: the re-run transcribes it alone.
-    fifo.unlink()
-    shutil.copy(clips[3][0], fifo)
-    res = subprocess.run(
-        [sys.executable, "-m", "sparkasr.cli", "transcribe", *args, "--quiet"],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_S,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "4 files" in res.stdout and "(1 transcribed now, 3 already done)" in res.stdout, res.stdout
-    assert len(_history(out)) == 4 and len(_current(out)) == 4
-    print(f"\n[output] {how}: {last}")
+    notes.append(f"\n[output] SIGINT to the process group (Ctrl-C): {last}")
+    # The pipe becomes a real file and a second pipe joins the manifest: the re-run transcribes
+    # those two only, and SIGTERM stops it with the real one committed and the pipe waiting.
+    pipes[0].unlink()
+    shutil.copy(clips[3][0], pipes[0])
+    _manifest(manifest, done + pipes)
+    last = _interrupt(args, tmp_path / "run2", out, 4, "SIGTERM")
+    assert last.startswith("sparkasr: interrupted by SIGTERM: kept 1 of the 2 files"), last
+    assert "run the same command again to transcribe the other 1" in last
+    assert sorted(Path(r["path"]).name for r in _history(out)) == sorted([p.name for p in done] + ["held1.wav"])
+    assert not (out / "current").exists()
+    notes.append(f"\n[output] SIGTERM to the process: {last}")
+    # The second pipe becomes a real file: the re-run transcribes it alone.
+    pipes[1].unlink()
+    shutil.copy(clips[4][0], pipes[1])
+    capsys.readouterr()
+    assert main(["transcribe", *args, "--quiet"]) == 0  # in this process: the module's Spark session
+    printed = capsys.readouterr().out
+    assert "5 files" in printed and "(1 transcribed now, 4 already done)" in printed, printed
+    assert len(_history(out)) == 5 and len(_current(out)) == 5
+    # Every run before it has ended: the refused second run goes through.
+    assert main(["transcribe", str(clips[6][0]), "--output", str(out), "--quiet"]) == 0
+    assert len(_history(out)) == 6 and [Path(r["path"]).name for r in _current(out)] == [clips[6][0].name]
+    print("".join(notes))
 
 
 def test_errors_are_retried_on_request_and_current_has_one_record_per_input(spark, tmp_path, clips, capsys):
