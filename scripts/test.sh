@@ -44,7 +44,7 @@ side=$!
 # README's Python snippet run as written, in a fresh process).
 start=$SECONDS
 rm -f "$logs/durations.tsv"
-SPARKASR_TEST_DURATIONS="$logs/durations.tsv" .venv/bin/python -m pytest -q -rs \
+SPARKASR_TEST_DURATIONS="$PWD/$logs/durations.tsv" .venv/bin/python -m pytest -q -rs \
   --ignore=tests/test_sparknlp_interop.py --ignore=tests/test_scala_jar.py || rc=$?
 leg4=$((SECONDS - start))
 wait $side || true

@@ -95,12 +95,17 @@ def spark():
     session.stop()
 
 
-# a file: one "seconds<TAB>phase<TAB>test id<TAB>outcome" line per test phase
-_DURATIONS = os.environ.get("SPARKASR_TEST_DURATIONS")
+# a file: one "seconds<TAB>phase<TAB>test id<TAB>outcome" line per test phase (absolute: tests chdir)
+_DURATIONS = (
+    os.path.abspath(os.environ["SPARKASR_TEST_DURATIONS"]) if os.environ.get("SPARKASR_TEST_DURATIONS") else None
+)
 
 
 def pytest_runtest_logreport(report):
     # Written as each phase ends, so a run that is stopped or times out still shows where its time went.
     if _DURATIONS:
-        with open(_DURATIONS, "a") as fh:
-            fh.write(f"{report.duration:.1f}\t{report.when}\t{report.nodeid}\t{report.outcome}\n")
+        try:
+            with open(_DURATIONS, "a") as fh:
+                fh.write(f"{report.duration:.1f}\t{report.when}\t{report.nodeid}\t{report.outcome}\n")
+        except OSError as e:  # the record of times must never stop the run
+            print(f"conftest: durations not written to {_DURATIONS}: {e}", file=sys.stderr)

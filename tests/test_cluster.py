@@ -5,7 +5,7 @@
   same CLI run with ``--master local[2]``; the model is a copied CTranslate2 directory, so it
   reaches the executors through ``SparkContext.addFile`` (checked in the executors' work dirs).
 * The README's ``spark-submit`` command on the cluster, with the embedded model each executor
-  resolves from the installed package: an executor on each worker, the local run's texts.
+  resolves from the installed package: the local run's texts.
 * Killing one worker (its JVM, executor JVM and Python workers) while tasks are running: the job
   still exits 0 and every input is in the output exactly once.
 
@@ -316,6 +316,7 @@ def test_shipped_model_reaches_executors(cluster, tmp_path, expected_texts):
         for d in a.iterdir()
         if d.is_dir()
     ]
+    assert len(exec_dirs) == 2, exec_dirs  # one executor on each worker
     shipped = [
         d for d in exec_dirs if any(x.name.startswith("sparkasr-tiny-en-ct2-") and x.is_dir() for x in d.iterdir())
     ]
@@ -434,9 +435,9 @@ def _cmdline_kind(pid: int) -> str:
 
 def test_readme_spark_submit_on_the_standalone_cluster(cluster, tmp_path, expected_texts):
     """The README's spark-submit command with the cluster's master added, with the embedded model
-    (resolved from the installed package on each executor): an executor on each worker, the texts of
-    the local run (client deploy mode: Spark refuses cluster deploy mode for Python applications on
-    standalone clusters, checked too)."""
+    (resolved from the installed package on each executor): the texts of the local run (client
+    deploy mode: Spark refuses cluster deploy mode for Python applications on standalone clusters,
+    checked too). It runs after the kill test, on the worker left."""
     from test_submit import checkout_like, readme_command, user_env
 
     command = readme_command("spark-submit --properties-file conf/spark-defaults.conf python/sparkasr/job/submit.py")
@@ -448,9 +449,6 @@ def test_readme_spark_submit_on_the_standalone_cluster(cluster, tmp_path, expect
     proc = subprocess.run(["bash", "-c", remote], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     wall = time.time() - t0
     assert proc.returncode == 0, proc.stderr[-6000:] + cluster.logs()
-    app = max(a.name for wd in cluster.work_dirs for a in wd.glob("app-*"))
-    executors = [d for wd in cluster.work_dirs for d in wd.glob(f"{app}/*") if d.is_dir()]
-    assert len(executors) == 2, executors  # one executor on each worker
     got = {Path(_rel(r["path"])).name: r for r in _records_current(cwd / "out" / "o")}
     assert sorted(got) == [f"00{i}.wav" for i in range(1, 6)]
     assert all(r["error"] is None and r["text"] for r in got.values())
