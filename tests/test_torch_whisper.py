@@ -179,27 +179,9 @@ def test_gpu_benchmark_runs_here_and_its_transformers_baseline_decodes_the_same(
     pytest.importorskip("transformers")
     out = tmp_path / "gpu.json"
     script = Path(__file__).resolve().parents[1] / "bench" / "run_gpu.py"
+    common = ["--device", "cpu", "--model", model_path, "--windows", "2", "--hf-batches", "2", "--repeats", "1"]
     subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--device",
-            "cpu",
-            "--model",
-            model_path,
-            "--windows",
-            "2",
-            "--hf-windows",
-            "2",
-            "--batches",
-            "1",
-            "--hf-batches",
-            "2",
-            "--repeats",
-            "1",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, str(script), *common, "--hf-windows", "2", "--batches", "1", "--out", str(out)],
         check=True,
         timeout=600,
     )
@@ -220,29 +202,7 @@ def test_gpu_benchmark_runs_here_and_its_transformers_baseline_decodes_the_same(
     spec = importlib.util.spec_from_file_location("run_gpu", script)
     run_gpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run_gpu)
-    assert (
-        run_gpu.main(
-            [
-                "--device",
-                "cpu",
-                "--model",
-                model_path,
-                "--windows",
-                "2",
-                "--batches",
-                "2,1",
-                "--hf-batches",
-                "2",
-                "--repeats",
-                "1",
-                "--budget-s",
-                "0",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert run_gpu.main([*common, "--batches", "2,1", "--budget-s", "0", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["runs"] == [] and result["summary"]["best"] == {}
     assert [(k["pipeline"], k["batch"], k["timestamps"]) for k in result["skipped"]] == [
