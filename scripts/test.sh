@@ -19,46 +19,64 @@ if [[ $# -gt 0 ]]; then
   .venv/bin/python -m pytest -q -rs --durations=30 --ignore=tests/test_sparknlp_interop.py "$@" || rc=$?
   exit $rc
 fi
-# A full run: the JVM leg (compile, run the Scala tests, which run Python fixtures from .venv, build
-# the user jar), then the pyspark 3.5 leg, in the background while the pyspark 4.x leg runs: a Spark
-# test leaves the 2 cores idle for much of its time (JVM starts, Python workers, servers, subprocess
-# jobs) and scalac is mostly one thread, so the two overlap well. Their output is printed whole once
-# both are done; tests/test_scala_jar.py needs the jar, so it runs after them.
+# A full run, in two streams that each keep the 2 cores busy about as long as the other (a Spark
+# test leaves the cores idle for much of its time: JVM starts, Python workers, servers, subprocess
+# jobs; scalac is mostly one thread):
+#   side: the JVM leg (compile, the Scala tests, which run Python fixtures from .venv, the user jar),
+#         then the user jar's tests (tests/test_scala_jar.py), then the pyspark 3.5 leg, then
+#         SIDE_TESTS below (pyspark 4.x, their own pytest process and SparkSession);
+#   main: the rest of the pyspark 4.x suite.
+# The side stream's output is printed whole once both are done.
+# SIDE_TESTS: the 4.x modules that start their own processes (notebook kernels, a standalone
+# cluster, TorchDistributor, Connect servers) and share little with the rest of the suite.
+SIDE_TESTS=(tests/test_cluster.py tests/test_notebooks.py tests/test_finetune.py)
 logs=target/ci-logs
-mkdir -p "$logs" && rm -f "$logs"/*.rc
+mkdir -p "$logs" && rm -f "$logs"/*.rc "$logs"/durations*.tsv
 (
   leg=0; scripts/sbt test assembly >"$logs/sbt.log" 2>&1 || leg=$?
   echo "test.sh: sbt leg done in ${SECONDS}s" >>"$logs/sbt.log"
   echo $leg >"$logs/sbt.rc"
+  leg=1
+  if [[ $(cat "$logs/sbt.rc") == 0 ]]; then
+    leg=0; .venv/bin/python -m pytest -q -rs --durations=10 tests/test_scala_jar.py >"$logs/jar.log" 2>&1 || leg=$?
+  else
+    echo "test.sh: the JVM leg failed, so the user jar's tests did not run" >"$logs/jar.log"
+  fi
+  echo "test.sh: user jar tests done in ${SECONDS}s" >>"$logs/jar.log"
+  echo $leg >"$logs/jar.rc"
   # pyspark 3.5.9 leg (.venv-spark35): the interop tests on the real spark-nlp_2.12:5.5.3 jar and a
   # representative set of the Spark tests.
   leg=0; scripts/test_spark35.sh >"$logs/spark35.log" 2>&1 || leg=$?
   echo $leg >"$logs/spark35.rc"
+  leg=0
+  SPARKASR_TEST_DURATIONS="$PWD/$logs/durations-side.tsv" .venv/bin/python -m pytest -q -rs --durations=30 \
+    "${SIDE_TESTS[@]}" >"$logs/side.log" 2>&1 || leg=$?
+  echo "test.sh: side stream done in ${SECONDS}s" >>"$logs/side.log"
+  echo $leg >"$logs/side.rc"
 ) &
 side=$!
-# pyspark 4.x leg (.venv): the whole suite but the Spark NLP interop tests, which run in the 3.5 leg:
-# Spark NLP's Spark 4 jar (spark-nlp_2.13:7.0.0) is not on the Maven Central CI reaches.
-# It includes the Spark Connect leg (tests/test_connect.py, marker `connect`: one Connect server from
-# pyspark's sbin/start-connect-server.sh on 127.0.0.1 for the module, next to the shared classic
-# session; `-m connect` runs it alone, `-m "not connect"` skips it) and tests/test_readme.py (the
-# README's Python snippet run as written, in a fresh process).
+# pyspark 4.x (.venv): the whole suite but the Spark NLP interop tests, which run in the 3.5 leg
+# (Spark NLP's Spark 4 jar, spark-nlp_2.13:7.0.0, is not on the Maven Central CI reaches), the user
+# jar's and SIDE_TESTS. It includes the Spark Connect leg (tests/test_connect.py, marker `connect`:
+# one Connect server from pyspark's sbin/start-connect-server.sh on 127.0.0.1 for the module, next to
+# the shared classic session; `-m connect` runs it alone, `-m "not connect"` skips it) and
+# tests/test_readme.py (the README's Python snippet run as written, in a fresh process).
 start=$SECONDS
-rm -f "$logs/durations.tsv"
-SPARKASR_TEST_DURATIONS="$PWD/$logs/durations.tsv" .venv/bin/python -m pytest -q -rs \
-  --ignore=tests/test_sparknlp_interop.py --ignore=tests/test_scala_jar.py || rc=$?
+ignore=(--ignore=tests/test_sparknlp_interop.py --ignore=tests/test_scala_jar.py)
+for t in "${SIDE_TESTS[@]}"; do ignore+=(--ignore="$t"); done
+SPARKASR_TEST_DURATIONS="$PWD/$logs/durations.tsv" .venv/bin/python -m pytest -q -rs --durations=30 \
+  "${ignore[@]}" || rc=$?
 leg4=$((SECONDS - start))
+echo "test.sh: pyspark 4.x main stream done in ${SECONDS}s"
 wait $side || true
-for leg in sbt spark35; do
-  echo "=== $leg leg (output of the background run) ==="
+for leg in sbt jar spark35 side; do
+  echo "=== $leg (output of the side stream) ==="
   cat "$logs/$leg.log"
-  [[ "$(cat "$logs/$leg.rc" 2>/dev/null)" == 0 ]] || { echo "test.sh: the $leg leg failed"; rc=1; }
+  [[ "$(cat "$logs/$leg.rc" 2>/dev/null)" == 0 ]] || { echo "test.sh: $leg failed"; rc=1; }
 done
-if [[ "$(cat "$logs/sbt.rc" 2>/dev/null)" == 0 ]]; then
-  .venv/bin/python -m pytest -q -rs --durations=10 tests/test_scala_jar.py || rc=$?
-fi
 # Last, where the time went (what a CI log's tail shows).
-.venv/bin/python scripts/durations.py "$logs/durations.tsv" || true
-grep -h "sbt leg done in\|test_spark35: done in" "$logs/sbt.log" "$logs/spark35.log" || true
-echo "test.sh: pyspark 4.x leg done in ${leg4}s"
+.venv/bin/python scripts/durations.py "$logs"/durations*.tsv || true
+grep -h "done in" "$logs/sbt.log" "$logs/jar.log" "$logs/spark35.log" "$logs/side.log" || true
+echo "test.sh: pyspark 4.x main stream took ${leg4}s"
 echo "test.sh: all legs done in ${SECONDS}s (rc $rc)"
 exit $rc
