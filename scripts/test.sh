@@ -3,6 +3,14 @@
 # shared local[2] SparkSession), side by side on a full run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+logs=target/ci-logs
+mkdir -p "$logs" && rm -f "$logs"/*.rc "$logs"/durations*.tsv
+if [[ $# -eq 0 ]]; then
+  # A full run: the pyspark 3.5 environment and its jars are made while setup.sh makes .venv (pip
+  # spends much of its time on one core or waiting on downloads).
+  scripts/test_spark35.sh --prepare >"$logs/spark35-prepare.log" 2>&1 &
+  prepare=$!
+fi
 scripts/setup.sh --all
 # The evaluation corpus for tests/test_accuracy.py: Debian's Asterisk prompts, downloaded once with
 # apt-get (no root) into a cache outside the repository; it says why and stops where it cannot.
@@ -27,11 +35,10 @@ fi
 #         SIDE_TESTS below (pyspark 4.x, their own pytest process and SparkSession);
 #   main: the rest of the pyspark 4.x suite.
 # The side stream's output is printed whole once both are done.
-# SIDE_TESTS: the 4.x modules that start their own processes (notebook kernels, a standalone
-# cluster, TorchDistributor, Connect servers) and share little with the rest of the suite.
-SIDE_TESTS=(tests/test_cluster.py tests/test_notebooks.py tests/test_finetune.py)
-logs=target/ci-logs
-mkdir -p "$logs" && rm -f "$logs"/*.rc "$logs"/durations*.tsv
+# SIDE_TESTS: 4.x modules that start their own processes (a standalone cluster, notebook kernels)
+# and share nothing with the rest of the suite.
+SIDE_TESTS=(tests/test_cluster.py tests/test_notebooks.py)
+wait "$prepare" || true  # a failed preparation is redone, and reported, by the 3.5 leg itself
 (
   leg=0; scripts/sbt test assembly >"$logs/sbt.log" 2>&1 || leg=$?
   echo "test.sh: sbt leg done in ${SECONDS}s" >>"$logs/sbt.log"
@@ -46,7 +53,7 @@ mkdir -p "$logs" && rm -f "$logs"/*.rc "$logs"/durations*.tsv
   echo $leg >"$logs/jar.rc"
   # pyspark 3.5.9 leg (.venv-spark35): the interop tests on the real spark-nlp_2.12:5.5.3 jar and a
   # representative set of the Spark tests.
-  leg=0; scripts/test_spark35.sh >"$logs/spark35.log" 2>&1 || leg=$?
+  leg=0; { cat "$logs/spark35-prepare.log"; scripts/test_spark35.sh; } >"$logs/spark35.log" 2>&1 || leg=$?
   echo $leg >"$logs/spark35.rc"
   leg=0
   SPARKASR_TEST_DURATIONS="$PWD/$logs/durations-side.tsv" .venv/bin/python -m pytest -q -rs --durations=30 \

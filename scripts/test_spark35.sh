@@ -2,7 +2,8 @@
 # The pyspark 3.5 leg of scripts/test.sh: a second environment, .venv-spark35, with pyspark 3.5.9,
 # Spark NLP 5.5.3 (Python package + the spark-nlp_2.12:5.5.3 jar from Maven Central) and sparkasr
 # installed without its `spark` extra, running the Spark NLP interop tests and a representative set
-# of the Spark tests (the list below says why each is here). Extra arguments go to pytest.
+# of the Spark tests (the list below says why each is here). Extra arguments go to pytest;
+# `--prepare` alone makes the environment and fetches the jar, then stops.
 #
 # Needs: python3 >= 3.10, Java 17, Maven (for the jar), and .venv with torch from
 # `scripts/setup.sh --all` (SPARKASR_TORCH_PYTHON, default .venv/bin/python, builds the tiny CTC
@@ -33,6 +34,12 @@ if [[ ! -f "$VENV/.sparkasr-$stamp" ]]; then
   rm -f "$VENV"/.sparkasr-* && touch "$VENV/.sparkasr-$stamp"
 fi
 "$VENV/bin/python" -c "import numpy, pandas, pyarrow, pyspark, sparknlp; print('test_spark35: pyspark', pyspark.__version__, 'spark-nlp', sparknlp.version(), 'numpy', numpy.__version__, 'pandas', pandas.__version__, 'pyarrow', pyarrow.__version__)"
+if [[ "${1:-}" == "--prepare" ]]; then
+  # only the environment and the Spark NLP jar (scripts/test.sh makes them while setup.sh makes .venv)
+  SPARKNLP_VERSION=5.5.3 SPARKNLP_ARTIFACT=spark-nlp_2.12 bash scripts/fetch_sparknlp_jar.sh >/dev/null || true
+  say "prepared in ${SECONDS}s"
+  exit 0
+fi
 
 unset SPARK_HOME  # pyspark's own Spark 3.5.9, never another installation's
 export PYSPARK_PYTHON="$PWD/$VENV/bin/python" PYSPARK_DRIVER_PYTHON="$PWD/$VENV/bin/python"
