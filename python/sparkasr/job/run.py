@@ -951,11 +951,14 @@ def _run(
         current_path = write_current(spark, output, current, fmt, run_id)
     with span("summary"):
         back = read_records(spark, [current_path], current_path, fmt, schema=current.schema)
+        # the references are counted here, so the evaluation report needs no job of its own to ask
+        references = F.count("reference") if "reference" in back.columns else F.lit(0)
         stats = back.agg(
             F.count("*").alias("n"),
             F.count("error").alias("errors"),
             F.sum("duration_s").alias("audio"),
             F.sum(F.when(F.col("error").isNotNull() & (F.col("run") != run_id), 1).otherwise(0)).alias("kept_errors"),
+            references.alias("references"),
         ).collect()[0]
     if subtitles:
         with span("subtitles"):
@@ -977,7 +980,7 @@ def _run(
         current_path=current_path,
         hidden_note=listing.hidden_note(),
     )
-    if report and "reference" in back.columns:
+    if report and stats["references"]:
         carried = [c for c in back.columns if c not in RECORD_COLUMNS]
         with span("evaluation report"):
             result.metrics = _write_eval_report(back, output, asr, carried)
@@ -989,12 +992,10 @@ def _run(
     return result
 
 
-def _write_eval_report(records, output: str, asr, carried: List[str]) -> Optional[Dict[str, Any]]:
-    """WER/CER report (metrics.json, report.md, PNGs) when the inputs carry references."""
-    from ..spark.evaluation import evaluate_and_report, has_references
+def _write_eval_report(records, output: str, asr, carried: List[str]) -> Dict[str, Any]:
+    """WER/CER report (metrics.json, report.md, PNGs) of ``records``, which carry references."""
+    from ..spark.evaluation import evaluate_and_report
 
-    if not has_references(records, "reference"):
-        return None
     group_cols = [c for c in carried if c in ("speaker", "dataset", "group", "split")]
     runtime = set(asr._option_table.runtime_names())
     options = {p.name: v for p, v in asr.extractParamMap().items() if p.name not in runtime}
