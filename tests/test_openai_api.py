@@ -20,7 +20,7 @@ import soundfile as sf
 from serve_support import ThreadServer, wav_bytes, wer
 from sparkasr.records import AudioItem
 from sparkasr.serve.app import HttpLimits, create_app
-from sparkasr.serve.openai_protocol import fallback_temperatures
+from sparkasr.serve.openai_protocol import fallback_temperatures, language_name
 from sparkasr.serve.service import Limits, ModelService, resolve_model
 
 TIMEOUT = 300.0  # generous bound on any one request (the machine may be busy): hangs fail, slowness does not
@@ -98,7 +98,8 @@ def test_json_text_and_models(client):
 
 def test_verbose_json_segments_and_words(verbose):
     v = verbose
-    assert v.language == "en" and v.task == "transcribe"
+    assert v.language == "english" and v.task == "transcribe"  # OpenAI names the language
+    assert language_name("es") == "spanish" and language_name("yue") == "cantonese" and language_name(None) == ""
     assert v.duration == pytest.approx(7.1, abs=0.01)
     assert wer([REF], [v.text]) < 0.3
     assert v.segments and v.words
