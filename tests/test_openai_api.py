@@ -180,6 +180,37 @@ def test_curl_multipart_by_hand(server, verbose):
     assert body["text"] == verbose.text and len(body["words"]) == len(verbose.words)
 
 
+def test_result_cache_serves_repeats(client, server, service):
+    """The same audio and options twice: the second answer comes from the result cache (no engine
+    call), in any format that needs the same timestamps; x-use-cache: false decodes again;
+    sampling (an explicit temperature: OpenAI's fallback up to 1.0) is never cached."""
+    card = DATA / "cards" / "002.wav"
+    raw = client.audio.transcriptions.with_raw_response
+    with open(card, "rb") as f:
+        first = raw.create(model=MODEL, file=f)
+    calls = service.stats.batched_items
+    with open(card, "rb") as f:
+        again = raw.create(model=MODEL, file=f)
+    with open(card, "rb") as f:
+        text = raw.create(model=MODEL, file=f, response_format="text")
+    assert (first.headers["x-cache"], again.headers["x-cache"], text.headers["x-cache"]) == ("miss", "hit", "hit")
+    assert again.parse().text == first.parse().text == text.parse().rstrip("\n") and first.parse().text
+    assert service.stats.batched_items == calls  # no engine call
+    with open(card, "rb") as f:
+        fresh = raw.create(model=MODEL, file=f, extra_headers={"x-use-cache": "false"})
+    assert fresh.headers["x-cache"] == "miss" and service.stats.batched_items == calls + 1
+    with open(card, "rb") as f:
+        assert raw.create(model=MODEL, file=f, temperature=0.0).headers["x-cache"] == "off"
+    r = _post(
+        server, files={"file": ("c.wav", card.read_bytes(), "audio/wav")}, data={"model": MODEL, "stream": "true"}
+    )
+    assert r.headers["x-cache"] == "miss"
+    r = _post(
+        server, files={"file": ("c.wav", card.read_bytes(), "audio/wav")}, data={"model": MODEL, "stream": "true"}
+    )
+    assert r.headers["x-cache"] == "hit" and json.loads(r.text.split("\n\n")[-2][6:])["text"] == first.parse().text
+
+
 # -- streaming ------------------------------------------------------------------------------------
 
 
@@ -188,8 +219,10 @@ def _events(stream):
 
 
 def test_stream_short_clip(client, server, verbose):
-    with open(CLIP, "rb") as f:
-        events = _events(client.audio.transcriptions.create(model=MODEL, file=f, stream=True))
+    with open(CLIP, "rb") as f:  # decoded, not answered from the cache
+        events = _events(
+            client.audio.transcriptions.create(model=MODEL, file=f, stream=True, extra_headers={"x-use-cache": "false"})
+        )
     kinds = [k for k, _ in events]
     assert kinds[-1] == "transcript.text.done" and set(kinds[:-1]) == {"transcript.text.delta"}
     assert len(kinds) - 1 == len(verbose.segments)  # a delta per segment
