@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -273,6 +274,33 @@ def test_translation_on_an_english_only_model_is_refused(client):
     with open(CLIP, "rb") as f, pytest.raises(openai.BadRequestError) as e:
         client.audio.translations.create(model=MODEL, file=f)
     assert e.value.status_code == 400 and e.value.param == "model" and "English-only" in e.value.message
+
+
+def test_translation_with_the_multilingual_model():
+    """Whisper base translates a Spanish prompt (Debian's Asterisk es_MX prompts) into English:
+    English words come back and the Spanish ones do not; verbose_json names the language heard."""
+    sys.path.insert(0, str(DATA.parents[1] / "bench"))
+    import eval_corpus
+
+    missing = eval_corpus.missing_reason()
+    if missing is not None:
+        pytest.skip(str(missing))
+    clip = {e.name: e for e in eval_corpus.load_set("asterisk-es")}["agent-incorrect"]
+    # "Clave incorrecta. Por favor, ingrese su numero de agente seguido por la tecla de numero"
+    svc = ModelService(resolve_model("base"), {"temperature": [0.0]})
+    svc.load()
+    srv = ThreadServer(create_app(svc))
+    try:
+        client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="none", max_retries=0, timeout=TIMEOUT)
+        with open(clip.path, "rb") as f:
+            v = client.audio.translations.create(model="base", file=f, response_format="verbose_json")
+        words = set(re.findall(r"\w+", v.text.lower()))
+        assert v.task == "translate" and v.language == "spanish", v
+        assert words & {"please", "enter", "number", "key", "agent", "incorrect", "wrong"}, v.text
+        assert not words & {"por", "favor", "ingrese", "numero", "número", "clave", "tecla"}, v.text
+    finally:
+        srv.close()
+        svc.stop()
 
 
 def test_model_and_token_errors(client, server):
