@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import soundfile as sf
 from serve_support import ThreadServer, wav_bytes, wer
 from sparkasr.records import AudioItem
 from sparkasr.serve.app import HttpLimits, create_app
-from sparkasr.serve.openai_protocol import fallback_temperatures
+from sparkasr.serve.openai_protocol import fallback_temperatures, language_name
 from sparkasr.serve.service import Limits, ModelService, resolve_model
 
 TIMEOUT = 300.0  # generous bound on any one request (the machine may be busy): hangs fail, slowness does not
@@ -98,7 +99,8 @@ def test_json_text_and_models(client):
 
 def test_verbose_json_segments_and_words(verbose):
     v = verbose
-    assert v.language == "en" and v.task == "transcribe"
+    assert v.language == "english" and v.task == "transcribe"  # OpenAI names the language
+    assert language_name("es") == "spanish" and language_name("yue") == "cantonese" and language_name(None) == ""
     assert v.duration == pytest.approx(7.1, abs=0.01)
     assert wer([REF], [v.text]) < 0.3
     assert v.segments and v.words
@@ -179,6 +181,37 @@ def test_curl_multipart_by_hand(server, verbose):
     assert body["text"] == verbose.text and len(body["words"]) == len(verbose.words)
 
 
+def test_result_cache_serves_repeats(client, server, service):
+    """The same audio and options twice: the second answer comes from the result cache (no engine
+    call), in any format that needs the same timestamps; x-use-cache: false decodes again;
+    sampling (an explicit temperature: OpenAI's fallback up to 1.0) is never cached."""
+    card = DATA / "cards" / "002.wav"
+    raw = client.audio.transcriptions.with_raw_response
+    with open(card, "rb") as f:
+        first = raw.create(model=MODEL, file=f)
+    calls = service.stats.batched_items
+    with open(card, "rb") as f:
+        again = raw.create(model=MODEL, file=f)
+    with open(card, "rb") as f:
+        text = raw.create(model=MODEL, file=f, response_format="text")
+    assert (first.headers["x-cache"], again.headers["x-cache"], text.headers["x-cache"]) == ("miss", "hit", "hit")
+    assert again.parse().text == first.parse().text == text.parse().rstrip("\n") and first.parse().text
+    assert service.stats.batched_items == calls  # no engine call
+    with open(card, "rb") as f:
+        fresh = raw.create(model=MODEL, file=f, extra_headers={"x-use-cache": "false"})
+    assert fresh.headers["x-cache"] == "miss" and service.stats.batched_items == calls + 1
+    with open(card, "rb") as f:
+        assert raw.create(model=MODEL, file=f, temperature=0.0).headers["x-cache"] == "off"
+    r = _post(
+        server, files={"file": ("c.wav", card.read_bytes(), "audio/wav")}, data={"model": MODEL, "stream": "true"}
+    )
+    assert r.headers["x-cache"] == "miss"
+    r = _post(
+        server, files={"file": ("c.wav", card.read_bytes(), "audio/wav")}, data={"model": MODEL, "stream": "true"}
+    )
+    assert r.headers["x-cache"] == "hit" and json.loads(r.text.split("\n\n")[-2][6:])["text"] == first.parse().text
+
+
 # -- streaming ------------------------------------------------------------------------------------
 
 
@@ -187,8 +220,10 @@ def _events(stream):
 
 
 def test_stream_short_clip(client, server, verbose):
-    with open(CLIP, "rb") as f:
-        events = _events(client.audio.transcriptions.create(model=MODEL, file=f, stream=True))
+    with open(CLIP, "rb") as f:  # decoded, not answered from the cache
+        events = _events(
+            client.audio.transcriptions.create(model=MODEL, file=f, stream=True, extra_headers={"x-use-cache": "false"})
+        )
     kinds = [k for k, _ in events]
     assert kinds[-1] == "transcript.text.done" and set(kinds[:-1]) == {"transcript.text.delta"}
     assert len(kinds) - 1 == len(verbose.segments)  # a delta per segment
@@ -239,6 +274,33 @@ def test_translation_on_an_english_only_model_is_refused(client):
     with open(CLIP, "rb") as f, pytest.raises(openai.BadRequestError) as e:
         client.audio.translations.create(model=MODEL, file=f)
     assert e.value.status_code == 400 and e.value.param == "model" and "English-only" in e.value.message
+
+
+def test_translation_with_the_multilingual_model():
+    """Whisper base translates a Spanish prompt (Debian's Asterisk es_MX prompts) into English:
+    English words come back and the Spanish ones do not; verbose_json names the language heard."""
+    sys.path.insert(0, str(DATA.parents[1] / "bench"))
+    import eval_corpus
+
+    missing = eval_corpus.missing_reason()
+    if missing is not None:
+        pytest.skip(str(missing))
+    clip = {e.name: e for e in eval_corpus.load_set("asterisk-es")}["agent-incorrect"]
+    # "Clave incorrecta. Por favor, ingrese su numero de agente seguido por la tecla de numero"
+    svc = ModelService(resolve_model("base"), {"temperature": [0.0]})
+    svc.load()
+    srv = ThreadServer(create_app(svc))
+    try:
+        client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="none", max_retries=0, timeout=TIMEOUT)
+        with open(clip.path, "rb") as f:
+            v = client.audio.translations.create(model="base", file=f, response_format="verbose_json")
+        words = set(re.findall(r"\w+", v.text.lower()))
+        assert v.task == "translate" and v.language == "spanish", v
+        assert words & {"please", "enter", "number", "key", "agent", "incorrect", "wrong"}, v.text
+        assert not words & {"por", "favor", "ingrese", "numero", "número", "clave", "tecla"}, v.text
+    finally:
+        srv.close()
+        svc.stop()
 
 
 def test_model_and_token_errors(client, server):

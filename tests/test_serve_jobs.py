@@ -146,6 +146,41 @@ def test_paths_outside_the_allowed_directories_are_refused(jobs_server, audio_di
         bare.submit({}, [str(audio_dir / LIBRIVOX[0].name)])
 
 
+def test_paths_job_runs_as_the_batch_job_on_spark(spark, service, audio_dir, tmp_path):
+    """`--spark-remote local[1]`: a job of paths runs as the batch job (run_transcription) through
+    the same job API; its records are the run's current view and its subtitles the batch job's, in
+    the job's directory. (In the test process the shared session already exists, so the runner's
+    builder, `.master("local[1]")`, gets it, as any Spark app in a process with a session does.)"""
+    from sparkasr.job.subtitles import safe_name
+    from sparkasr.serve.spark_jobs import SparkJobRunner, SparkTarget
+
+    runner = SparkJobRunner(SparkTarget("local[1]"))
+    store = JobStore(str(tmp_path / "jobs"), service, ReadPolicy([str(audio_dir)]), spark=runner)
+    store.start()
+    srv = ThreadServer(create_app(service, HttpLimits(token=TOKEN), jobs=store))
+    try:
+        paths = [os.path.realpath(audio_dir / w.name) for w in LIBRIVOX[:2]]
+        r = httpx.post(f"{srv.url}/jobs", json={"paths": paths, "language": "en"}, headers=_auth(), timeout=TIMEOUT)
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        done = _wait_done(srv.url, job_id)
+        assert runner.session() is spark
+        assert done["progress"]["inputs_done"] == 2 and done["errors"] == 0
+        total = sum(float(sf.info(p).duration) for p in paths)
+        assert done["progress"]["audio_seconds_done"] == pytest.approx(total, abs=0.05)
+        recs = httpx.get(f"{srv.url}/jobs/{job_id}/results", headers=_auth(), timeout=TIMEOUT).json()["records"]
+        assert [r["path"] for r in recs] == paths
+        assert wer([_ref(w) for w in LIBRIVOX[:2]], [r["text"] for r in recs]) < 0.3
+        assert all(r["model"] == "tiny.en" and len(r["config_id"]) > 8 and r["chunks"] for r in recs)
+        out = store.root / job_id  # the batch job's output directory
+        assert list(out.glob("transcripts/run=*/part-*")) and (out / "current").is_dir()
+        srt = httpx.get(f"{srv.url}/jobs/{job_id}/results?format=srt&input=1", headers=_auth()).text
+        assert srt == (out / "subtitles" / f"{safe_name(paths[1])}.srt").read_text() and "-->" in srt
+    finally:
+        srv.close()
+        store.stop()
+
+
 def test_killed_server_resumes_without_losing_or_repeating(tmp_path):
     """The real command, killed (SIGKILL) mid-job and started again on the same --jobs-dir. The
     job's second input is a 35-s file, so the kill lands while it is being transcribed."""
@@ -251,7 +286,7 @@ def test_a_job_that_no_longer_applies_ends_with_error_records(service, tmp_path)
     assert ok["error"] is None and wer([_ref(LIBRIVOX[1])], [ok["text"]]) < 0.3
 
 
-def test_allow_read_needs_a_jobs_dir():
+def test_allow_read_and_spark_remote_need_a_jobs_dir():
     import subprocess
     import sys
 
@@ -264,3 +299,11 @@ def test_allow_read_needs_a_jobs_dir():
         timeout=TIMEOUT,
     )
     assert out.returncode == 2 and "--allow-read needs --jobs-dir" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "sparkasr.cli", "serve", "--spark-remote", "local[1]", "--no-demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert out.returncode == 2 and "--spark-remote needs --jobs-dir" in out.stderr

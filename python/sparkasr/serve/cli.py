@@ -146,6 +146,14 @@ def add_commands(sub) -> Dict[str, Callable[[Any], int]]:
         metavar="DIR",
         help="a directory whose files an async job may name by path (repeatable; default: none, uploads only)",
     )
+    serve.add_argument(
+        "--spark-remote",
+        default=None,
+        metavar="URL",
+        help="run each async job of paths as the batch job (sparkasr transcribe) on Spark: a Spark Connect URL "
+        "(sc://host:15002) or a master URL (local[4], spark://host:7077, yarn); the jobs dir and the paths must be "
+        "seen by the cluster too; uploads are still transcribed by the server (default: the server transcribes)",
+    )
     serve.add_argument("--no-demo", dest="demo", action="store_false", help="do not mount the demo at /demo")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     demo = sub.add_parser(
@@ -192,13 +200,26 @@ def serve_main(args) -> int:
     if args.jobs_dir:
         from .jobs import JobStore, ReadPolicy
 
+        runner = None
+        if args.spark_remote:
+            from .spark_jobs import SparkJobRunner, SparkTarget
+
+            if not service.whisper:
+                print("sparkasr: error: --spark-remote runs Whisper models only (the batch job's)", file=sys.stderr)
+                return 2
+            try:
+                runner = SparkJobRunner(SparkTarget(args.spark_remote, args.model))
+            except ValueError as exc:
+                print(f"sparkasr: error: {exc}", file=sys.stderr)
+                return 2
         try:
-            jobs = JobStore(args.jobs_dir, service, ReadPolicy(args.allow_read))
+            jobs = JobStore(args.jobs_dir, service, ReadPolicy(args.allow_read), spark=runner)
         except OSError as exc:
             print(f"sparkasr: error: --jobs-dir {args.jobs_dir}: {exc}", file=sys.stderr)
             return 2
-    elif args.allow_read:
-        print("sparkasr: error: --allow-read needs --jobs-dir", file=sys.stderr)
+    elif args.allow_read or args.spark_remote:
+        flag = "--allow-read" if args.allow_read else "--spark-remote"
+        print(f"sparkasr: error: {flag} needs --jobs-dir", file=sys.stderr)
         return 2
     app = create_app(service, limits, demo=args.demo, jobs=jobs)
     service.start()

@@ -17,6 +17,11 @@ An input with a record is done and never transcribed again; a server that stops 
 resumes each unfinished job at its first input without a record, so every input is transcribed
 once and kept once. Progress (audio seconds done of the total, inputs done) is kept in memory,
 within a long input too (the long lane's pieces).
+
+With a :class:`~.spark_jobs.SparkJobRunner` (``--spark-remote URL``) a job of paths runs as the
+batch job on that cluster instead (:mod:`.spark_jobs`): the job's directory is then also the batch
+job's output directory, its records are the run's current view and its subtitles the batch job's.
+An upload is still transcribed here (the cluster does not see this server's files).
 """
 
 from __future__ import annotations
@@ -154,13 +159,15 @@ class JobStore:
     """The jobs under ``root``: submission, the runner thread, status and results.
 
     ``service``: the :class:`~.service.ModelService` (its long lane runs the inputs);
-    ``policy``: the files a job may name."""
+    ``policy``: the files a job may name; ``spark``: a :class:`~.spark_jobs.SparkJobRunner` that
+    runs the jobs of paths as the batch job (None: the long lane runs them)."""
 
-    def __init__(self, root: str, service, policy: ReadPolicy):
+    def __init__(self, root: str, service, policy: ReadPolicy, spark=None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.service = service
         self.policy = policy
+        self.spark = spark
         self.jobs: Dict[str, JobState] = {}
         self._pending: List[str] = []
         self._cond = threading.Condition()
@@ -270,8 +277,13 @@ class JobStore:
                     return
                 job = self.jobs[self._pending[0]]
             try:
-                self._run_job(job)
+                if self.spark is not None and not (job.dir / "upload").is_dir():
+                    self._run_spark_job(job)
+                else:
+                    self._run_job(job)
             except Exception as exc:  # its options no longer apply (another model), say: each input says so
+                if self._stop.is_set():
+                    return  # not recorded: resumed at the next start
                 log.exception("job %s failed", job.id)
                 for k, path in enumerate(job.inputs):
                     if not job.has_record(k):
@@ -305,6 +317,36 @@ class JobStore:
             self._record(job, k, path, item, t, cfg)
         job.finished = time.time()
 
+    def _run_spark_job(self, job: JobState) -> None:
+        from .spark_jobs import RECORD_FIELDS, Stopped
+
+        job.started = job.started or time.time()
+        todo = [k for k in range(len(job.inputs)) if not job.has_record(k)]
+        index = {path: k for k, path in enumerate(job.inputs)}
+
+        def progress(seconds: Dict[str, float]) -> None:
+            for path, s in seconds.items():
+                k = index.get(path)
+                if k is not None and not job.has_record(k):
+                    job.done[k] = max(job.done.get(k, 0.0), s)
+
+        params = {**self.service.base, **job.values}
+        try:
+            records = self.spark.run([job.inputs[k] for k in todo], str(job.dir), params, self._stop, progress)
+        except Stopped:
+            return
+        for k in todo:
+            path = job.inputs[k]
+            record = records.get(path)
+            if record is None:
+                record = dict.fromkeys(RECORD_FIELDS)
+                record.update(path=path, text="", chunks=[], duration_s=job.durations[k], input_id=input_id(path))
+                record.update(
+                    error=f"{path}: the Spark job gave no record for this input", model=self.spark.target.model
+                )
+            self._keep(job, k, record, subtitles=False)  # the batch job wrote them
+        job.finished = time.time()
+
     def _transcribe(self, job: JobState, k: int, item, options) -> Transcript:
         def partial(piece: Transcript) -> None:
             job.done[k] = max(job.done.get(k, 0.0), piece.offset_s + piece.duration_s - item.offset_s)
@@ -336,7 +378,12 @@ class JobStore:
             "input_id": input_id(path),
             "config_id": cfg,
         }
-        if chunks and not error:
+        self._keep(job, k, record)
+
+    def _keep(self, job: JobState, k: int, record: Dict[str, Any], subtitles: bool = True) -> None:
+        """Input ``k``'s record (and its subtitles) written: the input is done."""
+        path, chunks, error = record["path"], record["chunks"], record.get("error")
+        if subtitles and chunks and not error:
             cues = cues_from_chunks(chunks)
             sub = job.dir / "subtitles"
             sub.mkdir(exist_ok=True)
@@ -344,7 +391,7 @@ class JobStore:
             _write_atomic(sub / f"{name}.srt", to_srt(cues))
             _write_atomic(sub / f"{name}.vtt", to_vtt(cues))
         _write_atomic(job.record_path(k), json.dumps(record, ensure_ascii=False))  # last: the input is done
-        job.done[k] = float(record["duration_s"] or 0.0)
+        job.done[k] = float(record.get("duration_s") or 0.0)
         job.errors += bool(error)
         self.transcribed += 1
 

@@ -5,7 +5,8 @@ The routes go through the same :class:`~.app.Gateway` as the Inference API's (Be
 limit 413, readiness 503, the decode slots, the queue 429, the batching worker and the long lane);
 only the request (a bounded multipart form, :mod:`.openai_protocol`) and the answer differ. Errors
 are OpenAI's ``{"error": {"message", "type", "param", "code"}}`` (the app's handlers, for every
-path under ``/v1``). ``stream=true`` answers server-sent events: a ``transcript.text.delta`` per
+path under ``/v1``). Deterministic transcripts come from the server's result cache, as the
+Inference API's do (``x-use-cache``, ``x-cache``). ``stream=true`` answers server-sent events: a ``transcript.text.delta`` per
 piece of a long upload as the long lane finishes it (per segment of a short one, once decoded), then
 ``transcript.text.done``.
 """
@@ -24,6 +25,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..options import shown_value
 from ..records import Transcript
+from .app import _flag
 from .openai_protocol import (
     MAX_FIELD_BYTES,
     MAX_FIELDS,
@@ -37,6 +39,10 @@ from .openai_protocol import (
     stream_event,
 )
 from .protocol import RequestError
+from .service import ResultCache
+
+#: what the cache holds for these routes (a transcript, the Inference API's a response body)
+_TRANSCRIPT = "transcript"
 
 #: request fields whose values the option table checks, and their names in OpenAI's API
 _PARAMS = {"temperature": "temperature", "initialPrompt": "prompt", "language": "language"}
@@ -100,6 +106,11 @@ def _wait_header(request: Request) -> bool:
     return v in ("1", "true", "yes", "on")
 
 
+def _use_cache(request: Request) -> bool:
+    """``x-use-cache`` as the Inference API reads it: anything but a false value uses the cache."""
+    return _flag(request.headers.get("x-use-cache")) is not False
+
+
 def add_openai_routes(app: FastAPI, gateway) -> None:
     """OpenAI's audio and model routes on ``app``, through ``gateway`` (:class:`~.app.Gateway`)."""
     service = gateway.service
@@ -128,16 +139,39 @@ def add_openai_routes(app: FastAPI, gateway) -> None:
                         await v.close()
         if not data:
             raise OpenAIError(400, "the uploaded file is empty", param="file")
+        # the transcript is cached (the answer is rendered from it), so one decode serves every
+        # format that needs the same timestamps
+        key = ResultCache.key(data, (options, _TRANSCRIPT)) if service.cacheable(options) else None
+        if key is not None and _use_cache(request):
+            hit = service.cache.get(key)
+            if hit is not None:
+                if req.stream:
+                    return _stream_finished(hit, {"x-cache": "hit"})
+                text, media = render(hit, req)
+                return Response(text, media_type=media, headers={"x-cache": "hit"})
+        cache = {"x-cache": "miss" if key is not None else "off"}
         item = await gateway.decode(data)
         if req.stream:
-            return await _stream(item, options)
+            return await _stream(item, options, key, cache)
         t = await asyncio.wrap_future(gateway.submit(options, item))
         if t.error:
             raise RequestError(500, t.error)
+        if key is not None:
+            service.cache.put(key, t)
         text, media = render(t, req)
-        return Response(text, media_type=media)
+        return Response(text, media_type=media, headers=cache)
 
-    async def _stream(item, options) -> StreamingResponse:
+    def _stream_finished(t: Transcript, headers) -> StreamingResponse:
+        async def events() -> AsyncIterator[bytes]:
+            for d in deltas(t):
+                yield stream_event("delta", d)
+            yield stream_event("done", t.text)
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", **headers}
+        )
+
+    async def _stream(item, options, key, headers) -> StreamingResponse:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue = asyncio.Queue()
 
@@ -173,12 +207,16 @@ def add_openai_routes(app: FastAPI, gateway) -> None:
 
                 yield b"data: " + json.dumps(error_body(500, t.error)).encode() + b"\n\n"
                 return
+            if key is not None:
+                service.cache.put(key, t)
             if sent == 0:
                 for d in deltas(t):
                     yield stream_event("delta", d)
             yield stream_event("done", t.text)
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", **headers}
+        )
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request):

@@ -6,13 +6,14 @@ ignored: :class:`OpenAIError`, 400, naming the field as ``param``) and returns a
 :class:`OpenAIRequest`: the option values by param name (on top of the server's) and what the answer
 looks like. :func:`render` writes a :class:`~sparkasr.records.Transcript` as ``json``, ``text``,
 ``srt``, ``vtt`` (the batch job's cue rules, :mod:`sparkasr.job.subtitles`) or ``verbose_json``
-(Whisper's segments with how each was decoded, :class:`~sparkasr.records.SegmentInfo`, and the
-words); :func:`stream_event` the server-sent events of ``stream=true``. Plain Python: no web
-framework here.
+(the language by name, Whisper's segments with how each was decoded,
+:class:`~sparkasr.records.SegmentInfo`, and the words); :func:`stream_event` the server-sent
+events of ``stream=true``. Plain Python: no web framework here.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -289,10 +290,27 @@ def segment_dict(i: int, c: Chunk) -> Dict[str, Any]:
     }
 
 
+@functools.cache
+def _language_names() -> Dict[str, str]:
+    # Whisper's own table (openai-whisper's tokenizer.LANGUAGES, as transformers ships it):
+    # faster-whisper keeps only the codes.
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    return dict(LANGUAGES)
+
+
+def language_name(code: Optional[str]) -> str:
+    """The language as OpenAI's ``verbose_json`` names it: Whisper's English name in lower case
+    (``"en"`` -> ``"english"``); ``""`` when unknown (a CTC model)."""
+    if not code:
+        return ""
+    return _language_names().get(code, code)
+
+
 def verbose(t: Transcript, req: OpenAIRequest) -> Dict[str, Any]:
     body: Dict[str, Any] = {
         "task": req.task,
-        "language": t.language or "",
+        "language": language_name(t.language),
         "duration": round(t.duration_s, 3),
         "text": t.text,
     }

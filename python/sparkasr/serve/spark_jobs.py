@@ -1,0 +1,171 @@
+"""The server's async jobs of paths run as the batch job on Spark (``sparkasr serve --spark-remote URL``).
+
+:class:`SparkJobRunner` runs a job's files through :func:`sparkasr.job.run.run_transcription`, the
+machinery of ``sparkasr transcribe``, on a session built once, in the jobs' runner thread: Spark
+Connect for an ``sc://`` URL (``SparkSession.builder.remote``), else a master URL
+(``.master``: ``local[4]``, ``spark://host:7077``, ``yarn``...). The job's directory is the batch
+job's output directory (its ``transcripts/``, ``current/`` and ``subtitles/``, beside the server's
+``job.json`` and ``records/``), so a job stopped with the server resumes there as the batch job
+does: the inputs with a record for the same model and options are not transcribed again. The
+records come from the run's current view; progress (audio seconds per input) from the records each
+Spark task has committed, read as the tasks finish.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+#: how often the committed records are read for progress (seconds)
+POLL_S = 0.5
+#: the record fields the jobs keep (the batch job's record shape, without its ``run``)
+RECORD_FIELDS = (
+    "path",
+    "text",
+    "language",
+    "language_probability",
+    "duration_s",
+    "chunks",
+    "error",
+    "model",
+    "input_id",
+    "config_id",
+)
+
+
+def is_connect_url(url: str) -> bool:
+    return url.startswith("sc://")
+
+
+@dataclass(frozen=True)
+class SparkTarget:
+    """Where the jobs run: ``url`` (``sc://...`` or a master URL) and the model as
+    ``sparkasr transcribe --model`` names it (None: the embedded default), so the executors
+    resolve it themselves."""
+
+    url: str
+    model: Optional[str] = None
+
+    def __post_init__(self):
+        if not self.url or not self.url.strip():
+            raise ValueError("--spark-remote needs a URL: sc://host:15002 or a master URL such as local[4]")
+
+
+class Stopped(Exception):
+    """The server stopped while the Spark job ran: nothing is recorded, the job resumes at the next start."""
+
+
+def committed_seconds(output: str, seen: Optional[Dict[str, Dict[str, float]]] = None) -> Dict[str, float]:
+    """Audio seconds of each input path with a committed record in ``output``'s runs (every
+    ``part-*`` file under ``transcripts/run=*/`` is complete once it is there). ``seen``: the
+    files read by earlier calls (a committed file never changes), updated."""
+    seen = {} if seen is None else seen
+    for path in glob.glob(os.path.join(glob.escape(output), "transcripts", "run=*", "part-*")):
+        if path in seen:
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                records = [json.loads(line) for line in f if line.strip()]
+            seen[path] = {r["path"]: float(r.get("duration_s") or 0.0) for r in records}
+        except (OSError, ValueError, KeyError):
+            continue  # read again at the next call
+    done: Dict[str, float] = {}
+    for per_file in seen.values():
+        done.update(per_file)
+    return done
+
+
+def _plain(value: Any) -> Any:
+    """A collected Spark value as JSON-ready Python (Rows as dicts, recursively)."""
+    if hasattr(value, "asDict"):
+        return {k: _plain(v) for k, v in value.asDict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class SparkJobRunner:
+    """Runs jobs' files as the batch job on :attr:`target`'s cluster (one at a time: the jobs'
+    runner thread calls :meth:`run`)."""
+
+    def __init__(self, target: SparkTarget):
+        self.target = target
+        self._spark = None
+        self._lock = threading.Lock()
+
+    def session(self):
+        """The Spark session, built at the first job (Spark's start is not the server's)."""
+        with self._lock:
+            if self._spark is None:
+                from ..cli import _spark_session
+
+                url = self.target.url
+                if is_connect_url(url):
+                    self._spark = _spark_session(None, app="sparkasr-serve-jobs", remote=url)
+                else:
+                    self._spark = _spark_session(url, app="sparkasr-serve-jobs")
+            return self._spark
+
+    def cancel(self) -> None:
+        """Cancel the session's running Spark jobs (the server is stopping)."""
+        if self._spark is not None:
+            from ..spark.session import cancel_all
+
+            try:
+                cancel_all(self._spark)
+            except Exception:  # the session is going away anyway
+                log.debug("cancelling the Spark jobs failed", exc_info=True)
+
+    def run(
+        self,
+        inputs: Sequence[str],
+        output: str,
+        params: Dict[str, Any],
+        stop: threading.Event,
+        progress: Callable[[Dict[str, float]], None],
+    ) -> Dict[str, Dict[str, Any]]:
+        """Transcribe ``inputs`` (local paths the cluster sees) into ``output`` with the stage
+        ``params``; the records of the current view by path. ``progress(seconds by path)`` is
+        called as Spark tasks commit; :class:`Stopped` when ``stop`` is set meanwhile."""
+        from ..job.run import run_transcription
+
+        spark = self.session()
+        done = threading.Event()
+        seen: Dict[str, Dict[str, float]] = {}
+
+        def poll() -> None:
+            while not done.wait(POLL_S):
+                if stop.is_set():
+                    self.cancel()
+                    return
+                progress(committed_seconds(output, seen))
+
+        poller = threading.Thread(target=poll, name="sparkasr-serve-spark-progress", daemon=True)
+        poller.start()
+        try:
+            res = run_transcription(
+                spark,
+                list(inputs),
+                output,
+                model=self.target.model,
+                fmt="jsonl",
+                whisper_params=params,
+                report=False,
+                subtitles=("srt", "vtt"),
+            )
+            rows: List[Any] = res.records.select(*RECORD_FIELDS).collect()
+        except Exception:
+            if stop.is_set():
+                raise Stopped() from None
+            raise
+        finally:
+            done.set()
+            poller.join()
+        return {r["path"]: {k: _plain(r[k]) for k in RECORD_FIELDS} for r in rows}
