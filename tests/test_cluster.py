@@ -9,8 +9,8 @@
 * Killing one worker (its JVM, executor JVM and Python workers) while tasks are running: the job
   still exits 0 and every input is in the output exactly once.
 
-The cluster is made of ``spark-class`` processes from the pip pyspark package; every process this
-module starts (and their descendants) is killed at the end, also on failure.
+The cluster is ``bench/standalone.py``'s (``spark-class`` processes from the pip pyspark package); every
+process this module starts (and their descendants) is killed at the end, also on failure.
 Measured numbers are printed (run with ``-s`` to see them).
 """
 
@@ -19,205 +19,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from standalone import WORKER_MEMORY, Cluster, cmdline, descendants, kill_tree, spark_home  # noqa: E402
+
 pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
-WORKER_MEMORY = "1500m"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).resolve().parent
-
-
-def _children_map() -> Dict[int, List[int]]:
-    kids: Dict[int, List[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids.setdefault(ppid, []).append(int(d))
-    return kids
-
-
-def _descendants(pid: int) -> List[int]:
-    kids, out, todo = _children_map(), [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in kids.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _kill_tree(proc: subprocess.Popen) -> List[int]:
-    """SIGKILL a process started with start_new_session=True: its group and every descendant
-    (PySpark's daemon moves itself into its own process group, so the group alone is not enough)."""
-    pids = [proc.pid] + _descendants(proc.pid)
-    groups = set()
-    for p in pids:
-        try:
-            groups.add(os.getpgid(p))
-        except OSError:
-            pass
-    for g in groups:
-        if g > 1 and g != os.getpgid(0):
-            try:
-                os.killpg(g, signal.SIGKILL)
-            except OSError:
-                pass
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pass
-    return pids
-
-
-class Cluster:
-    def __init__(self, root: Path):
-        self.root = root
-        self.procs: List[subprocess.Popen] = []
-        self.workers: List[subprocess.Popen] = []
-        self.work_dirs: List[Path] = []
-        self.port = _free_port()
-        self.webui = _free_port()
-        self.url = f"spark://127.0.0.1:{self.port}"
-        conf_dir = root / "conf"
-        conf_dir.mkdir(parents=True, exist_ok=True)
-        self.env = dict(
-            os.environ,
-            SPARK_LOCAL_IP="127.0.0.1",
-            SPARK_LOCAL_HOSTNAME="127.0.0.1",
-            PYSPARK_PYTHON=PY,
-            PYSPARK_DRIVER_PYTHON=PY,
-            SPARK_CONF_DIR=str(conf_dir),  # nothing from a machine-wide spark-defaults.conf
-            SPARK_LOG_DIR=str(root / "logs"),
-            SPARKASR_CACHE=str(root / "cache"),  # the addFile staging copy stays in tmp
-        )
-        self.env.pop("SPARK_HOME", None)
-
-    def _spawn(self, name: str, args: List[str]) -> subprocess.Popen:
-        log = open(self.root / f"{name}.log", "wb")
-        cmd = [str(_spark_home() / "bin" / "spark-class"), *args]
-        p = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=self.root
-        )
-        self.procs.append(p)
-        return p
-
-    def start(self, n_workers: int = 2) -> None:
-        self._spawn(
-            "master",
-            [
-                "org.apache.spark.deploy.master.Master",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--webui-port",
-                str(self.webui),
-            ],
-        )
-        self.wait_json(lambda j: j.get("status") == "ALIVE", 90, "master")
-        for i in range(n_workers):
-            wd = self.root / f"worker{i}"
-            wd.mkdir()
-            self.work_dirs.append(wd)
-            w = self._spawn(
-                f"worker{i}",
-                [
-                    "org.apache.spark.deploy.worker.Worker",
-                    self.url,
-                    "--cores",
-                    "1",
-                    "--memory",
-                    WORKER_MEMORY,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(_free_port()),
-                    "--webui-port",
-                    str(_free_port()),
-                    "--work-dir",
-                    str(wd),
-                ],
-            )
-            self.workers.append(w)
-        self.wait_json(
-            lambda j: sum(w.get("state") == "ALIVE" for w in j.get("workers", [])) >= n_workers, 120, "workers"
-        )
-
-    def json(self) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.webui}/json/", timeout=5) as r:
-            return json.loads(r.read())
-
-    def wait_json(self, pred, timeout: float, what: str) -> dict:
-        t0, last = time.time(), None
-        while time.time() - t0 < timeout:
-            for p in self.procs:
-                if p.poll() is not None:
-                    raise RuntimeError(
-                        f"a cluster process exited ({p.returncode}) while waiting for {what}: {self.logs()}"
-                    )
-            try:
-                last = self.json()
-                if pred(last):
-                    return last
-            except (OSError, ValueError):  # not listening yet, or the UI is up before its /json/ handler (HTML)
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"cluster {what} not ready after {timeout}s: {last} {self.logs()}")
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}" for f in sorted(self.root.glob("*.log"))
-        )
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):
-            _kill_tree(p)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    spark_class = _spark_home() / "bin" / "spark-class"
+    spark_class = spark_home() / "bin" / "spark-class"
     if not spark_class.is_file() or shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("standalone cluster needs pyspark's bin/spark-class and Java")
     c = Cluster(tmp_path_factory.mktemp("standalone"))
@@ -367,7 +188,7 @@ def test_killing_a_worker_loses_no_input(cluster, tmp_path, clips):
         # its forks: only the transcription stage runs Python); then give it a moment to be mid-task.
         deadline, running_at = time.time() + 300, None
         while time.time() < deadline and job.poll() is None:
-            if any("pyspark.daemon" in _cmdline(p) for p in _descendants(victim.pid)):
+            if any("pyspark.daemon" in cmdline(p) for p in descendants(victim.pid)):
                 running_at = time.time() - t0
                 break
             time.sleep(0.5)
@@ -377,13 +198,13 @@ def test_killing_a_worker_loses_no_input(cluster, tmp_path, clips):
         time.sleep(3)
         assert job.poll() is None, "job finished before the worker could be killed: make it longer"
         app_before = cluster.json().get("activeapps", [])
-        killed_desc = sorted({_cmdline_kind(p) for p in [victim.pid] + _descendants(victim.pid)} - {""})
-        killed = _kill_tree(victim)
+        killed_desc = sorted({_cmdline_kind(p) for p in [victim.pid] + descendants(victim.pid)} - {""})
+        killed = kill_tree(victim)
         killed_at = time.time() - t0
         rc = job.wait(timeout=480)
     finally:
         if job.poll() is None:
-            _kill_tree(job)
+            kill_tree(job)
         log.close()
     wall = time.time() - t0
     driver_log = (tmp_path / "driver.log").read_text(errors="replace")
@@ -423,7 +244,7 @@ def test_killing_a_worker_loses_no_input(cluster, tmp_path, clips):
 
 
 def _cmdline_kind(pid: int) -> str:
-    c = _cmdline(pid)
+    c = cmdline(pid)
     if "deploy.worker.Worker" in c:
         return "worker JVM"
     if "CoarseGrainedExecutorBackend" in c:
