@@ -7,7 +7,8 @@
   the browser's 44.1/48 kHz, converted with :func:`sparkasr.audio.to_mono_16k`). A handler only
   appends the chunk and returns the latest text: decoding runs in the background (one decode in
   flight per session, of the audio not yet settled, on one thread fewer than the server's so the
-  web server keeps a core), so a handler is never slower than the chunk rate. Audio past
+  web server keeps a core, greedy at one temperature: :meth:`.ModelService.background`), so a
+  handler is never slower than the chunk rate. Audio past
   ``commit_s`` seconds is settled at a quiet point and its text kept, so a partial decode never
   grows past one window. The partials are best effort: Gradio 6 keeps only the latest chunk when
   its loop falls behind (``/stream/{event}`` overwrites the event's data), so a busy server drops
@@ -275,8 +276,26 @@ def transcribe_upload(service: ModelService, path: Optional[str]) -> str:
     return t.text
 
 
+def warm_partials(service: ModelService) -> threading.Thread:
+    """Load the live partials' engine (:meth:`ModelService.background`: its own model replica on
+    fewer threads) once the server's model is loaded, so the first partial of the first session
+    does not wait for it."""
+
+    def load() -> None:
+        try:
+            service.ready.result()
+            service.engine(*service.background())
+        except Exception:  # the server reports its own load failure; a partial would retry
+            log.warning("the live partials' engine did not load", exc_info=True)
+
+    t = threading.Thread(target=load, name="sparkasr-demo-warm", daemon=True)
+    t.start()
+    return t
+
+
 def build_demo(service: ModelService, title: str = "sparkasr") -> gr.Blocks:
     """The two-tab Gradio app for ``service``."""
+    warm_partials(service)
 
     def transcribe_file(path: Optional[str]) -> str:
         return transcribe_upload(service, path)

@@ -315,12 +315,15 @@ class ModelService:
     # -- requests ----------------------------------------------------------------------------
 
     def background(self) -> Tuple[Any, Any]:
-        """``(options, runtime)`` for work that must leave a core to the web server (the demo's
-        live partials): the default options on one thread fewer."""
+        """``(options, runtime)`` for the demo's live partials: work that must leave a core to the
+        web server, on one thread fewer, and quick rather than best (Whisper: greedy, one
+        temperature; a partial is replaced by the next one and by the final transcript, which is
+        decoded with the server's own options)."""
         from dataclasses import replace
 
         if self.whisper:
-            return self.default_options, replace(self.runtime, cpu_threads=max(1, self.runtime.cpu_threads - 1))
+            quick = replace(self.default_options, beam_size=1, temperature=(0.0,))
+            return quick, replace(self.runtime, cpu_threads=max(1, self.runtime.cpu_threads - 1))
         threads = max(1, self.default_options.num_threads - 1)
         return replace(self.default_options, num_threads=threads), None
 
