@@ -149,9 +149,10 @@ class WhisperEngine:
 
     def _pack(self, items: List[AudioItem], decoder: Decoder) -> List[Transcript]:
         """strategy=pack: rows of at most 30 s packed several to a window, longer (and bad) rows by
-        the batch strategy's path (its pieces, decoded batched: packing cut pieces loses words at
-        the cuts). With the VAD gate on, short clips without speech are left out of the windows (a
-        silent clip packed next to speech would be given words)."""
+        the batch strategy's path (its repaired pieces: packing the cut pieces of long rows measured
+        worse on the long-form sets, ``bench/results/accuracy.md``). With the VAD gate on, short
+        clips without speech are left out of the windows (a silent clip packed next to speech would
+        be given words)."""
         out: List[Optional[Transcript]] = [None] * len(items)
         short, rest = [], []
         for i, it in enumerate(items):
