@@ -161,6 +161,33 @@ def test_long_item_is_cut_and_joined(engine, items, refs):
     assert starts == sorted(starts) and starts[-1] > 50.0  # absolute times across pieces
 
 
+def test_strategy_pack_decodes_long_rows_as_batch(engine, items):
+    """strategy=pack (the default) packs the rows of up to 30 s; a longer row takes the batch
+    strategy's pieces (the same transcript as strategy=batch), not packing's cut, in one call and
+    in steps."""
+    from sparkasr.whisper import WhisperEngine, WhisperOptions
+
+    assert engine.options.strategy == "pack" == WhisperOptions().strategy
+    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
+    long_item = AudioItem(np.concatenate([p for it in items for p in (it.samples, gap)]), source="long.wav")
+    assert long_item.duration_s > 30
+    batch = WhisperEngine(engine.model_path, WhisperOptions(timestamps="word", strategy="batch"), engine.runtime)
+    want = batch.transcribe_batch([long_item])[0]
+    got = engine.transcribe_batch([items[0], long_item, items[1]])
+    assert got[1].extra.get("path") == want.extra.get("path") != "cut"
+    assert got[1].text == want.text and [c.start for c in got[1].chunks] == [c.start for c in want.chunks]
+    assert got[0].text and got[2].text and got[0].source == items[0].source
+    steps = engine.transcribe_steps(long_item)
+    n = 0
+    try:
+        while True:
+            next(steps)
+            n += 1
+    except StopIteration as done:
+        stepped = done.value
+    assert n >= 1 and stepped.text == want.text  # a piece at a time, as strategy=batch steps
+
+
 def test_reaches_speech_end_tells_a_finished_utterance_from_a_cut_one():
     """The utterance where the decoder stopped early is kept only when its words reach the end of
     its sound; a decode that stopped inside it (words end well before the sound) is redone."""

@@ -206,7 +206,7 @@ def test_the_scala_params_traits_are_the_table():
             scala_type = G._SCALA_TYPES[opt.type][0]
             assert decl.startswith(f'{opt.name}: {scala_type} = new {scala_type}(this, "{opt.name}",'), decl
             assert re.sub(r'" \+\n\s*"', "", decl).count(G._scala_string(opt.doc)) == 1, opt.name
-            assert f"    {opt.name} -> {G._scala_literal(opt.default, opt.type)}" in defaults, (name, opt.name)
+            assert f"    {opt.name} -> {G._scala_literal(opt.scala_default, opt.type)}" in defaults, (name, opt.name)
     whisper = _scala_vals(traits["WhisperForCTCParams"])
     # the validators allow what Option.check allows: bounds, list sizes, string lengths, finite floats
     assert whisper["beamSize"].endswith("(x: Int) => x >= 1 && x <= 16)")
@@ -215,6 +215,18 @@ def test_the_scala_params_traits_are_the_table():
         "(v: Array[Double]) => v.length <= 10 && v.forall((x: Double) => x >= 0.0 && x <= 2.0))"
     )
     assert whisper["task"].endswith('(x: String) => Array("transcribe", "translate").contains(x))')
+    # the JVM stage decodes strategy=batch only: its default is batch, also over a pyspark-saved stage's
+    strategy = P.stage_table("WhisperForCTC").option("strategy")
+    assert (strategy.default, strategy.scala_default) == ("pack", "batch")
+    assert 'strategy -> "batch",' in traits["WhisperForCTCParams"].split("setDefault(", 1)[1]
+    assert 'def restoreJvmDefaults(): Unit = setDefault(strategy -> "batch")' in traits["WhisperForCTCParams"]
+    assert (
+        next(r for r in G.to_json()["stages"]["WhisperForCTC"]["params"] if r["name"] == "strategy")["jvm_default"]
+        == "batch"
+    )
+    assert all(
+        "jvm_default" not in r for t in G.to_json()["stages"].values() for r in t["params"] if r["name"] != "strategy"
+    )
     assert whisper["initialPrompt"].endswith("(x: String) => x.codePointCount(0, x.length) <= 2000)")
     assert whisper["seed"].endswith("x <= 4294967295L)")  # beyond Int: a Long literal
     from sparkasr.options import Option

@@ -353,6 +353,27 @@ def test_cli_refuses_bad_setup_with_exit_2(tmp_path):
     assert err.value.code == 2
 
 
+def test_the_server_defaults_to_strategy_batch(capsys):
+    """The table's default is pack (batch jobs of short clips); the server's is batch (requests come a
+    few at a time, and OpenAI's segment granularity needs Whisper's segments); --strategy overrides it."""
+    import argparse
+
+    from sparkasr.serve.cli import add_commands
+    from sparkasr.serve.service import option_flags
+    from sparkasr.whisper import WhisperOptions
+
+    assert WhisperOptions().strategy == "pack"
+    assert next(o for o in option_flags() if o.name == "strategy").default == "batch"
+    assert tiny_service().default_options.strategy == "batch"
+    assert tiny_service(strategy="pack").default_options.strategy == "pack"
+    parser = argparse.ArgumentParser(prog="sparkasr")
+    add_commands(parser.add_subparsers())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "longer rows as batch [batch, sequential, pack] (default: batch)" in help_text
+
+
 def test_npm_client(command_server, clips):
     """@huggingface/inference's automaticSpeechRecognition({endpointUrl, inputs}) from node."""
     node, npm = shutil.which("node"), shutil.which("npm")

@@ -94,7 +94,9 @@ def test_light_pipeline_matches_spark(pipeline_model, audio_df, clips):
     driver-side LightPipeline may differ by a word on a clip ("And Mr." vs "Mr."): compared on
     normalised text with a tight bound."""
     few = audio_df.limit(3)
-    stage = pipeline_model.stages[1].copy().setBatchSize(1)
+    # one row per engine call (strategy=pack would share windows between rows: their texts could
+    # then depend on which rows are decoded together)
+    stage = pipeline_model.stages[1].copy().setBatchSize(1).setStrategy("batch")
     from pyspark.ml import PipelineModel
 
     model = PipelineModel([pipeline_model.stages[0], stage])
@@ -296,8 +298,16 @@ def test_read_audio_references_transcribe_like_samples(spark, tmp_path, clips):
                 np.asarray(ann["result"], np.float32), want, atol=0 if name == "long.flac" else 1e-5
             )
             assert float(ann["metadata"]["offset_s"]) == pytest.approx(sample_rows[k]["offset_s"], abs=1e-4)
-    # One row per engine call: the text does not depend on which rows share a batch.
-    asr = WhisperForCTC.pretrained().setOutputCol("t").setBeamSize(1).setTimestamps("segment").setBatchSize(1)
+    # One row per engine call (batch, not pack, which shares windows between rows): the text does not
+    # depend on which rows share a batch.
+    asr = (
+        WhisperForCTC.pretrained()
+        .setOutputCol("t")
+        .setBeamSize(1)
+        .setTimestamps("segment")
+        .setBatchSize(1)
+        .setStrategy("batch")
+    )
     by_ref = {
         (r["path"], r["segment"]): r
         for r in asr.setInputCols(["path"])

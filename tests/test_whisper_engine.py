@@ -55,7 +55,9 @@ def refs():
 
 @pytest.fixture(scope="module")
 def engine(tiny_path) -> WhisperEngine:
-    return WhisperEngine(tiny_path, WhisperOptions(), RUNTIME)
+    """The batched path (strategy=batch: one window per clip), which these tests are about; the
+    default, pack, is tested in test_packing.py."""
+    return WhisperEngine(tiny_path, WhisperOptions(strategy="batch"), RUNTIME)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +151,7 @@ def test_segment_timestamps(default_results, items):
 
 
 def test_word_timestamps_batched_and_sequential(tiny_path, items):
-    eng = WhisperEngine(tiny_path, WhisperOptions(timestamps="word"), RUNTIME)
+    eng = WhisperEngine(tiny_path, WhisperOptions(timestamps="word", strategy="batch"), RUNTIME)
     subset = [items[1], items[2], items[5], items[6]]
     for path_name, res in (
         ("batched", eng.transcribe_batch(subset)),
@@ -168,7 +170,7 @@ def test_word_timestamps_in_a_batch_where_an_item_decodes_to_nothing(tiny_path, 
     has segments: the batch stays batched (faster-whisper's alignment indexes every window's first
     segment, so the empty windows are left out of it). So do a long row's pieces when one of them,
     the row's silent tail, decodes to nothing: no piece falls back to the sequential path."""
-    eng = WhisperEngine(tiny_path, WhisperOptions(timestamps="word"), RUNTIME)
+    eng = WhisperEngine(tiny_path, WhisperOptions(timestamps="word", strategy="batch"), RUNTIME)
     speech = _item(items, LIBRIVOX[0][0])
     silence = AudioItem(np.zeros(5 * 16000, np.float32), source="silence.wav")
     talk = np.concatenate([_item(items, p).samples for p, _ in LIBRIVOX])  # ~25 s, five sentences

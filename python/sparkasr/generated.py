@@ -43,8 +43,12 @@ def to_json() -> Dict[str, Any]:
 
 
 def _with_bounds(record: Dict[str, Any], o: Option) -> Dict[str, Any]:
-    """An exported option with its bounds (``None``: unbounded), which the Scala validators follow."""
-    return {**record, "minimum": o.minimum, "maximum": o.maximum, "max_items": o.max_items, "max_length": o.max_length}
+    """An exported option with its bounds (``None``: unbounded), which the Scala validators follow,
+    and ``jvm_default`` where the JVM stage's default differs from the Python stage's."""
+    out = {**record, "minimum": o.minimum, "maximum": o.maximum, "max_items": o.max_items, "max_length": o.max_length}
+    if o.scala_default != o.default:
+        out["jvm_default"] = o.scala_default
+    return out
 
 
 def _md(value: Any) -> str:
@@ -444,6 +448,10 @@ def scala_params_files() -> Dict[str, str]:
                 "  * (Python: `declare_params`' `_validate` hook). */",
                 "trait StageParams extends Params {",
                 "  protected def validateParams(): Unit = ()",
+                "",
+                "  /** Put back the defaults in which this JVM stage differs from the Python stage, over those a stage saved",
+                "    * by pyspark carries (`SpeechModelReader` calls it after loading the params; Python: `Option.jvm_default`). */",
+                "  protected[sparkasr] def restoreJvmDefaults(): Unit = ()",
                 "}",
                 "",
             ]
@@ -459,13 +467,27 @@ def scala_params_files() -> Dict[str, str]:
         body = []
         for o in own:
             body += _scala_param(o) + [""]
-        defaults = [o for o in tables[name].options if o.default is not None]
+        defaults = [o for o in tables[name].options if o.scala_default is not None]
         body.append("  setDefault(")
         body += [
-            f"    {o.name} -> {_scala_literal(o.default, o.type)}" + ("," if i < len(defaults) - 1 else "")
+            f"    {o.name} -> {_scala_literal(o.scala_default, o.type)}" + ("," if i < len(defaults) - 1 else "")
             for i, o in enumerate(defaults)
         ]
         body.append("  )")
+        own_defaults = [o for o in tables[name].options if o.scala_default != o.default]
+        if own_defaults:
+            pairs = ", ".join(f"{o.name} -> {_scala_literal(o.scala_default, o.type)}" for o in own_defaults)
+            body += [
+                "",
+                *_scaladoc(
+                    "The defaults of this JVM stage that differ from the Python stage's ("
+                    + ", ".join(f"`{o.name}`" for o in own_defaults)
+                    + "): a stage saved by pyspark carries the Python defaults, and the reader puts these back "
+                    "after loading them (a value the pipeline set stays).",
+                    "  ",
+                ),
+                f"  override protected[sparkasr] def restoreJvmDefaults(): Unit = setDefault({pairs})",
+            ]
         bodies[name] = (parents, body)
     for trait in dict.fromkeys(scala_stage_trait(name) for name in stages):
         names = [n for n in stages if scala_stage_trait(n) == trait]

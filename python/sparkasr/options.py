@@ -57,6 +57,8 @@ class Option:
     list of strings may be given as one comma-separated string (lists of numbers always may).
     ``aliases``, ``required``, ``example``: for the command line and ``conf/job.yaml``.
     ``max_items``: the most values a list holds; ``max_length``: the longest string (characters).
+    ``jvm_default``: the JVM stage's default where it must differ from ``default`` (the JVM engine
+    decodes fewer values: the generated Scala params and the exported table carry it).
     Floats are always finite. The engines' options are all bounded (a test checks it): numbers by
     ``minimum`` and ``maximum``, lists by ``max_items``, strings by ``choices`` or ``max_length``,
     so no value, from a request, a job file or a stage param, makes an engine call unbounded."""
@@ -80,10 +82,18 @@ class Option:
     example: Any = None
     max_items: Optional[int] = None
     max_length: Optional[int] = None
+    jvm_default: Any = UNSET
 
     def __post_init__(self):
         if self.type not in TYPES:
             raise ValueError(f"option {self.name}: unknown type {self.type!r}")
+        if self.jvm_default is not UNSET:
+            self.check(self.jvm_default)
+
+    @property
+    def scala_default(self) -> Any:
+        """The default of the JVM stage's param: ``jvm_default`` where set, else ``default``."""
+        return self.default if self.jvm_default is UNSET else self.jvm_default
 
     # -- where it appears -----------------------------------------------------------------------
     @property

@@ -6,8 +6,7 @@ A 60-minute upload transcribed in one engine call held the only worker for minut
 
 * :class:`LongLane`: a thread that transcribes the long requests (more than ``long_s`` seconds of
   audio) with :func:`sparkasr.engines.transcribe_steps` (the engine's own pieces, one at a time:
-  the same transcript as one call), a step of each long request in turn. (With Whisper's
-  ``strategy="pack"``, meant for short clips, a long request is one step and one turn.)
+  the same transcript as one call), a step of each long request in turn.
 * :class:`TurnGate`: every model call of the long lane (each encode, generate or alignment of a
   30-s piece: :func:`sparkasr.whisper.model.gated`) and every engine call of the short requests'
   worker takes a turn; the two sides alternate when both wait. A short request waits for at most

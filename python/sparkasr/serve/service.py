@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
@@ -176,11 +176,17 @@ class Stats:
     batch_sizes: Dict[int, int] = field(default_factory=dict)
 
 
+#: the server's defaults where they differ from the option table's (by param name). strategy: batch,
+#: not pack: interactive requests come a few at a time, so packing has little to share a window
+#: with, and the OpenAI routes' segment timestamps need Whisper's own segments (refused under pack)
+SERVER_DEFAULTS: Dict[str, Any] = {"strategy": "batch"}
+
+
 class ModelService:
     """One model, its options, the background load and the batching worker.
 
-    ``values``: the server's option values by param name (flags given; the table's defaults
-    fill the rest). ``runtime`` values (threads, device) apply to every request; the decoding
+    ``values``: the server's option values by param name (flags given; :data:`SERVER_DEFAULTS`
+    and the table's defaults fill the rest). ``runtime`` values (threads, device) apply to every request; the decoding
     values are what a request starts from."""
 
     def __init__(self, model: ResolvedModel, values: Optional[Dict[str, Any]] = None, limits: Limits = Limits()):
@@ -188,7 +194,7 @@ class ModelService:
         self.limits = limits
         tables = engine_tables(model.kind)
         self._options = {o.name: o for cls in tables for o in options_of(cls)}
-        self.base: Dict[str, Any] = {name: o.default for name, o in self._options.items()}
+        self.base: Dict[str, Any] = {name: SERVER_DEFAULTS.get(name, o.default) for name, o in self._options.items()}
         unknown = sorted(set(values or {}) - set(self.base))
         if unknown:
             raise ValueError(f"options {', '.join(unknown)} do not apply to the {model.kind} model {model.name}")
@@ -204,8 +210,6 @@ class ModelService:
 
             runtime = RuntimeOptions(**engine_kwargs(RuntimeOptions, self.base))
             if not runtime.cpu_threads:
-                from dataclasses import replace
-
                 runtime = replace(runtime, cpu_threads=usable_cpus())
             self.runtime = runtime
             check_whisper_options(model.path, model.name, self.base["language"] or None, self.base["task"])
@@ -319,8 +323,6 @@ class ModelService:
         web server, on one thread fewer, and quick rather than best (Whisper: greedy, one
         temperature; a partial is replaced by the next one and by the final transcript, which is
         decoded with the server's own options)."""
-        from dataclasses import replace
-
         if self.whisper:
             quick = replace(self.default_options, beam_size=1, temperature=(0.0,))
             return quick, replace(self.runtime, cpu_threads=max(1, self.runtime.cpu_threads - 1))
@@ -439,9 +441,14 @@ class ModelService:
 
 def option_flags() -> List[Option]:
     """The option table's options the server takes as flags: the Whisper options of
-    ``sparkasr transcribe`` (:func:`sparkasr.params.transcribe_options`), decoding and runtime."""
+    ``sparkasr transcribe`` (:func:`sparkasr.params.transcribe_options`), decoding and runtime,
+    with the server's own defaults (:data:`SERVER_DEFAULTS`)."""
     from ..params import transcribe_options
     from ..whisper import RuntimeOptions, WhisperOptions
 
     fields = {o.field for cls in (WhisperOptions, RuntimeOptions) for o in options_of(cls)}
-    return [o for o in transcribe_options() if o.field in fields]
+    return [
+        replace(o, default=SERVER_DEFAULTS[o.name]) if o.name in SERVER_DEFAULTS else o
+        for o in transcribe_options()
+        if o.field in fields
+    ]

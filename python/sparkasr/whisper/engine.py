@@ -5,12 +5,13 @@ modules of their own (``docs/long_form.md`` gives the rules they follow):
 * **short items** (at most one 30-s window): :mod:`.batched`, ``batch_size`` rows per encoder call
   and ``generate``, Whisper's segments, rests of windows that stopped early decoded in further
   batched rounds, the temperature fallback on the sequential path;
-* **long items**, ``strategy="batch"`` (the default): :mod:`.pieces`, cut at quiet points into
-  pieces of at most 30 s decoded batched as text, repaired from their words (skipped sound heard
-  again, rests after the last word decoded), joined per row;
+* **long items**, ``strategy="batch"`` and ``"pack"`` (the default): :mod:`.pieces`, cut at quiet
+  points into pieces of at most 30 s decoded batched as text, repaired from their words (skipped
+  sound heard again, rests after the last word decoded), joined per row;
 * **long items**, ``strategy="sequential"`` (and ``vadFilter``): :mod:`.sequential`,
   faster-whisper's own long-form algorithm, Whisper's sentence-level segments;
-* ``strategy="pack"``: short utterances several to a window (:mod:`.packing`).
+* ``strategy="pack"``: short items several to a window (:mod:`.packing`); long items as with
+  ``"batch"``.
 
 :meth:`WhisperEngine.transcribe_steps` runs one long row in steps (a piece or a window each) for a
 server that interleaves other requests.
@@ -85,18 +86,18 @@ class WhisperEngine:
     ) -> Generator[Optional[Transcript], None, Transcript]:
         """``transcribe_batch([item])[0]`` in steps: a generator that yields between pieces and
         returns the transcript, so that a server can run other requests between the steps of a long
-        one. A long row (over 30 s) is decoded a piece at a time (``strategy="batch"``:
+        one. A long row (over 30 s) is decoded a piece at a time (``strategy="batch"`` or ``"pack"``:
         :func:`.pieces.transcribe_long_steps`, the same pieces and transcript) or a window at a time
         (the sequential path); anything else in one step. ``around()``: a context manager every
         CTranslate2 call runs in (:func:`.model.gated`)."""
         opts = self.options
-        if _bad_audio(item) or item.duration_s <= WINDOW_S or opts.strategy == "pack":
+        if _bad_audio(item) or item.duration_s <= WINDOW_S:
             with around() if around else nullcontext():
                 return self.transcribe_batch([item])[0]
         decoder = self.decoder(around)
         if decoder.gate.before_decoding and not decoder.gate.speech_map(item.samples).has_speech():
             return decoder.gate.no_speech().transcript(item, opts.timestamps)
-        if opts.strategy == "batch" and not opts.vad_filter:
+        if opts.strategy != "sequential" and not opts.vad_filter:
             return (yield from transcribe_long_steps(decoder, item))
         d = yield from decode_sequential_steps(decoder, item)
         return d.transcript(item, opts.timestamps)
@@ -109,7 +110,8 @@ class WhisperEngine:
     ) -> List[Transcript]:
         """``items`` packed several to a window (:mod:`.packing`); those packing leaves out (too
         long, not reached in full, a multilingual model without a language) decoded alone by the
-        batch strategy."""
+        batch strategy. ``options.cut_long`` (the default here; not for ``strategy="pack"``) cuts
+        items over 30 s into pieces that are packed too."""
         decoder = decoder or self.decoder()
         flat, owner = packing.cut_long(items, options)
         packed = packing.decode_packed(decoder, flat, options)
@@ -146,20 +148,31 @@ class WhisperEngine:
         return [t for t in out]  # type: ignore[misc]
 
     def _pack(self, items: List[AudioItem], decoder: Decoder) -> List[Transcript]:
-        """strategy=pack: with the VAD gate on, clips without speech are left out of the windows
-        (a silent clip packed next to speech would be given words)."""
-        if self.options.vad_gate == "off":
-            return self.transcribe_packed(items, decoder=decoder)
+        """strategy=pack: rows of at most 30 s packed several to a window, longer (and bad) rows by
+        the batch strategy's path (its repaired pieces: packing the cut pieces of long rows measured
+        worse on the long-form sets, ``bench/results/accuracy.md``). With the VAD gate on, short
+        clips without speech are left out of the windows (a silent clip packed next to speech would
+        be given words)."""
         out: List[Optional[Transcript]] = [None] * len(items)
-        rest = []
+        short, rest = [], []
         for i, it in enumerate(items):
-            if not _bad_audio(it) and not decoder.gate.speech_map(it.samples).has_speech():
+            if _bad_audio(it) or it.duration_s > WINDOW_S:
+                rest.append(i)
+            elif self.options.vad_gate != "off" and not decoder.gate.speech_map(it.samples).has_speech():
                 out[i] = decoder.gate.no_speech().transcript(it, self.options.timestamps)
             else:
-                rest.append(i)
-        for i, t in zip(rest, self.transcribe_packed([items[i] for i in rest], decoder=decoder) if rest else []):
-            out[i] = t
+                short.append(i)
+        if short:
+            packed = self.transcribe_packed([items[i] for i in short], _NO_CUT, decoder)
+            for i, t in zip(short, packed):
+                out[i] = t
+        if rest:
+            for i, t in zip(rest, self._rows([items[i] for i in rest], decoder, "batch")):
+                out[i] = t
         return [t for t in out]  # type: ignore[misc]
+
+
+_NO_CUT = packing.PackingOptions(cut_long=False)
 
 
 def _bad_audio(item: AudioItem) -> Optional[str]:

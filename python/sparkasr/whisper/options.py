@@ -175,7 +175,7 @@ class WhisperOptions:
         "auto",
         "empty transcripts, not hallucinated text, for near-silence, noise and tones: audio in which Silero VAD finds "
         "no speech gives no text. auto: Whisper's doubtful windows (no-speech probability over 0.2, or failing its "
-        "checks) are checked, and with strategy=pack every clip; always: also every row and long-row piece, before "
+        "checks) are checked, and with strategy=pack every row of up to 30 s; always: also every row and long-row piece, before "
         "decoding (silent ones are not decoded); off: Whisper's own no-speech rule only",
         choices=VAD_GATES,
     )
@@ -187,11 +187,12 @@ class WhisperOptions:
     strategy: str = option(
         "strategy",
         STRING,
-        "batch",
+        "pack",
         "batch: short rows batched, long rows cut at quiet points into <= 30-s pieces decoded batched (one segment per "
         "piece); sequential: long rows by faster-whisper's long-form algorithm (Whisper's sentence segments); pack: "
-        "short utterances packed several to a 30-s window (fastest on short clips)",
+        "rows up to 30 s packed several to a 30-s window (fastest on short clips); longer rows as batch",
         choices=STRATEGIES,
+        jvm_default="batch",
     )
     long_piece_s: float = option(
         "longPieceS",

@@ -1,5 +1,5 @@
-"""Long rows, ``strategy="batch"``: cut into pieces of at most 30 s at quiet points, the pieces of
-all rows decoded batched as text, repaired from their words, and joined per row.
+"""Long rows, ``strategy="batch"`` and ``"pack"``: cut into pieces of at most 30 s at quiet points,
+the pieces of all rows decoded batched as text, repaired from their words, and joined per row.
 
 This is faster-whisper's batched mode made safe: no VAD (no speech dropped), no window over 30 s
 (faster-whisper's merged VAD windows can exceed 30 s and lose their last words), and the

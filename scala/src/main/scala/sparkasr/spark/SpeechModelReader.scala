@@ -10,6 +10,7 @@ final class SpeechModelReader[M <: SpeechAnnotatorModel[M]](make: String => M, c
     val meta = MLBridge.loadMetadata(path, sparkSession, className)
     val instance = make(meta.uid)
     meta.setParams(instance)
+    instance.restoreJvmDefaults()
     (meta.metadata \ "weights") match {
       case JString(w) if w.nonEmpty => instance.setModelSource(path.stripSuffix("/") + "/" + w)
       case _ =>

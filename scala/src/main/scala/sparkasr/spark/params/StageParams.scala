@@ -10,4 +10,8 @@ import org.apache.spark.ml.param.Params
   * (Python: `declare_params`' `_validate` hook). */
 trait StageParams extends Params {
   protected def validateParams(): Unit = ()
+
+  /** Put back the defaults in which this JVM stage differs from the Python stage, over those a stage saved
+    * by pyspark carries (`SpeechModelReader` calls it after loading the params; Python: `Option.jvm_default`). */
+  protected[sparkasr] def restoreJvmDefaults(): Unit = ()
 }

@@ -140,13 +140,14 @@ trait WhisperForCTCParams extends HasReaderCols with SpeechAnnotatorParams {
 
   /** empty transcripts, not hallucinated text, for near-silence, noise and tones: audio in which Silero VAD finds no
     * speech gives no text. auto: Whisper's doubtful windows (no-speech probability over 0.2, or failing its checks)
-    * are checked, and with strategy=pack every clip; always: also every row and long-row piece, before decoding
-    * (silent ones are not decoded); off: Whisper's own no-speech rule only (auto, always, off) */
+    * are checked, and with strategy=pack every row of up to 30 s; always: also every row and long-row piece, before
+    * decoding (silent ones are not decoded); off: Whisper's own no-speech rule only (auto, always, off) */
   final val vadGate: Param[String] = new Param[String](this, "vadGate",
     "empty transcripts, not hallucinated text, for near-silence, noise and tones: audio in which Silero " +
     "VAD finds no speech gives no text. auto: Whisper's doubtful windows (no-speech probability over 0.2, " +
-    "or failing its checks) are checked, and with strategy=pack every clip; always: also every row and " +
-    "long-row piece, before decoding (silent ones are not decoded); off: Whisper's own no-speech rule only",
+    "or failing its checks) are checked, and with strategy=pack every row of up to 30 s; always: also " +
+    "every row and long-row piece, before decoding (silent ones are not decoded); off: Whisper's own " +
+    "no-speech rule only",
     (x: String) => Array("auto", "always", "off").contains(x))
   def setVadGate(value: String): this.type = { set(vadGate, value); validateParams(); this }
   def getVadGate: String = $(vadGate)
@@ -159,12 +160,14 @@ trait WhisperForCTCParams extends HasReaderCols with SpeechAnnotatorParams {
   def getSeed: Int = $(seed)
 
   /** batch: short rows batched, long rows cut at quiet points into <= 30-s pieces decoded batched (one segment per
-    * piece); sequential: long rows by faster-whisper's long-form algorithm (Whisper's sentence segments); pack: short
-    * utterances packed several to a 30-s window (fastest on short clips) (batch, sequential, pack) */
+    * piece); sequential: long rows by faster-whisper's long-form algorithm (Whisper's sentence segments); pack: rows
+    * up to 30 s packed several to a 30-s window (fastest on short clips); longer rows as batch (batch, sequential,
+    * pack) */
   final val strategy: Param[String] = new Param[String](this, "strategy",
     "batch: short rows batched, long rows cut at quiet points into <= 30-s pieces decoded batched (one " +
     "segment per piece); sequential: long rows by faster-whisper's long-form algorithm (Whisper's sentence " +
-    "segments); pack: short utterances packed several to a 30-s window (fastest on short clips)",
+    "segments); pack: rows up to 30 s packed several to a 30-s window (fastest on short clips); longer " +
+    "rows as batch",
     (x: String) => Array("batch", "sequential", "pack").contains(x))
   def setStrategy(value: String): this.type = { set(strategy, value); validateParams(); this }
   def getStrategy: String = $(strategy)
@@ -238,4 +241,8 @@ trait WhisperForCTCParams extends HasReaderCols with SpeechAnnotatorParams {
     computeType -> "int8",
     cpuThreads -> 0
   )
+
+  /** The defaults of this JVM stage that differ from the Python stage's (`strategy`): a stage saved by pyspark
+    * carries the Python defaults, and the reader puts these back after loading them (a value the pipeline set stays). */
+  override protected[sparkasr] def restoreJvmDefaults(): Unit = setDefault(strategy -> "batch")
 }

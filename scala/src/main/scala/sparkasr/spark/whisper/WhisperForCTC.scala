@@ -16,8 +16,8 @@ import sparkasr.whisper.{WhisperEngine, WhisperExport, WhisperOptions}
   * detection, `vadGate` (the export's Silero VAD confirms speech where Whisper is unsure). Its params
   * are generated from the Python option table ([[WhisperForCTCParams]]); the Python stage's values
   * that the JVM engine cannot honour are refused, naming the param: `timestamps=word`, `vadFilter`,
-  * `strategy` other than `batch`, `device=cuda`, a `computeType` other than the export's precision,
-  * `topP < 1`.
+  * `strategy` other than `batch` (the JVM stage's default; the Python stage's is `pack`), `device=cuda`,
+  * a `computeType` other than the export's precision, `topP < 1`.
   * {{{
   * val asr = WhisperForCTC.loadSavedModel("/models/whisper-tiny.en-onnx", spark)
   *   .setInputCols("audio_assembler").setOutputCol("transcription")
