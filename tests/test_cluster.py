@@ -87,9 +87,10 @@ def _rel(path: str) -> str:
 
 INPUTS = ["tests/data/librivox", "tests/data/cards"]
 # Texts can depend on which clips share a model call (batched decoding; seen: 3 of the 10 clips
-# change a word between groupings), and that depends on partitioning: compare with one clip per
-# model call, which every placement of rows gives identically.
-COMPARE = ["--batch-size", "1"]
+# change a word between groupings; under the default strategy, pack, clips even share a window),
+# and that depends on partitioning: compare with one clip per model call, which every placement of
+# rows gives identically.
+COMPARE = ["--batch-size", "1", "--strategy", "batch"]
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +175,10 @@ def test_killing_a_worker_loses_no_input(cluster, tmp_path, clips):
             "12",
             "--beam-size",
             "2",
+            # each copy of a clip must get the same text whichever executor (or retry) decodes it,
+            # so not pack, where a clip's text can depend on the clips packed into its window
+            "--strategy",
+            "batch",
         ],
         cwd=REPO,
         env=env,
@@ -274,7 +279,7 @@ def test_readme_spark_submit_on_the_standalone_cluster(cluster, tmp_path, expect
     assert sorted(got) == [f"00{i}.wav" for i in range(1, 6)]
     assert all(r["error"] is None and r["text"] for r in got.values())
     cards = {Path(p).name: t for p, t in expected_texts.items() if "/cards/" in p}
-    changed = [n for n in cards if got[n]["text"] != cards[n]]  # batch size 8 here, 1 in the reference
+    changed = [n for n in cards if got[n]["text"] != cards[n]]  # pack here, batch size 1 in the reference
     print(
         f"\n[cluster] {remote}: exit 0 in {wall:.1f} s; {proc.stdout.strip().splitlines()[-1]};"
         f" {len(changed)} of 5 texts differ from the local batch-size-1 run"
