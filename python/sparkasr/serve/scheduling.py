@@ -7,8 +7,8 @@ A 60-minute upload transcribed in one engine call held the only worker for minut
 * :class:`LongLane`: a thread that transcribes the long requests (more than ``long_s`` seconds of
   audio) with :func:`sparkasr.engines.transcribe_steps` (the engine's own pieces: the same
   transcript as one call), a step of each long request in turn. A step is one piece while anyone
-  else waits, and ``ALONE_GROUP`` pieces batched while the request is alone (a 608-s async job
-  decoded a piece a step ran at a third of the RTFx of the batch job, which batches its pieces).
+  else waits, and ``ALONE_GROUP`` pieces batched while the request is alone (a batch costs less
+  per piece, as in the batch job, which batches all of a file's pieces).
   (With Whisper's ``strategy="pack"``, meant for short clips, a long request is one step and one
   turn.)
 * :class:`TurnGate`: every model call of the long lane (each encode, generate or alignment of a
