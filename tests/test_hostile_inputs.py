@@ -39,7 +39,7 @@ from sparkasr.formats import CONTAINERS, Detected, check_codec, ffmpeg_open_args
 from sparkasr.records import AudioItem, Transcript
 from sparkasr.serve.app import HttpLimits, create_app
 from sparkasr.serve.connections import ConnectionLimits
-from sparkasr.serve.scheduling import LONG, SHORT, TurnGate
+from sparkasr.serve.scheduling import ALONE_GROUP, LONG, SHORT, Job, LongLane, TurnGate
 from sparkasr.serve.service import Limits, ModelService, resolve_model
 
 TIMEOUT = 300.0  # a generous bound on any one wait (busy machine): a hang fails, slowness does not
@@ -468,17 +468,20 @@ def test_turn_gate_alternates_when_both_sides_wait():
 
 
 class _FakeEngine:
-    """Records the order of its model calls; a long row is ``pieces`` steps of one call each."""
+    """Records the order of its model calls; a long row is ``pieces`` steps of one call each, and
+    the group the lane allowed each step (``groups``: ``(source, group())``)."""
 
     def __init__(self, log, hold: threading.Event, started: threading.Event, pieces: int = 4):
         self.log, self.hold, self.started, self.pieces = log, hold, started, pieces
+        self.groups = []
 
     def transcribe_batch(self, items):
         self.log.append("short:" + ",".join(it.source for it in items))
         return [Transcript(text=it.source, source=it.source) for it in items]
 
-    def transcribe_steps(self, item, around):
+    def transcribe_steps(self, item, around, group=None):
         for k in range(self.pieces):
+            self.groups.append((item.source, group() if group else None))
             with around():
                 self.log.append(f"long:{k}")
                 if k == 0:
@@ -517,24 +520,65 @@ def test_short_requests_run_between_the_pieces_of_a_long_one():
     first_short = next(i for i, e in enumerate(log) if e.startswith("short"))
     assert log[0] == "long:0" and first_short == 1, log  # right after the piece that was running
     assert log.count("long:3") == 1 and svc.long_lane.requests == 1
+    assert engine.groups[0] == ("long", ALONE_GROUP)  # alone when it started: a batch of pieces
+
+
+def test_long_steps_take_a_group_of_pieces_only_when_alone():
+    """The long lane lets a step decode ``ALONE_GROUP`` pieces batched only while its job is alone:
+    one piece while a short request has or waits for a turn, or while another long request or an
+    async job waits in the lane."""
+    hold, started = threading.Event(), threading.Event()
+    hold.set()
+    engine = _FakeEngine([], hold, started, pieces=3)
+    gate = TurnGate()
+
+    def job(source):
+        return Job(("o", None), AudioItem(np.zeros(SAMPLE_RATE, np.float32), source))
+
+    beside_short = LongLane(gate, lambda *key: engine)
+    together = LongLane(gate, lambda *key: engine)  # both jobs queued before it starts
+    request, background = job("request"), job("job")
+    together.add_background(background)
+    together.add(request)
+    beside_short.start()
+    try:
+        with gate.turn(SHORT):  # a short request's engine call: the long one's first step waits
+            first = job("beside-short")
+            beside_short.add(first)
+            while not engine.groups:
+                time.sleep(0.001)
+        assert first.future.result(TIMEOUT).text == "long"
+        together.start()
+        assert request.future.result(TIMEOUT).text == background.future.result(TIMEOUT).text == "long"
+    finally:
+        beside_short.stop()
+        together.stop()
+    assert engine.groups == [
+        *[("beside-short", 1), ("beside-short", ALONE_GROUP), ("beside-short", ALONE_GROUP)],
+        *[("request", 1)] * 3,  # the async job waits below it
+        *[("job", ALONE_GROUP)] * 3,  # then alone
+    ]
 
 
 def test_long_request_transcript_unchanged(server, service, clips):
-    """A 2-piece row through the server (the long lane, a piece at a time, its model calls in
-    turns) gives the transcript of one engine call on the whole row."""
+    """A 2-piece row through the server (the long lane, its model calls in turns) gives the
+    transcript of one engine call on the whole row, in steps a piece at a time or, as the server
+    takes it alone, both pieces batched in one step (fewer model calls)."""
     parts = [decode_audio(str(p)) for p, _ in clips[:5]]
     gap = np.zeros(int(0.6 * SAMPLE_RATE), np.float32)
     body = wav_of(np.concatenate([x for p in parts * 2 for x in (p, gap)])[: 45 * SAMPLE_RATE])
     row = decode_audio(body)  # the samples the server will decode
     engine = service.engine(service.default_options)
     whole = engine.transcribe_batch([AudioItem(row, source="row")])[0]
-    stepped = run_steps(engine.transcribe_steps(AudioItem(row, source="row"), TurnGate().long_call))
+    piecewise = TurnGate()
+    stepped = run_steps(engine.transcribe_steps(AudioItem(row, source="row"), piecewise.long_call))
     assert whole.extra["pieces"] == 2 and stepped.text == whole.text
     assert [c.as_dict() for c in stepped.chunks] == [c.as_dict() for c in whole.chunks]
-    before = service.long_lane.requests
+    before, calls_before = service.long_lane.requests, service.gate.turns[LONG]
     r = _post(server.url, body, {"x-use-cache": "false"})
     assert r.status_code == 200 and r.json()["text"] == whole.text.strip()
     assert service.long_lane.requests == before + 1
+    assert service.gate.turns[LONG] - calls_before < piecewise.turns[LONG]  # alone: one batch of both
 
 
 # -- the demo's handler -------------------------------------------------------------------------------

@@ -109,6 +109,43 @@ def test_default_long_rows_are_batched_pieces_with_word_timestamps(joined):
     assert s1.text == s2.text
 
 
+def test_long_row_in_steps_of_grouped_pieces_is_the_batched_transcript(clips):
+    """A long row (~2.5 min) through the server's steps, a piece a step or a group of pieces
+    decoded batched a step (the long lane's group when a request is alone), gives the transcript
+    of one call (:func:`.pieces.transcribe_long`, all pieces batched): text and segments; a step
+    yields each piece of its group, and a group takes fewer model calls than its pieces one by one."""
+    from contextlib import contextmanager
+
+    audio, _ = _joined(clips, repeats=3)
+    item = AudioItem(audio, source="long.wav", offset_s=2.0)
+    eng = WhisperEngine(resolve_whisper_model(None).path, WhisperOptions(), RuntimeOptions(cpu_threads=2))
+    (whole,) = eng.transcribe_batch([item])
+    assert whole.extra["path"] == "pieces" and whole.extra["pieces"] > 4  # a group of 4, then another
+
+    def stepped(group):
+        calls, partials = [0], []
+
+        @contextmanager
+        def counted():
+            calls[0] += 1
+            yield
+
+        steps = eng.transcribe_steps(item, counted, group=group)
+        while True:
+            try:
+                partials.append(next(steps))
+            except StopIteration as done:
+                return done.value, partials, calls[0]
+
+    runs = {g: stepped(lambda g=g: g) for g in (1, 4)}
+    for t, partials, _ in runs.values():
+        assert t.text == whole.text and t.extra == whole.extra
+        assert [c.as_dict() for c in t.chunks] == [c.as_dict() for c in whole.chunks]
+        assert len(partials) == whole.extra["pieces"]  # a partial per piece, in order
+        assert " ".join(p.text.strip() for p in partials if p.text.strip()) == whole.text
+    assert runs[4][2] < runs[1][2]  # batched: fewer encoder, generate and alignment calls
+
+
 def test_long_row_piece_that_fails_checks_falls_back(joined_once, monkeypatch):
     from sparkasr.whisper import window as W
 

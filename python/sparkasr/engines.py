@@ -10,6 +10,7 @@ same engine twice."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections import OrderedDict
@@ -74,19 +75,25 @@ def run_steps(steps: Generator[Any, None, T]) -> T:
 
 
 def transcribe_steps(
-    engine, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
+    engine,
+    item: AudioItem,
+    around: Optional[Callable[[], ContextManager]] = None,
+    group: Optional[Callable[[], int]] = None,
 ) -> Generator[Optional[Transcript], None, Transcript]:
     """``item`` through ``engine`` in steps: ``engine.transcribe_steps`` where the engine has it
     (a long row a piece or a window at a time), else one ``transcribe_batch`` call. ``around()``:
-    a context manager each model call runs in (a server's turn-taking between requests). Never
-    raises: a failure is the item's error transcript, as :func:`transcribe_isolating` gives it."""
+    a context manager each model call runs in (a server's turn-taking between requests);
+    ``group()``: how many pieces the next step may decode batched (Whisper's pieces; engines whose
+    steps are already batches take no ``group``). Never raises: a failure is the item's error
+    transcript, as :func:`transcribe_isolating` gives it."""
     around = around or nullcontext
     steps = getattr(engine, "transcribe_steps", None)
     if steps is None:
         with around():
             return transcribe_isolating(engine, [item])[0]
     try:
-        return (yield from steps(item, around))
+        grouped = group is not None and "group" in inspect.signature(steps).parameters
+        return (yield from (steps(item, around, group=group) if grouped else steps(item, around)))
     except Exception as exc:
         log.warning("model failed on %s", item.source or "<audio>", exc_info=True)
         return error_transcript(item, f"model failed: {type(exc).__name__}: {exc}")

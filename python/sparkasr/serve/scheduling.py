@@ -5,12 +5,22 @@ A 60-minute upload transcribed in one engine call held the only worker for minut
 10-second request waited behind it. Here:
 
 * :class:`LongLane`: a thread that transcribes the long requests (more than ``long_s`` seconds of
+<<<<<<< HEAD
   audio) with :func:`sparkasr.engines.transcribe_steps` (the engine's own pieces, one at a time:
   the same transcript as one call), a step of each long request in turn.
+=======
+  audio) with :func:`sparkasr.engines.transcribe_steps` (the engine's own pieces: the same
+  transcript as one call), a step of each long request in turn. A step is one piece while anyone
+  else waits, and ``ALONE_GROUP`` pieces batched while the request is alone (a batch costs less
+  per piece, as in the batch job, which batches all of a file's pieces).
+  (With Whisper's ``strategy="pack"``, meant for short clips, a long request is one step and one
+  turn.)
+>>>>>>> asyncsteps
 * :class:`TurnGate`: every model call of the long lane (each encode, generate or alignment of a
   30-s piece: :func:`sparkasr.whisper.model.gated`) and every engine call of the short requests'
   worker takes a turn; the two sides alternate when both wait. A short request waits for at most
-  one model call of a long one, and a long one always moves on between two short batches. Model
+  one model call of a long one (of a group of its pieces when the short one arrived while the long
+  one was alone), and a long one always moves on between two short batches. Model
   calls never overlap, so the cores are never shared by two of them.
 """
 
@@ -31,6 +41,11 @@ from ..records import AudioItem, Transcript
 log = logging.getLogger(__name__)
 
 SHORT, LONG = "short", "long"
+
+#: pieces a long request's step decodes batched while nothing else waits: Whisper's default
+#: ``batchSize``, one encoder call and one ``generate`` (a larger group would be cut into such
+#: batches anyway, and would only make a request that arrives meanwhile wait longer for its turn)
+ALONE_GROUP = 8
 
 
 @dataclass
@@ -76,6 +91,11 @@ class TurnGate:
     def long_call(self):
         """A context manager for one model call of the long lane."""
         return self.turn(LONG)
+
+    def busy(self, side: str) -> bool:
+        """Whether ``side`` has a turn or waits for one."""
+        with self._cond:
+            return self._running == side or self._waiting[side] > 0
 
 
 class LongLane:
@@ -147,13 +167,20 @@ class LongLane:
             except queue.Empty:
                 return
 
+    def _group(self) -> int:
+        """How many pieces the step now starting may decode batched: ``ALONE_GROUP`` when its job
+        is the only one in the lane and no short request has or waits for a turn, else 1 (a long
+        request arriving meanwhile waits for the whole step, a short one for one model call)."""
+        alone = len(self._active) + len(self._background) <= 1 and self._new.empty()
+        return ALONE_GROUP if alone and not self.gate.busy(SHORT) else 1
+
     def _step(self, line: Deque[Job]) -> None:
-        """One step of the job at the head of ``line`` (a piece of its audio); it then goes to
-        the back. (It stays in the line meanwhile: ``len`` counts it.)"""
+        """One step of the job at the head of ``line`` (a piece of its audio, or a group of them:
+        :meth:`_group`); it then goes to the back. (It stays in the line meanwhile: ``len`` counts it.)"""
         job = line[0]
         try:
             if job.steps is None:
-                job.steps = transcribe_steps(self.engine_for(*job.options), job.item, self.gate.long_call)
+                job.steps = transcribe_steps(self.engine_for(*job.options), job.item, self.gate.long_call, self._group)
             piece = next(job.steps)
         except StopIteration as done:
             line.popleft()

@@ -13,9 +13,10 @@ worker thread that gathers concurrent requests into batches (dynamic batching).
   (:func:`~sparkasr.engines.cached_engine`): the engine's own batching (``batchSize``) and
   packing (``strategy="pack"``) then apply across requests.
 * Fair scheduling (:mod:`.scheduling`): a request with more than ``long_s`` seconds of audio
-  goes to the long lane, a thread that transcribes it a piece at a time; each of its model calls
-  takes turns with the worker's engine calls (:class:`~.scheduling.TurnGate`), so a short request
-  waits for at most one model call of a long one. Model calls still never overlap. Decoding the
+  goes to the long lane, a thread that transcribes it a piece at a time (a batch of pieces while
+  nothing else waits); each of its model calls takes turns with the worker's engine calls
+  (:class:`~.scheduling.TurnGate`), so a short request waits for at most one model call of a long
+  one. Model calls still never overlap. Decoding the
   upload happens before, outside both threads (:mod:`.app`).
 * :class:`ResultCache`: deterministic results keyed on the audio bytes and the options.
 """

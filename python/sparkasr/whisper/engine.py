@@ -13,8 +13,8 @@ modules of their own (``docs/long_form.md`` gives the rules they follow):
 * ``strategy="pack"``: short items several to a window (:mod:`.packing`); long items as with
   ``"batch"``.
 
-:meth:`WhisperEngine.transcribe_steps` runs one long row in steps (a piece or a window each) for a
-server that interleaves other requests.
+:meth:`WhisperEngine.transcribe_steps` runs one long row in steps (a few pieces or a window each) for
+a server that interleaves other requests.
 
 The VAD gate (:mod:`.gate`) applies on every path. Progress inside long files goes to the
 ``progress`` callback given to the engine (a Spark job's live progress line; else nowhere).
@@ -82,14 +82,17 @@ class WhisperEngine:
         return self._rows(list(items), decoder, self.options.strategy)
 
     def transcribe_steps(
-        self, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
+        self,
+        item: AudioItem,
+        around: Optional[Callable[[], ContextManager]] = None,
+        group: Optional[Callable[[], int]] = None,
     ) -> Generator[Optional[Transcript], None, Transcript]:
         """``transcribe_batch([item])[0]`` in steps: a generator that yields between pieces and
         returns the transcript, so that a server can run other requests between the steps of a long
-        one. A long row (over 30 s) is decoded a piece at a time (``strategy="batch"`` or ``"pack"``:
-        :func:`.pieces.transcribe_long_steps`, the same pieces and transcript) or a window at a time
-        (the sequential path); anything else in one step. ``around()``: a context manager every
-        CTranslate2 call runs in (:func:`.model.gated`)."""
+        one. A long row (over 30 s) is decoded ``group()`` pieces a step, batched (default 1;
+        ``strategy="batch"`` or ``"pack"``: :func:`.pieces.transcribe_long_steps`, the same pieces and
+        transcript) or a window at a time (the sequential path); anything else in one step.
+        ``around()``: a context manager every CTranslate2 call runs in (:func:`.model.gated`)."""
         opts = self.options
         if _bad_audio(item) or item.duration_s <= WINDOW_S:
             with around() if around else nullcontext():
@@ -98,7 +101,7 @@ class WhisperEngine:
         if decoder.gate.before_decoding and not decoder.gate.speech_map(item.samples).has_speech():
             return decoder.gate.no_speech().transcript(item, opts.timestamps)
         if opts.strategy != "sequential" and not opts.vad_filter:
-            return (yield from transcribe_long_steps(decoder, item))
+            return (yield from transcribe_long_steps(decoder, item, group))
         d = yield from decode_sequential_steps(decoder, item)
         return d.transcript(item, opts.timestamps)
 

@@ -20,12 +20,12 @@ temperature fallback its batched mode lacks. The passes (``docs/long_form.md``):
    joined to it; up to ``PIECE_REST_ROUNDS`` rounds, each rest shorter than the one before;
 5. **join** the pieces of each row: their texts, chunks, and the language most of its speech has.
 
-:func:`transcribe_long_steps` does the same for one row a piece at a time (a server's long lane).
+:func:`transcribe_long_steps` does the same for one row a few pieces at a time (a server's long lane).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Generator, List, Sequence, Tuple
+from typing import Callable, Dict, Generator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -67,22 +67,29 @@ def transcribe_long(decoder: Decoder, items: Sequence[AudioItem]) -> List[Transc
     ]
 
 
-def transcribe_long_steps(decoder: Decoder, item: AudioItem) -> Generator[Transcript, None, Transcript]:
-    """One long row as :func:`transcribe_long` decodes it, a piece per step (its decode and its
-    repairs), so that a server can run other requests between the pieces; each step yields the
-    piece's transcript (a partial result for a streamed answer). The transcript is the same: a
-    window's decode does not depend on the windows batched with it."""
+def transcribe_long_steps(
+    decoder: Decoder, item: AudioItem, group: Optional[Callable[[], int]] = None
+) -> Generator[Transcript, None, Transcript]:
+    """One long row as :func:`transcribe_long` decodes it, in steps, so that a server can run other
+    requests between them. A step decodes the next ``group()`` pieces with speech (default 1)
+    batched, and repairs them, as :func:`transcribe_long` does all of them: a server asks for one
+    piece while others wait and for several when the row is alone (a batch costs less per piece).
+    Each piece's transcript is then yielded, in order (a partial result for a streamed answer). The
+    transcript is the same: a window's decode does not depend on the windows batched with it."""
     pieces, silent = cut(decoder, item)
-    parts: List[Decoded] = []
-    for j, piece in enumerate(pieces):
-        if j in silent:
-            parts.append(silent[j])
-            continue
-        decoded = decode_in_batches(decoder, [piece], text_only=True)
-        repair(decoder, [piece], decoded)
-        parts.extend(decoded)
-        yield parts[-1].transcript(piece, decoder.options.timestamps)
-    return join_row(item, pieces, parts, decoder.options.timestamps)
+    parts: Dict[int, Decoded] = dict(silent)
+    live = [j for j in range(len(pieces)) if j not in silent]
+    k = 0  # the pieces in ``live`` decoded so far
+    while k < len(live):
+        take = live[k : k + max(1, group() if group else 1)]
+        k += len(take)
+        batch = [pieces[j] for j in take]
+        decoded = decode_in_batches(decoder, batch, text_only=True)
+        repair(decoder, batch, decoded)
+        for j, d in zip(take, decoded):
+            parts[j] = d
+            yield d.transcript(pieces[j], decoder.options.timestamps)
+    return join_row(item, pieces, [parts[j] for j in range(len(pieces))], decoder.options.timestamps)
 
 
 def cut(decoder: Decoder, item: AudioItem) -> Tuple[List[AudioItem], Dict[int, Decoded]]:
