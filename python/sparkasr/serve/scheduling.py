@@ -5,17 +5,10 @@ A 60-minute upload transcribed in one engine call held the only worker for minut
 10-second request waited behind it. Here:
 
 * :class:`LongLane`: a thread that transcribes the long requests (more than ``long_s`` seconds of
-<<<<<<< HEAD
-  audio) with :func:`sparkasr.engines.transcribe_steps` (the engine's own pieces, one at a time:
-  the same transcript as one call), a step of each long request in turn.
-=======
   audio) with :func:`sparkasr.engines.transcribe_steps` (the engine's own pieces: the same
   transcript as one call), a step of each long request in turn. A step is one piece while anyone
   else waits, and ``ALONE_GROUP`` pieces batched while the request is alone (a batch costs less
   per piece, as in the batch job, which batches all of a file's pieces).
-  (With Whisper's ``strategy="pack"``, meant for short clips, a long request is one step and one
-  turn.)
->>>>>>> asyncsteps
 * :class:`TurnGate`: every model call of the long lane (each encode, generate or alignment of a
   30-s piece: :func:`sparkasr.whisper.model.gated`) and every engine call of the short requests'
   worker takes a turn; the two sides alternate when both wait. A short request waits for at most
