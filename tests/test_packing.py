@@ -93,6 +93,21 @@ def test_assign_words_by_midpoint_and_nearest():
     assert [w.text for w in out[1]] == ["c", "d"]  # d lies past every span: nearest
 
 
+def test_segments_spell_words_as_the_transcript_does():
+    """A word the aligner split (' ill', '-disposed') is written without a space inside a segment,
+    as in the transcript's text: a segment's text is the text over its words."""
+    from sparkasr.whisper.packing import _segments
+
+    spelled = [" He", " was", " ill", "-disposed.", " Then", " he", " left."]
+    times = [(0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 1.0), (2.0, 2.2), (2.2, 2.4), (2.4, 2.8)]
+    words = [Chunk(t.strip(), s, e, "word") for t, (s, e) in zip(spelled, times)]
+    segs = _segments(words, spelled, pause_s=0.5)
+    text = "".join(spelled).strip()
+    assert [c.text for c in segs] == ["He was ill-disposed.", "Then he left."]
+    assert [(c.start, c.end) for c in segs] == [(0.0, 1.0), (2.0, 2.8)]
+    assert all(c.text in text for c in segs)
+
+
 def test_cut_pieces_cover_the_signal_in_order():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(SAMPLE_RATE * 70).astype(np.float32) * 0.1

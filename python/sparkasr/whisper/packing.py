@@ -167,21 +167,18 @@ def assign_words(words: Sequence[Chunk], spans: Sequence[Tuple[float, float]], g
 # ---------------------------------------------------------------------------------------------
 
 
-def _text(words: Sequence[Chunk]) -> str:
-    # Word chunks are stripped; Whisper words are space-separated except attached punctuation,
-    # which faster-whisper already merged into the neighbouring word.
-    return " ".join(w.text for w in words if w.text).strip()
-
-
-def _segments(words: Sequence[Chunk], pause_s: float) -> List[Chunk]:
+def _segments(words: Sequence[Chunk], spelled: Sequence[str], pause_s: float) -> List[Chunk]:
+    """``words`` grouped into segments at sentence ends and pauses of ``pause_s``. ``spelled``:
+    each word as Whisper wrote it, with its leading space or none (a word split by the aligner:
+    ' ill', '-disposed'), so that a segment's text is the transcript's text over its words."""
     segs: List[Chunk] = []
-    cur: List[Chunk] = []
+    first = 0
     for k, w in enumerate(words):
-        cur.append(w)
         nxt = words[k + 1] if k + 1 < len(words) else None
         if nxt is None or w.text.endswith(_SENTENCE_END) or nxt.start - w.end >= pause_s:
-            segs.append(Chunk(_text(cur), cur[0].start, cur[-1].end, "segment"))
-            cur = []
+            text = "".join(spelled[first : k + 1]).strip()
+            segs.append(Chunk(text, words[first].start, w.end, "segment"))
+            first = k + 1
     return segs
 
 
@@ -371,7 +368,7 @@ def _decode_round(decoder: Decoder, items, windows, options, want, out, round_no
                 if want == "word":
                     chunks = local
                 elif want == "segment":
-                    chunks = _segments(local, options.segment_pause_s)
+                    chunks = _segments(local, [x.text for x in raw], options.segment_pause_s)
                 else:
                     chunks = []
                 lang = decoder.options.language or "en"
