@@ -11,7 +11,13 @@ import ai.onnxruntime.{OnnxTensor, OrtEnvironment, OrtSession, TensorInfo}
   * and thread count (sessions are thread-safe for concurrent runs). Same settings as the Python
   * engine's: all graph optimisations, CPU, `threads` intra-op threads and one inter-op thread when
   * `threads` > 0, ONNX Runtime's defaults otherwise. Not CTC-specific: Whisper's encoder and decoders
-  * open their sessions here too. */
+  * open their sessions here too.
+  *
+  * Each session keeps its own memory arena at the largest call it has made (a Whisper encoder call
+  * of 8 windows: over 1 GB of attention scores). With the JVM system property
+  * `sparkasr.onnx.arena=false` (e.g. in `spark.executor.extraJavaOptions`) a session frees each
+  * call's memory instead: for a JVM that opens many sessions (several models, thread counts or
+  * copies of an export), at some cost in speed. */
 final class OnnxModel private (val path: String, val threads: Int) {
   val env: OrtEnvironment = OrtEnvironment.getEnvironment()
   val session: OrtSession = {
@@ -21,6 +27,7 @@ final class OnnxModel private (val path: String, val threads: Int) {
       opts.setIntraOpNumThreads(threads)
       opts.setInterOpNumThreads(1)
     }
+    if (!OnnxModel.arena) opts.setCPUArenaAllocator(false)
     env.createSession(path, opts)
   }
   val inputNames: Seq[String] = session.getInputNames.asScala.toSeq
@@ -50,6 +57,9 @@ final class OnnxModel private (val path: String, val threads: Int) {
 }
 
 object OnnxModel {
+  /** Whether sessions keep a memory arena (ONNX Runtime's default); see the class doc. */
+  def arena: Boolean = !sys.props.get("sparkasr.onnx.arena").contains("false")
+
   private val cache = new ConcurrentHashMap[(String, Int), OnnxModel]()
 
   /** The session for a model file and thread count, created once per JVM. */
