@@ -8,8 +8,7 @@
   appends the chunk and returns the latest text: decoding runs in the background (one decode in
   flight per session, of the audio not yet settled, on one thread fewer than the server's so the
   web server keeps a core, greedy at one temperature: :meth:`.ModelService.background`), so a
-  handler is never slower than the chunk rate (it waits up to ``PARTIAL_WAIT_S`` for the decode
-  it started, so the text leaves with this chunk's answer, not the next one's). Audio past
+  handler is never slower than the chunk rate. Audio past
   ``commit_s`` seconds is settled at a quiet point and its text kept, so a partial decode never
   grows past one window. The partials are best effort: Gradio 6 keeps only the latest chunk when
   its loop falls behind (``/stream/{event}`` overwrites the event's data), so a busy server drops
@@ -49,10 +48,6 @@ log = logging.getLogger(__name__)
 
 STREAM_EVERY_S = 0.5  # how often the browser sends a microphone chunk
 MIN_DECODE_S = 0.5  # a partial decode waits for this much audio
-#: how long a chunk's handler waits for the partial decode it started, so that the decode's text
-#: goes back with this chunk's answer instead of the next one's (an answer only leaves with a
-#: chunk); under the chunk interval, so the handler keeps up with the microphone
-PARTIAL_WAIT_S = 0.35
 LISTENING, FINAL = "listening", "final"  # the streaming tab's status
 UPLOAD_MAX_AGE_S = 3600  # an upload never transcribed is removed after this long
 
@@ -181,19 +176,13 @@ class LiveSession:
         self.pending = (future, settles)
         return future
 
-    def poll(self, wait_s: float = PARTIAL_WAIT_S) -> str:
-        """Take the new audio, pick up a finished decode, start the next (and wait up to
-        ``wait_s`` for it); the latest text."""
-        started = None
+    def poll(self) -> str:
+        """Take the new audio, pick up a finished decode, start the next; the latest text."""
         with self.lock:
             self._collect()
             self._absorb(block=False)
             if self.pending is None and self.service.ready.done():
-                started = self._start(final=False)
-        if started is not None and wait_s > 0:
-            cf.wait([started], timeout=wait_s)  # outside the lock: a stop may take the session meanwhile
-        with self.lock:
-            self._absorb(block=False)
+                self._start(final=False)
             return self.text()
 
     def finish(self, recording: Optional[np.ndarray] = None, timeout: Optional[float] = None) -> str:
