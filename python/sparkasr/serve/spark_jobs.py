@@ -21,23 +21,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ..job.run import RECORD_COLUMNS
+
 log = logging.getLogger(__name__)
 
 #: how often the committed records are read for progress (seconds)
 POLL_S = 0.5
-#: the record fields the jobs keep (the batch job's record shape, without its ``run``)
-RECORD_FIELDS = (
-    "path",
-    "text",
-    "language",
-    "language_probability",
-    "duration_s",
-    "chunks",
-    "error",
-    "model",
-    "input_id",
-    "config_id",
-)
+#: the record fields the jobs keep: the batch job's record shape without its speakers and ``run``
+RECORD_FIELDS = tuple(c for c in RECORD_COLUMNS if c not in ("speakers", "speaker_embeddings", "run"))
 
 
 def is_connect_url(url: str) -> bool:
