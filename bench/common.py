@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -265,6 +265,16 @@ def write_result(name: str, payload: Dict[str, object]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print(f"wrote {path}")
+    return path
+
+
+def write_result_md(name: str, payload: Dict[str, object], render: Callable[[dict], str]) -> Path:
+    """:func:`write_result`, then ``render`` of the written result as ``<name>.md`` beside it
+    (rendered from the file, so the markdown shows exactly what the JSON holds)."""
+    path = write_result(name, payload)
+    md = path.with_suffix(".md")
+    md.write_text(render(json.loads(path.read_text())))
+    print(f"wrote {md}")
     return path
 
 

@@ -388,9 +388,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for k, v in part["ratios"].items():
                 common.log(f"    {k}: {v}")
     res["total_wall_s"] = round(time.perf_counter() - t_start, 1)
-    path = common.write_result(name, res)
-    md = path.with_suffix(".md")
-    md.write_text(render(json.loads(path.read_text())))
+    common.write_result_md(name, res, render)
     prof_name = name.replace("many_files", "many_files_profile", 1)
     common.write_result(
         prof_name,
@@ -403,7 +401,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ],
         },
     )
-    print(f"wrote {md}")
     return 0
 
 

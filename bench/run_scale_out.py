@@ -460,10 +460,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "listing": listing,
         "total_wall_s": round(time.perf_counter() - t_start, 1),
     }
-    path = common.write_result(name, res)
-    md = path.with_suffix(".md")
-    md.write_text(render(json.loads(path.read_text())))
-    print(f"wrote {md}")
+    common.write_result_md(name, res, render)
     return 0
 
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import io
-import json
 import os
 import shutil
 import statistics
@@ -63,7 +62,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from common import log, write_result  # noqa: E402
+from common import log, write_result_md  # noqa: E402
 from conftest import ALL_CLIPS  # noqa: E402
 from serve_support import CommandServer, load_requests, percentiles, run_load, wer  # noqa: E402
 
@@ -764,10 +763,7 @@ def main(argv=None) -> int:
     result["targets"] = targets(result)
     for t in result["targets"]:
         log(f"target {_met(t['met'])}: {t['target']}: {t['figure']}")
-    path = write_result(args.name or ("serve_quick" if args.quick else "serve"), result)
-    md = path.with_suffix(".md")
-    md.write_text(summary_md(json.loads(path.read_text())))
-    print(f"wrote {md}")
+    write_result_md(args.name or ("serve_quick" if args.quick else "serve"), result, summary_md)
     return 0
 
 
