@@ -48,6 +48,34 @@ def test_outside_a_job_reports_go_nowhere():
     progress.advance("x.wav", 10.0)  # no listener configured: nothing happens, nothing raises
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_committed_records_are_read_once_per_file_as_tasks_commit(tmp_path, fmt):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def commit(run: str, name: str, rows):
+        d = tmp_path / "transcripts" / f"run={run}"
+        d.mkdir(parents=True, exist_ok=True)
+        if fmt == "parquet":
+            cols = {k: [r[k] for r in rows] for k in ("path", "duration_s", "error")}
+            pq.write_table(pa.table(cols), d / f"{name}.parquet")
+        else:
+            (d / f"{name}.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return d
+
+    run = commit("a", "part-00000", [{"path": "x.wav", "duration_s": 2.5, "error": None}])
+    one_run = progress.CommittedRecords.of_run(str(run), fmt)
+    every_run = progress.CommittedRecords.of_output(str(tmp_path), fmt)
+    assert one_run.totals() == (1, 2.5, 0) and every_run.seconds() == {"x.wav": 2.5}
+    commit("a", "part-00001", [{"path": "y.wav", "duration_s": None, "error": "y.wav: not audio"}])
+    commit("b", "part-00000", [{"path": "z.wav", "duration_s": 4.0, "error": None}])
+    assert one_run.totals() == (2, 2.5, 1)
+    assert every_run.seconds() == {"x.wav": 2.5, "y.wav": 0.0, "z.wav": 4.0}
+    assert progress.CommittedRecords.of_run("", fmt).totals() == (0, 0.0, 0)
+
+
 @pytest.mark.spark
 def test_reports_reach_the_driver_from_spark_workers(spark, tmp_path):
     import soundfile as sf

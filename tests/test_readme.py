@@ -53,6 +53,7 @@ def bare_python(tmp_path_factory):
 @pytest.mark.parametrize("worker", ["bare", "missing"])
 def test_workers_without_sparkasr_stop_at_once_with_one_line(spark, bare_python, worker, tmp_path):
     from sparkasr import AudioAssembler, WhisperForCTC, read_audio
+    from sparkasr.job.run import run_transcription
     from sparkasr.spark.session import WorkerSetupError
 
     sc = spark.sparkContext
@@ -65,6 +66,10 @@ def test_workers_without_sparkasr_stop_at_once_with_one_line(spark, bare_python,
             lambda: read_audio(spark, str(REPO / "tests" / "data" / "cards")),
             lambda: AudioAssembler(inputCol="path").transform(df),
             lambda: WhisperForCTC.pretrained().setInputCols(["path"]).transform(df),
+            # the job sends no probe ahead of its run: the run's failure is turned into the line
+            lambda: run_transcription(
+                spark, [str(REPO / "tests" / "data" / "cards")], str(tmp_path / "job"), quiet=True
+            ),
         ):
             with pytest.raises(WorkerSetupError) as caught:
                 start()

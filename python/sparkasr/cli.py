@@ -13,10 +13,13 @@ import argparse
 import os
 import signal
 import sys
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from .flags import Parser, add_option_flags
 from .params import JOB, finetune_options, transcribe_options
+
+if TYPE_CHECKING:
+    from .spark.classcache import ClassArchive
 
 
 def connect_url(cfg: dict) -> Optional[str]:
@@ -31,6 +34,22 @@ def _spark_session(
     extra_conf: Optional[Dict[str, str]] = None,
     remote: Optional[str] = None,
 ):
+    """A session for a command: the JVM it launches maps an existing class archive, never writes one."""
+    return _start_spark(master, app, extra_conf, remote, class_cache=True, write_archive=False)[0]
+
+
+def _start_spark(
+    master: Optional[str],
+    app: str = "sparkasr-transcribe",
+    extra_conf: Optional[Dict[str, str]] = None,
+    remote: Optional[str] = None,
+    *,
+    class_cache: bool = True,
+    write_archive: bool = True,
+) -> Tuple[object, Optional[ClassArchive]]:
+    """The session, and the class archive its driver JVM maps or writes (None: no archive, as
+    under ``spark-submit``, Spark Connect, or a JVM this process had already started); the
+    caller hands it to :func:`sparkasr.spark.classcache.save` after its last use of Spark."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
@@ -57,11 +76,22 @@ def _spark_session(
     }
     if remote:  # a Connect session sets only SQL confs; the others are the server's
         defaults = {k: v for k, v in defaults.items() if k.startswith("spark.sql.")}
-    for k, v in {**defaults, **(extra_conf or {})}.items():
+    conf = {**defaults, **(extra_conf or {})}
+    archive = None
+    if class_cache and not remote and not os.environ.get("SPARK_SUBMIT"):
+        from pyspark import SparkContext
+
+        from .spark import classcache
+
+        if SparkContext._gateway is None:  # this session launches the JVM
+            archive = classcache.plan(conf, write=write_archive)
+            if archive is not None:
+                conf = classcache.with_archive(conf, archive)
+    for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     set_log_level(spark, os.environ.get("SPARKASR_LOG_LEVEL", "ERROR"))
-    return spark
+    return spark, archive
 
 
 def _add_transcribe(sub):
@@ -108,13 +138,16 @@ def job_config(args) -> dict:
 
 def cmd_transcribe(args) -> int:
     from .job.output import OutputInUse, OutputLock
+    from .job.progress import Phases
 
     # Everything that can be checked without Spark is checked before Spark starts, and the output
     # directory is held (one run at a time) from here to the end.
+    phases = Phases()
     try:
-        cfg, params = _checked_config(args)
+        with phases.span("checks"):
+            cfg, params = _checked_config(args)
         with OutputLock(cfg["output"]):
-            return _transcribe(args, cfg, params)
+            return _transcribe(args, cfg, params, phases)
     except (OutputInUse, _SetupFailed) as exc:
         print(f"sparkasr: error: {exc}", file=sys.stderr)
         return 2
@@ -160,18 +193,39 @@ def _checked_config(args):
     return cfg, params
 
 
-def _transcribe(args, cfg: dict, params: dict) -> int:
+def _transcribe(args, cfg: dict, params: dict, phases) -> int:
     from pyspark.sql import SparkSession
 
-    from .job.progress import Phases
+    owned = SparkSession.getActiveSession() is None
+    with phases.span("spark start"):
+        spark, archive = _start_spark(
+            cfg["master"], extra_conf=cfg["spark_conf"], remote=connect_url(cfg), class_cache=cfg["jvm_class_cache"]
+        )
+    try:
+        return _transcribe_in(spark, owned, phases, args, cfg, params)
+    finally:
+        if owned:
+            _save_archive(archive, phases)
+
+
+def _save_archive(archive, phases) -> None:
+    from .spark.classcache import save
+
+    if archive is not None and archive.writing is not None:
+        with phases.span("class archive"):
+            took = save(archive)
+        if took is not None and archive.path.is_file():
+            print(
+                f"sparkasr: saved the JVM's class archive for later starts ({took:.0f} s, once) -> {archive.path}",
+                file=sys.stderr,
+            )
+
+
+def _transcribe_in(spark, owned: bool, phases, args, cfg: dict, params: dict) -> int:
     from .job.run import Interrupted, Interruption, SetupError, run_transcription
     from .spark.session import WorkerSetupError
     from .whisper.models import ModelNotFoundError
 
-    owned = SparkSession.getActiveSession() is None
-    phases = Phases()
-    with phases.span("spark start"):
-        spark = _spark_session(cfg["master"], extra_conf=cfg["spark_conf"], remote=connect_url(cfg))
     try:
         with Interruption(spark) as interruption:
             res = run_transcription(

@@ -10,7 +10,6 @@ same engine twice."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from collections import OrderedDict
@@ -84,7 +83,7 @@ def transcribe_steps(
     (a long row a piece or a window at a time), else one ``transcribe_batch`` call. ``around()``:
     a context manager each model call runs in (a server's turn-taking between requests);
     ``group()``: how many pieces the next step may decode batched (Whisper's pieces; engines whose
-    steps are already batches take no ``group``). Never raises: a failure is the item's error
+    steps are already batches ignore it). Never raises: a failure is the item's error
     transcript, as :func:`transcribe_isolating` gives it."""
     around = around or nullcontext
     steps = getattr(engine, "transcribe_steps", None)
@@ -92,8 +91,7 @@ def transcribe_steps(
         with around():
             return transcribe_isolating(engine, [item])[0]
     try:
-        grouped = group is not None and "group" in inspect.signature(steps).parameters
-        return (yield from (steps(item, around, group=group) if grouped else steps(item, around)))
+        return (yield from steps(item, around, group=group))
     except Exception as exc:
         log.warning("model failed on %s", item.source or "<audio>", exc_info=True)
         return error_transcript(item, f"model failed: {type(exc).__name__}: {exc}")

@@ -269,12 +269,16 @@ class CTCEngine:
         return [D.ChunkSpan(0, n, 0, 0)]
 
     def transcribe_steps(
-        self, item: AudioItem, around: Optional[Callable[[], ContextManager]] = None
+        self,
+        item: AudioItem,
+        around: Optional[Callable[[], ContextManager]] = None,
+        group: Optional[Callable[[], int]] = None,
     ) -> Generator[None, None, Transcript]:
         """``transcribe_batch([item])[0]`` in steps: a generator that yields after each model call
         (a batch of a long row's chunks, batched as :meth:`transcribe_batch` batches them) and
         returns the transcript, so that a server can run other requests between them. ``around()``:
-        a context manager every model call runs in."""
+        a context manager every model call runs in; ``group`` is taken for the engines' common
+        signature and not used (each step is already a batch of chunks)."""
         try:
             plan = self._plan(item)
         except Exception:

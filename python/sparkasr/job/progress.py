@@ -151,42 +151,51 @@ def task_address() -> Optional[str]:
 
 
 class CommittedRecords:
-    """Files, errors and audio seconds of the records the tasks of a run have committed so far
-    (the ``part-*`` files in its directory, each read once: a committed file never changes)."""
+    """The records the tasks have committed so far under ``pattern`` (a glob of ``part-*`` files:
+    one run's, or every run's of an output), each file read once: a committed file never changes.
+    :meth:`totals` for a run's progress line, :meth:`seconds` for a server's per-file progress."""
 
-    def __init__(self, run_dir: str, fmt: str):
-        self.run_dir = run_dir
+    def __init__(self, pattern: str, fmt: str):
+        self.pattern = pattern
         self.fmt = fmt
-        self._seen: Dict[str, Tuple[int, float, int]] = {}
+        self._seen: Dict[str, List[Tuple[str, float, bool]]] = {}  # file: (input path, seconds, error)
 
-    def _count(self, path: str) -> Tuple[int, float, int]:
+    @classmethod
+    def of_run(cls, run_dir: str, fmt: str) -> CommittedRecords:
+        return cls(os.path.join(glob.escape(run_dir), "part-*") if run_dir else "", fmt)
+
+    @classmethod
+    def of_output(cls, output: str, fmt: str = "jsonl") -> CommittedRecords:
+        return cls(os.path.join(glob.escape(output), "transcripts", "run=*", "part-*"), fmt)
+
+    def _read(self, path: str) -> List[Tuple[str, float, bool]]:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            t = pq.read_table(path, columns=["duration_s", "error"])
-            durations = [d for d in t.column("duration_s").to_pylist() if d is not None]
-            return t.num_rows, float(sum(durations)), t.num_rows - t.column("error").null_count
-        files, audio, errors = 0, 0.0, 0
+            t = pq.read_table(path, columns=["path", "duration_s", "error"]).to_pydict()
+            return [(p, float(d or 0.0), e is not None) for p, d, e in zip(t["path"], t["duration_s"], t["error"])]
         with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    files += 1
-                    audio += float(r.get("duration_s") or 0.0)
-                    errors += r.get("error") is not None
-        return files, audio, errors
+            records = [json.loads(line) for line in f if line.strip()]
+        return [(r["path"], float(r.get("duration_s") or 0.0), r.get("error") is not None) for r in records]
+
+    def _records(self) -> List[Tuple[str, float, bool]]:
+        if self.pattern:
+            for path in glob.glob(self.pattern):
+                if path not in self._seen:
+                    try:
+                        self._seen[path] = self._read(path)
+                    except (OSError, ValueError, KeyError):
+                        pass  # being committed: read next time
+        return [r for records in self._seen.values() for r in records]
 
     def totals(self) -> Tuple[int, float, int]:
-        if not self.run_dir:
-            return 0, 0.0, 0
-        for path in glob.glob(os.path.join(glob.escape(self.run_dir), "part-*")):
-            if path not in self._seen:
-                try:
-                    self._seen[path] = self._count(path)
-                except (OSError, ValueError):
-                    pass  # being committed: read next time
-        values = list(self._seen.values())
-        return sum(v[0] for v in values), sum(v[1] for v in values), sum(v[2] for v in values)
+        """Records, audio seconds and errors."""
+        records = self._records()
+        return len(records), sum(r[1] for r in records), sum(r[2] for r in records)
+
+    def seconds(self) -> Dict[str, float]:
+        """Audio seconds of each input path with a committed record."""
+        return {path: secs for path, secs, _ in self._records()}
 
 
 class _Counter:
@@ -225,7 +234,7 @@ class Progress:
         # accumulators and committed files both move when a task ends); else by accumulators.
         self.committed = self.connect or bool(run_dir and not is_remote_uri(run_dir))
         if self.committed:
-            records = CommittedRecords(local_path(run_dir), fmt)
+            records = CommittedRecords.of_run(local_path(run_dir), fmt)
             self.files, self.audio, self.errors = (_Counter(records, i) for i in range(3))
         else:
             sc = spark.sparkContext

@@ -841,7 +841,7 @@ def _run(
 ) -> JobResult:
     from pyspark.sql import functions as F
 
-    from ..spark.session import check_python_workers, default_parallelism, is_connect, job_property
+    from ..spark.session import default_parallelism, is_connect, job_property, python_workers_checked_on_failure
     from ..spark.whisper import WhisperForCTC
     from .progress import PROPERTY, Progress
 
@@ -869,8 +869,6 @@ def _run(
         # one listed file (a name Spark's listing shows) and each local manifest
         shown = [f for f in listing.files if not any(part[:1] in "._" for part in f.split("/")[1:])]
         check_inputs_visible(spark, shown[:1] + [m for m in manifests if not is_remote_uri(m)])
-    with span("python workers check"):
-        check_python_workers(spark)
 
     with span("inputs"):
         inputs = build_inputs(spark, audio, manifests, listing)
@@ -905,11 +903,17 @@ def _run(
         todo = spread_rows(todo, partitions)
         in_col = "content" if "content" in todo.columns else "path"
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
-        out = asr.transform(todo)
         cached = None
         progress = Progress(spark, n, quiet, interval=progress_interval, run_dir=target, fmt=fmt, phases=phases)
         try:
-            with job_property(spark, PROPERTY, progress.address), progress, span("transcribe and write"):
+            # the run starts the Python workers itself; a worker without sparkasr is named if it fails
+            with (
+                python_workers_checked_on_failure(spark),
+                job_property(spark, PROPERTY, progress.address),
+                progress,
+                span("transcribe and write"),
+            ):
+                out = asr.transform(todo)
                 if diarizer is not None:
                     # across files, the identity step's fit runs the stages (live progress in audio hours)
                     out, cached = diarization.apply(diarizer, out, in_col, asr.getChunksCol())

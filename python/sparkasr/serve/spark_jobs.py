@@ -13,10 +13,7 @@ Spark task has committed, read as the tasks finish.
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -51,35 +48,6 @@ class SparkTarget:
 
 class Stopped(Exception):
     """The server stopped while the Spark job ran: nothing is recorded, the job resumes at the next start."""
-
-
-def committed_seconds(output: str, seen: Optional[Dict[str, Dict[str, float]]] = None) -> Dict[str, float]:
-    """Audio seconds of each input path with a committed record in ``output``'s runs (every
-    ``part-*`` file under ``transcripts/run=*/`` is complete once it is there). ``seen``: the
-    files read by earlier calls (a committed file never changes), updated."""
-    seen = {} if seen is None else seen
-    for path in glob.glob(os.path.join(glob.escape(output), "transcripts", "run=*", "part-*")):
-        if path in seen:
-            continue
-        try:
-            with open(path, encoding="utf-8") as f:
-                records = [json.loads(line) for line in f if line.strip()]
-            seen[path] = {r["path"]: float(r.get("duration_s") or 0.0) for r in records}
-        except (OSError, ValueError, KeyError):
-            continue  # read again at the next call
-    done: Dict[str, float] = {}
-    for per_file in seen.values():
-        done.update(per_file)
-    return done
-
-
-def _plain(value: Any) -> Any:
-    """A collected Spark value as JSON-ready Python (Rows as dicts, recursively)."""
-    if hasattr(value, "asDict"):
-        return {k: _plain(v) for k, v in value.asDict().items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 class SparkJobRunner:
@@ -125,18 +93,19 @@ class SparkJobRunner:
         """Transcribe ``inputs`` (local paths the cluster sees) into ``output`` with the stage
         ``params``; the records of the current view by path. ``progress(seconds by path)`` is
         called as Spark tasks commit; :class:`Stopped` when ``stop`` is set meanwhile."""
+        from ..job.progress import CommittedRecords
         from ..job.run import run_transcription
 
         spark = self.session()
         done = threading.Event()
-        seen: Dict[str, Dict[str, float]] = {}
+        committed = CommittedRecords.of_output(output)
 
         def poll() -> None:
             while not done.wait(POLL_S):
                 if stop.is_set():
                     self.cancel()
                     return
-                progress(committed_seconds(output, seen))
+                progress(committed.seconds())
 
         poller = threading.Thread(target=poll, name="sparkasr-serve-spark-progress", daemon=True)
         poller.start()
@@ -159,4 +128,5 @@ class SparkJobRunner:
         finally:
             done.set()
             poller.join()
-        return {r["path"]: {k: _plain(r[k]) for k in RECORD_FIELDS} for r in rows}
+        plain = [r.asDict(recursive=True) for r in rows]  # nested Rows as dicts: JSON-ready
+        return {d["path"]: {k: d[k] for k in RECORD_FIELDS} for d in plain}

@@ -15,7 +15,8 @@ with its classic way and its Connect way side by side:
 * :func:`default_parallelism`, :func:`set_log_level`, :func:`cancel_all`, :func:`listener_host`;
 * :class:`ParamsWriter` (:func:`connect_overwrite`): ``MLWriter.overwrite()`` on either kind;
 * :func:`check_python_workers`: Python workers that cannot import sparkasr fail once, on the
-  driver, with one line saying what to set.
+  driver, with one line saying what to set (:func:`python_workers_checked_on_failure`: only if
+  the work fails).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "ParamsWritable",
     "WorkerSetupError",
     "check_python_workers",
+    "python_workers_checked_on_failure",
 ]
 
 
@@ -207,7 +209,38 @@ class WorkerSetupError(RuntimeError):
 
 
 _WORKERS_OK: Set[Tuple[str, str]] = set()
+_WORKERS_DEFERRED: Set[Tuple[str, str]] = set()
 _WORKERS_LOCK = threading.Lock()
+# What a task's failure says when its Python worker could not start or import what it needs.
+_WORKER_SIGNS = ("Cannot run program", "No module named", "must be installed")
+
+
+def _workers_key(spark) -> Tuple[str, str]:
+    return (session_key(spark), "" if is_connect(spark) else str(getattr(spark.sparkContext, "pythonExec", "")))
+
+
+@contextlib.contextmanager
+def python_workers_checked_on_failure(spark) -> Iterator[None]:
+    """Spark work that runs sparkasr in Python workers anyway, without the probe job in front of it:
+    inside, :func:`check_python_workers` returns at once; if the work fails the way a worker without
+    sparkasr (or without a Python) fails, the probe runs then and its one line is raised instead.
+
+    The probe is a job of its own, the session's first: on a fresh local session it costs as much
+    as starting the workers (~2-4 s) before the work starts them again."""
+    key = _workers_key(spark)
+    if key in _WORKERS_OK:
+        yield
+        return
+    _WORKERS_DEFERRED.add(key)
+    try:
+        yield
+    except Exception as exc:
+        _WORKERS_DEFERRED.discard(key)
+        if any(sign in str(exc) for sign in _WORKER_SIGNS):
+            check_python_workers(spark)  # raises WorkerSetupError where the workers are the cause
+        raise
+    _WORKERS_DEFERRED.discard(key)
+    _WORKERS_OK.add(key)
 
 
 def _make_probe():
@@ -252,8 +285,8 @@ def check_python_workers(spark) -> None:
     ``python3``) fails deep inside the first task, with a long Java and Python traceback ending in
     ``ModuleNotFoundError``. The check is one tiny job (a pickled Python UDF that needs nothing but
     pyspark's own worker), run once per session (classic: per Python executable)."""
-    key = (session_key(spark), "" if is_connect(spark) else str(getattr(spark.sparkContext, "pythonExec", "")))
-    if key in _WORKERS_OK:
+    key = _workers_key(spark)
+    if key in _WORKERS_OK or key in _WORKERS_DEFERRED:
         return
     with _WORKERS_LOCK:
         if key in _WORKERS_OK:
