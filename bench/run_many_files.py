@@ -1,7 +1,7 @@
 """Many short files: the batch job next to our engine and faster-whisper, same files, one run.
 
     python bench/run_many_files.py --quick   # 120 English prompts, tiny.en -> results/many_files_quick.{json,md}
-    python bench/run_many_files.py           # 553 English (tiny.en, base) + 478 Spanish (base) -> many_files.{json,md}
+    python bench/run_many_files.py           # 568 English (tiny.en, base) + 484 Spanish (base) -> many_files.{json,md}
     python bench/run_many_files.py --quick --systems "spark job" --name many_files_profile_before
 
 Systems, per set and model (CTranslate2 int8, beam 5, ``--threads`` cores; needs
@@ -20,7 +20,10 @@ Systems, per set and model (CTranslate2 int8, beam 5, ``--threads`` cores; needs
   differences); ``faster-whisper batched``: ``BatchedInferencePipeline.transcribe`` one file at
   a time (library defaults: batch 8, VAD).
 
-Model load is outside the clock for the engine and faster-whisper, inside it for the job. WER:
+Before the timed rows, the job runs once on ``WARMUP_FILES`` files, untimed: the first job on a
+machine writes the driver JVM's class archive (:mod:`sparkasr.spark.classcache`), which every later
+job maps; its time is reported apart. Model load is outside the clock for the engine and
+faster-whisper, inside it for the job. WER:
 ``bench/run_accuracy.py``'s scoring (set normaliser, bootstrap intervals over files, paired
 difference to faster-whisper). The load average is recorded before and after each system: on a
 shared machine compare the ratios of one run, not absolute times.

@@ -233,7 +233,7 @@ class _StepEngine:
     def __init__(self, log, steps=3):
         self.log, self.steps = log, steps
 
-    def transcribe_steps(self, item, around):
+    def transcribe_steps(self, item, around, group=None):
         for k in range(self.steps):
             with around():
                 self.log.append(f"{item.source}:{k}")
