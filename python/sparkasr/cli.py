@@ -10,6 +10,7 @@ started (bad option, missing input/model, unwritable output).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -20,6 +21,8 @@ from .params import JOB, finetune_options, transcribe_options
 
 if TYPE_CHECKING:
     from .spark.classcache import ClassArchive
+
+log = logging.getLogger("sparkasr.job")
 
 
 def connect_url(cfg: dict) -> Optional[str]:
@@ -201,24 +204,17 @@ def _transcribe(args, cfg: dict, params: dict, phases) -> int:
         spark, archive = _start_spark(
             cfg["master"], extra_conf=cfg["spark_conf"], remote=connect_url(cfg), class_cache=cfg["jvm_class_cache"]
         )
-    try:
-        return _transcribe_in(spark, owned, phases, args, cfg, params)
-    finally:
-        if owned:
-            _save_archive(archive, phases)
+    rc = _transcribe_in(spark, owned, phases, args, cfg, params)
+    if rc == 0 and owned and archive is not None and archive.writing is not None:
+        # Only a run that went through waits for its JVM to write the archive: an interrupted or
+        # failed one ends at once, and the archive its JVM leaves half-named is removed by a later run.
+        from .spark.classcache import save
 
-
-def _save_archive(archive, phases) -> None:
-    from .spark.classcache import save
-
-    if archive is not None and archive.writing is not None:
         with phases.span("class archive"):
             took = save(archive)
         if took is not None and archive.path.is_file():
-            print(
-                f"sparkasr: saved the JVM's class archive for later starts ({took:.0f} s, once) -> {archive.path}",
-                file=sys.stderr,
-            )
+            log.info("saved the driver JVM's class archive for later starts (%.1f s, once): %s", took, archive.path)
+    return rc
 
 
 def _transcribe_in(spark, owned: bool, phases, args, cfg: dict, params: dict) -> int:

@@ -5,8 +5,9 @@ instead of loading and verifying them again.
 On 2 cores this takes ~3.5 s off a local job's start (session, first job and stop: 10.2 s → 6.7 s
 in ``bench/run_many_files.py``'s profile). The first start without an archive has the JVM write
 one when it exits (``-XX:ArchiveClassesAtExit``, Java 13 or later; ~160 MB, several seconds, once);
-:func:`save` waits for that and moves the file into place, so a run that is killed leaves no
-half-written archive where the next one would look. A JVM that cannot use the archive (another
+:func:`save` waits for that and moves the file into place, so a run that is killed, interrupted
+or fails (and does not wait) leaves no half-written archive where the next one would look; a later
+start removes what such a run's JVM wrote. A JVM that cannot use the archive (another
 class path, a Java update) starts as it would without it: ``-Xshare:auto`` falls back silently.
 
 Only the JVM that pyspark launches for a local or standalone session is concerned; under
