@@ -241,9 +241,3 @@ def _keep_newest(where: Path) -> None:
     archives = sorted(where.glob("*.jsa"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in archives[KEEP:]:
         old.unlink(missing_ok=True)
-
-
-def describe(archive: Optional[ClassArchive]) -> str:
-    if archive is None:
-        return "none"
-    return f"writing {archive.path}" if archive.writing else f"{archive.path}"
