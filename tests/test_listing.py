@@ -78,10 +78,12 @@ def test_a_local_csv_manifest_is_read_by_the_driver_as_spark_reads_it(tmp_path):
         ["/elsewhere/x.wav", None, "s2"],
         ["short.wav", None, None],
     ]
-    out, schema, ids = _manifest_rows(str(m))
-    assert schema == "`path` string, `reference` string, `speaker` string, input_id string"
-    assert [r[0] for r in out] == [clip, "/elsewhere/x.wav", str(tmp_path / "short.wav")]  # against its directory
-    assert ids == [input_id(r[0]) for r in out] and len(set(ids)) == 3
+    got = _manifest_rows(str(m))
+    assert got.columns == ("path", "reference", "speaker", "input_id")
+    assert [r[0] for r in got.rows] == [clip, "/elsewhere/x.wav", str(tmp_path / "short.wav")]  # against its directory
+    ids = got.ids()
+    assert ids == [input_id(r[0]) for r in got.rows] and len(set(ids)) == 3
+    assert got.sizes == [os.path.getsize(clip), 0, 0]  # the missing files: size unknown
     assert input_id(clip) != input_id(clip + "x")
 
 
@@ -115,10 +117,69 @@ def test_fewer_tasks_than_cores_share_the_idle_cores():
     assert threads_for_few_tasks(Spark(), 2, 1, 3) == 0  # threads set by the user: kept
 
 
-def test_driver_built_inputs_are_dealt_to_tasks_by_spark_s_own_hash():
-    from sparkasr.job.run import spark_int_hash, task_keys
+def test_driver_built_inputs_are_placed_by_spark_s_own_hash_on_connect():
+    from sparkasr.job.tasks import spark_int_hash, task_keys
 
     assert (spark_int_hash(0), spark_int_hash(1)) == (933211791, -559580957)  # SELECT hash(0), hash(1)
     for p in (1, 4, 7, 64):
         keys = task_keys(p)
         assert [spark_int_hash(k) % p for k in keys] == list(range(p))  # pmod: one key per task
+
+
+def test_rows_are_dealt_so_that_tasks_carry_about_the_same_bytes():
+    from sparkasr.job.tasks import deal
+
+    assert deal([5] * 7, 3) == [[0, 3, 6], [1, 4], [2, 5]]  # one size: in turn
+    # the largest first, each to the lightest task; a task's rows keep their order
+    sizes = [10, 100, 10, 10, 50, 40, 10, 0]
+    tasks = deal(sizes, 3)
+    assert tasks == [[1], [2, 4, 6], [0, 3, 5, 7]]
+    assert sorted(i for t in tasks for i in t) == list(range(len(sizes)))
+    assert [sum(sizes[i] for i in t) for t in tasks] == [100, 70, 60]
+    # sorted by length, as a manifest may be: in turn, the last task would get every long file
+    sizes = list(range(1, 801))
+    loads = [sum(sizes[i] for i in t) for t in deal(sizes, 8)]
+    assert max(loads) - min(loads) <= max(sizes) and max(loads) / min(loads) < 1.01
+    assert deal([3, 3], 8) == [[0], [1]] and deal([], 4) == [[], [], [], []]
+
+
+def test_with_more_tasks_than_slots_the_tasks_launched_last_are_the_short_ones():
+    from sparkasr.job.tasks import FIRST_TO_LAST, deal, weights
+
+    assert weights(4, 4) == [1.0] * 4 and weights(1, 1) == [1.0] and weights(3, 8) == [1.0] * 3
+    w = weights(8, 2)
+    assert w[0] == FIRST_TO_LAST and w[-1] == 1.0 and w == sorted(w, reverse=True)
+    sizes = [100 + (i * 7919) % 50 for i in range(720)]
+    loads = [sum(sizes[i] for i in t) for t in deal(sizes, 8, 2)]
+    total = sum(loads)
+    for load, share in zip(loads, w):  # each task's share, within one row
+        assert abs(load / total - share / sum(w)) <= max(sizes) / total
+    assert deal(sizes, 8, 8) == deal(sizes, 8)  # one wave: equal shares
+
+
+def test_driver_rows_union_by_name_and_drop_what_is_done():
+    from sparkasr.job.tasks import DriverRows
+
+    listed = DriverRows(("path", "input_id"), [("/a.wav", "ia"), ("/b.wav", "ib")], [1, 2])
+    manifest = DriverRows(("path", "reference", "input_id"), [("/c.wav", "hi", "ic")], [3])
+    both = DriverRows.union([listed, manifest])
+    assert both.columns == ("path", "input_id", "reference")
+    assert both.rows == [("/a.wav", "ia", None), ("/b.wav", "ib", None), ("/c.wav", "ic", "hi")]
+    assert both.sizes == [1, 2, 3] and len(both) == 3
+    left = both.without(iter(["ib", "elsewhere"]))
+    assert left.ids() == ["ia", "ic"] and left.sizes == [1, 3]
+
+
+def test_driver_rows_become_one_partition_per_task_without_a_shuffle(spark):
+    from pyspark.sql import functions as F
+
+    from sparkasr.job.tasks import DriverRows, deal, frame_in_tasks
+
+    sizes = [(i * 37) % 11 + 1 for i in range(40)]
+    rows = DriverRows(("path", "input_id", "note"), [(f"/f{i}.wav", f"id{i}", None) for i in range(40)], sizes)
+    df = frame_in_tasks(spark, rows, 6)
+    assert df.columns == ["path", "input_id", "note"] and df.rdd.getNumPartitions() == 6
+    assert "Exchange" not in df._jdf.queryExecution().executedPlan().toString()
+    per_task = df.select(F.spark_partition_id().alias("p"), "path").collect()
+    placed = [[r["path"] for r in per_task if r["p"] == j] for j in range(6)]
+    assert placed == [[f"/f{i}.wav" for i in t] for t in deal(sizes, 6)]  # in the dealt order

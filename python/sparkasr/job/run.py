@@ -45,6 +45,7 @@ from .output import (
     write_current,
 )
 from .progress import Phases
+from .tasks import DriverRows, frame_in_tasks, spread_rows
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # Columns of a record that are not carried input columns
@@ -263,14 +264,21 @@ def _read_manifest(spark, path: str):
 
 @dataclass
 class Inputs:
-    """The run's inputs: ``frame`` (``path``, ``input_id``, ``content`` for non-local URIs, carried
-    columns), how many (``count``), whether their ids are all distinct (``distinct``), and whether
-    ``frame`` is cached (to unpersist at the end)."""
+    """The run's inputs: ``rows`` when the driver built them all (then ``frame`` is None), else
+    ``frame`` (``path``, ``input_id``, ``content`` for non-local URIs, carried columns); how many
+    (``count``), whether their ids are all distinct (``distinct``), and whether ``frame`` is
+    cached (to unpersist at the end)."""
 
     frame: Any
     count: int
     distinct: bool
     cached: bool
+    rows: Optional[DriverRows] = None
+
+    def ids_frame(self, spark):
+        """The inputs' distinct ids, as a frame (for a semi-join)."""
+        df = self.frame if self.rows is None else self.rows.frame(spark)
+        return df.select("input_id").distinct()
 
 
 def input_id(path: Optional[str], length: Any = None, mtime: Any = None) -> str:
@@ -288,6 +296,17 @@ def input_id(path: Optional[str], length: Any = None, mtime: Any = None) -> str:
         except OSError:
             key += "|missing"
     return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def file_id(path: Optional[str]) -> Tuple[str, int]:
+    """A local file's :func:`input_id` and its size in bytes (0 when it cannot be stat-ed)."""
+    if path is None:
+        return input_id(None), 0
+    try:
+        st = os.stat(local_path(path))
+    except OSError:
+        return input_id(path), 0
+    return input_id(path, st.st_size, int(st.st_mtime)), st.st_size
 
 
 def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], listing: Optional[Listing] = None):
@@ -321,48 +340,6 @@ def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], lis
 
 #: local CSV/TSV manifests up to this many rows are read by the driver itself (no Spark job)
 MANIFEST_ROWS_ON_DRIVER = 200_000
-ROW = "_sparkasr_row"  # a driver-built input's number, to deal the rows out to tasks (spread_rows)
-
-
-def spark_int_hash(value: int, seed: int = 42) -> int:
-    """Spark's ``hash()`` of an ``int`` column (Murmur3 x86_32, ``Murmur3_x86_32.hashInt``), which
-    its hash partitioning takes modulo the partition count."""
-
-    def rotl(x: int, r: int) -> int:
-        return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF
-
-    k1 = rotl((value & 0xFFFFFFFF) * 0xCC9E2D51 & 0xFFFFFFFF, 15) * 0x1B873593 & 0xFFFFFFFF
-    h1 = (rotl(seed ^ k1, 13) * 5 + 0xE6546B64) & 0xFFFFFFFF
-    h1 ^= 4
-    h1 ^= h1 >> 16
-    h1 = h1 * 0x85EBCA6B & 0xFFFFFFFF
-    h1 ^= h1 >> 13
-    h1 = h1 * 0xC2B2AE35 & 0xFFFFFFFF
-    h1 ^= h1 >> 16
-    return h1 - (1 << 32) if h1 >= 1 << 31 else h1
-
-
-def task_keys(partitions: int) -> List[int]:
-    """For each partition ``j``, an int that Spark's hash partitioning sends to ``j``."""
-    keys: Dict[int, int] = {}
-    k = 0
-    while len(keys) < partitions:
-        keys.setdefault(spark_int_hash(k) % partitions, k)
-        k += 1
-    return [keys[j] for j in range(partitions)]
-
-
-def spread_rows(df, partitions: int):
-    """``df`` in ``partitions`` tasks. Rows built on the driver (numbered in ``ROW``) are dealt out
-    in turn, so the tasks' row counts differ by at most one; other frames by Spark's round robin
-    (which starts each input partition at its own offset: some tasks may get a row more)."""
-    from pyspark.sql import functions as F
-
-    if ROW not in df.columns:
-        return df.repartition(partitions)
-    keys = F.array(*[F.lit(k).cast("int") for k in task_keys(partitions)])
-    task = F.element_at(keys, (F.col(ROW) % partitions).cast("int") + 1)
-    return df.withColumn("_sparkasr_task", task).repartition(partitions, "_sparkasr_task").drop("_sparkasr_task", ROW)
 
 
 def read_csv_manifest(path: str) -> Optional[Tuple[List[str], List[list]]]:
@@ -390,24 +367,23 @@ def read_csv_manifest(path: str) -> Optional[Tuple[List[str], List[list]]]:
     return names, rows
 
 
-def _manifest_rows(path: str):
+def _manifest_rows(path: str) -> Optional[DriverRows]:
     """A local CSV/TSV manifest's rows as the run's inputs (paths made plain against the manifest's
-    directory, ids stat-ed here): ``(DataFrame-ready rows, schema, ids)``, or None (see
-    :func:`read_csv_manifest`)."""
+    directory, ids and sizes stat-ed here), or None (see :func:`read_csv_manifest`)."""
     read = read_csv_manifest(path)
     if read is None:
         return None
     names, rows = read
     at = names.index("path")
     base = plain_path(path).rsplit("/", 1)[0] or "/"
-    out, ids = [], []
+    out, sizes = [], []
     for r in rows:
         p = r[at]
         r[at] = p = plain_path(p, base) if p is not None else None
-        ids.append(input_id(p))
-        out.append((*r, ids[-1]))
-    schema = ", ".join(f"`{n.replace('`', '``')}` string" for n in names) + ", input_id string"
-    return out, schema, ids
+        i, size = file_id(p)
+        out.append((*r, i))
+        sizes.append(size)
+    return DriverRows((*names, "input_id"), out, sizes)
 
 
 def build_inputs(spark, audio: Sequence[str], manifests: Sequence[str], listing: Listing) -> Optional[Inputs]:
@@ -417,32 +393,30 @@ def build_inputs(spark, audio: Sequence[str], manifests: Sequence[str], listing:
     in one job."""
     from pyspark.sql import functions as F
 
-    frames, ids = [], []
-    if listing.files:
-        rows = [(f, input_id(f), i) for i, f in enumerate(listing.files)]  # listed once: plain paths, each once
-        frames.append(spark.createDataFrame(rows, f"path string, input_id string, {ROW} long"))
-        ids += [r[1] for r in rows]
+    parts: List[DriverRows] = []
+    if listing.files:  # listed once: plain paths, each once
+        ids = [file_id(f) for f in listing.files]
+        parts.append(
+            DriverRows(("path", "input_id"), [(f, i) for f, (i, _) in zip(listing.files, ids)], [n for _, n in ids])
+        )
     by_spark = []
     for m in manifests:
         here = None if is_remote_uri(m) or not m.lower().endswith((".csv", ".tsv")) else _manifest_rows(m)
         if here is None:
             by_spark.append(m)
-            continue
-        rows, schema, row_ids = here
-        rows = [(*r, len(ids) + i) for i, r in enumerate(rows)]
-        frames.append(spark.createDataFrame(rows, f"{schema}, {ROW} long"))
-        ids += row_ids
+        else:
+            parts.append(here)
+    rows = DriverRows.union(parts) if parts else None
     other = build_input_frame(spark, audio, by_spark, listing)
-    if other is not None:
-        frames.append(_stat_inputs(other))
-    if not frames:
-        return None
-    frame = frames[0]
-    for f in frames[1:]:
-        frame = frame.unionByName(f, allowMissingColumns=True)
     if other is None:
-        return Inputs(frame, len(ids), len(set(ids)) == len(ids), False)
-    frame = frame.drop(ROW).cache()  # stat-ed once: the run's inputs, for the current view too
+        if rows is None:
+            return None
+        ids = rows.ids()
+        return Inputs(None, len(ids), len(set(ids)) == len(ids), False, rows)
+    frame = _stat_inputs(other)
+    if rows is not None:
+        frame = rows.frame(spark).unionByName(frame, allowMissingColumns=True)
+    frame = frame.cache()  # stat-ed once: the run's inputs, for the current view too
     (row,) = frame.agg(F.count(F.lit(1)).alias("n"), F.countDistinct("input_id").alias("ids")).collect()
     return Inputs(frame, int(row["n"]), int(row["n"]) == int(row["ids"]), True)
 
@@ -877,19 +851,23 @@ def _run(
         raise SetupError(
             f"no audio files found in {', '.join(inputs_given)} (extensions: {', '.join(AUDIO_EXTENSIONS)}){why}"
         )
-    inputs_df, n_inputs = inputs.frame, inputs.count
+    n_inputs = inputs.count
     with span("earlier runs"):
         files, _ = run_files(spark, records_root, clean=True)  # interrupted runs: keep their committed tasks
         if files and not resume:
             raise SetupError(f"{records_root} already holds results; use a new --output or keep resume on")
         previous = read_records(spark, files, records_root, fmt)
         has_ids = previous is not None and "input_id" in previous.columns and "config_id" in previous.columns
-        todo, n = inputs_df, n_inputs
+        todo, todo_rows, n = inputs.frame, inputs.rows, n_inputs
         if has_ids:
             mine = previous.where(F.col("config_id") == cfg_id)
             done = (mine.where(F.col("error").isNull()) if retry_errors else mine).select("input_id").distinct()
-            todo = inputs_df.join(done, "input_id", "left_anti")
-            n = todo.count()
+            if todo_rows is not None:  # the driver's rows: those not done stay here
+                todo_rows = todo_rows.without(r["input_id"] for r in done.toLocalIterator())
+                n = len(todo_rows)
+            else:
+                todo = todo.join(done, "input_id", "left_anti")
+                n = todo.count()
 
     run_id = new_run_id()
     target = f"{records_root}/run={run_id}"
@@ -900,7 +878,10 @@ def _run(
         threads = threads_for_few_tasks(spark, dp, partitions, asr.getCpuThreads())
         if threads:
             asr.setCpuThreads(threads)
-        todo = spread_rows(todo, partitions)
+        if todo_rows is not None:
+            todo = frame_in_tasks(spark, todo_rows, partitions, slots=dp)
+        else:
+            todo = spread_rows(todo, partitions)
         in_col = "content" if "content" in todo.columns else "path"
         asr.setInputCols([in_col]).setOutputCol("transcription").setPathCol("path")
         cached = None
@@ -950,7 +931,7 @@ def _run(
             files, _ = run_files(spark, records_root)
             everything = read_records(spark, files, records_root, fmt)
             mine = everything.where(F.col("config_id") == cfg_id) if "config_id" in everything.columns else everything
-            current = newest_per_input(mine.join(inputs_df.select("input_id").distinct(), "input_id", "left_semi"))
+            current = newest_per_input(mine.join(inputs.ids_frame(spark), "input_id", "left_semi"))
         current = _in_record_order(current)
         current_path = write_current(spark, output, current, fmt, run_id)
     with span("summary"):
@@ -989,7 +970,7 @@ def _run(
         with span("evaluation report"):
             result.metrics = _write_eval_report(back, output, asr, carried)
     if inputs.cached:
-        inputs_df.unpersist()
+        inputs.frame.unpersist()
     result.wall_s = time.time() - t0
     phases.log_summary()
     result.phases = phases.as_dict()
