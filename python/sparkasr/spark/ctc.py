@@ -15,7 +15,6 @@ word|char, ``chunksCol`` (default ``<outputCol>_chunks``) holds ``chunk`` annota
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Optional, Tuple
 
 from ..ctc.checkpoint import load_checkpoint
@@ -25,9 +24,10 @@ from ..ctc.models import lm_in_dir, resolve_ctc_model, with_lm
 from ..options import engine_kwargs
 from ..params import stage_table
 from ..paths import is_remote_uri
-from .context import EngineSpec, task_cpus
+from .builders import build_ctc_engine
+from .context import EngineSpec
 from .params import declare_params
-from .shipping import ModelRef, cluster_only_path, local_model_dir
+from .shipping import ModelRef, cluster_only_path
 from .stage import SpeechAnnotatorModel
 
 
@@ -143,18 +143,7 @@ class _CTCAnnotator(SpeechAnnotatorModel):
             )
         return EngineSpec(model, self._options(), extra=(("lm_file", lm_file),))
 
-    @staticmethod
-    def _build_engine(spec: EngineSpec):
-        from ..ctc.engine import CTCEngine
-
-        path = local_model_dir(spec.model)
-        opts = spec.options
-        if not opts.num_threads:
-            opts = replace(opts, num_threads=task_cpus())
-        lm_file = dict(spec.extra).get("lm_file")
-        if opts.beam is not None and lm_file:
-            opts = replace(opts, beam=replace(opts.beam, kenlm_model_path=os.path.join(path, lm_file)))
-        return CTCEngine(path, opts)
+    _build_engine = staticmethod(build_ctc_engine)
 
 
 @declare_params(stage_table("Wav2Vec2ForCTC"))

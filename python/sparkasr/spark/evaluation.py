@@ -24,7 +24,7 @@ analysis: worst utterances, joins with metadata).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from pyspark.ml.evaluation import Evaluator
 from pyspark.ml.util import DefaultParamsReadable
@@ -32,8 +32,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ..evaluation.counts import COUNT_FIELDS, Accumulator, ErrorCounts, WerResult, pair_counts
+from ..evaluation.counts import COUNT_FIELDS, ErrorCounts, WerResult, pair_counts
 from ..evaluation.normalizers import NormalizerLike, get_normalizer
+from ..evaluation.partials import HYP, REF, SUBS, hashable, partition_counts
 from ..evaluation.report import write_report
 from ..params import stage_table
 from .params import declare_params
@@ -53,9 +54,6 @@ __all__ = [
 
 EVALUATOR_METRICS = stage_table("WerEvaluator").option("metricName").choices
 
-_HYP = "__sparkasr_hyp"
-_REF = "__sparkasr_ref"
-_SUBS = "__sparkasr_subs"
 
 _SUB_TYPE = T.ArrayType(
     T.StructType(
@@ -106,84 +104,12 @@ def _check_normalizer(normalizer: NormalizerLike):
     return norm, ship
 
 
-def _hashable(v: Any) -> Any:
-    if isinstance(v, list):
-        return tuple(_hashable(x) for x in v)
-    if isinstance(v, dict):
-        return tuple(sorted((str(k), _hashable(x)) for k, x in v.items()))
-    return v
-
-
 def _partial_schema(group_fields: Sequence[T.StructField], with_subs: bool) -> T.StructType:
     fields = [T.StructField(f.name, f.dataType, True) for f in group_fields]
     fields += [T.StructField(c, T.LongType(), False) for c in COUNT_FIELDS]
     if with_subs:
-        fields.append(T.StructField(_SUBS, _SUB_TYPE, False))
+        fields.append(T.StructField(SUBS, _SUB_TYPE, False))
     return T.StructType(fields)
-
-
-def _make_partition_fn(ship, null_prediction: str, group_names: List[str], with_subs: bool, max_subs: int):
-    """Per-partition aggregation for ``mapInArrow`` (module level: pickled with few globals)."""
-
-    def fn(batches: Iterator) -> Iterator:
-        import pyarrow as pa
-
-        acc = Accumulator(ship, null_prediction=null_prediction, substitutions=with_subs)
-        first: Dict[Any, Tuple] = {}
-        group_types = None
-        for b in batches:
-            if group_types is None:
-                group_types = [b.schema.field(g).type for g in group_names]
-            refs = b.column(_REF).to_pylist()
-            hyps = b.column(_HYP).to_pylist()
-            if group_names:
-                cols = [b.column(g).to_pylist() for g in group_names]
-                for i, (r, h) in enumerate(zip(refs, hyps)):
-                    raw = tuple(c[i] for c in cols)
-                    key = _hashable(raw)
-                    if key not in first:
-                        first[key] = raw
-                    acc.add(r, h, key)
-            else:
-                for r, h in zip(refs, hyps):
-                    acc.add(r, h, ())
-        if not acc.counts:
-            return
-        keys = list(acc.counts)
-        arrays = []
-        names = []
-        for j, g in enumerate(group_names):
-            arrays.append(pa.array([first[k][j] for k in keys], type=group_types[j]))
-            names.append(g)
-        for f in COUNT_FIELDS:
-            arrays.append(pa.array([getattr(acc.counts[k], f) for k in keys], type=pa.int64()))
-            names.append(f)
-        if with_subs:
-            sub_rows = []
-            for k in keys:
-                counter = acc.subs.get(k) or {}
-                items = counter.items()
-                if max_subs and len(counter) > max_subs:  # bounded memory: keep the frequent ones
-                    items = sorted(items, key=lambda kv: -kv[1])[:max_subs]
-                sub_rows.append([{"ref": a, "hyp": b_, "count": n} for (a, b_), n in items])
-            arrays.append(
-                pa.array(
-                    sub_rows,
-                    type=pa.list_(
-                        pa.struct(
-                            [
-                                pa.field("ref", pa.string()),
-                                pa.field("hyp", pa.string()),
-                                pa.field("count", pa.int64(), nullable=False),
-                            ]
-                        )
-                    ),
-                )
-            )
-            names.append(_SUBS)
-        yield pa.RecordBatch.from_arrays(arrays, names=names)
-
-    return fn
 
 
 def _prepare(df: DataFrame, prediction_col: str, reference_col: str, group_by: Sequence[str]) -> DataFrame:
@@ -193,14 +119,14 @@ def _prepare(df: DataFrame, prediction_col: str, reference_col: str, group_by: S
     check_python_workers(df.sparkSession)
     return df.select(
         *[F.col(g) for g in group_by],
-        text_column(df, prediction_col).alias(_HYP),
-        text_column(df, reference_col).alias(_REF),
+        text_column(df, prediction_col).alias(HYP),
+        text_column(df, reference_col).alias(REF),
     )
 
 
 def _group_key(values: Tuple) -> Tuple:
     """Driver-side key merging what Spark's GROUP BY merges (all NaNs are one group)."""
-    return tuple(("__nan__",) if isinstance(v, float) and v != v else _hashable(v) for v in values)
+    return tuple(("__nan__",) if isinstance(v, float) and v != v else hashable(v) for v in values)
 
 
 def _sum_partials(partial: DataFrame, group_by: Sequence[str]) -> Dict[Tuple, Tuple[Tuple, ErrorCounts]]:
@@ -238,7 +164,7 @@ def error_counts(
     """Corpus :class:`ErrorCounts` of ``df`` (one distributed pass; no substitutions)."""
     _, ship = _check_normalizer(normalizer)
     scored = _prepare(df, prediction_col, reference_col, [])
-    partial = scored.mapInArrow(_make_partition_fn(ship, null_prediction, [], False, 0), _partial_schema([], False))
+    partial = scored.mapInArrow(partition_counts(ship, null_prediction, [], False, 0), _partial_schema([], False))
     sums = _sum_partials(partial, [])
     return sums[()][1] if sums else ErrorCounts()
 
@@ -285,7 +211,7 @@ def evaluate_wer(
     scored = _prepare(df, prediction_col, reference_col, group_by)
     group_fields = [scored.schema[g] for g in group_by]
     partial = scored.mapInArrow(
-        _make_partition_fn(ship, null_prediction, group_by, with_subs, max_substitutions_per_partition),
+        partition_counts(ship, null_prediction, group_by, with_subs, max_substitutions_per_partition),
         _partial_schema(group_fields, with_subs),
     )
     if with_subs:
@@ -301,7 +227,7 @@ def evaluate_wer(
         subs: List[Tuple[str, str, int]] = []
         group_subs: Dict[Tuple, List[Tuple[str, str, int]]] = {}
         if with_subs:
-            ex = partial.select(*[F.col(g) for g in group_by], F.explode(F.col(_SUBS)).alias("s")).select(
+            ex = partial.select(*[F.col(g) for g in group_by], F.explode(F.col(SUBS)).alias("s")).select(
                 *[F.col(g) for g in group_by],
                 F.col("s.ref").alias("ref"),
                 F.col("s.hyp").alias("hyp"),

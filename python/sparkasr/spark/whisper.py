@@ -8,7 +8,6 @@ the speech stages' columns and model, then every :class:`~sparkasr.whisper.Whisp
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Optional, Tuple
 
 from ..options import engine_kwargs
@@ -16,9 +15,10 @@ from ..params import stage_table
 from ..paths import is_remote_uri
 from ..whisper import RuntimeOptions, WhisperOptions
 from ..whisper.models import ModelSource, check_whisper_options, resolve_whisper_model
-from .context import EngineSpec, task_cpus
+from .builders import build_whisper_engine
+from .context import EngineSpec
 from .params import declare_params
-from .shipping import ModelRef, cluster_only_path, local_model_dir
+from .shipping import ModelRef, cluster_only_path
 from .stage import SpeechAnnotatorModel
 
 
@@ -129,12 +129,4 @@ class WhisperForCTC(SpeechAnnotatorModel):
     def _engine_spec(self, model: ModelRef) -> EngineSpec:
         return EngineSpec(model, self._options(), self._runtime())
 
-    @staticmethod
-    def _build_engine(spec: EngineSpec):
-        from ..job import progress
-        from ..whisper import WhisperEngine
-
-        path = local_model_dir(spec.model, resolver=lambda n: resolve_whisper_model(n).path)
-        runtime = spec.runtime if spec.runtime.cpu_threads else replace(spec.runtime, cpu_threads=task_cpus())
-        # how far into each long file the engine is: the job's live progress (a no-op outside a job)
-        return WhisperEngine(path, spec.options, runtime, progress=progress.advance)
+    _build_engine = staticmethod(build_whisper_engine)
