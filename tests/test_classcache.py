@@ -85,16 +85,27 @@ def test_options_go_after_the_drivers_own(machine):
     root, env = machine
     archive = classcache.ClassArchive(root / "a.jsa")
     ours = archive.java_options()
-    assert classcache.with_archive({}, archive, environ=env)[classcache.JAVA_OPTIONS] == ours
+    jit = classcache.QUICK_JIT
+
+    def options(conf, archive=archive, quick_jit=False, environ=env):
+        return classcache.start_options(conf, archive, quick_jit=quick_jit, environ=environ)
+
+    assert options({})[classcache.JAVA_OPTIONS] == ours
     given = {classcache.JAVA_OPTIONS: "-Dfoo=1", "spark.app.name": "x"}
-    out = classcache.with_archive(given, archive, environ=env)
-    assert out == {"spark.app.name": "x", classcache.JAVA_OPTIONS: f"-Dfoo=1 {ours}"}
+    assert options(given) == {"spark.app.name": "x", classcache.JAVA_OPTIONS: f"-Dfoo=1 {ours}"}
+    # the quick JIT goes first, so that a tiering option of the driver's own wins
+    assert options(given, quick_jit=True)[classcache.JAVA_OPTIONS] == f"{jit} -Dfoo=1 {ours}"
+    assert options(given, None, quick_jit=True)[classcache.JAVA_OPTIONS] == f"{jit} -Dfoo=1"
+    assert options(given, None) == given
+    side = dict(env, PYSPARK_SUBMIT_ARGS="--driver-java-options -Dx=1 pyspark-shell")
+    assert options(given, quick_jit=True, environ=side) == given  # spark-submit would drop ours
     name = classcache.plan({}, environ=env).path.name
     # a --conf value replaces spark-defaults.conf's: its options are carried into ours
     (Path(env["SPARK_HOME"]) / "conf" / "spark-defaults.conf").write_text(
         "# admin\nspark.driver.memory 4g\nspark.driver.extraJavaOptions   -Dbar=2 -Xss4m\n"
     )
-    assert classcache.with_archive({}, archive, environ=env)[classcache.JAVA_OPTIONS] == f"-Dbar=2 -Xss4m {ours}"
+    assert options({})[classcache.JAVA_OPTIONS] == f"-Dbar=2 -Xss4m {ours}"
+    assert options({}, None, quick_jit=True)[classcache.JAVA_OPTIONS] == f"{jit} -Dbar=2 -Xss4m"
     assert classcache.plan({}, environ=env).path.name != name
 
 
@@ -123,14 +134,21 @@ from sparkasr.spark import classcache
 spark, archive = _start_spark("local[1]")
 spark.range(10).count()
 used = classcache.in_use(archive)
+jvm = spark.sparkContext._jvm
+bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
+    jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
+)
+tier = bean.getVMOption("TieredStopAtLevel").getValue()
 spark.stop()
 took = classcache.save(archive)
-print(json.dumps({"path": str(archive.path), "writing": archive.writing is not None, "used": used, "saved": took}))
+print(json.dumps(
+    {"path": str(archive.path), "writing": archive.writing is not None, "used": used, "saved": took, "tier": tier}
+))
 """
 
 
 @pytest.mark.spark
-def test_a_real_jvm_writes_the_archive_once_and_maps_it_after(tmp_path):
+def test_a_real_jvm_writes_the_archive_once_then_maps_it_with_the_quick_jit(tmp_path):
     env = dict(os.environ, SPARKASR_CACHE=str(tmp_path / "cache"), PYSPARK_PYTHON=sys.executable)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("SPARK_SUBMIT", None)
@@ -144,4 +162,4 @@ def test_a_real_jvm_writes_the_archive_once_and_maps_it_after(tmp_path):
     assert first["writing"] and first["used"] is False and first["saved"] is not None
     assert Path(first["path"]).is_file() and Path(first["path"]).stat().st_size > 10_000_000
     assert list((tmp_path / "cache" / "jvm").glob("*.tmp")) == []
-    assert second == {"path": first["path"], "writing": False, "used": True, "saved": None}
+    assert second == {"path": first["path"], "writing": False, "used": True, "saved": None, "tier": "1"}

@@ -37,7 +37,8 @@ def _spark_session(
     extra_conf: Optional[Dict[str, str]] = None,
     remote: Optional[str] = None,
 ):
-    """A session for a command: the JVM it launches maps an existing class archive, never writes one."""
+    """A session for a command: the JVM it launches maps an existing class archive, never writes one,
+    and has the quick JIT (:mod:`sparkasr.spark.classcache`)."""
     return _start_spark(master, app, extra_conf, remote, class_cache=True, write_archive=False)[0]
 
 
@@ -49,6 +50,7 @@ def _start_spark(
     *,
     class_cache: bool = True,
     write_archive: bool = True,
+    quick_jit: bool = True,
 ) -> Tuple[object, Optional[ClassArchive]]:
     """The session, and the class archive its driver JVM maps or writes (None: no archive, as
     under ``spark-submit``, Spark Connect, or a JVM this process had already started); the
@@ -81,15 +83,14 @@ def _start_spark(
         defaults = {k: v for k, v in defaults.items() if k.startswith("spark.sql.")}
     conf = {**defaults, **(extra_conf or {})}
     archive = None
-    if class_cache and not remote and not os.environ.get("SPARK_SUBMIT"):
+    if not remote and not os.environ.get("SPARK_SUBMIT"):
         from pyspark import SparkContext
 
         from .spark import classcache
 
         if SparkContext._gateway is None:  # this session launches the JVM
-            archive = classcache.plan(conf, write=write_archive)
-            if archive is not None:
-                conf = classcache.with_archive(conf, archive)
+            archive = classcache.plan(conf, write=write_archive) if class_cache else None
+            conf = classcache.start_options(conf, archive, quick_jit=quick_jit)
     for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
@@ -199,10 +200,18 @@ def _checked_config(args):
 def _transcribe(args, cfg: dict, params: dict, phases) -> int:
     from pyspark.sql import SparkSession
 
+    from .job.run import is_manifest
+
     owned = SparkSession.getActiveSession() is None
+    if cfg["report"] and any(is_manifest(p) for p in cfg["inputs"]):
+        _import_aside("matplotlib.figure", "matplotlib.backends.backend_agg")  # the report's charts
     with phases.span("spark start"):
         spark, archive = _start_spark(
-            cfg["master"], extra_conf=cfg["spark_conf"], remote=connect_url(cfg), class_cache=cfg["jvm_class_cache"]
+            cfg["master"],
+            extra_conf=cfg["spark_conf"],
+            remote=connect_url(cfg),
+            class_cache=cfg["jvm_class_cache"],
+            quick_jit=cfg["jvm_quick_jit"],
         )
     rc = _transcribe_in(spark, owned, phases, args, cfg, params)
     if rc == 0 and owned and archive is not None and archive.writing is not None:
@@ -215,6 +224,23 @@ def _transcribe(args, cfg: dict, params: dict, phases) -> int:
         if took is not None and archive.path.is_file():
             log.info("saved the driver JVM's class archive for later starts (%.1f s, once): %s", took, archive.path)
     return rc
+
+
+def _import_aside(*modules: str) -> None:
+    """Import ``modules`` on a daemon thread while Spark starts (this thread only waits on the JVM
+    then), so that the run's last phases find them loaded: matplotlib is ~0.6 s of the evaluation
+    report's first chart. Modules that import no pyspark only: the main thread imports pyspark."""
+    import importlib
+    import threading
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the phase that needs it says why, if it does
+                return
+
+    threading.Thread(target=run, name="sparkasr-imports", daemon=True).start()
 
 
 def _transcribe_in(spark, owned: bool, phases, args, cfg: dict, params: dict) -> int:
@@ -270,8 +296,10 @@ def _transcribe_in(spark, owned: bool, phases, args, cfg: dict, params: dict) ->
             f"sparkasr: WER {res.metrics.get('wer', float('nan')):.4f} against references -> {cfg['output'].rstrip('/')}/report"
         )
     if owned:
+        from .spark.session import stop
+
         with phases.span("spark stop"):
-            spark.stop()
+            stop(spark)
     return 0
 
 

@@ -352,6 +352,14 @@ JOB: Tuple[Option, ...] = (
         "it, ~160 MB, once per Java and Spark): later starts take ~3 s less; ignored under spark-submit and Connect",
     ),
     _job(
+        "jvm_quick_jit",
+        BOOL,
+        True,
+        "the local Spark driver's JVM compiles with its quick JIT tier only (-XX:TieredStopAtLevel=1): Spark's start "
+        "and first jobs take less CPU from the Python workers; a tiering option in spark.driver.extraJavaOptions "
+        "wins; ignored under spark-submit and Connect",
+    ),
+    _job(
         "subtitles",
         LIST_STRING,
         [],

@@ -261,9 +261,11 @@ class Progress:
 
     # -- reports from the workers ---------------------------------------------------------------
     def _listen(self) -> None:
-        while True:  # once stopped, what already arrived is still read, up to the first quiet 0.5 s
+        while True:  # once stopped, what already arrived is still read, up to the end marker
             try:
                 data, _ = self._sock.recvfrom(65536)
+                if not data:  # __exit__'s end marker: every report sent before the job ended is in
+                    return
                 msg = json.loads(data.decode("utf-8", "surrogatepass"))
                 if isinstance(msg, dict):  # a worker's span (report_span)
                     if self.phases is not None:
@@ -327,6 +329,12 @@ class Progress:
 
     def __exit__(self, *exc):
         self._stop.set()
+        # An empty datagram queued after the workers' reports ends the listener at once (else its
+        # first quiet 0.5 s does).
+        try:
+            self._sock.sendto(b"", self._sock.getsockname()[:2])
+        except OSError:
+            pass
         self._listener.join(timeout=5)
         self._sock.close()
 

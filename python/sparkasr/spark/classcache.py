@@ -1,14 +1,21 @@
-"""Class data sharing for the driver JVM a sparkasr command starts: the classes Spark loads while it
-starts, archived once per machine, Java, Spark and class path, so that later starts map them
-instead of loading and verifying them again.
+"""How the driver JVM that a sparkasr command starts is started: from an archive of the classes
+Spark loads while it starts (class data sharing), and with the JIT's quick tier only.
 
-On 2 cores this takes ~3.5 s off a local job's start (session, first job and stop: 10.2 s → 6.7 s
-in ``bench/run_many_files.py``'s profile). The first start without an archive has the JVM write
+Class data sharing: the classes are archived once per machine, Java, Spark and class path, so that
+later starts map them instead of loading and verifying them again. On 2 cores this takes ~3.5 s
+off a local job's start (session, first job and stop: 10.2 s → 6.7 s in
+``bench/run_many_files.py``'s profile). The first start without an archive has the JVM write
 one when it exits (``-XX:ArchiveClassesAtExit``, Java 13 or later; ~160 MB, several seconds, once);
 :func:`save` waits for that and moves the file into place, so a run that is killed, interrupted
 or fails (and does not wait) leaves no half-written archive where the next one would look; a later
 start removes what such a run's JVM wrote. A JVM that cannot use the archive (another
 class path, a Java update) starts as it would without it: ``-Xshare:auto`` falls back silently.
+
+The quick JIT (:data:`QUICK_JIT`, C1 only): a fresh JVM spends its first seconds compiling Spark's
+start and first jobs with both compilers, on the cores the Python workers need; in a sparkasr job
+the JVM only schedules and moves small records (the workers decode and transcribe), so the
+optimising compiler's later gains never pay for it. A tiering option among the driver's own
+Java options wins (it comes after ours).
 
 Only the JVM that pyspark launches for a local or standalone session is concerned; under
 ``spark-submit`` or Spark Connect the JVM is not ours to start, and executors keep their options.
@@ -34,6 +41,7 @@ KEEP = 3  # archives kept per machine (other Java or Spark versions, other class
 SAVE_TIMEOUT_S = 180.0
 # A mismatched or unreadable archive is not an error (the JVM starts without it); say nothing of it.
 QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+QUICK_JIT = "-XX:TieredStopAtLevel=1"
 
 
 @dataclass(frozen=True)
@@ -149,17 +157,26 @@ def plan(
     return ClassArchive(path, writing=where / f"{key}.jsa.{os.getpid()}.tmp")
 
 
-def with_archive(
-    conf: Mapping[str, str], archive: ClassArchive, environ: Optional[Mapping[str, str]] = None
+def start_options(
+    conf: Mapping[str, str],
+    archive: Optional[ClassArchive],
+    *,
+    quick_jit: bool = True,
+    environ: Optional[Mapping[str, str]] = None,
 ) -> Dict[str, str]:
-    """``conf`` with the archive's options after the driver's own (those of ``conf``, else those
-    of ``spark-defaults.conf``, which a ``--conf`` value would otherwise replace)."""
+    """``conf`` with the driver's start options: :data:`QUICK_JIT` (when ``quick_jit``) before the
+    driver's own Java options, so that theirs win, and the archive's after them. The driver's own
+    are those of ``conf``, else those of ``spark-defaults.conf``, which a ``--conf`` value would
+    otherwise replace. Unchanged where options given to ``spark-submit`` would drop ours."""
     env = os.environ if environ is None else environ
+    if (archive is None and not quick_jit) or "driver-java-options" in env.get("PYSPARK_SUBMIT_ARGS", ""):
+        return dict(conf)
     own = conf.get(JAVA_OPTIONS)
     if own is None:
         spark_home = _spark_home(env)
         own = defaults_file_options(spark_home, env) if spark_home else ""
-    return {**conf, JAVA_OPTIONS: f"{own} {archive.java_options()}".strip()}
+    parts = [QUICK_JIT if quick_jit else "", own, archive.java_options() if archive else ""]
+    return {**conf, JAVA_OPTIONS: " ".join(p for p in parts if p)}
 
 
 def _remove_abandoned(where: Path) -> None:
