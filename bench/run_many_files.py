@@ -27,6 +27,11 @@ faster-whisper, inside it for the job. WER:
 ``bench/run_accuracy.py``'s scoring (set normaliser, bootstrap intervals over files, paired
 difference to faster-whisper). The load average is recorded before and after each system: on a
 shared machine compare the ratios of one run, not absolute times.
+
+The job's fixed cost is given twice: ``spark job`` − ``spark job steady`` on the whole set (one
+run each; two walls of ~40 s taken a minute apart, so the machine's drift is in it), and on
+``WARMUP_FILES`` files, the median of ``--fixed-repeats`` fresh processes − the median of as many
+steady runs, alternating (:func:`run_fixed_small`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import csv
 import glob
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -195,6 +201,21 @@ def child_steady(argv: Sequence[str]) -> int:
     return 0
 
 
+def run_fixed_small(model: str, entries, language: str, threads: int, repeats: int) -> dict:
+    """The fixed cost where the work is small (a few files, a second or two of inference), so that
+    the machine's drift over a long run does not blur it: ``repeats`` fresh ``sparkasr transcribe``
+    processes and ``repeats`` steady runs (second run in one session), alternating; the medians'
+    difference."""
+    e2e, steady = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="many_files_") as tmp:
+            e2e.append(round(run_job(model, entries, language, threads, Path(tmp))[1], 3))
+        with tempfile.TemporaryDirectory(prefix="many_files_") as tmp:
+            steady.append(round(run_job_steady(model, entries, language, threads, Path(tmp))[1], 3))
+    fixed = statistics.median(e2e) - statistics.median(steady)
+    return {"files": len(entries), "e2e_s": e2e, "steady_s": steady, "fixed_s": round(fixed, 1)}
+
+
 # -- the others --------------------------------------------------------------------------------
 
 
@@ -260,6 +281,14 @@ def render(res: dict) -> str:
         lines.append("")
         for k, v in part.get("ratios", {}).items():
             lines.append(f"- {k}: **{v}**")
+        small = part.get("fixed_small")
+        if small:
+            lines.append(
+                f"- job fixed cost on {small['files']} files (median of {len(small['e2e_s'])} fresh processes − "
+                f"median of {len(small['steady_s'])} steady runs, alternating), s: **{small['fixed_s']}** "
+                f"(end to end {', '.join(f'{x:.1f}' for x in small['e2e_s'])}; "
+                f"steady {', '.join(f'{x:.1f}' for x in small['steady_s'])})"
+            )
         lines.append("")
         prof = part.get("profile", {})
         if prof:
@@ -314,6 +343,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--files", type=int, default=0, help=f"files per set, spread in name order (--quick: {QUICK_FILES})"
     )
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument(
+        "--fixed-repeats",
+        type=int,
+        default=3,
+        help=f"fresh and steady jobs on {WARMUP_FILES} files, for the fixed cost where the work is small (0: none)",
+    )
     ap.add_argument("--name", default="")
     args = ap.parse_args(argv)
     reason = eval_corpus.missing_reason()
@@ -395,6 +430,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 (common.BENCH / ".accuracy" / f"{name}.partial.json").write_text(
                     json.dumps({**partial, "load": load, "profile": profile}, indent=1)
                 )
+            fixed_small = None
+            if JOB in systems and STEADY in systems and args.fixed_repeats > 0:
+                fixed_small = run_fixed_small(model, entries[:WARMUP_FILES], language, args.threads, args.fixed_repeats)
+                common.log(f"    fixed cost on {WARMUP_FILES} files: {fixed_small['fixed_s']} s ({fixed_small})")
             rows = run_accuracy.short_rows(set_name, model, entries, outputs, audio_s)
             by = {r["system"]: r for r in rows}
             part = {
@@ -407,6 +446,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "load": load,
                 "ratios": ratios(by, None, engine),
                 "profile": profile,
+                "fixed_small": fixed_small,
             }
             res["parts"].append(part)
             for r in rows:
