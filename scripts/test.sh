@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 logs=target/ci-logs
 mkdir -p "$logs" && rm -f "$logs"/*.rc "$logs"/durations*.tsv
+# A run writes ~15 GB (environments, jars, temporary files): a full disk fails tests far from its cause.
+echo "test.sh: free space: $(df -h --output=avail "${TMPDIR:-/tmp}" | tail -1 | tr -d ' ') in ${TMPDIR:-/tmp}," \
+  "$(df -h --output=avail . | tail -1 | tr -d ' ') here"
 if [[ $# -eq 0 ]]; then
   # A full run: the pyspark 3.5 environment and its jars are made while setup.sh makes .venv (pip
   # spends much of its time on one core or waiting on downloads).

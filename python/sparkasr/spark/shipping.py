@@ -39,7 +39,7 @@ class ModelRef:
     path: str = ""
 
 
-_SHIPPED: Dict[str, str] = {}  # addFile name -> source path, per driver process
+_SHIPPED: Dict[Tuple[str, str], str] = {}  # (session key, addFile name) -> source path
 _SHIPPED_CONNECT: Dict[Tuple[str, str], str] = {}  # (Connect session, archive name) -> source path
 _SHIP_LOCK = threading.Lock()
 
@@ -59,17 +59,15 @@ def ship_model_dir(spark, path: str) -> ModelRef:
     else:
         src = os.path.abspath(local_path(path))
         name = _ship_name(src)
+    key = (session_key(spark), name)  # a new SparkContext in this process has none of the old one's files
     with _SHIP_LOCK:
-        if _SHIPPED.get(name) == src:
+        if _SHIPPED.get(key) == src:
             return ModelRef("sparkfiles", name=name, path=src)
         if not is_remote_uri(src) and os.path.basename(src) != name:
             # addFile names the copy after the last path component: give it a unique one.
             staged = os.path.join(_staging_dir(), name)
             if not os.path.isdir(staged):
-                tmp = staged + f".tmp{os.getpid()}"
-                shutil.rmtree(tmp, ignore_errors=True)
-                shutil.copytree(src, tmp)
-                os.replace(tmp, staged)
+                shutil.copytree(src, staged, copy_function=_link_or_copy)
             to_add = staged
         else:
             to_add = src
@@ -79,7 +77,7 @@ def ship_model_dir(spark, path: str) -> ModelRef:
             # Spark refuses addFile of a local directory on a cluster master: ship it as an archive,
             # which executors unpack under SparkFiles.get(name).
             add_archive(spark, _zip_dir(to_add, name), name)
-        _SHIPPED[name] = src
+        _SHIPPED[key] = src
     return ModelRef("sparkfiles", name=name, path=src)
 
 
@@ -106,7 +104,7 @@ def _zip_dir(path: str, name: str) -> str:
 
     target = os.path.join(_staging_dir(), name + ".zip")
     if not os.path.isfile(target):
-        tmp = target + f".tmp{os.getpid()}"
+        tmp = target + ".part"
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for root, _, files in os.walk(path):
                 for f in sorted(files):
@@ -116,12 +114,67 @@ def _zip_dir(path: str, name: str) -> str:
     return target
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where ``src`` is on the same filesystem (no bytes written), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+_STAGING: Optional[str] = None
+
+
 def _staging_dir() -> str:
+    """This process's staging directory, ``<cache>/ship/<pid>-<random>``, removed when it exits.
+
+    The staged copies serve this process's SparkContext only, so they live as long as it does: a
+    shared, keyed store would grow with every saved stage's path (a test run's temporary
+    directories, a notebook's scratch) and never know when a copy is no longer used. Directories
+    of processes no longer running (killed before their exit handler ran) are removed here, as
+    are staged copies laid out by earlier versions directly under ``ship/``."""
+    global _STAGING
+    if _STAGING is not None and os.path.isdir(_STAGING):
+        return _STAGING
+    import atexit
+    import tempfile
+
     from ..whisper.models import cache_dir
 
-    d = cache_dir() / "ship"
-    d.mkdir(parents=True, exist_ok=True)
-    return str(d)
+    root = cache_dir() / "ship"
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in root.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if entry.name.startswith("sparkasr-") or (pid.isdigit() and not _running(int(pid))):
+            _remove(str(entry))
+    _STAGING = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
+    atexit.register(_remove_own, _STAGING, os.getpid())
+    return _STAGING
+
+
+def _remove_own(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # not a forked child that exits through its inherited handlers
+        _remove(path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
 
 def cluster_only_path(name: str, ship: bool) -> bool:
