@@ -274,7 +274,9 @@ def _transcribe_in(spark, owned: bool, phases, args, cfg: dict, params: dict) ->
     except Interrupted as exc:
         print(exc.line(), file=sys.stderr, flush=True)
         if owned:
-            spark.stop()
+            from .spark.session import stop
+
+            stop(spark)
         return 128 + int(getattr(signal, exc.signame))
     except (SetupError, ModelNotFoundError, WorkerSetupError) as exc:
         raise _SetupFailed(str(exc)) from None
@@ -381,7 +383,9 @@ def cmd_finetune(args) -> int:
         print(f"sparkasr: error: training failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        spark.stop()
+        from .spark.session import stop
+
+        stop(spark)
     m = model.getTrainingMetrics()
     print(f"sparkasr: {m.summary()}, {m.train_seconds:.0f} s, peak {m.peak_rss_mb:.0f} MB per training process")
     for kind, n in sorted(m.skipped.items()):

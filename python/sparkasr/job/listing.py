@@ -1,5 +1,5 @@
 """The job's inputs on the local filesystem (and NFS, ``/dbfs`` and other mounts), listed by the
-driver in Python, and the one plain form of a record's ``path``.
+driver in Python, the one plain form of a record's ``path``, and an input's id.
 
 Spark's file index is not used for local inputs: it parses every name as a URI (a glob matching
 ``10:30 meeting.wav`` fails with ``URISyntaxException``), hides names that start with ``_`` or
@@ -27,7 +27,7 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
 from ..audio import AUDIO_EXTENSIONS
 from ..paths import is_remote_uri, local_path
@@ -132,3 +132,29 @@ def list_local(inputs: Iterable[str], extensions: Sequence[str] = AUDIO_EXTENSIO
             files.append(local)  # named: an input whatever its name
     listed = set(files)
     return Listing(sorted(listed), sorted(h for h in set(hidden) if h not in listed))
+
+
+def input_id(path: Optional[str], length: Any = None, mtime: Any = None) -> str:
+    """A file's stable id: sha1 of its plain path + size + mtime (``length``/``mtime`` as a
+    listing gave them, else stat-ed here; the path alone, marked missing, when it cannot be)."""
+    if length is None and path is not None:
+        return file_id(path)[0]
+    key = str(path) if length is None else f"{path}|{length}|{mtime}"
+    return _sha1(key)
+
+
+def file_id(path: Optional[str]) -> Tuple[str, int]:
+    """A local file's :func:`input_id` and its size in bytes (0 when it cannot be stat-ed)."""
+    if path is None:
+        return input_id(None), 0
+    try:
+        st = os.stat(local_path(path))
+    except OSError:
+        return _sha1(f"{path}|missing"), 0
+    return input_id(path, st.st_size, int(st.st_mtime)), st.st_size
+
+
+def _sha1(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()

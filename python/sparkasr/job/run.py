@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..audio import AUDIO_EXTENSIONS
 from ..paths import is_remote_uri, local_path
-from .listing import Listing, has_glob, list_local, plain_path
+from .listing import Listing, file_id, has_glob, input_id, list_local, plain_path
 from .output import (
     RUNS,
     OutputLock,
@@ -279,34 +279,6 @@ class Inputs:
         """The inputs' distinct ids, as a frame (for a semi-join)."""
         df = self.frame if self.rows is None else self.rows.frame(spark)
         return df.select("input_id").distinct()
-
-
-def input_id(path: Optional[str], length: Any = None, mtime: Any = None) -> str:
-    """A file's stable id: sha1 of its plain path + size + mtime (``length``/``mtime`` as a
-    listing gave them, else stat-ed here; the path alone, marked missing, when it cannot be)."""
-    import hashlib
-
-    key = str(path)
-    if length is not None:
-        key += f"|{length}|{mtime}"
-    elif path is not None:
-        try:
-            st = os.stat(local_path(path))
-            key += f"|{st.st_size}|{int(st.st_mtime)}"
-        except OSError:
-            key += "|missing"
-    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def file_id(path: Optional[str]) -> Tuple[str, int]:
-    """A local file's :func:`input_id` and its size in bytes (0 when it cannot be stat-ed)."""
-    if path is None:
-        return input_id(None), 0
-    try:
-        st = os.stat(local_path(path))
-    except OSError:
-        return input_id(path), 0
-    return input_id(path, st.st_size, int(st.st_mtime)), st.st_size
 
 
 def build_input_frame(spark, audio: Sequence[str], manifests: Sequence[str], listing: Optional[Listing] = None):

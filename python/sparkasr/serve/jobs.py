@@ -27,7 +27,6 @@ An upload is still transcribed here (the cluster does not see this server's file
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..job.listing import input_id
 from ..job.subtitles import cues_from_chunks, safe_name, to_srt, to_vtt
 from ..records import AudioItem, Transcript
 from .protocol import RequestError
@@ -73,17 +73,6 @@ class ReadPolicy:
         if not os.path.isfile(real):
             raise RequestError(404, f"{path[:200]}: no such file")
         return real
-
-
-def input_id(path: str) -> str:
-    """The batch job's input id of a local file: sha1 of its path, size and modification time."""
-    key = path
-    try:
-        st = os.stat(path)
-        key += f"|{st.st_size}|{int(st.st_mtime)}"
-    except OSError:
-        key += "|missing"
-    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _duration(path: str) -> Optional[float]:

@@ -97,6 +97,15 @@ def defaults_file_options(spark_home: Path, environ: Mapping[str, str]) -> str:
     return ""
 
 
+def own_java_options(conf: Mapping[str, str], environ: Mapping[str, str], spark_home: Optional[Path] = None) -> str:
+    """The driver's own Java options: those of ``conf``, else those of ``spark-defaults.conf``."""
+    own = conf.get(JAVA_OPTIONS)
+    if own:
+        return own
+    spark_home = spark_home or _spark_home(environ)
+    return defaults_file_options(spark_home, environ) if spark_home else ""
+
+
 def _spark_home(environ: Mapping[str, str]) -> Optional[Path]:
     if environ.get("SPARK_HOME"):
         return Path(environ["SPARK_HOME"])
@@ -141,7 +150,7 @@ def plan(
     version = java_version(home) if home else None
     if home is None or spark_home is None or version is None or java_major(version) < MIN_JAVA:
         return None
-    options = conf.get(JAVA_OPTIONS) or defaults_file_options(spark_home, env)
+    options = own_java_options(conf, env, spark_home)
     key = archive_key(home, version, spark_home, {**conf, JAVA_OPTIONS: options})
     where = archive_dir()
     path = where / f"{key}.jsa"
@@ -171,11 +180,7 @@ def start_options(
     env = os.environ if environ is None else environ
     if (archive is None and not quick_jit) or "driver-java-options" in env.get("PYSPARK_SUBMIT_ARGS", ""):
         return dict(conf)
-    own = conf.get(JAVA_OPTIONS)
-    if own is None:
-        spark_home = _spark_home(env)
-        own = defaults_file_options(spark_home, env) if spark_home else ""
-    parts = [QUICK_JIT if quick_jit else "", own, archive.java_options() if archive else ""]
+    parts = [QUICK_JIT if quick_jit else "", own_java_options(conf, env), archive.java_options() if archive else ""]
     return {**conf, JAVA_OPTIONS: " ".join(p for p in parts if p)}
 
 
