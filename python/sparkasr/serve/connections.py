@@ -163,7 +163,15 @@ def guarded_protocol(limits: ConnectionLimits) -> type:
 
 
 def uvicorn_config(app, host: str, port: int, limits: ConnectionLimits = ConnectionLimits(), **kwargs: Any):
-    """``uvicorn.Config`` for ``app`` served with the guarded protocol and ``limits``."""
-    import uvicorn
+    """``uvicorn.Config`` for ``app`` served with the guarded protocol and ``limits``; the server's
+    own messages (``sparkasr.*`` loggers) are printed as uvicorn's are, at ``log_level``."""
+    import copy
 
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    level = str(kwargs.get("log_level") or "info").upper()
+    log_config["loggers"]["sparkasr"] = {"handlers": ["default"], "level": level, "propagate": False}
+    kwargs.setdefault("log_config", log_config)
     return uvicorn.Config(app, host=host, port=port, http=guarded_protocol(limits), **kwargs)

@@ -51,15 +51,23 @@ MIN_DECODE_S = 0.5  # a partial decode waits for this much audio
 LISTENING, FINAL = "listening", "final"  # the streaming tab's status
 UPLOAD_MAX_AGE_S = 3600  # an upload never transcribed is removed after this long
 
-#: In the page: while the streaming tab is shown, every microphone stream the page opens is also
-#: recorded whole (a MediaRecorder on a clone), and sparkasrTake() returns that recording as
-#: base64 at stop. Only public browser APIs: getUserMedia, MediaRecorder, Blob.
+LIVE_AUDIO_ID = "live-audio"  # the streaming tab's microphone component
+
+#: In the page: every microphone stream opened while the streaming tab's microphone is on screen is
+#: also recorded whole (a MediaRecorder on a clone), and sparkasrTake() returns that recording as
+#: base64 at stop. Whether to record is decided as the stream opens (not by a tab event, whose
+#: handler can run after the record click on a busy page). Only public browser APIs:
+#: getUserMedia, MediaRecorder, Blob.
 RECORDER_JS = """
 <script>
 (() => {
   const media = navigator.mediaDevices;
   if (!media || !media.getUserMedia || window.sparkasrTake) return;
-  const tap = { armed: false, recorder: null, chunks: [] };
+  const tap = { recorder: null, chunks: [] };
+  const streaming = () => {
+    const el = document.getElementById("@LIVE_AUDIO_ID@");
+    return !!el && el.getClientRects().length > 0;
+  };
   const drop = () => {
     const rec = tap.recorder;
     tap.recorder = null;
@@ -68,7 +76,7 @@ RECORDER_JS = """
   const open = media.getUserMedia.bind(media);
   media.getUserMedia = async (constraints) => {
     const stream = await open(constraints);
-    if (tap.armed && constraints && constraints.audio && !constraints.video && window.MediaRecorder) {
+    if (streaming() && constraints && constraints.audio && !constraints.video && window.MediaRecorder) {
       drop();
       const rec = new MediaRecorder(stream.clone());
       tap.chunks = [];
@@ -78,7 +86,7 @@ RECORDER_JS = """
     }
     return stream;
   };
-  window.sparkasrArm = (on) => { tap.armed = on; if (!on) drop(); };
+  window.sparkasrDrop = drop;
   window.sparkasrTake = async () => {
     const rec = tap.recorder;
     if (!rec) return "";
@@ -92,7 +100,7 @@ RECORDER_JS = """
   };
 })();
 </script>
-"""
+""".replace("@LIVE_AUDIO_ID@", LIVE_AUDIO_ID)
 
 
 def mic_samples(rate: int, data: np.ndarray) -> np.ndarray:
@@ -323,8 +331,8 @@ def build_demo(service: ModelService, title: str = "sparkasr") -> gr.Blocks:
             button = gr.Button("Transcribe", variant="primary", elem_id="full-submit")
             full_text = gr.Textbox(label="Transcript", lines=4, elem_id="full-transcript")
             button.click(transcribe_file, inputs=audio, outputs=full_text, concurrency_limit=service.limits.max_batch)
-        with gr.Tab("Streaming", id="live") as live_tab:
-            live = gr.Audio(sources=["microphone"], type="numpy", streaming=True, label="Speak", elem_id="live-audio")
+        with gr.Tab("Streaming", id="live"):
+            live = gr.Audio(sources=["microphone"], type="numpy", streaming=True, label="Speak", elem_id=LIVE_AUDIO_ID)
             live_text = gr.Textbox(label="Live transcript", lines=4, elem_id="live-transcript")
             live_status = gr.Textbox(label="Status", value="", interactive=False, elem_id="live-status")
             recording = gr.Textbox(visible=False)  # the page's whole recording, base64, at stop
@@ -341,8 +349,7 @@ def build_demo(service: ModelService, title: str = "sparkasr") -> gr.Blocks:
             live.stop_recording(None, None, recording, js="async () => await window.sparkasrTake()").then(
                 stop, inputs=[recording, state], outputs=[live_text, live_status, state]
             )
-        live_tab.select(None, js="() => window.sparkasrArm(true)")
-        full_tab.select(None, js="() => window.sparkasrArm(false)")
+        full_tab.select(None, js="() => window.sparkasrDrop()")  # the streaming tab's microphone is let go
     return blocks
 
 
