@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Callable, Dict
 
-from .connections import ConnectionLimits, uvicorn_config
+from .connections import ConnectionLimits, command_log_config, uvicorn_config
 from .service import Limits, option_flags
 
 MAX_DECODES = 2  # HttpLimits' default (the app module needs FastAPI)
@@ -230,7 +230,14 @@ def serve_main(args) -> int:
         + (f" (demo: http://{args.host}:{args.port}/demo)" if args.demo else ""),
         flush=True,
     )
-    config = uvicorn_config(app, args.host, args.port, _connection_limits(args), log_level=args.log_level)
+    config = uvicorn_config(
+        app,
+        args.host,
+        args.port,
+        _connection_limits(args),
+        log_level=args.log_level,
+        log_config=command_log_config(args.log_level),
+    )
     uvicorn.Server(config).run()
     return 0
 
@@ -251,6 +258,13 @@ def demo_main(args) -> int:
     mount_demo(app, service, path="/", token=args.token)
     service.start()
     print(f"sparkasr: demo of {service.model.name} on http://{args.host}:{args.port}/", flush=True)
-    config = uvicorn_config(app, args.host, args.port, _connection_limits(args), log_level=args.log_level)
+    config = uvicorn_config(
+        app,
+        args.host,
+        args.port,
+        _connection_limits(args),
+        log_level=args.log_level,
+        log_config=command_log_config(args.log_level),
+    )
     uvicorn.Server(config).run()
     return 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +163,20 @@ def guarded_protocol(limits: ConnectionLimits) -> type:
 
 
 def uvicorn_config(app, host: str, port: int, limits: ConnectionLimits = ConnectionLimits(), **kwargs: Any):
-    """``uvicorn.Config`` for ``app`` served with the guarded protocol and ``limits``; the server's
-    own messages (``sparkasr.*`` loggers) are printed as uvicorn's are, at ``log_level``."""
+    """``uvicorn.Config`` for ``app`` served with the guarded protocol and ``limits``."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, http=guarded_protocol(limits), **kwargs)
+
+
+def command_log_config(level: str) -> Dict[str, Any]:
+    """uvicorn's logging configuration for a server command (``sparkasr serve``/``demo``): the
+    server's own messages (``sparkasr.*`` loggers) are printed as uvicorn's are, at ``level``.
+    Only for a process the command owns: an application embedding the server keeps its own."""
     import copy
 
-    import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
-    log_config = copy.deepcopy(LOGGING_CONFIG)
-    level = str(kwargs.get("log_level") or "info").upper()
-    log_config["loggers"]["sparkasr"] = {"handlers": ["default"], "level": level, "propagate": False}
-    kwargs.setdefault("log_config", log_config)
-    return uvicorn.Config(app, host=host, port=port, http=guarded_protocol(limits), **kwargs)
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["sparkasr"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
