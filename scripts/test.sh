@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 logs=target/ci-logs
 mkdir -p "$logs" && rm -f "$logs"/*.rc "$logs"/durations*.tsv
-# A run writes ~15 GB (environments, jars, temporary files): a full disk fails tests far from its cause.
+# A run writes ~13 GB (environments, jars, temporary files): a full disk fails tests far from its cause.
 echo "test.sh: free space: $(df -h --output=avail "${TMPDIR:-/tmp}" | tail -1 | tr -d ' ') in ${TMPDIR:-/tmp}," \
   "$(df -h --output=avail . | tail -1 | tr -d ' ') here"
 if [[ $# -eq 0 ]]; then

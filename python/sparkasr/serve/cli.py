@@ -230,15 +230,7 @@ def serve_main(args) -> int:
         + (f" (demo: http://{args.host}:{args.port}/demo)" if args.demo else ""),
         flush=True,
     )
-    config = uvicorn_config(
-        app,
-        args.host,
-        args.port,
-        _connection_limits(args),
-        log_level=args.log_level,
-        log_config=command_log_config(args.log_level),
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(_server_config(app, args)).run()
     return 0
 
 
@@ -258,13 +250,12 @@ def demo_main(args) -> int:
     mount_demo(app, service, path="/", token=args.token)
     service.start()
     print(f"sparkasr: demo of {service.model.name} on http://{args.host}:{args.port}/", flush=True)
-    config = uvicorn_config(
-        app,
-        args.host,
-        args.port,
-        _connection_limits(args),
-        log_level=args.log_level,
-        log_config=command_log_config(args.log_level),
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(_server_config(app, args)).run()
     return 0
+
+
+def _server_config(app, args):
+    """uvicorn's configuration for ``sparkasr serve`` and ``sparkasr demo``: the guarded
+    connections, and this process's logging (uvicorn's and the server's own) at ``--log-level``."""
+    log = dict(log_level=args.log_level, log_config=command_log_config(args.log_level))
+    return uvicorn_config(app, args.host, args.port, _connection_limits(args), **log)

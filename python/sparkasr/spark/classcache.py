@@ -188,11 +188,13 @@ def _remove_abandoned(where: Path) -> None:
     """Archives being written by processes that are gone (killed before :func:`save`)."""
     for tmp in where.glob("*.jsa.*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (another user's counts): leftovers in the cache named after
+    their writer's pid are removed only once it is gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

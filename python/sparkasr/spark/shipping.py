@@ -140,12 +140,13 @@ def _staging_dir() -> str:
     import tempfile
 
     from ..whisper.models import cache_dir
+    from .classcache import process_alive
 
     root = cache_dir() / "ship"
     root.mkdir(parents=True, exist_ok=True)
     for entry in root.iterdir():
         pid = entry.name.split("-", 1)[0]
-        if entry.name.startswith("sparkasr-") or (pid.isdigit() and not _running(int(pid))):
+        if entry.name.startswith("sparkasr-") or (pid.isdigit() and not process_alive(int(pid))):
             _remove(str(entry))
     _STAGING = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
     atexit.register(_remove_own, _STAGING, os.getpid())
@@ -155,16 +156,6 @@ def _staging_dir() -> str:
 def _remove_own(path: str, owner: int) -> None:
     if os.getpid() == owner:  # not a forked child that exits through its inherited handlers
         _remove(path)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
 
 
 def _remove(path: str) -> None:
